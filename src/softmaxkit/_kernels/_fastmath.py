@@ -1,0 +1,28 @@
+"""The two fastmath flag sets every softmaxkit kernel is compiled with, defined once.
+
+numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
+LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
+``-inf`` that marks a masked element or drop the NaN a caller must see.  Our kernels rely
+on both, so neither flag set contains them (``tests/test_fastmath.py`` shows what goes
+wrong when they do).
+
+``REDUCTION`` adds ``reassoc``: without it LLVM will not vectorise a sum.  ``ORDERED`` has
+no ``reassoc``: it is for code whose accuracy depends on evaluation order (the exp range
+reduction's hi/lo split, TwoSum residuals, compensated sums), where reassociation would
+merge the terms that carry the low-order bits.
+"""
+
+from __future__ import annotations
+
+#: For loops whose result does not depend on summation order beyond rounding.
+REDUCTION: set[str] = {"reassoc", "contract", "arcp", "nsz", "afn"}
+
+#: For order-sensitive arithmetic (range reductions, error-free transformations).
+#: ``contract`` (FMA formation) only removes roundings, so it is kept.
+ORDERED: set[str] = {"contract", "nsz"}
+
+#: Flags that must never appear: they let LLVM assume away NaN and inf.
+FORBIDDEN: frozenset[str] = frozenset({"nnan", "ninf", "fast"})
+
+# numba accepts only a set (not a frozenset); treat both as constants.
+assert not (REDUCTION | ORDERED) & FORBIDDEN
