@@ -1,0 +1,249 @@
+"""Shared timing and reporting helpers for the scripts in ``benchmarks/``.
+
+Nothing here asserts a timing: benchmarks measure and print. Every peer runs in the same process
+as softmaxkit, so they share the machine state (caches, frequency, allocator) at the time of the run.
+
+Kept dependency-free beyond NumPy so ``bench_foreach.py`` can use it too.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# timing
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """How long to spend on one callable.
+
+    ``budget_s`` is the time the measured samples should take in total; the repeat count is
+    derived from it so a 1 us call gets thousands of calls and a 100 ms call a handful, and it is
+    then clamped to ``[min_repeats, max_repeats]``. Calls faster than ``min_sample_s`` are
+    looped inside one sample so timer resolution and loop overhead stay negligible.
+    """
+
+    budget_s: float = 1.0
+    min_repeats: int = 5
+    max_repeats: int = 200
+    min_sample_s: float = 2e-3
+    warmup_calls: int = 2
+
+
+FULL_PLAN = TimingPlan()
+QUICK_PLAN = TimingPlan(budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1)
+
+
+@dataclass
+class Timing:
+    """Per-call seconds of one callable: the median is the figure we report."""
+
+    median_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+    calls_per_sample: int
+    first_call_s: float  # includes compilation / tracing for JIT-compiled peers
+    samples_s: list[float] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def time_callable(fn: Callable[[], object], plan: TimingPlan = FULL_PLAN) -> Timing:
+    """Warm ``fn`` up, then time it ``repeats`` times and return per-call statistics.
+
+    The garbage collector is disabled while sampling (as ``timeit`` does); results of ``fn`` are
+    dropped immediately so a large output is freed before the next call, as in real use.
+    """
+    t0 = time.perf_counter()
+    fn()
+    first_call_s = time.perf_counter() - t0
+    estimate = first_call_s
+    for _ in range(max(plan.warmup_calls - 1, 1)):
+        t0 = time.perf_counter()
+        fn()
+        estimate = time.perf_counter() - t0
+
+    calls = 1
+    if estimate < plan.min_sample_s:
+        # Re-estimate with a loop: one call of a 1 us function is dominated by timer noise.
+        probe = max(int(plan.min_sample_s / max(estimate, 1e-8) / 4), 1)
+        t0 = time.perf_counter()
+        for _ in range(probe):
+            fn()
+        estimate = (time.perf_counter() - t0) / probe
+        calls = max(math.ceil(plan.min_sample_s / max(estimate, 1e-9)), 1)
+    repeats = int(plan.budget_s / max(estimate * calls, 1e-9))
+    repeats = min(max(repeats, plan.min_repeats), plan.max_repeats)
+
+    samples: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples.append((time.perf_counter() - t0) / calls)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Timing(
+        median_s=statistics.median(samples),
+        min_s=min(samples),
+        max_s=max(samples),
+        repeats=repeats,
+        calls_per_sample=calls,
+        first_call_s=first_call_s,
+        samples_s=samples,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# machine description
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset / cgroup affinity where the OS exposes it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_simd_flags() -> str:
+    """The widest x86 vector extensions present, which decide how fast the numba kernels can be."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    wanted = ["avx512f", "avx512bw", "avx512vl", "avx2", "fma", "neon", "asimd"]
+                    return " ".join(flag for flag in wanted if flag in flags) or "none listed"
+    except OSError:
+        pass
+    return "unknown"
+
+
+THREAD_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "NUMBA_", "MKL_", "GOTO_", "KMP_", "XLA_FLAGS")
+
+
+def thread_env_vars() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(THREAD_ENV_PREFIXES)}
+
+
+def numba_thread_info() -> dict[str, Any]:
+    """numba's thread count and threading layer.
+
+    ``numba.threading_layer()`` only answers once a ``parallel=True`` function has run, so call
+    this after the benchmarks, not before.
+    """
+    try:
+        import numba
+    except ImportError:
+        return {"numba": "not installed"}
+    info: dict[str, Any] = {
+        "numba": numba.__version__,
+        "numba_num_threads": numba.get_num_threads(),
+        "numba_threading_layer_config": numba.config.THREADING_LAYER,
+    }
+    try:
+        info["numba_threading_layer"] = numba.threading_layer()
+    except ValueError:
+        info["numba_threading_layer"] = "not initialised (no parallel kernel ran)"
+    return info
+
+
+def copy_bandwidth(nbytes: int = 64 * 2**20, plan: TimingPlan = FULL_PLAN) -> dict[str, float]:
+    """Memory bandwidth in GB/s (1e9 bytes/s), counting every byte read and every byte written.
+
+    Three figures, because they differ by up to 2x on the machines we target:
+    ``copy_alloc``: ``x.copy()`` (includes page-faulting a fresh output, what an out-of-place
+    function pays); ``copy_into``: ``np.copyto(y, x)`` into a reused buffer; ``inplace``:
+    ``np.multiply(x, 1, out=x)`` (read-modify-write of one buffer).
+    """
+    x = np.ones(nbytes // 4, dtype=np.float32)
+    y = np.empty_like(x)
+    moved = 2 * x.nbytes
+    return {
+        "bytes": float(x.nbytes),
+        "copy_alloc_GBps": moved / time_callable(x.copy, plan).median_s / 1e9,
+        "copy_into_GBps": moved / time_callable(lambda: np.copyto(y, x), plan).median_s / 1e9,
+        "inplace_GBps": moved / time_callable(lambda: np.multiply(x, 1, out=x), plan).median_s / 1e9,
+    }
+
+
+def basic_machine_info() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_simd": cpu_simd_flags(),
+        "cores": usable_cores(),
+        "os_cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "thread_env": thread_env_vars(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    if seconds >= 1.0:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds >= 1e-6:
+        return f"{seconds * 1e6:.3g} us"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def format_ratio(ratio: float | None) -> str:
+    if ratio is None or not math.isfinite(ratio):
+        return "-"
+    return f"{ratio:.2f}x"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align_left: int = 1) -> str:
+    """A plain-text table; the first ``align_left`` columns are left-aligned, the rest right."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.ljust(w) if i < align_left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
