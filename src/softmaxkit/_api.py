@@ -1,0 +1,566 @@
+"""Public functions: argument validation, the policy, the docstrings; then dispatch.
+
+Each function validates its options once (``softmaxkit._policy``), picks the backend for the
+array's kind (``softmaxkit._dispatch``) and hands it a canonical request.  The semantics are
+documented in ``docs/semantics.md``; docstrings below state them per function.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from . import _numpy_backend as backend
+from ._dispatch import as_numpy_input
+from ._policy import check_temperature, normalize_axes, resolve_dtypes
+
+__all__ = [
+    "log_softmax",
+    "log_softmax_backward",
+    "logsumexp",
+    "softmax",
+    "softmax_backward",
+    "softmin",
+]
+
+AxisLike = int | tuple[int, ...] | None
+
+
+def _check_where(where: Any, shape: tuple[int, ...], function: str) -> NDArray[np.bool_] | None:
+    if where is None:
+        return None
+    mask = np.asarray(where)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"{function}: where must be a boolean array, got dtype {mask.dtype}")
+    try:
+        broadcast = np.broadcast_shapes(mask.shape, shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(f"{function}: where has shape {mask.shape}, which does not broadcast to {shape}")
+    return mask
+
+
+def _check_out(out: Any, shape: tuple[int, ...], result_dtype: np.dtype, function: str) -> np.ndarray | None:
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{function}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{function}: out has shape {out.shape}, expected the result's shape {shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{function}: out is read-only")
+    if not np.can_cast(result_dtype, out.dtype, casting="same_kind"):
+        raise TypeError(
+            f"{function}: cannot write a {result_dtype} result into out of dtype {out.dtype} "
+            "(same_kind casting)"
+        )
+    return out
+
+
+def _softmax_family(
+    function: str,
+    x: ArrayLike,
+    axis: AxisLike,
+    *,
+    mode: int,
+    negate: bool,
+    temperature: float,
+    where: ArrayLike | None,
+    dtype: DTypeLike | None,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    array = as_numpy_input(x, function)
+    axes = normalize_axes(axis, array.ndim)
+    policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)
+    t = check_temperature(temperature)
+    mask = _check_where(where, array.shape, function)
+    out = _check_out(out, array.shape, policy.result, function)
+    return backend.softmax_family(
+        array,
+        axes,
+        mode=mode,
+        negate=negate,
+        temperature=t,
+        where=mask,
+        kernel_dtype=policy.kernel,
+        result_dtype=policy.result,
+        out=out,
+    )
+
+
+def softmax(
+    x: ArrayLike,
+    /,
+    axis: AxisLike = -1,
+    *,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+    dtype: DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, correct on every input.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values (logits).  Integers and booleans are promoted to float64; float16 and
+        bfloat16 are computed in float32 and returned in their own dtype.
+    axis : int, tuple of ints or None, optional
+        Axis or axes normalised together; ``None`` normalises over every element.  The
+        default, ``-1``, normalises each row of a batch.
+    temperature : float, optional
+        Positive finite divisor of ``x``.  Large values flatten the distribution.
+    where : array_like of bool, optional
+        Entries where this is False are left out: their probability is exactly 0 and they do
+        not enter the normalising sum.  Must broadcast to ``x``.
+    dtype : dtype, optional
+        Cast ``x`` to this floating dtype before computing (like ``torch.softmax``).
+    out : ndarray, optional
+        Where to write the result; may be ``x`` itself (in place).  Must have the result's
+        shape and a dtype the result can be cast to (``same_kind``).
+
+    Returns
+    -------
+    ndarray
+        Probabilities with the shape of ``x``; ``out`` if given.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+    TypeError
+        If the dtype is not supported (complex, object, ...) or an option has the wrong type.
+    ValueError
+        If ``temperature`` is not positive and finite, ``where`` does not broadcast, or ``out``
+        has the wrong shape or is read-only.
+
+    See Also
+    --------
+    log_softmax : Its logarithm, computed without forming ``log(softmax)``.
+    softmin : Softmax of ``-x``.
+    logsumexp : The normalising constant.
+
+    Notes
+    -----
+    With :math:`m = \max_j x_j` over the slice,
+
+    .. math:: \operatorname{softmax}(x)_i = \frac{e^{(x_i - m)/T}}{\sum_j e^{(x_j - m)/T}}
+
+    where :math:`x_i - m` is computed exactly (the rounding of that difference is what makes a
+    naive float32 softmax tens of ulp wrong when :math:`|x_i - m|` is large).  Results are
+    within 4 ulp of the exact softmax for float32 and float64, and within 1 ulp of the
+    correctly rounded value for float16.  The limits are taken where peers return NaN: a slice
+    that is entirely ``-inf`` or entirely masked gives 0 everywhere, and ``k`` entries equal
+    to ``+inf`` share the probability (``1/k`` each).  A NaN makes its slice NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import softmaxkit as sk
+    >>> sk.softmax(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    array([[0.09003057, 0.24472847, 0.66524096],
+           [0.09003057, 0.24472847, 0.66524096]])
+
+    Large inputs do not overflow, and a fully masked row gives zeros rather than NaN:
+
+    >>> sk.softmax([1000.0, 5.0])
+    array([1., 0.])
+    >>> sk.softmax([[1.0, 2.0], [3.0, 4.0]], where=[[True, True], [False, False]])
+    array([[0.26894142, 0.73105858],
+           [0.        , 0.        ]])
+    """
+    return _softmax_family(
+        "softmax", x, axis, mode=backend.MODE_SOFTMAX, negate=False, temperature=temperature,
+        where=where, dtype=dtype, out=out,
+    )
+
+
+def log_softmax(
+    x: ArrayLike,
+    /,
+    axis: AxisLike = -1,
+    *,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+    dtype: DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""Logarithm of :func:`softmax`: ``x / T - logsumexp(x / T)`` along ``axis``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values.  Same dtype policy as :func:`softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes normalised together; ``None`` for every element.  Default ``-1``.
+    temperature : float, optional
+        Positive finite divisor of ``x``.
+    where : array_like of bool, optional
+        Entries where this is False are left out and get ``-inf``.
+    dtype : dtype, optional
+        Cast ``x`` to this floating dtype before computing.
+    out : ndarray, optional
+        Where to write the result; may be ``x`` itself.
+
+    Returns
+    -------
+    ndarray
+        Log-probabilities with the shape of ``x``; ``out`` if given.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+    TypeError
+        If the dtype is not supported or an option has the wrong type.
+    ValueError
+        If ``temperature``, ``where`` or ``out`` is invalid.
+
+    See Also
+    --------
+    softmax, logsumexp
+
+    Notes
+    -----
+    Computed as :math:`(x_i - m)/T - \log \sum_j e^{(x_j - m)/T}` with :math:`x_i - m`
+    exact and the sum split into the terms equal to the maximum and the rest, so that
+    :math:`\log(k + r) = \log k + \operatorname{log1p}(r/k)` keeps tiny tails.  Within 4 ulp
+    (4 ulp of 1 near 0).  A fully ``-inf`` or fully masked slice gives ``-inf``; with ``k``
+    entries at ``+inf`` those get ``-log(k)`` and the rest ``-inf``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.log_softmax([1.0, 2.0, 3.0])
+    array([-2.40760596, -1.40760596, -0.40760596])
+    >>> sk.log_softmax([0.0, -40.0])
+    array([-4.24835426e-18, -4.00000000e+01])
+    """
+    return _softmax_family(
+        "log_softmax", x, axis, mode=backend.MODE_LOG_SOFTMAX, negate=False, temperature=temperature,
+        where=where, dtype=dtype, out=out,
+    )
+
+
+def softmin(
+    x: ArrayLike,
+    /,
+    axis: AxisLike = -1,
+    *,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+    dtype: DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Softmin along ``axis``: the softmax of ``-x / T``; small values get the most weight.
+
+    Parameters
+    ----------
+    x : array_like
+        Input values.  Same dtype policy as :func:`softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes normalised together; ``None`` for every element.  Default ``-1``.
+    temperature : float, optional
+        Positive finite divisor of ``-x``.
+    where : array_like of bool, optional
+        Entries where this is False are left out and get probability 0.
+    dtype : dtype, optional
+        Cast ``x`` to this floating dtype before computing.
+    out : ndarray, optional
+        Where to write the result; may be ``x`` itself.
+
+    Returns
+    -------
+    ndarray
+        Probabilities with the shape of ``x``; ``out`` if given.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+    TypeError
+        If the dtype is not supported or an option has the wrong type.
+    ValueError
+        If ``temperature``, ``where`` or ``out`` is invalid.
+
+    See Also
+    --------
+    softmax
+
+    Notes
+    -----
+    Same accuracy and limits as :func:`softmax` applied to ``-x`` (negation is exact): a
+    slice of ``+inf`` entries only gives 0, ``k`` entries at ``-inf`` share the probability.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.softmin([1.0, 2.0, 3.0])
+    array([0.66524096, 0.24472847, 0.09003057])
+    """
+    return _softmax_family(
+        "softmin", x, axis, mode=backend.MODE_SOFTMAX, negate=True, temperature=temperature,
+        where=where, dtype=dtype, out=out,
+    )
+
+
+@overload
+def logsumexp(
+    a: ArrayLike,
+    /,
+    axis: AxisLike = ...,
+    *,
+    b: ArrayLike | None = ...,
+    keepdims: bool = ...,
+    return_sign: Literal[False] = ...,
+    where: ArrayLike | None = ...,
+    dtype: DTypeLike | None = ...,
+    out: np.ndarray | None = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def logsumexp(
+    a: ArrayLike,
+    /,
+    axis: AxisLike = ...,
+    *,
+    b: ArrayLike | None = ...,
+    keepdims: bool = ...,
+    return_sign: Literal[True],
+    where: ArrayLike | None = ...,
+    dtype: DTypeLike | None = ...,
+    out: np.ndarray | None = ...,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def logsumexp(
+    a: ArrayLike,
+    /,
+    axis: AxisLike = None,
+    *,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    where: ArrayLike | None = None,
+    dtype: DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    r"""``log(sum(b * exp(a)))`` over ``axis``, computed without overflow or lost tails.
+
+    A superset of :func:`scipy.special.logsumexp`: same arguments and results (wherever
+    SciPy's are finite and correct), plus ``where``, ``dtype`` and ``out``.
+
+    Parameters
+    ----------
+    a : array_like
+        Input values; real (promoted like :func:`softmax`) or complex.
+    axis : int, tuple of ints or None, optional
+        Axis or axes to reduce; ``None`` (the default) reduces every element.
+    b : array_like, optional
+        Weights broadcastable to ``a``; may be negative (then use ``return_sign``).  Entries
+        with ``b == 0`` are left out, so an infinite or NaN ``a`` there has no effect.
+    keepdims : bool, optional
+        Keep the reduced axes as length-1 dimensions.
+    return_sign : bool, optional
+        Return ``(log|s|, sign(s))`` instead of ``log(s)``; otherwise a negative sum gives NaN.
+    where : array_like of bool, optional
+        Entries where this is False are left out of the sum.  Must broadcast to ``a``.
+    dtype : dtype, optional
+        Cast ``a`` to this floating or complex dtype before computing.
+    out : ndarray, optional
+        Where to write the result (the first element of the pair with ``return_sign``).
+
+    Returns
+    -------
+    res : ndarray
+        The reduced result (0-d for a full reduction).
+    sgn : ndarray
+        Only with ``return_sign=True``: +1, 0 or -1 (real input) or the complex phase of the sum.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+    TypeError
+        If the dtype is not supported or an option has the wrong type.
+    ValueError
+        If ``where``, ``b`` or ``out`` has the wrong shape, or ``out`` is read-only.
+
+    See Also
+    --------
+    scipy.special.logsumexp, softmax, log_softmax
+
+    Notes
+    -----
+    With :math:`m = \max_i a_i`, :math:`k` the number of entries equal to :math:`m` and
+    :math:`r = \sum_{a_i < m} e^{a_i - m}`,
+
+    .. math:: \operatorname{logsumexp}(a) = m + \log k + \operatorname{log1p}(r / k)
+
+    (with weights, :math:`k` becomes the sum of the weights at the maximum).  The sum is
+    accumulated in float64; results are within 4 ulp (4 ulp of 1 near 0).  An empty reduction
+    or a fully ``-inf``/masked slice gives ``-inf``; any ``+inf`` gives ``+inf``; NaN wins.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing the log-sum-exp and
+       softmax functions", IMA Journal of Numerical Analysis 41(4), 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import softmaxkit as sk
+    >>> sk.logsumexp(np.arange(10.0))
+    array(9.45862974)
+    >>> sk.logsumexp([0.0, -40.0])
+    array(4.24835426e-18)
+    >>> sk.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    (array(1.54132485), array(-1.))
+    >>> sk.logsumexp([[0.0, 0.0], [1.0, 1.0]], axis=1)
+    array([0.69314718, 1.69314718])
+    """
+    array = as_numpy_input(a, "logsumexp")
+    weights = None
+    source_dtype = array.dtype
+    if b is not None:
+        weights = as_numpy_input(b, "logsumexp", argument="b")
+        if weights.dtype.kind not in "biufc":
+            raise TypeError(f"logsumexp: b must be numeric, got dtype {weights.dtype}")
+        try:
+            broadcast = np.broadcast_shapes(weights.shape, array.shape)
+        except ValueError:
+            broadcast = None
+        if broadcast != array.shape:
+            raise ValueError(f"logsumexp: b has shape {weights.shape}, which does not broadcast to {array.shape}")
+        if array.dtype.kind in "biufc":
+            source_dtype = np.result_type(array.dtype, weights.dtype)
+    axes = normalize_axes(axis, array.ndim)
+    policy = resolve_dtypes(source_dtype, dtype, allow_complex=True, function="logsumexp")
+    mask = _check_where(where, array.shape, "logsumexp")
+    reduced_shape = tuple(1 if d in axes else s for d, s in enumerate(array.shape)) if keepdims else tuple(
+        s for d, s in enumerate(array.shape) if d not in axes
+    )
+    res_dtype = policy.result
+    out = _check_out(out, reduced_shape, res_dtype, "logsumexp")
+    res, sign = backend.logsumexp(
+        array,
+        axes,
+        b=weights,
+        where=mask,
+        return_sign=return_sign,
+        kernel_dtype=policy.kernel,
+        result_dtype=policy.result,
+    )
+    if return_sign and np.dtype(policy.result).kind == "c":
+        # SciPy returns a real log-magnitude and a complex phase for complex input.
+        res = res.real.copy()
+    if keepdims:
+        res = res.reshape(reduced_shape)
+        sign = None if sign is None else sign.reshape(reduced_shape)
+    if out is not None:
+        np.copyto(out, res, casting="same_kind")
+        res = out
+    return (res, sign) if return_sign else res
+
+
+def _backward(function: str, grad: ArrayLike, y: ArrayLike, axis: AxisLike, *, log: bool) -> np.ndarray:
+    g = as_numpy_input(grad, function, argument="grad")
+    yy = as_numpy_input(y, function, argument="y")
+    if g.shape != yy.shape:
+        raise ValueError(f"{function}: grad has shape {g.shape} but y has shape {yy.shape}; they must match")
+    axes = normalize_axes(axis, g.ndim)
+    for name, arr in (("grad", g), ("y", yy)):
+        if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+            raise TypeError(f"{function}: {name} has unsupported dtype {arr.dtype}; expected a real numeric dtype")
+    policy = resolve_dtypes(np.result_type(g.dtype, yy.dtype), None, allow_complex=False, function=function)
+    return backend.backward(g, yy, axes, log=log, kernel_dtype=policy.kernel, result_dtype=policy.result)
+
+
+def softmax_backward(grad: ArrayLike, y: ArrayLike, /, axis: AxisLike = -1) -> np.ndarray:
+    r"""Vector-Jacobian product of :func:`softmax` from its output: ``y * (g - sum(g * y))``.
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient of the loss with respect to the softmax output ``y``.
+    y : array_like
+        The softmax output, same shape as ``grad``.
+    axis : int, tuple of ints or None, optional
+        The axis or axes the forward softmax normalised over.  Default ``-1``.
+
+    Returns
+    -------
+    ndarray
+        Gradient with respect to the softmax input.
+
+    Raises
+    ------
+    ValueError
+        If ``grad`` and ``y`` have different shapes.
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+
+    See Also
+    --------
+    log_softmax_backward
+
+    Notes
+    -----
+    The Jacobian of softmax is :math:`\operatorname{diag}(y) - y y^T`, so
+    :math:`g^T J = y \odot (g - \langle g, y \rangle)`.  The sum is accumulated in float64.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> y = sk.softmax([1.0, 2.0, 3.0])
+    >>> sk.softmax_backward([1.0, 0.0, 0.0], y)
+    array([ 0.08192507, -0.02203304, -0.05989202])
+    """
+    return _backward("softmax_backward", grad, y, axis, log=False)
+
+
+def log_softmax_backward(grad: ArrayLike, y: ArrayLike, /, axis: AxisLike = -1) -> np.ndarray:
+    r"""Vector-Jacobian product of :func:`log_softmax` from its output: ``g - exp(y) * sum(g)``.
+
+    Parameters
+    ----------
+    grad : array_like
+        Gradient of the loss with respect to the log_softmax output ``y``.
+    y : array_like
+        The log_softmax output, same shape as ``grad``.
+    axis : int, tuple of ints or None, optional
+        The axis or axes the forward log_softmax normalised over.  Default ``-1``.
+
+    Returns
+    -------
+    ndarray
+        Gradient with respect to the log_softmax input.
+
+    Raises
+    ------
+    ValueError
+        If ``grad`` and ``y`` have different shapes.
+    numpy.exceptions.AxisError
+        If an axis is out of range or repeated.
+
+    See Also
+    --------
+    softmax_backward
+
+    Notes
+    -----
+    The Jacobian of log_softmax is :math:`I - \mathbf{1} \operatorname{softmax}(x)^T`, so
+    :math:`g^T J = g - e^{y} \sum_j g_j`.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> y = sk.log_softmax([1.0, 2.0, 3.0])
+    >>> sk.log_softmax_backward([1.0, 0.0, 0.0], y)
+    array([ 0.90996943, -0.24472847, -0.66524096])
+    """
+    return _backward("log_softmax_backward", grad, y, axis, log=True)

@@ -1,0 +1,76 @@
+"""Scalar building blocks shared by the softmax kernels: error-free transformations and casts.
+
+Everything here is compiled with the ``ORDERED`` flag set: the TwoSum/TwoProd residuals are
+exactly the quantities that ``reassoc`` would simplify to zero.  LLVM inlines these into the
+vectorised loops of the callers and keeps each instruction's own flags.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+from ._exp import exp_hilo
+from ._fastmath import ORDERED
+from ._intrinsics import fma
+
+
+def cast_like(value, like):
+    """``value`` converted to the float type of ``like``, a float or an array (numba only)."""
+    raise NotImplementedError("cast_like is callable from numba-compiled code only")
+
+
+@overload(cast_like)
+def _cast_like_overload(value, like):
+    if isinstance(like, types.Array):
+        like = like.dtype
+    if like == types.float32:
+        return lambda value, like: np.float32(value)
+    if like == types.float64:
+        return lambda value, like: np.float64(value)
+    return None
+
+
+@njit(fastmath=ORDERED, cache=True)
+def two_sum(a, b):
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b == s + e`` exactly (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+@njit(fastmath=ORDERED, cache=True)
+def scaled_difference(v, m, t_hi, t_lo):
+    """``(v - m) * (t_hi + t_lo)`` as an unevaluated pair ``hi + lo``.
+
+    ``v - m`` is split exactly by TwoSum, then multiplied by the inverse temperature held as a
+    double-word ``t_hi + t_lo`` (exactly ``1, 0`` for temperature 1, so the pair is then exact).
+    The pair is accurate to about ``2**-2p`` relative, far below one ulp of the result.
+    """
+    d_hi, d_lo = two_sum(v, -m)
+    p = d_hi * t_hi
+    p_err = fma(d_hi, t_hi, -p)
+    return p, p_err + (d_hi * t_lo + d_lo * t_hi)
+
+
+@njit(fastmath=ORDERED, cache=True)
+def shifted_exp(v, m, t_hi, t_lo):
+    """``exp((v - m) / T)`` with ``v - m`` taken exactly; +0 for ``v = -inf``."""
+    hi, lo = scaled_difference(v, m, t_hi, t_lo)
+    return exp_hilo(hi, lo)
+
+
+@njit(fastmath=ORDERED, cache=True)
+def shifted_log_probability(v, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
+    """``(v - m) / T - log_sum`` rounded once, where ``log_sum = log_sum_hi + log_sum_lo``.
+
+    The subtraction of the two leading parts is exact when they are close (Sterbenz), which is
+    where the result is small and cancellation would otherwise cost accuracy.
+    """
+    hi, lo = scaled_difference(v, m, t_hi, t_lo)
+    y = (hi - log_sum_hi) + (lo - log_sum_lo)
+    if hi == -np.inf:
+        y = hi
+    return y

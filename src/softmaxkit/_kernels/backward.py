@@ -1,0 +1,59 @@
+"""Vector-Jacobian products of softmax and log_softmax over ``(R, n)`` rows.
+
+softmax:      ``dx = y * (g - sum(g * y))``
+log_softmax:  ``dx = g - exp(y) * sum(g)``
+
+Sums are accumulated in float64 and each output is formed in float64 and rounded once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._exp import exp_hilo
+from ._fastmath import REDUCTION
+from ._scalar import cast_like
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _softmax_backward_row(g, y, out):
+    dot = 0.0
+    for i in range(g.size):
+        dot += np.float64(g[i]) * np.float64(y[i])
+    for i in range(g.size):
+        out[i] = np.float64(y[i]) * (np.float64(g[i]) - dot)
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _log_softmax_backward_row(g, y, out):
+    total = 0.0
+    for i in range(g.size):
+        total += np.float64(g[i])
+    zero = cast_like(0.0, y)
+    for i in range(g.size):
+        out[i] = np.float64(g[i]) - np.float64(exp_hilo(y[i], zero)) * total
+
+
+@njit(cache=True)
+def softmax_backward_serial(g2, y2, out2):
+    for r in range(g2.shape[0]):
+        _softmax_backward_row(g2[r], y2[r], out2[r])
+
+
+@njit(cache=True, parallel=True)
+def softmax_backward_parallel(g2, y2, out2):
+    for r in prange(g2.shape[0]):
+        _softmax_backward_row(g2[r], y2[r], out2[r])
+
+
+@njit(cache=True)
+def log_softmax_backward_serial(g2, y2, out2):
+    for r in range(g2.shape[0]):
+        _log_softmax_backward_row(g2[r], y2[r], out2[r])
+
+
+@njit(cache=True, parallel=True)
+def log_softmax_backward_parallel(g2, y2, out2):
+    for r in prange(g2.shape[0]):
+        _log_softmax_backward_row(g2[r], y2[r], out2[r])

@@ -1,0 +1,580 @@
+"""numba kernels for softmax, log_softmax and logsumexp over canonical layouts.
+
+The Python layer (``softmaxkit._numpy_backend``) reduces every call to one of two layouts of a
+C-contiguous block, so kernels never see strides or axis numbers:
+
+* rows ``(R, n)``: reduce over the contiguous last axis;
+* columns ``(outer, K, inner)``: reduce over the middle axis, streaming whole contiguous rows of
+  ``inner`` elements and keeping per-column state (the NCHW ``axis=1`` case).
+
+Every kernel takes the same scalar parameters, in the kernel dtype:
+
+* ``sign``: +1, or -1 for softmin; values are ``v = sign * x`` (exact);
+* ``t_hi + t_lo``: the inverse temperature as a double-word (``1, 0`` for temperature 1);
+* ``mask``: a boolean array of the same layout, or ``None`` (numba prunes the branches, so
+  unmasked calls compile to mask-free loops);
+* ``out``: the output array, or ``None`` to write into ``x`` (in place: a separate compiled
+  loop, because LLVM's runtime alias check fails when ``out is x`` and falls back to scalar code).
+
+Algorithm per slice (three passes, the later ones hitting cache): ``m = max(v)`` with a
+NaN-propagating vector max; ``e = exp((v - m)/T)`` with ``v - m`` split exactly (TwoSum) so the
+exp argument carries no rounding; the sum accumulated in float64; then ``y = e * (1/s)`` in
+float64 and rounded once.  The log forms separate the terms equal to the max (each exactly 1)
+from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such as
+``logsumexp([0, -40]) = 4.25e-18``.  Slices whose max is NaN, +inf or -inf take a scalar path
+that writes the limits documented in ``docs/semantics.md``.
+
+Rows longer than a cache-sized chunk are split into chunks processed in parallel; each chunk
+keeps its own ``(max, sum)`` state, merged as ``S = sum(s_c * exp(m_c - M))`` (Milakov &
+Gimelshein 2018).  The same merge serves the dask front end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._fastmath import REDUCTION
+from ._intrinsics import nan_max
+from ._scalar import cast_like, shifted_exp, shifted_log_probability
+
+_MODE_SOFTMAX = 0
+_MODE_LOG_SOFTMAX = 1
+
+# ----------------------------------------------------------------------------------------------
+# One slice (a contiguous run of a row)
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_max(x, mask, sign):
+    """``max(sign * x)`` over the unmasked entries (-inf if none), NaN if any is NaN."""
+    ninf = cast_like(-np.inf, sign)
+    m = ninf
+    for i in range(x.size):
+        v = x[i] * sign
+        if mask is not None:
+            v = v if mask[i] else ninf
+        m = nan_max(m, v)
+    return m
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo):
+    """Store ``e = exp((v - m)/T)`` (0 where masked) and return ``sum(e)`` in float64."""
+    zero = cast_like(0.0, sign)
+    s = 0.0
+    for i in range(x.size):
+        e = shifted_exp(x[i] * sign, m, t_hi, t_lo)
+        if mask is not None:
+            e = e if mask[i] else zero
+        if out is None:
+            x[i] = e
+        else:
+            out[i] = e
+        s += np.float64(e)
+    return s
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_log_stats(x, mask, sign, m, t_hi, t_lo):
+    """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
+    entries equal to ``m`` (each contributing exactly 1), both float64."""
+    zero = cast_like(0.0, sign)
+    rest = 0.0
+    k = 0.0
+    for i in range(x.size):
+        v = x[i] * sign
+        e = shifted_exp(v, m, t_hi, t_lo)
+        below = v < m
+        equal = v == m
+        if mask is not None:
+            below = below and mask[i]
+            equal = equal and mask[i]
+        rest += np.float64(e if below else zero)
+        k += 1.0 if equal else 0.0
+    return rest, k
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_scale(y, factor):
+    """``y *= factor`` with the product formed in float64 and rounded once."""
+    for i in range(y.size):
+        y[i] = np.float64(y[i]) * factor
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_fill(y, value):
+    for i in range(y.size):
+        y[i] = value
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
+    """Store ``(v - m)/T - log_sum`` (-inf where masked)."""
+    ninf = cast_like(-np.inf, sign)
+    for i in range(x.size):
+        y = shifted_log_probability(x[i] * sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+        if mask is not None:
+            y = y if mask[i] else ninf
+        if out is None:
+            x[i] = y
+        else:
+            out[i] = y
+
+
+@njit(cache=True)
+def slice_special(x, out, mask, sign, m, mode):
+    """Write the limits for a slice whose max ``m`` is NaN, +inf or -inf.
+
+    NaN: NaN everywhere unmasked.  -inf (every unmasked entry -inf, or none unmasked): softmax
+    0, log_softmax -inf.  +inf: the k entries equal to +inf share the probability (1/k, log
+    -log(k)); every other entry gets 0 / -inf.  Masked entries always get 0 / -inf.
+    """
+    ninf = cast_like(-np.inf, sign)
+    zero = cast_like(0.0, sign)
+    excluded = ninf if mode == _MODE_LOG_SOFTMAX else zero
+    k = 0
+    if m == np.inf:
+        for i in range(x.size):
+            if x[i] * sign == m and (mask is None or mask[i]):
+                k += 1
+    if mode == _MODE_LOG_SOFTMAX:
+        at_inf = cast_like(-math.log(max(k, 1)), sign)
+    else:
+        at_inf = cast_like(1.0 / max(k, 1), sign)
+    for i in range(x.size):
+        unmasked = mask is None or mask[i]
+        if not unmasked:
+            y = excluded
+        elif m != m:
+            y = m
+        elif m == np.inf and x[i] * sign == m:
+            y = at_inf
+        else:
+            y = excluded
+        if out is None:
+            x[i] = y
+        else:
+            out[i] = y
+
+
+@njit(cache=True)
+def log_of_sum(rest, k):
+    """``log(k + rest)`` as ``log(k) + log1p(rest / k)`` (``k >= 1``), keeping tiny tails."""
+    return math.log(k) + math.log1p(rest / k)
+
+
+@njit(cache=True)
+def split_double_word(value, like):
+    """``(hi, lo)`` in the float type of ``like`` with ``hi + lo`` ~= the float64 ``value``."""
+    hi = cast_like(value, like)
+    lo = cast_like(value - np.float64(hi), like)
+    return hi, lo
+
+
+@njit(cache=True)
+def softmax_slice(x, out, mask, sign, t_hi, t_lo, mode):
+    """softmax or log_softmax of one contiguous slice (``out=None``: in place)."""
+    m = slice_max(x, mask, sign)
+    if not math.isfinite(m):
+        slice_special(x, out, mask, sign, m, mode)
+    elif mode == _MODE_LOG_SOFTMAX:
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo)
+        log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), sign)
+        slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+    else:
+        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo)
+        slice_scale(x if out is None else out, 1.0 / s)
+
+
+@njit(cache=True)
+def logsumexp_slice(x, mask):
+    """``log(sum(exp(x)))`` over the unmasked entries, as float64."""
+    one = cast_like(1.0, x)
+    m = slice_max(x, mask, one)
+    if not math.isfinite(m):
+        return np.float64(m)
+    zero = one - one
+    rest, k = slice_log_stats(x, mask, one, m, one, zero)
+    return np.float64(m) + log_of_sum(rest, k)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows (R, n): one work item per row
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r):
+    softmax_slice(
+        x2[r],
+        None if out2 is None else out2[r],
+        None if mask2 is None else mask2[r],
+        sign,
+        t_hi,
+        t_lo,
+        mode,
+    )
+
+
+@njit(cache=True)
+def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode):
+    for r in range(x2.shape[0]):
+        _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r)
+
+
+@njit(cache=True, parallel=True)
+def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode):
+    for r in prange(x2.shape[0]):
+        _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r)
+
+
+@njit(cache=True)
+def logsumexp_rows_serial(x2, mask2, res):
+    for r in range(x2.shape[0]):
+        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r])
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_rows_parallel(x2, mask2, res):
+    for r in prange(x2.shape[0]):
+        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r])
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows longer than a chunk: (max, sum) per chunk in parallel, merged per row
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _chunk_bounds(w, chunks_per_row, chunk, n):
+    r = w // chunks_per_row
+    lo = (w - r * chunks_per_row) * chunk
+    return r, lo, min(n, lo + chunk)
+
+
+@njit(cache=True)
+def merge_chunk_states(chunk_max, chunk_rest, chunk_count):
+    """Merge per-chunk ``(max, rest, count)`` log states of one row into ``(M, rest, k)``.
+
+    A chunk whose max is below the row max contributes ``(count + rest) * exp(m_c - M)`` to
+    ``rest``; chunks at the row max add their own ``rest`` and ``count``.
+    """
+    big_m = chunk_max[0]
+    for c in range(1, chunk_max.size):
+        big_m = nan_max(big_m, chunk_max[c])
+    rest = 0.0
+    k = 0.0
+    if math.isfinite(big_m):
+        for c in range(chunk_max.size):
+            mc = chunk_max[c]
+            if mc == big_m:
+                rest += chunk_rest[c]
+                k += chunk_count[c]
+            elif mc > -np.inf:
+                rest += (chunk_count[c] + chunk_rest[c]) * math.exp(np.float64(mc) - np.float64(big_m))
+    return big_m, rest, k
+
+
+@njit(cache=True, parallel=True)
+def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
+    n_rows, n = x2.shape
+    per_row = (n + chunk - 1) // chunk
+    chunk_max = np.empty(n_rows * per_row, x2.dtype)
+    chunk_rest = np.zeros(n_rows * per_row)
+    chunk_count = np.zeros(n_rows * per_row)
+    for w in prange(n_rows * per_row):
+        r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
+        xc = x2[r, lo:hi]
+        maskc = None if mask2 is None else mask2[r, lo:hi]
+        m = slice_max(xc, maskc, sign)
+        chunk_max[w] = m
+        if math.isfinite(m):
+            chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo)
+    return chunk_max, chunk_rest, chunk_count, per_row
+
+
+@njit(cache=True, parallel=True)
+def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
+    """softmax/log_softmax of rows split into chunks of ``chunk`` elements (parallel)."""
+    n_rows, n = x2.shape
+    per_row = (n + chunk - 1) // chunk
+    n_work = n_rows * per_row
+    chunk_max = np.empty(n_work, x2.dtype)
+    chunk_rest = np.zeros(n_work)
+    chunk_count = np.zeros(n_work)
+    # Pass 1 (parallel over chunks): chunk max, then either the log state or, for softmax,
+    # e = exp(v - m_c) stored with its sum (the chunk is still in cache).
+    for w in prange(n_work):
+        r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
+        xc = x2[r, lo:hi]
+        maskc = None if mask2 is None else mask2[r, lo:hi]
+        m = slice_max(xc, maskc, sign)
+        chunk_max[w] = m
+        if math.isfinite(m):
+            if mode == _MODE_LOG_SOFTMAX:
+                chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo)
+            else:
+                chunk_rest[w] = slice_exp_store_sum(
+                    xc, None if out2 is None else out2[r, lo:hi], maskc, sign, m, t_hi, t_lo
+                )
+    # Merge per row.  Rows whose max is not finite are written here by the scalar path.
+    row_max = np.empty(n_rows, x2.dtype)
+    row_log_sum = np.empty(n_rows)
+    for r in range(n_rows):
+        states = slice(r * per_row, (r + 1) * per_row)
+        if mode == _MODE_LOG_SOFTMAX:
+            big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
+            if math.isfinite(big_m):
+                row_log_sum[r] = log_of_sum(rest, k)
+        else:
+            big_m = chunk_max[r * per_row]
+            for c in range(1, per_row):
+                big_m = nan_max(big_m, chunk_max[r * per_row + c])
+            if math.isfinite(big_m):
+                total = 0.0
+                for c in range(per_row):
+                    mc = chunk_max[r * per_row + c]
+                    if mc > -np.inf:
+                        total += chunk_rest[r * per_row + c] * math.exp(np.float64(mc) - np.float64(big_m))
+                row_log_sum[r] = total
+        row_max[r] = big_m
+        if not math.isfinite(big_m):
+            slice_special(
+                x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, big_m, mode
+            )
+    # Pass 2 (parallel over chunks): rescale (softmax) or write log-probabilities.
+    for w in prange(n_work):
+        r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
+        big_m = row_max[r]
+        if not math.isfinite(big_m):
+            continue
+        xc = x2[r, lo:hi]
+        outc = None if out2 is None else out2[r, lo:hi]
+        if mode == _MODE_LOG_SOFTMAX:
+            log_sum_hi, log_sum_lo = split_double_word(row_log_sum[r], sign)
+            slice_log_softmax_store(
+                xc, outc, None if mask2 is None else mask2[r, lo:hi], sign, big_m, t_hi, t_lo, log_sum_hi, log_sum_lo
+            )
+        else:
+            yc = xc if outc is None else outc
+            mc = chunk_max[w]
+            if mc == -np.inf:
+                slice_fill(yc, cast_like(0.0, sign))
+            else:
+                slice_scale(yc, math.exp(np.float64(mc) - np.float64(big_m)) / row_log_sum[r])
+
+
+@njit(cache=True)
+def logsumexp_rows_split(x2, mask2, res, chunk):
+    one = cast_like(1.0, x2)
+    zero = one - one
+    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, one, one, zero, chunk)
+    for r in range(x2.shape[0]):
+        states = slice(r * per_row, (r + 1) * per_row)
+        big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
+        res[r] = np.float64(big_m) + log_of_sum(rest, k) if math.isfinite(big_m) else np.float64(big_m)
+
+
+# ----------------------------------------------------------------------------------------------
+# Columns (outer, K, inner): reduce over K, streaming contiguous rows with per-column state
+# ----------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _column_block_max(x3, mask3, o, j0, j1, sign):
+    ninf = cast_like(-np.inf, sign)
+    m = np.full(j1 - j0, ninf)
+    for k in range(x3.shape[1]):
+        _accumulate_max(m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign)
+    return m
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _accumulate_max(m, row, mask, sign):
+    ninf = cast_like(-np.inf, sign)
+    for j in range(m.size):
+        v = row[j] * sign
+        if mask is not None:
+            v = v if mask[j] else ninf
+        m[j] = nan_max(m[j], v)
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _accumulate_exp_store(s, m, row, out_row, mask, sign, t_hi, t_lo):
+    zero = cast_like(0.0, sign)
+    for j in range(m.size):
+        e = shifted_exp(row[j] * sign, m[j], t_hi, t_lo)
+        if mask is not None:
+            e = e if mask[j] else zero
+        if out_row is None:
+            row[j] = e
+        else:
+            out_row[j] = e
+        s[j] += np.float64(e)
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _accumulate_log_stats(rest, count, m, row, mask, sign, t_hi, t_lo):
+    zero = cast_like(0.0, sign)
+    for j in range(m.size):
+        v = row[j] * sign
+        e = shifted_exp(v, m[j], t_hi, t_lo)
+        below = v < m[j]
+        equal = v == m[j]
+        if mask is not None:
+            below = below and mask[j]
+            equal = equal and mask[j]
+        rest[j] += np.float64(e if below else zero)
+        count[j] += 1.0 if equal else 0.0
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _scale_row(y, inv_s):
+    for j in range(y.size):
+        y[j] = np.float64(y[j]) * inv_s[j]
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _log_softmax_row(row, out_row, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
+    ninf = cast_like(-np.inf, sign)
+    for j in range(m.size):
+        y = shifted_log_probability(row[j] * sign, m[j], t_hi, t_lo, log_sum_hi[j], log_sum_lo[j])
+        if mask is not None:
+            y = y if mask[j] else ninf
+        if out_row is None:
+            row[j] = y
+        else:
+            out_row[j] = y
+
+
+@njit(cache=True)
+def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1):
+    """softmax/log_softmax over K of the columns ``j0:j1`` of block ``o``."""
+    n_k = x3.shape[1]
+    m = _column_block_max(x3, mask3, o, j0, j1, sign)
+    # Columns whose max is not finite get their limits from the scalar path, computed before
+    # the vector passes (which, in place, overwrite the input) and written back after them.
+    # The vector passes see a finite stand-in max for them so they stay cheap and NaN-free.
+    n_special = 0
+    for j in range(m.size):
+        if not math.isfinite(m[j]):
+            n_special += 1
+    special_columns = np.empty(n_special, np.intp)
+    special_values = np.empty((n_k, n_special), x3.dtype)
+    n_special = 0
+    for j in range(m.size):
+        if not math.isfinite(m[j]):
+            column = np.ascontiguousarray(x3[o, :, j0 + j])
+            mask_column = None if mask3 is None else np.ascontiguousarray(mask3[o, :, j0 + j])
+            result = np.empty_like(column)
+            slice_special(column, result, mask_column, sign, m[j], mode)
+            special_values[:, n_special] = result
+            special_columns[n_special] = j0 + j
+            n_special += 1
+            m[j] = 0.0
+    if mode == _MODE_LOG_SOFTMAX:
+        rest = np.zeros(m.size)
+        count = np.zeros(m.size)
+        for k in range(n_k):
+            _accumulate_log_stats(
+                rest, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign, t_hi, t_lo
+            )
+        log_sum_hi = np.empty(m.size, x3.dtype)
+        log_sum_lo = np.empty(m.size, x3.dtype)
+        for j in range(m.size):
+            log_sum_hi[j], log_sum_lo[j] = split_double_word(log_of_sum(rest[j], max(count[j], 1.0)), sign)
+        for k in range(n_k):
+            _log_softmax_row(
+                x3[o, k, j0:j1],
+                None if out3 is None else out3[o, k, j0:j1],
+                None if mask3 is None else mask3[o, k, j0:j1],
+                sign,
+                m,
+                t_hi,
+                t_lo,
+                log_sum_hi,
+                log_sum_lo,
+            )
+    else:
+        s = np.zeros(m.size)
+        for k in range(n_k):
+            _accumulate_exp_store(
+                s,
+                m,
+                x3[o, k, j0:j1],
+                None if out3 is None else out3[o, k, j0:j1],
+                None if mask3 is None else mask3[o, k, j0:j1],
+                sign,
+                t_hi,
+                t_lo,
+            )
+        inv_s = np.empty(m.size)
+        for j in range(m.size):
+            inv_s[j] = 1.0 / s[j] if s[j] > 0.0 else 0.0
+        for k in range(n_k):
+            _scale_row(x3[o, k, j0:j1] if out3 is None else out3[o, k, j0:j1], inv_s)
+    y3 = x3 if out3 is None else out3
+    for c in range(n_special):
+        y3[o, :, special_columns[c]] = special_values[:, c]
+
+
+@njit(cache=True)
+def _logsumexp_column_block(x3, mask3, res2, o, j0, j1):
+    one = cast_like(1.0, x3)
+    zero = one - one
+    m = _column_block_max(x3, mask3, o, j0, j1, one)
+    finite_m = np.where(np.isfinite(m), m, zero)
+    rest = np.zeros(m.size)
+    count = np.zeros(m.size)
+    for k in range(x3.shape[1]):
+        _accumulate_log_stats(
+            rest, count, finite_m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], one, one, zero
+        )
+    for j in range(m.size):
+        if math.isfinite(m[j]):
+            res2[o, j0 + j] = np.float64(m[j]) + log_of_sum(rest[j], count[j])
+        else:
+            res2[o, j0 + j] = m[j]
+
+
+@njit(cache=True)
+def _column_block_bounds(w, blocks_per_outer, block, inner):
+    o = w // blocks_per_outer
+    j0 = (w - o * blocks_per_outer) * block
+    return o, j0, min(inner, j0 + block)
+
+
+@njit(cache=True)
+def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
+    per_outer = (x3.shape[2] + block - 1) // block
+    for w in range(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1)
+
+
+@njit(cache=True, parallel=True)
+def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
+    per_outer = (x3.shape[2] + block - 1) // block
+    for w in prange(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1)
+
+
+@njit(cache=True)
+def logsumexp_columns_serial(x3, mask3, res2, block):
+    per_outer = (x3.shape[2] + block - 1) // block
+    for w in range(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1)
+
+
+@njit(cache=True, parallel=True)
+def logsumexp_columns_parallel(x3, mask3, res2, block):
+    per_outer = (x3.shape[2] + block - 1) // block
+    for w in prange(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1)

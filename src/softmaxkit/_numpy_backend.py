@@ -1,0 +1,307 @@
+"""NumPy arrays: choose a canonical layout, allocate, and call the kernels.
+
+The public functions in ``softmaxkit._api`` validate arguments and apply the policy; this module
+receives a validated ndarray and reduces the call to a kernel over one of two canonical
+layouts of a C-contiguous block (see ``softmaxkit._kernels.softmax``):
+
+* if the array is contiguous in *some* axis order (C, F, any transpose) and the reduction axes
+  are adjacent in that order, the block is a view: no copy, and the result gets the same memory
+  layout as the input;
+* otherwise the reduction axes are moved to the end and the array is copied once.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+
+# Work per call below which a serial kernel is used (a parallel call costs a few microseconds).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+# Rows longer than this are split into chunks of SPLIT_CHUNK elements processed in parallel.
+SPLIT_MIN_LENGTH = 1 << 16
+SPLIT_CHUNK = 1 << 14
+# Column blocks: keep a block's K x width slab of input and output within ~256 KiB of cache.
+COLUMN_BLOCK_BYTES = 1 << 17
+# Below this many contiguous columns the strided-column kernel loses to one transposing copy.
+COLUMN_MIN_WIDTH = 16
+
+MODE_SOFTMAX = 0
+MODE_LOG_SOFTMAX = 1
+
+
+@lru_cache(maxsize=None)
+def kernels() -> Any:
+    """The kernel module, imported (with numba) on first use, never at ``import softmaxkit``."""
+    from ._kernels import backward, softmax, weighted
+
+    class _Kernels:
+        pass
+
+    namespace = _Kernels()
+    for module in (softmax, weighted, backward):
+        for name in dir(module):
+            if not name.startswith("_"):
+                setattr(namespace, name, getattr(module, name))
+    return namespace
+
+
+def num_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+class Block(NamedTuple):
+    """How an ndarray maps onto the canonical ``(outer, K, inner)`` block."""
+
+    order: tuple[int, ...]  # axis order in which the array is C-contiguous (size-1 axes last)
+    outer: int
+    k: int
+    inner: int
+
+
+def canonical_block(x: np.ndarray, axes: tuple[int, ...]) -> Block | None:
+    """The zero-copy block for reducing ``x`` over ``axes``, or None if a copy is needed."""
+    big = [d for d in range(x.ndim) if x.shape[d] != 1]
+    if any(x.strides[d] <= 0 for d in big):
+        return None
+    order = tuple(sorted(big, key=lambda d: -x.strides[d])) + tuple(d for d in range(x.ndim) if x.shape[d] == 1)
+    if not x.transpose(order).flags.c_contiguous:
+        return None
+    positions = [i for i, d in enumerate(order) if d in axes and x.shape[d] != 1]
+    if positions and positions != list(range(positions[0], positions[0] + len(positions))):
+        return None
+    if positions:
+        first, last = positions[0], positions[-1] + 1
+    else:  # every reduction axis has length 1: each element is its own slice
+        first = last = len(big)
+    sizes = [x.shape[d] for d in order]
+    return Block(order, math.prod(sizes[:first]), math.prod(sizes[first:last]), math.prod(sizes[last:]))
+
+
+def _moved_to_end(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    return np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+
+
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argsort(order))
+
+
+def inverse_temperature(temperature: float, dtype: np.dtype) -> tuple[Any, Any]:
+    """``1/temperature`` as a double-word ``(hi, lo)`` in ``dtype`` (exactly ``(1, 0)`` for 1)."""
+    exact = np.longdouble(1.0) / np.longdouble(temperature)
+    hi = dtype.type(exact)
+    lo = dtype.type(exact - np.longdouble(hi))
+    return hi, lo
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+    )
+
+
+def softmax_family(
+    x: np.ndarray,
+    axes: tuple[int, ...],
+    *,
+    mode: int,
+    negate: bool,
+    temperature: float,
+    where: np.ndarray | None,
+    kernel_dtype: np.dtype,
+    result_dtype: np.dtype,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    """softmax / log_softmax / softmin of a validated ndarray; see ``softmaxkit.softmax``."""
+    xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
+    if xk.size == 0:
+        result = np.empty(x.shape, result_dtype)
+        return _deliver(result, out)
+    sign = kernel_dtype.type(-1.0 if negate else 1.0)
+    t_hi, t_lo = inverse_temperature(temperature, kernel_dtype)
+    mask = None if where is None else np.broadcast_to(where, x.shape)
+
+    block = canonical_block(xk, axes)
+    if block is not None and (block.inner == 1 or block.inner >= COLUMN_MIN_WIDTH):
+        order = block.order
+        shape3 = (block.outer, block.k, block.inner)
+        x3 = xk.transpose(order).reshape(shape3)
+        mask3 = None if mask is None else np.ascontiguousarray(mask.transpose(order)).reshape(shape3)
+        in_place = out is not None and result_dtype == kernel_dtype and _same_memory(out, xk)
+        direct = (
+            out is not None
+            and not in_place
+            and out.dtype == kernel_dtype == result_dtype
+            and out.transpose(order).flags.c_contiguous
+            and not np.may_share_memory(out, xk)
+        )
+        if in_place:
+            _run_softmax(x3, None, mask3, sign, t_hi, t_lo, mode)
+            return out
+        if direct:
+            _run_softmax(x3, out.transpose(order).reshape(shape3), mask3, sign, t_hi, t_lo, mode)
+            return out
+        buffer_t = np.empty([xk.shape[d] for d in order], kernel_dtype)
+        if xk is not x and out is None:
+            # xk is our own cast copy: compute in place in it.
+            _run_softmax(x3, None, mask3, sign, t_hi, t_lo, mode)
+            result = xk
+        else:
+            _run_softmax(x3, buffer_t.reshape(shape3), mask3, sign, t_hi, t_lo, mode)
+            result = buffer_t.transpose(_inverse(order))
+    else:
+        moved = np.ascontiguousarray(_moved_to_end(xk, axes))
+        if np.may_share_memory(moved, x):  # the kernel below writes into ``moved``
+            moved = moved.copy()
+        n = math.prod(xk.shape[d] for d in axes)
+        x2 = moved.reshape(-1, n, 1)
+        mask2 = None if mask is None else np.ascontiguousarray(_moved_to_end(mask, axes)).reshape(-1, n, 1)
+        _run_softmax(x2, None, mask2, sign, t_hi, t_lo, mode)
+        result = np.moveaxis(moved, tuple(range(xk.ndim - len(axes), xk.ndim)), axes)
+    if result.dtype != result_dtype:
+        result = result.astype(result_dtype)
+    return _deliver(result, out)
+
+
+def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return result
+    np.copyto(out, result, casting="same_kind")
+    return out
+
+
+def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
+    k = kernels()
+    outer, n_k, inner = x3.shape
+    parallel = x3.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    if inner == 1:
+        x2 = x3.reshape(outer, n_k)
+        out2 = None if out3 is None else out3.reshape(outer, n_k)
+        mask2 = None if mask3 is None else mask3.reshape(outer, n_k)
+        if parallel and n_k >= SPLIT_MIN_LENGTH and outer < 2 * num_threads():
+            k.softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, SPLIT_CHUNK)
+        elif parallel:
+            k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        else:
+            k.softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        return
+    block = column_block_width(n_k, inner, x3.itemsize)
+    if parallel:
+        k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
+    else:
+        k.softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
+
+
+def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
+    width = COLUMN_BLOCK_BYTES // (2 * n_k * itemsize)
+    width = max(COLUMN_MIN_WIDTH, width - width % COLUMN_MIN_WIDTH)
+    return min(inner, width)
+
+
+def logsumexp(
+    x: np.ndarray,
+    axes: tuple[int, ...],
+    *,
+    b: np.ndarray | None,
+    where: np.ndarray | None,
+    return_sign: bool,
+    kernel_dtype: np.dtype,
+    result_dtype: np.dtype,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """logsumexp of a validated ndarray over ``axes``; returns ``(res, sign)`` with the reduced
+    axes removed (the caller applies ``keepdims`` and ``out``)."""
+    xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
+    kept_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
+    n = math.prod(x.shape[d] for d in axes)
+    mask = None if where is None else np.broadcast_to(where, x.shape)
+    if xk.size == 0:
+        res = np.full(kept_shape, -np.inf, kernel_dtype)
+        sign = np.zeros(kept_shape, kernel_dtype) if return_sign else None
+        return _cast_pair(res, sign, result_dtype)
+    k = kernels()
+    parallel = xk.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    if b is not None or return_sign or kernel_dtype.kind == "c":
+        moved = np.ascontiguousarray(_moved_to_end(xk, axes)).reshape(-1, n)
+        weights = None
+        if b is not None:
+            weights = np.ascontiguousarray(_moved_to_end(np.broadcast_to(b, x.shape), axes)).reshape(-1, n)
+            weights = weights.astype(kernel_dtype, copy=False)
+        mask2 = None if mask is None else np.ascontiguousarray(_moved_to_end(mask, axes)).reshape(-1, n)
+        res = np.empty(moved.shape[0], kernel_dtype)
+        sign = np.empty(moved.shape[0], kernel_dtype)
+        if kernel_dtype.kind == "c":
+            k.complex_logsumexp_rows(moved, weights, mask2, res, sign)
+        else:
+            k.signed_logsumexp_rows(moved, weights, mask2, res, sign)
+        res = res.reshape(kept_shape)
+        sign = sign.reshape(kept_shape)
+        if not return_sign:
+            if kernel_dtype.kind != "c":
+                res[sign < 0] = np.nan
+            sign = None
+        return _cast_pair(res, sign, result_dtype)
+
+    block = canonical_block(xk, axes)
+    if block is not None and (block.inner == 1 or block.inner >= COLUMN_MIN_WIDTH):
+        x3 = xk.transpose(block.order).reshape(block.outer, block.k, block.inner)
+        mask3 = None if mask is None else np.ascontiguousarray(mask.transpose(block.order)).reshape(x3.shape)
+        kept_order = [d for d in block.order if d not in axes]
+    else:
+        x3 = np.ascontiguousarray(_moved_to_end(xk, axes)).reshape(-1, n, 1)
+        mask3 = None if mask is None else np.ascontiguousarray(_moved_to_end(mask, axes)).reshape(x3.shape)
+        kept_order = [d for d in range(x.ndim) if d not in axes]
+    res2 = np.empty((x3.shape[0], x3.shape[2]), kernel_dtype)
+    if x3.shape[2] == 1:
+        x2 = x3.reshape(x3.shape[:2])
+        mask2 = None if mask3 is None else mask3.reshape(x2.shape)
+        res1 = res2.reshape(-1)
+        if parallel and x2.shape[1] >= SPLIT_MIN_LENGTH and x2.shape[0] < 2 * num_threads():
+            k.logsumexp_rows_split(x2, mask2, res1, SPLIT_CHUNK)
+        elif parallel:
+            k.logsumexp_rows_parallel(x2, mask2, res1)
+        else:
+            k.logsumexp_rows_serial(x2, mask2, res1)
+    else:
+        block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
+        if parallel:
+            k.logsumexp_columns_parallel(x3, mask3, res2, block_width)
+        else:
+            k.logsumexp_columns_serial(x3, mask3, res2, block_width)
+    res_t = res2.reshape([x.shape[d] for d in kept_order])
+    res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
+    return _cast_pair(res, None, result_dtype)
+
+
+def _cast_pair(res, sign, result_dtype):
+    if res.dtype != result_dtype:
+        res = res.astype(result_dtype)
+        sign = None if sign is None else sign.astype(result_dtype)
+    return res, sign
+
+
+def backward(
+    grad: np.ndarray, y: np.ndarray, axes: tuple[int, ...], *, log: bool, kernel_dtype: np.dtype, result_dtype: np.dtype
+) -> np.ndarray:
+    """The vector-Jacobian product of softmax (``log=False``) or log_softmax."""
+    if grad.size == 0:
+        return np.empty(grad.shape, result_dtype)
+    n = math.prod(grad.shape[d] for d in axes)
+    g2 = np.ascontiguousarray(_moved_to_end(grad, axes), dtype=kernel_dtype).reshape(-1, n)
+    y2 = np.ascontiguousarray(_moved_to_end(y, axes), dtype=kernel_dtype).reshape(-1, n)
+    out2 = np.empty_like(g2)
+    k = kernels()
+    parallel = g2.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    if log:
+        (k.log_softmax_backward_parallel if parallel else k.log_softmax_backward_serial)(g2, y2, out2)
+    else:
+        (k.softmax_backward_parallel if parallel else k.softmax_backward_serial)(g2, y2, out2)
+    moved_shape = _moved_to_end(grad, axes).shape
+    result = np.moveaxis(out2.reshape(moved_shape), tuple(range(grad.ndim - len(axes), grad.ndim)), axes)
+    return result.astype(result_dtype, copy=False)
