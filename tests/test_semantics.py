@@ -1,0 +1,867 @@
+"""The written policy of softmaxkit (issue 2), one test (or parametrised family) per row.
+
+Values are compared with the naive references in ``tests/naive.py`` at loose tolerances; ulp-level
+accuracy lives in ``test_accuracy.py`` and error handling in ``test_errors.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from naive import (
+    assert_matches,
+    log_softmax_ref,
+    logsumexp_ref,
+    softmax_ref,
+    softmin_ref,
+)
+
+INF = np.inf
+NAN = np.nan
+
+SOFTMAX_LIKE = {
+    "softmax": (lambda *a, **k: sk.softmax(*a, **k), softmax_ref, False),
+    "log_softmax": (lambda *a, **k: sk.log_softmax(*a, **k), log_softmax_ref, True),
+    "softmin": (lambda *a, **k: sk.softmin(*a, **k), softmin_ref, False),
+}
+
+
+@pytest.fixture(params=sorted(SOFTMAX_LIKE))
+def fn(request):
+    """(softmaxkit function, naive reference, is_log) for softmax, log_softmax and softmin."""
+    return SOFTMAX_LIKE[request.param]
+
+
+def _x3(rng, dtype=np.float64):
+    return (rng.standard_normal((2, 3, 4)) * 3).astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# axis
+# --------------------------------------------------------------------------------------------
+
+AXES_3D = [0, 1, 2, -1, -2, -3, (0,), (0, 2), (2, 0), (-1, 0), (0, 1, 2), (1, 2), None, ()]
+
+
+@pytest.mark.parametrize("axis", AXES_3D, ids=repr)
+def test_softmax_family_axis_forms_match_reference(fn, axis, rng):
+    f, ref, is_log = fn
+    x = _x3(rng)
+    assert_matches(f(x, axis=axis), ref(x, axis, compute=np.longdouble), dtype=np.float64,
+                   log=is_log)
+
+
+@pytest.mark.parametrize("axis", AXES_3D, ids=repr)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_axis_forms_match_reference(axis, keepdims, rng):
+    x = _x3(rng)
+    r = sk.logsumexp(x, axis=axis, keepdims=keepdims)
+    assert_matches(np.asarray(r), logsumexp_ref(x, axis, keepdims=keepdims), dtype=np.float64,
+                   log=True)
+
+
+def test_default_axes(rng):
+    x = _x3(rng)
+    assert_matches(sk.softmax(x), softmax_ref(x, -1), dtype=np.float64)
+    assert_matches(sk.log_softmax(x), log_softmax_ref(x, -1), dtype=np.float64, log=True)
+    assert_matches(sk.softmin(x), softmin_ref(x, -1), dtype=np.float64)
+    # logsumexp reduces over every element by default, like SciPy.
+    r = sk.logsumexp(x)
+    assert np.shape(r) == ()
+    assert_matches(np.asarray(r), logsumexp_ref(x, None), log=True)
+
+
+def test_axis_positional_is_allowed(rng):
+    x = _x3(rng)
+    np.testing.assert_array_equal(sk.softmax(x, 1), sk.softmax(x, axis=1))
+    np.testing.assert_array_equal(sk.logsumexp(x, 1), sk.logsumexp(x, axis=1))
+
+
+@pytest.mark.parametrize("axis", [np.int64(1), np.int32(-1), np.intp(0)], ids=repr)
+def test_numpy_integer_axis(fn, axis, rng):
+    f, ref, is_log = fn
+    x = _x3(rng)
+    assert_matches(f(x, axis=axis), ref(x, int(axis)), log=is_log)
+
+
+def test_axis_tuple_normalises_over_all_axes_together(rng):
+    x = _x3(rng)
+    r = sk.softmax(x, axis=(0, 2))
+    np.testing.assert_allclose(r.sum(axis=(0, 2)), 1.0, rtol=1e-13)
+    # same as moving the axes to the end and folding them
+    folded = np.moveaxis(x, (0, 2), (1, 2)).reshape(3, 8)
+    np.testing.assert_allclose(
+        np.moveaxis(r, (0, 2), (1, 2)).reshape(3, 8), sk.softmax(folded, axis=-1), rtol=1e-13
+    )
+    # order of the tuple does not matter
+    np.testing.assert_array_equal(sk.softmax(x, axis=(2, 0)), r)
+    np.testing.assert_array_equal(sk.softmax(x, axis=(-1, 0)), r)
+
+
+def test_axis_none_is_every_element(fn, rng):
+    f, ref, is_log = fn
+    x = _x3(rng)
+    assert_matches(f(x, axis=None), ref(x, None), log=is_log)
+    if not is_log:
+        assert math.isclose(float(f(x, axis=None).sum()), 1.0, rel_tol=1e-13)
+
+
+def test_empty_axis_tuple_makes_every_element_its_own_slice():
+    x = np.array([[1.5, -INF, INF], [NAN, 0.0, -3.0]])
+    s = sk.softmax(x, axis=())
+    np.testing.assert_array_equal(s, [[1.0, 0.0, 1.0], [NAN, 1.0, 1.0]])
+    ls = sk.log_softmax(x, axis=())
+    np.testing.assert_array_equal(ls, [[0.0, -INF, 0.0], [NAN, 0.0, 0.0]])
+    np.testing.assert_array_equal(sk.softmin(x, axis=()), [[1.0, 1.0, 0.0], [NAN, 1.0, 1.0]])
+    lse = sk.logsumexp(x, axis=())
+    assert lse.shape == x.shape
+    np.testing.assert_array_equal(lse, x)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, None, ()], ids=repr)
+def test_zero_d_in_gives_zero_d_out(axis):
+    x = np.array(2.5)
+    for f, expected in [(sk.softmax, 1.0), (sk.log_softmax, 0.0), (sk.softmin, 1.0),
+                        (sk.logsumexp, 2.5)]:
+        r = f(x, axis=axis)
+        assert isinstance(r, np.ndarray), (f.__name__, type(r))
+        assert r.shape == ()
+        assert r.dtype == np.float64
+        assert r == expected, (f.__name__, r)
+
+
+@pytest.mark.parametrize("value, soft, log", [(-INF, 0.0, -INF), (INF, 1.0, 0.0), (NAN, NAN, NAN)],
+                         ids=["-inf", "+inf", "nan"])
+def test_zero_d_special_values(value, soft, log):
+    x = np.array(value)
+    np.testing.assert_array_equal(sk.softmax(x), soft)
+    np.testing.assert_array_equal(sk.log_softmax(x), log)
+    np.testing.assert_array_equal(sk.logsumexp(x), value)
+
+
+@pytest.mark.parametrize("scalar", [3, 2.5, True, np.float32(1.5), np.float64(-7.0)],
+                         ids=["int", "float", "bool", "np.float32", "np.float64"])
+def test_python_and_numpy_scalars_are_accepted(scalar):
+    r = sk.softmax(scalar)
+    assert isinstance(r, np.ndarray) and r.shape == ()
+    expected_dtype = np.float32 if isinstance(scalar, np.float32) else np.float64
+    assert r.dtype == expected_dtype
+    assert r == 1.0
+    assert sk.log_softmax(scalar) == 0.0
+    assert np.asarray(sk.logsumexp(scalar)) == np.float64(scalar).astype(expected_dtype)
+
+
+def test_array_likes_are_accepted():
+    expected = softmax_ref([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]], -1)
+    assert_matches(sk.softmax([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]), expected, dtype=np.float64)
+    assert_matches(sk.softmax(((1, 2, 3), (4, 5, 7))), expected, dtype=np.float64)
+    assert_matches(np.asarray(sk.logsumexp([1, 2, 3])), logsumexp_ref([1.0, 2.0, 3.0]), log=True)
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint64,
+                                   np.bool_], ids=lambda d: np.dtype(d).name)
+def test_ints_and_bools_promote_to_float64(fn, dtype):
+    f, ref, is_log = fn
+    x = np.array([[0, 1, 1, 0], [1, 0, 1, 1]], dtype=dtype)
+    r = f(x)
+    assert r.dtype == np.float64
+    assert_matches(r, ref(x.astype(np.float64), -1), dtype=np.float64, log=is_log)
+    lse = np.asarray(sk.logsumexp(x, axis=1))
+    assert lse.dtype == np.float64
+    assert_matches(lse, logsumexp_ref(x.astype(np.float64), 1), log=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float32_and_float64_stay(fn, dtype, rng):
+    f, ref, is_log = fn
+    x = _x3(rng, dtype)
+    r = f(x, axis=1)
+    assert r.dtype == dtype
+    assert_matches(r, ref(x, 1), dtype=dtype, log=is_log)
+    assert np.asarray(sk.logsumexp(x, axis=1)).dtype == dtype
+
+
+def test_float16_computes_in_float32_and_returns_float16(fn, rng):
+    f, ref, is_log = fn
+    x = _x3(rng, np.float16)
+    r = f(x, axis=-1)
+    assert r.dtype == np.float16
+    assert_matches(r, ref(x, -1), dtype=np.float16, log=is_log)
+    lse = np.asarray(sk.logsumexp(x, axis=-1))
+    assert lse.dtype == np.float16
+    assert_matches(lse, logsumexp_ref(x, -1), dtype=np.float16, log=True)
+
+
+def test_float16_sums_past_65504_do_not_overflow():
+    x = np.zeros(100_000, np.float16)
+    r = sk.softmax(x)
+    assert r.dtype == np.float16
+    # 1e-5 rounded to float16 (a subnormal: 168 * 2**-24)
+    np.testing.assert_array_equal(r, np.full(100_000, np.float16(1e-5)))
+    lse = np.asarray(sk.logsumexp(x))
+    assert lse.dtype == np.float16
+    # log(1e5) = 11.5129...; the nearest float16 is 11.515625
+    assert lse == np.float16(np.log(1e5)) == np.float16(11.516)
+    ls = sk.log_softmax(x)
+    np.testing.assert_array_equal(ls, np.full(100_000, np.float16(-np.log(1e5))))
+
+
+def test_float16_extremes():
+    x = np.array([65504, 65504, -65504, 0], np.float16)
+    np.testing.assert_array_equal(sk.softmax(x), np.array([0.5, 0.5, 0, 0], np.float16))
+    np.testing.assert_array_equal(sk.log_softmax(x)[:2], np.float16(-np.log(2)))
+    assert np.asarray(sk.logsumexp(x)) == np.float16(65504)
+
+
+def test_bfloat16_computes_in_float32_and_returns_bfloat16(fn, rng):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    f, ref, is_log = fn
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    x = _x3(rng).astype(bf16)
+    r = f(x, axis=-1)
+    assert r.dtype == bf16
+    assert_matches(r, ref(x.astype(np.float64), -1), dtype=bf16, log=is_log)
+    big = np.zeros(100_000, bf16)
+    s = sk.softmax(big)
+    assert s.dtype == bf16
+    np.testing.assert_array_equal(s.astype(np.float32), np.float32(np.array(1e-5).astype(bf16)))
+    lse = np.asarray(sk.logsumexp(big))
+    assert lse.dtype == bf16
+    assert lse.astype(np.float32) == np.float32(np.array(np.log(1e5)).astype(bf16))
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8", "<f4"])
+def test_non_native_byte_order(fn, dtype, rng):
+    # one of each pair is non-native on any machine
+    f, ref, is_log = fn
+    x = _x3(rng).astype(dtype)
+    r = f(x, axis=1)
+    assert np.dtype(r.dtype.type) == np.dtype(x.dtype.type)
+    assert_matches(r, ref(x, 1), dtype=x.dtype.type, log=is_log)
+    lse = np.asarray(sk.logsumexp(x, axis=(0, 2)))
+    assert_matches(lse, logsumexp_ref(x, (0, 2)), dtype=x.dtype.type, log=True)
+
+
+@pytest.mark.parametrize(
+    "in_dtype, dtype_arg, out_dtype",
+    [
+        (np.float32, np.float64, np.float64),
+        (np.float64, np.float32, np.float32),
+        (np.int64, np.float32, np.float32),
+        (np.float64, np.float16, np.float16),
+        (np.float32, "float64", np.float64),
+        (np.float64, np.dtype("float32"), np.float32),
+    ],
+    ids=str,
+)
+def test_dtype_argument_casts_before_computing(fn, in_dtype, dtype_arg, out_dtype, rng):
+    f, ref, is_log = fn
+    x = (rng.standard_normal((3, 5)) * 4).astype(in_dtype)
+    r = f(x, dtype=dtype_arg)
+    assert r.dtype == out_dtype
+    # "casts before computing": the same as calling on x.astype(dtype)
+    cast = x.astype(out_dtype)
+    assert_matches(r, ref(cast, -1), dtype=out_dtype, log=is_log)
+    np.testing.assert_array_equal(r, f(cast))
+
+
+def test_dtype_float64_recovers_precision_of_float32_input():
+    # x - max rounds in float32 only if computed there; with dtype=float64 it is exact.
+    x = np.array([0.0, -100.0], np.float32)
+    r = sk.softmax(x, dtype=np.float64)
+    assert r.dtype == np.float64
+    assert r[1] == pytest.approx(math.exp(-100) / (1 + math.exp(-100)), rel=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_logsumexp_complex_stays_complex(dtype):
+    a = np.array([[1 + 2j, 3 - 1j, -0.5 + 0.25j], [0.5j, 2 + 3j, 1 - 3j]], dtype=dtype)
+    r = np.asarray(sk.logsumexp(a, axis=1))
+    assert r.dtype == dtype
+    expected = np.log(np.sum(np.exp(a.astype(np.complex128)), axis=1))
+    np.testing.assert_allclose(r, expected, rtol=1e-5 if dtype == np.complex64 else 1e-13)
+    assert np.all(r.imag > -np.pi) and np.all(r.imag <= np.pi)
+
+
+def test_logsumexp_complex_imaginary_part_is_principal():
+    # exp(a) sums to a negative real number: its log has imaginary part exactly pi, never -pi.
+    a = np.array([np.log(2) + 1j * np.pi, 0.0 + 0j])  # -2 + 1 = -1
+    r = np.asarray(sk.logsumexp(a))
+    assert abs(r.real) < 1e-15
+    assert r.imag == pytest.approx(np.pi, rel=1e-15)
+    # imaginary parts far outside (-pi, pi] are wrapped back
+    b = np.array([1 + 7j, 1 + 7j])
+    rb = np.asarray(sk.logsumexp(b))
+    assert -np.pi < rb.imag <= np.pi
+    np.testing.assert_allclose(rb, np.log(2 * np.exp(1 + 7j)), rtol=1e-14)
+
+
+def test_logsumexp_complex_return_sign_gives_a_phase():
+    a = np.array([1 + 2j, 3 - 1j])
+    res, sign = sk.logsumexp(a, return_sign=True)
+    s = np.sum(np.exp(a))
+    assert np.isrealobj(res)
+    np.testing.assert_allclose(res, np.log(abs(s)), rtol=1e-14)
+    assert np.iscomplexobj(sign)
+    np.testing.assert_allclose(sign, s / abs(s), rtol=1e-14)
+
+
+def test_logsumexp_dtype_argument_complex():
+    r = np.asarray(sk.logsumexp(np.array([0.0, 0.0]), dtype=np.complex128))
+    assert r.dtype == np.complex128
+    np.testing.assert_allclose(r, np.log(2), rtol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# temperature
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0, 3.0, 1e-3, 7, np.float32(0.25),
+                                         np.array(2.0), np.array([2.0])], ids=repr)
+def test_temperature_divides_the_input(fn, temperature, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((4, 6))
+    t = float(np.asarray(temperature).reshape(()))
+    r = f(x, temperature=temperature)
+    assert r.dtype == np.float64
+    assert_matches(r, ref(x, -1, temperature=t, compute=np.longdouble), log=is_log, rtol=1e-11)
+
+
+def test_temperature_keeps_float32(fn, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    r = f(x, temperature=2.0)
+    assert r.dtype == np.float32
+    assert_matches(r, ref(x, -1, temperature=2.0), log=is_log)
+
+
+def test_softmin_uses_minus_x_over_temperature():
+    x = np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(sk.softmin(x, temperature=2.0), sk.softmax(-x / 2.0), rtol=1e-15)
+    np.testing.assert_allclose(sk.softmin(x, temperature=2.0),
+                               softmax_ref(-x / 2, compute=np.longdouble), rtol=1e-14)
+
+
+def test_tiny_temperature_tends_to_argmax():
+    x = np.array([1.0, 2.0, 0.5])
+    np.testing.assert_array_equal(sk.softmax(x, temperature=1e-300), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(sk.softmin(x, temperature=1e-300), [0.0, 0.0, 1.0])
+
+
+def test_huge_temperature_tends_to_uniform():
+    x = np.array([1.0, 2.0, 0.5, -4.0])
+    np.testing.assert_allclose(sk.softmax(x, temperature=1e300), 0.25, rtol=1e-15)
+
+
+def test_temperature_with_logsumexp_like_identity(rng):
+    # log_softmax(x, T) == x/T - logsumexp(x/T)
+    x = rng.standard_normal((3, 7))
+    t = 0.75
+    expected = x / t - sk.logsumexp(x / t, axis=-1, keepdims=True)
+    np.testing.assert_allclose(sk.log_softmax(x, temperature=t), expected, rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# where
+# --------------------------------------------------------------------------------------------
+
+def test_where_masked_entries_are_exactly_zero_and_excluded(rng):
+    x = rng.standard_normal((5, 8))
+    mask = rng.random((5, 8)) < 0.6
+    mask[:, 0] = True  # every row keeps at least one entry
+    s = sk.softmax(x, where=mask)
+    assert np.all(s[~mask] == 0.0)
+    ls = sk.log_softmax(x, where=mask)
+    assert np.all(ls[~mask] == -INF)
+    for i in range(5):
+        kept = x[i, mask[i]]
+        np.testing.assert_allclose(s[i, mask[i]], softmax_ref(kept), rtol=1e-13)
+        np.testing.assert_allclose(ls[i, mask[i]], log_softmax_ref(kept), rtol=1e-13, atol=1e-15)
+    lse = sk.logsumexp(x, axis=1, where=mask)
+    np.testing.assert_allclose(
+        lse, [float(logsumexp_ref(x[i, mask[i]])) for i in range(5)], rtol=1e-13)
+    sm = sk.softmin(x, where=mask)
+    assert np.all(sm[~mask] == 0.0)
+    np.testing.assert_allclose(sm, softmin_ref(x, -1, where=mask), rtol=1e-12)
+
+
+def test_where_hides_nan_and_inf_at_masked_positions():
+    x = np.array([[1.0, NAN, 2.0], [INF, 0.0, 1.0], [-INF, 3.0, NAN]])
+    mask = np.array([[True, False, True], [False, True, True], [True, True, False]])
+    s = sk.softmax(x, where=mask)
+    expected = softmax_ref(x, -1, where=mask)
+    assert not np.isnan(s).any()
+    assert_matches(s, expected)
+    assert np.all(s[~mask] == 0)
+    ls = sk.log_softmax(x, where=mask)
+    assert not np.isnan(ls).any()
+    assert_matches(ls, log_softmax_ref(x, -1, where=mask), log=True)
+    lse = sk.logsumexp(x, axis=1, where=mask)
+    assert np.all(np.isfinite(lse))
+    assert_matches(lse, logsumexp_ref(x, 1, where=mask), log=True)
+
+
+@pytest.mark.parametrize("mask_shape", [(1, 6), (4, 1), (6,), (4, 6), ()], ids=str)
+def test_where_broadcasts(fn, mask_shape, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((4, 6))
+    mask = rng.random(mask_shape) < 0.7
+    if mask_shape == ():
+        mask = np.True_
+    elif mask_shape in [(1, 6), (6,)]:
+        mask[..., 0] = True
+    r = f(x, where=mask)
+    assert_matches(r, ref(x, -1, where=mask), log=is_log)
+    lse = sk.logsumexp(x, axis=1, where=mask)
+    assert_matches(np.asarray(lse), logsumexp_ref(x, 1, where=mask), log=True)
+
+
+def test_where_as_list_of_bools():
+    r = sk.softmax([1.0, 2.0, 3.0], where=[True, False, True])
+    np.testing.assert_allclose(r, [softmax_ref([1.0, 3.0])[0], 0.0, softmax_ref([1.0, 3.0])[1]],
+                               rtol=1e-15)
+
+
+@pytest.mark.parametrize("axis", [None, (0, 1), 0], ids=repr)
+def test_where_with_other_axis_forms(fn, axis, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((3, 4))
+    mask = rng.random((3, 4)) < 0.5
+    mask[0, :] = True
+    r = f(x, axis=axis, where=mask)
+    assert_matches(r, ref(x, axis, where=mask), log=is_log)
+
+
+def test_where_all_true_changes_nothing(fn, rng):
+    f, _, _ = fn
+    x = rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(f(x, where=np.ones((3, 4), bool)), f(x))
+
+
+def test_where_and_temperature_together(rng):
+    x = rng.standard_normal((3, 5))
+    mask = np.array([True, False, True, True, False])
+    assert_matches(sk.softmax(x, temperature=0.5, where=mask),
+                   softmax_ref(x, -1, temperature=0.5, where=mask), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# all -inf / fully masked slices: zeros and -inf, never NaN (and no warnings: filterwarnings=error)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_all_minus_inf_slice_gives_zeros_not_nan(dtype):
+    x = np.array([[-INF, -INF, -INF], [0.0, 1.0, 2.0]], dtype=dtype)
+    s = sk.softmax(x)
+    np.testing.assert_array_equal(s[0], [0.0, 0.0, 0.0])
+    assert_matches(s[1], softmax_ref(x[1]))
+    np.testing.assert_array_equal(sk.log_softmax(x)[0], [-INF, -INF, -INF])
+    lse = sk.logsumexp(x, axis=1)
+    assert lse[0] == -INF
+    # softmin of an all +inf slice is an all -inf slice after negation
+    np.testing.assert_array_equal(sk.softmin(-x)[0], [0.0, 0.0, 0.0])
+
+
+def test_fully_masked_slice_gives_zeros_not_nan():
+    x = np.array([[1.0, 2.0, NAN], [4.0, 5.0, 6.0]])
+    mask = np.array([[False, False, False], [True, False, True]])
+    s = sk.softmax(x, where=mask)
+    np.testing.assert_array_equal(s[0], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(sk.log_softmax(x, where=mask)[0], [-INF, -INF, -INF])
+    lse = sk.logsumexp(x, axis=1, where=mask)
+    assert lse[0] == -INF
+    assert lse[1] == pytest.approx(np.logaddexp(4.0, 6.0), rel=1e-15)
+    np.testing.assert_array_equal(sk.softmax(x, where=False), np.zeros_like(x))
+    assert sk.logsumexp(x, where=False) == -INF
+
+
+def test_partly_minus_inf_entries_are_exactly_zero():
+    x = np.array([-INF, 0.0, -INF, 0.0])
+    np.testing.assert_array_equal(sk.softmax(x), [0.0, 0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(sk.log_softmax(x), [-INF, -np.log(2), -INF, -np.log(2)])
+    assert sk.logsumexp(x) == pytest.approx(np.log(2), rel=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# +inf entries: the mathematical limit
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_plus_inf_entries_share_probability_equally(dtype, k):
+    x = np.array([1.0, -INF, 1e30 if dtype != np.float16 else 6e4, -2.0] + [INF] * k,
+                 dtype=dtype)
+    s = sk.softmax(x)
+    assert s.dtype == dtype
+    expected = np.array([0, 0, 0, 0] + [1 / k] * k).astype(dtype)
+    np.testing.assert_array_equal(s, expected)
+    ls = sk.log_softmax(x)
+    np.testing.assert_array_equal(ls[:4], -INF)
+    np.testing.assert_allclose(ls[4:].astype(np.float64), -np.log(k),
+                               rtol=float(np.finfo(dtype).eps))
+    assert sk.logsumexp(x) == INF
+
+
+def test_plus_inf_along_other_axes():
+    x = np.array([[INF, 1.0], [INF, INF], [2.0, 3.0]])
+    s0 = sk.softmax(x, axis=0)
+    np.testing.assert_array_equal(s0[:, 0], [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(s0[:, 1], [0.0, 1.0, 0.0])
+    s_all = sk.softmax(x, axis=None)
+    np.testing.assert_array_equal(s_all, [[1 / 3, 0.0], [1 / 3, 1 / 3], [0.0, 0.0]])
+    np.testing.assert_array_equal(sk.logsumexp(x, axis=0), [INF, INF])
+
+
+def test_softmin_minus_inf_entries_take_all_probability():
+    x = np.array([3.0, -INF, 0.0, -INF])
+    np.testing.assert_array_equal(sk.softmin(x), [0.0, 0.5, 0.0, 0.5])
+
+
+def test_nan_beats_plus_inf():
+    x = np.array([[INF, NAN, 1.0], [INF, 0.0, 1.0]])
+    s = sk.softmax(x)
+    assert np.isnan(s[0]).all()
+    np.testing.assert_array_equal(s[1], [1.0, 0.0, 0.0])
+    assert np.isnan(sk.log_softmax(x)[0]).all()
+    lse = sk.logsumexp(x, axis=1)
+    assert np.isnan(lse[0]) and lse[1] == INF
+
+
+def test_plus_inf_with_minus_inf_and_mask():
+    x = np.array([INF, -INF, INF, 5.0])
+    mask = np.array([True, True, False, True])
+    np.testing.assert_array_equal(sk.softmax(x, where=mask), [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(sk.log_softmax(x, where=mask), [0.0, -INF, -INF, -INF])
+
+
+# --------------------------------------------------------------------------------------------
+# NaN
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nan_poisons_only_its_own_slice(dtype):
+    x = np.array([[1.0, NAN, 2.0], [1.0, 2.0, 3.0], [-INF, NAN, -INF]], dtype=dtype)
+    for f in (sk.softmax, sk.log_softmax, sk.softmin):
+        r = f(x)
+        assert np.isnan(r[0]).all() and np.isnan(r[2]).all(), f.__name__
+        assert not np.isnan(r[1]).any(), f.__name__
+    lse = sk.logsumexp(x, axis=1)
+    assert np.isnan(lse[0]) and np.isnan(lse[2]) and np.isfinite(lse[1])
+    # along axis 0 every column meets a NaN or not
+    r0 = sk.softmax(x, axis=0)
+    assert np.isnan(r0[:, 1]).all()
+    assert not np.isnan(r0[:, [0, 2]]).any()
+
+
+def test_nan_with_axis_none_poisons_everything():
+    x = np.array([[1.0, 2.0], [NAN, 3.0]])
+    assert np.isnan(sk.softmax(x, axis=None)).all()
+    assert np.isnan(sk.logsumexp(x))
+
+
+# --------------------------------------------------------------------------------------------
+# empty arrays
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, axis", [((0,), -1), ((0,), None), ((0, 3), 0), ((0, 3), 1),
+                                         ((3, 0), 1), ((3, 0), 0), ((2, 0, 4), (0, 2)),
+                                         ((3, 0), None), ((3, 0), ())], ids=str)
+def test_empty_arrays_keep_their_shape(fn, shape, axis):
+    f, _, _ = fn
+    for dtype in (np.float32, np.float64, np.int64):
+        x = np.zeros(shape, dtype)
+        r = f(x, axis=axis)
+        assert isinstance(r, np.ndarray)
+        assert r.shape == shape
+        assert r.dtype == (np.float64 if dtype == np.int64 else dtype)
+
+
+@pytest.mark.parametrize("shape, axis, expected_shape", [
+    ((0,), None, ()), ((0,), 0, ()), ((3, 0), 1, (3,)), ((0, 3), 0, (3,)), ((0, 3), 1, (0,)),
+    ((2, 0, 4), (0, 2), (0,)), ((2, 0, 4), 1, (2, 4)), ((3, 0), None, ()),
+], ids=str)
+def test_logsumexp_over_zero_length_axis_is_minus_inf(shape, axis, expected_shape):
+    x = np.zeros(shape)
+    r = np.asarray(sk.logsumexp(x, axis=axis))
+    assert r.shape == expected_shape
+    assert np.all(r == -INF)
+    rk = np.asarray(sk.logsumexp(x, axis=axis, keepdims=True))
+    assert rk.shape == np.sum(x, axis=axis, keepdims=True).shape
+
+
+def test_logsumexp_empty_return_sign():
+    res, sign = sk.logsumexp(np.zeros((2, 0)), axis=1, return_sign=True)
+    np.testing.assert_array_equal(res, [-INF, -INF])
+    np.testing.assert_array_equal(sign, [0.0, 0.0])
+
+
+# --------------------------------------------------------------------------------------------
+# out=
+# --------------------------------------------------------------------------------------------
+
+def test_out_is_filled_and_returned(fn, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((3, 5))
+    out = np.full_like(x, 123.0)
+    r = f(x, out=out)
+    assert r is out
+    assert_matches(out, ref(x, -1), log=is_log)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_out_may_be_x_itself(fn, dtype, rng):
+    f, _, is_log = fn
+    x = (rng.standard_normal((4, 33)) * 5).astype(dtype)
+    expected = f(x.copy(), axis=0)
+    r = f(x, axis=0, out=x)
+    assert r is x
+    np.testing.assert_array_equal(x, expected)
+
+
+def test_out_may_be_x_itself_with_mask_and_inf():
+    x = np.array([[1.0, INF, 2.0, INF], [-INF, -INF, -INF, -INF], [NAN, 1.0, 2.0, 3.0]])
+    mask = np.array([True, True, True, False])
+    expected = sk.softmax(x.copy(), where=mask)
+    sk.softmax(x, where=mask, out=x)
+    np.testing.assert_array_equal(x, expected)
+
+
+@pytest.mark.parametrize("out_dtype", [np.float32, np.float16, np.complex128],
+                         ids=lambda d: np.dtype(d).name)
+def test_out_same_kind_cast(out_dtype, rng):
+    x = rng.standard_normal((3, 5))
+    out = np.zeros((3, 5), out_dtype)
+    r = sk.softmax(x, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, sk.softmax(x).astype(out_dtype))
+
+
+def test_out_non_contiguous_and_fortran(fn, rng):
+    f, ref, is_log = fn
+    x = rng.standard_normal((4, 6))
+    out_f = np.zeros((4, 6), order="F")
+    assert f(x, out=out_f) is out_f
+    assert_matches(out_f, ref(x, -1), log=is_log)
+    buf = np.zeros((8, 12))
+    out_v = buf[::2, ::-2]
+    assert f(x, out=out_v) is out_v
+    assert_matches(out_v, ref(x, -1), log=is_log)
+    assert np.all(buf[1::2] == 0) and np.all(buf[:, ::-1][:, 1::2][::2] == 0)
+
+
+@pytest.mark.parametrize("shift", [1, 2, -1, -3])
+def test_out_partially_overlapping_x(fn, shift, rng):
+    f, _, _ = fn
+    base = rng.standard_normal(40)
+    n = 40 - abs(shift)
+    x = base[:n] if shift > 0 else base[-shift:]
+    out = base[shift:] if shift > 0 else base[:n]
+    expected = f(x.copy())
+    r = f(x, out=out)
+    assert r is out
+    np.testing.assert_array_equal(r, expected)
+
+
+def test_out_partially_overlapping_x_2d(rng):
+    base = rng.standard_normal((6, 7))
+    x = base[:5]
+    out = base[1:]
+    expected = sk.softmax(x.copy(), axis=0)
+    sk.softmax(x, axis=0, out=out)
+    np.testing.assert_array_equal(out, expected)
+    base = rng.standard_normal((6, 7))
+    x = base[:, :6]
+    out = base[:, 1:]  # overlaps x in 5 of its 6 columns
+    expected = sk.log_softmax(x.copy(), axis=None)
+    sk.log_softmax(x, axis=None, out=out)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_logsumexp_out(rng):
+    x = rng.standard_normal((3, 5))
+    out = np.zeros(3)
+    r = sk.logsumexp(x, axis=1, out=out)
+    assert r is out
+    assert_matches(out, logsumexp_ref(x, 1), log=True)
+    outk = np.zeros((3, 1), np.float32)
+    r = sk.logsumexp(x, axis=1, keepdims=True, out=outk)
+    assert r is outk
+    np.testing.assert_array_equal(outk, sk.logsumexp(x, axis=1, keepdims=True).astype(np.float32))
+    out0 = np.zeros(())
+    r = sk.logsumexp(x, out=out0)
+    assert r is out0
+    assert out0 == pytest.approx(float(logsumexp_ref(x)), rel=1e-14)
+
+
+# --------------------------------------------------------------------------------------------
+# the caller's arrays are never modified
+# --------------------------------------------------------------------------------------------
+
+def _digest(*arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _frozen(a):
+    a = np.array(a)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_inputs_are_never_modified(dtype, rng):
+    x = _frozen((rng.standard_normal((5, 7)) * 3).astype(dtype))
+    x_special = np.array(x)
+    x_special[0, :2] = [INF, -INF]
+    x_special[1, :] = -INF
+    x_special[2, 3] = NAN
+    x_special = _frozen(x_special)
+    mask = _frozen(rng.random((5, 7)) < 0.7)
+    b = _frozen(rng.standard_normal((5, 7)))
+    g = _frozen(rng.standard_normal((5, 7)).astype(dtype))
+    before = _digest(x, x_special, mask, b, g)
+    for arr in (x, x_special):
+        for axis in (-1, 0, None, (0, 1)):
+            for f in (sk.softmax, sk.log_softmax, sk.softmin):
+                f(arr, axis=axis)
+                f(arr, axis=axis, where=mask, temperature=0.5)
+                f(arr, axis=axis, dtype=np.float64)
+            sk.logsumexp(arr, axis=axis)
+            sk.logsumexp(arr, axis=axis, b=b, where=mask, return_sign=True)
+            y = sk.softmax(arr, axis=axis)
+            sk.softmax_backward(g, _frozen(y), axis=axis)
+            sk.log_softmax_backward(g, _frozen(sk.log_softmax(arr, axis=axis)), axis=axis)
+    assert _digest(x, x_special, mask, b, g) == before
+
+
+def test_out_is_the_only_array_written(rng):
+    x = rng.standard_normal((4, 5))
+    mask = rng.random((4, 5)) < 0.8
+    before = _digest(x, mask)
+    out = np.empty_like(x)
+    sk.softmax(x, where=mask, out=out)
+    assert _digest(x, mask) == before
+
+
+# --------------------------------------------------------------------------------------------
+# logsumexp: b weights and return_sign
+# --------------------------------------------------------------------------------------------
+
+def test_logsumexp_b_weights(rng):
+    a = rng.standard_normal((4, 6))
+    b = rng.random((4, 6)) + 0.1
+    assert_matches(np.asarray(sk.logsumexp(a, axis=1, b=b)), logsumexp_ref(a, 1, b=b), log=True)
+    assert_matches(np.asarray(sk.logsumexp(a, b=b)), logsumexp_ref(a, None, b=b), log=True)
+    # b broadcasts against a
+    b_row = rng.random(6) + 0.1
+    assert_matches(np.asarray(sk.logsumexp(a, axis=1, b=b_row)), logsumexp_ref(a, 1, b=b_row),
+                   log=True)
+    np.testing.assert_allclose(sk.logsumexp(a, axis=1, b=2.0), sk.logsumexp(a, axis=1) + np.log(2),
+                               rtol=1e-14)
+
+
+def test_logsumexp_negative_b_gives_nan_without_return_sign():
+    r = sk.logsumexp([1.0, 2.0], b=[1.0, -1.0])
+    assert np.isnan(r)
+    # a positive sum with some negative weights is fine
+    r = sk.logsumexp([1.0, 2.0], b=[-1.0, 1.0])
+    assert r == pytest.approx(np.log(np.exp(2) - np.exp(1)), rel=1e-14)
+
+
+def test_logsumexp_return_sign():
+    res, sign = sk.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    assert res == pytest.approx(np.log(np.exp(2) - np.exp(1)), rel=1e-14)
+    assert sign == -1.0
+    a = np.array([[1.0, 2.0], [1.0, 1.0], [3.0, 0.0], [-INF, -INF]])
+    b = np.array([1.0, -1.0])
+    res, sign = sk.logsumexp(a, axis=1, b=b, return_sign=True)
+    exp_res, exp_sign = logsumexp_ref(a, 1, b=b, return_sign=True)
+    np.testing.assert_array_equal(sign, [-1.0, 0.0, 1.0, 0.0])
+    assert sign.dtype == np.float64
+    assert res[1] == -INF and res[3] == -INF
+    np.testing.assert_allclose(res, exp_res.astype(np.float64), rtol=1e-14)
+
+
+def test_logsumexp_return_sign_dtype_follows_result(rng):
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    res, sign = sk.logsumexp(a, axis=1, return_sign=True)
+    assert res.dtype == np.float32 and sign.dtype == np.float32
+    np.testing.assert_array_equal(sign, 1.0)
+    res16, sign16 = sk.logsumexp(a.astype(np.float16), axis=1, return_sign=True)
+    assert res16.dtype == np.float16 and sign16.dtype == np.float16
+
+
+def test_logsumexp_return_sign_keepdims_and_where(rng):
+    a = rng.standard_normal((3, 4))
+    b = rng.standard_normal((3, 4))
+    mask = rng.random((3, 4)) < 0.7
+    mask[:, 0] = True
+    res, sign = sk.logsumexp(a, axis=1, b=b, where=mask, keepdims=True, return_sign=True)
+    exp_res, exp_sign = logsumexp_ref(a, 1, b=b, where=mask, keepdims=True, return_sign=True)
+    assert res.shape == sign.shape == (3, 1)
+    np.testing.assert_array_equal(sign, exp_sign.astype(np.float64))
+    np.testing.assert_allclose(res, exp_res.astype(np.float64), rtol=1e-12)
+
+
+def test_logsumexp_zero_weights_and_zero_sum():
+    assert sk.logsumexp([1.0, 2.0], b=[0.0, 0.0]) == -INF
+    res, sign = sk.logsumexp([1.0, 2.0], b=[0.0, 0.0], return_sign=True)
+    assert res == -INF and sign == 0.0
+    res, sign = sk.logsumexp([5.0, 5.0], b=[2.0, -2.0], return_sign=True)
+    assert res == -INF and sign == 0.0
+
+
+def test_logsumexp_keeps_tiny_tail():
+    # log(1 + exp(-40)) = 4.248354255291589e-18: 1 + exp(-40) rounds to 1; pulling the maximal
+    # term out of the sum (log1p) keeps it.
+    r = sk.logsumexp(np.array([0.0, -40.0]))
+    assert r > 0
+    assert r == pytest.approx(4.248354255291589e-18, rel=4 * 2.0**-52)
+
+
+def test_logsumexp_large_values_do_not_overflow():
+    assert sk.logsumexp([1000.0, 1000.0]) == pytest.approx(1000 + np.log(2), rel=1e-15)
+    assert sk.logsumexp(np.array([88.0, 88.0], np.float32)) == pytest.approx(88 + np.log(2),
+                                                                             rel=1e-6)
+    assert sk.logsumexp([-1000.0, -1000.0]) == pytest.approx(-1000 + np.log(2), rel=1e-15)
+
+
+def test_logsumexp_with_plus_inf_and_weights():
+    assert sk.logsumexp([INF, 1.0], b=[2.0, -1.0]) == INF
+    res, sign = sk.logsumexp([INF, 1.0], b=[-2.0, 1.0], return_sign=True)
+    assert res == INF and sign == -1.0
+
+
+# --------------------------------------------------------------------------------------------
+# threads
+# --------------------------------------------------------------------------------------------
+
+def test_set_and_get_num_threads(rng):
+    original = sk.get_num_threads()
+    assert isinstance(original, int) and original >= 1
+    x = rng.standard_normal((512, 2048)).astype(np.float32)
+    try:
+        sk.set_num_threads(1)
+        assert sk.get_num_threads() == 1
+        one = sk.softmax(x)
+        one_row = sk.softmax(x.ravel())
+        sk.set_num_threads(original)
+        assert sk.get_num_threads() == original
+        many = sk.softmax(x)
+        many_row = sk.softmax(x.ravel())
+    finally:
+        sk.set_num_threads(original)
+    # threads split rows (or one long row) differently; results agree to rounding
+    np.testing.assert_allclose(one, many, rtol=4 * 2.0**-23, atol=0)
+    np.testing.assert_allclose(one_row, many_row, rtol=8 * 2.0**-23, atol=1e-44)
