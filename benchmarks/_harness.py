@@ -197,6 +197,40 @@ def copy_bandwidth(nbytes: int = 64 * 2**20, plan: TimingPlan = FULL_PLAN) -> di
     }
 
 
+class CpuContention:
+    """How much of the machine's CPU *other* processes (and the hypervisor) took during a run.
+
+    Timings of multi-threaded peers are meaningless on a busy machine: an OpenMP barrier waiting
+    for a descheduled thread turns a 7 us call into milliseconds. Linux only (``/proc/stat``);
+    elsewhere ``measure()`` returns None.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tuple[float, float, float, float] | None:
+        try:
+            with open("/proc/stat", encoding="utf-8") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (user + nice + system + irq + softirq) / tick
+        mine = sum(os.times()[:2])
+        return time.perf_counter(), busy, steal / tick, mine
+
+    def measure(self) -> dict[str, float] | None:
+        """Fractions of (elapsed time x cores) used by other processes and stolen by the hypervisor."""
+        end = self._snapshot()
+        if self._start is None or end is None:
+            return None
+        wall = (end[0] - self._start[0]) * (os.cpu_count() or 1)
+        others = (end[1] - self._start[1]) - (end[3] - self._start[3])
+        return {"others": max(others, 0.0) / wall, "steal": (end[2] - self._start[2]) / wall}
+
+
 def basic_machine_info() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],

@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import (  # noqa: E402  (the path insert above makes the sibling module importable)
     FULL_PLAN,
+    CpuContention,
     QUICK_PLAN,
     TimingPlan,
     basic_machine_info,
@@ -57,7 +58,7 @@ def _import_softmaxkit() -> Any:
     try:
         import softmaxkit as sk
 
-        for name in ("softmax", "log_softmax", "logsumexp", "get_num_threads"):
+        for name in ("softmax", "log_softmax", "logsumexp", "get_num_threads", "set_num_threads"):
             getattr(sk, name)
     except Exception as exc:  # ImportError, or AttributeError from the lazy loader
         if os.environ.get("BENCH_SOFTMAX_TEMPORARY_STAND_IN") == "1":  # TEMPORARY: remove
@@ -169,7 +170,9 @@ def select_cases(patterns: str | None) -> list[Case]:
     if not patterns:
         return list(CASES)
     wanted = [p.strip() for p in patterns.split(",") if p.strip()]
-    chosen = [c for c in CASES if any(fnmatch.fnmatch(c.name, p) or p in c.name for p in wanted)]
+    # A pattern is a glob (``softmax_*``) or a name prefix (``softmax_4096`` picks one case, not
+    # log_softmax_4096x4096).
+    chosen = [c for c in CASES if any(fnmatch.fnmatch(c.name, p) or c.name.startswith(p) for p in wanted)]
     if not chosen:
         names = ", ".join(c.name for c in CASES)
         raise SystemExit(f"bench_softmax: --cases {patterns!r} matches no case; cases are: {names}")
@@ -518,6 +521,13 @@ def print_machine(machine: dict[str, Any]) -> None:
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"  {key.ljust(width)}  {value}")
+    busy = machine.get("cpu_contention")
+    if busy is not None:
+        print(f"  {'other load'.ljust(width)}  other processes used {busy['others']:.0%} of the CPU during the run, "
+              f"hypervisor steal {busy['steal']:.0%}")
+        if busy["others"] + busy["steal"] > 0.05:
+            print("  WARNING: the machine was busy; multi-threaded timings (torch, softmaxkit's parallel paths)"
+                  " are unreliable. Rerun on an idle machine.")
     if machine["cores"] != 2:
         print(f"  note: issue-3 targets were set on a 2-core machine; this one has {machine['cores']}.")
 
@@ -531,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write all results (machine, timings, ratios) as JSON")
     parser.add_argument("--cases", metavar="PATTERNS", help="comma-separated names or globs (see --list)")
     parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to run (default: {','.join(PEERS)})")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="threads for softmaxkit and torch (default: the usable cores)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
 
@@ -543,10 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     cases = select_cases(args.cases)
     plan = QUICK_PLAN if args.quick else FULL_PLAN
     sk = _import_softmaxkit()
-    threads = usable_cores()
+    threads = args.threads or usable_cores()
+    if args.threads:
+        sk.set_num_threads(args.threads)
     peers = Peers({p.strip() for p in args.peers.split(",") if p.strip()}, threads)
 
     machine = basic_machine_info()
+    contention = CpuContention()
     print(f"bench_softmax{' --quick' if args.quick else ''}: {len(cases)} cases, peers run in this process")
     records = []
     for case in cases:
@@ -564,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     machine["softmaxkit_threads"] = sk.get_num_threads()
     machine["peers"] = {name: peers.versions.get(name, peers.unavailable.get(name, "?")) for name in PEERS}
     machine["bandwidth"] = copy_bandwidth(plan=plan)
+    machine["cpu_contention"] = contention.measure()
 
     print()
     print_machine(machine)
