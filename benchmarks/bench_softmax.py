@@ -61,42 +61,11 @@ def _import_softmaxkit() -> Any:
         for name in ("softmax", "log_softmax", "logsumexp", "get_num_threads", "set_num_threads"):
             getattr(sk, name)
     except Exception as exc:  # ImportError, or AttributeError from the lazy loader
-        if os.environ.get("BENCH_SOFTMAX_TEMPORARY_STAND_IN") == "1":  # TEMPORARY: remove
-            print("WARNING: TEMPORARY NUMPY STAND-IN FOR SOFTMAXKIT -- NOT REAL RESULTS", file=sys.stderr)
-            return _TemporaryStandInForSoftmaxkit()
         raise SystemExit(
             f"bench_softmax: cannot use softmaxkit ({type(exc).__name__}: {exc}).\n"
             "Install it first, e.g. `pip install -e '.[bench]'` from the repository root."
         ) from exc
     return sk
-
-
-class _TemporaryStandInForSoftmaxkit:  # TEMPORARY: remove before the implementation lands
-    __version__ = "stand-in"
-    __file__ = "bench_softmax.py"
-
-    @staticmethod
-    def softmax(x, axis=-1, *, out=None):
-        e = np.exp(x - x.max(axis, keepdims=True))
-        e /= e.sum(axis, keepdims=True)
-        if out is not None:
-            out[...] = e
-            return out
-        return e
-
-    @staticmethod
-    def log_softmax(x, axis=-1):
-        s = x - x.max(axis, keepdims=True)
-        return s - np.log(np.exp(s).sum(axis, keepdims=True))
-
-    @staticmethod
-    def logsumexp(x, axis=None):
-        m = x.max(axis, keepdims=True)
-        return np.log(np.exp(x - m).sum(axis)) + np.squeeze(m, axis)
-
-    @staticmethod
-    def get_num_threads():
-        return 1
 
 
 # ---------------------------------------------------------------------------------------------
