@@ -1,0 +1,533 @@
+"""Validation and NumPy dispatch for ``softmaxkit.foreach``; the public docstrings are in ``__init__``.
+
+Layers: the public function normalises its arguments and picks a backend (``_torch`` for tensors,
+``_packed`` for :class:`PackedArrays`, this module for lists of NumPy arrays); here each list is
+validated before any array is written, then every array goes either to a numba kernel
+(transcendental ops on float32/float64, see ``_kernels``) or to NumPy's own ufunc (ops where NumPy
+is already SIMD, or dtypes the kernels do not take).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _kernels as K
+
+_F16 = np.dtype(np.float16)
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+#: Arrays at least this large run on the parallel kernel (a parallel call costs a few us).
+PARALLEL_MIN_SIZE = 2 * K.PARALLEL_CHUNK
+
+_get_dtype = attrgetter("dtype")
+
+
+# ------------------------------------------------------------------------------------------------
+# op table
+
+
+class UnarySpec(NamedTuple):
+    name: str
+    ufunc: np.ufunc | None  # NumPy's op: dtype rules, and the fallback for other dtypes
+    code: int | None  # kernel op code for float32/float64 (None: NumPy for everything)
+    custom: Callable[[np.ndarray, np.ndarray | None], np.ndarray] | None = None
+    rule: np.ufunc | None = None  # dtype rule when there is no ufunc
+
+
+def _frac(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    # torch's definition, x - trunc(x): frac(+-inf) is NaN (NumPy has no frac).
+    return np.subtract(a, np.trunc(a), out=out)
+
+
+def _rsqrt(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    r = np.sqrt(a, out=out)
+    return np.divide(1, r, out=r)
+
+
+def _reciprocal(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    # True division (torch's reciprocal): NumPy's np.reciprocal truncates integers to 0.
+    return np.divide(1.0, a, out=out)
+
+
+UNARY: dict[str, UnarySpec] = {
+    s.name: s
+    for s in [
+        UnarySpec("abs", np.absolute, None),
+        UnarySpec("acos", np.arccos, None),
+        UnarySpec("asin", np.arcsin, None),
+        UnarySpec("atan", np.arctan, None),
+        UnarySpec("ceil", np.ceil, None),
+        UnarySpec("cos", np.cos, None),
+        UnarySpec("cosh", np.cosh, None),
+        UnarySpec("erf", None, K.ERF, rule=np.exp),
+        UnarySpec("erfc", None, K.ERFC, rule=np.exp),
+        UnarySpec("exp", np.exp, K.EXP),
+        UnarySpec("expm1", np.expm1, K.EXPM1),
+        UnarySpec("floor", np.floor, None),
+        UnarySpec("frac", None, None, custom=_frac, rule=np.trunc),
+        UnarySpec("lgamma", None, K.LGAMMA, rule=np.exp),
+        UnarySpec("log", np.log, K.LOG),
+        UnarySpec("log10", np.log10, K.LOG10),
+        UnarySpec("log1p", np.log1p, K.LOG1P),
+        UnarySpec("log2", np.log2, K.LOG2),
+        UnarySpec("neg", np.negative, None),
+        UnarySpec("reciprocal", None, None, custom=_reciprocal, rule=np.true_divide),
+        UnarySpec("round", np.rint, None),
+        UnarySpec("rsqrt", None, None, custom=_rsqrt, rule=np.sqrt),
+        UnarySpec("sigmoid", None, K.SIGMOID, rule=np.exp),
+        UnarySpec("sign", np.sign, None),
+        UnarySpec("sin", np.sin, None),
+        UnarySpec("sinh", np.sinh, None),
+        UnarySpec("sqrt", np.sqrt, None),
+        UnarySpec("tan", np.tan, None),
+        UnarySpec("tanh", np.tanh, K.TANH),
+        UnarySpec("trunc", np.trunc, None),
+    ]
+}
+
+BINARY: dict[str, np.ufunc] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.true_divide,
+    "clamp_min": np.maximum,
+    "clamp_max": np.minimum,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+    "pow": np.power,
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# validation
+
+
+def check_list(arrays: Any, argname: str = "arrays") -> Sequence[Any]:
+    """``arrays`` must be a list or tuple (a bare array is a common mistake: say so)."""
+    if isinstance(arrays, (list, tuple)):
+        return arrays
+    if isinstance(arrays, np.ndarray):
+        raise TypeError(f"{argname} must be a list or tuple of arrays, got a single ndarray; wrap it: [x]")
+    raise TypeError(f"{argname} must be a list or tuple of arrays, got {type(arrays).__name__}")
+
+
+def check_same_length(arrays: Sequence[Any], other: Sequence[Any], argname: str) -> None:
+    if len(other) != len(arrays):
+        raise ValueError(
+            f"{argname} has {len(other)} elements but arrays has {len(arrays)}; they must have the same length"
+        )
+
+
+def check_numpy_arrays(arrays: Sequence[Any], argname: str = "arrays") -> list[np.ndarray] | Sequence[Any]:
+    """Every element must be an ``np.ndarray`` (subclasses are viewed as ndarray)."""
+    if set(map(type, arrays)) <= {np.ndarray}:
+        return arrays
+    viewed = list(arrays)
+    for i, a in enumerate(arrays):
+        if type(a) is np.ndarray:
+            continue
+        if isinstance(a, np.ndarray):
+            viewed[i] = a.view(np.ndarray)
+            continue
+        if type(a).__module__.startswith("torch"):
+            raise TypeError(
+                f"{argname}[{i}] is a torch.Tensor but {argname}[0] is a NumPy array; "
+                "a list must hold only NumPy arrays or only torch tensors"
+            )
+        raise TypeError(f"{argname}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
+    return viewed
+
+
+def first_index_with_dtype(arrays: Sequence[np.ndarray], dtype: np.dtype) -> int:
+    return next(i for i, a in enumerate(arrays) if a.dtype == dtype)
+
+
+_unary_dtype_cache: dict[tuple[str, np.dtype], np.dtype | Exception] = {}
+
+
+def unary_result_dtype(spec: UnarySpec, dtype: np.dtype) -> np.dtype:
+    """The dtype NumPy gives for the same single-array op (``TypeError`` if it has none)."""
+    key = (spec.name, dtype)
+    res = _unary_dtype_cache.get(key)
+    if res is None:
+        rule = spec.ufunc if spec.ufunc is not None else spec.rule
+        try:
+            if rule is np.true_divide:
+                res = rule.resolve_dtypes((dtype, dtype, None))[-1]
+            else:
+                res = rule.resolve_dtypes((dtype, None))[-1]
+            if spec.ufunc is None and spec.code is not None and res not in (_F16, _F32, _F64):
+                raise TypeError(f"{spec.name} is defined for real floating dtypes only")
+        except TypeError as exc:  # numpy's _UFuncNoLoopError is a TypeError
+            res = exc
+        _unary_dtype_cache[key] = res
+    if isinstance(res, Exception):
+        raise TypeError(f"foreach.{spec.name} does not support dtype {dtype}: {res}") from None
+    return res
+
+
+def check_unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> set[np.dtype]:
+    """Check that every result can be written back under NumPy's ``same_kind`` rule."""
+    dtypes = set(map(_get_dtype, arrays))
+    for dt in dtypes:
+        try:
+            res = unary_result_dtype(spec, dt)
+        except TypeError as exc:
+            i = first_index_with_dtype(arrays, dt)
+            raise TypeError(f"arrays[{i}]: {exc}") from None
+        if res != dt and not np.can_cast(res, dt, "same_kind"):
+            i = first_index_with_dtype(arrays, dt)
+            raise TypeError(
+                f"foreach.{spec.name}_ cannot write the {res} result into arrays[{i}], which has dtype {dt} "
+                f"(NumPy's same_kind casting rule forbids {res} -> {dt}); use foreach.{spec.name} instead"
+            )
+    return dtypes
+
+
+def check_writeable(arrays: Sequence[np.ndarray]) -> None:
+    for i, a in enumerate(arrays):
+        if not a.flags.writeable:
+            raise ValueError(f"arrays[{i}] is read-only; an in-place foreach op must be able to write it")
+
+
+# ------------------------------------------------------------------------------------------------
+# unary
+
+
+def _kernel_inplace(code: int, flat: np.ndarray) -> None:
+    if flat.size >= PARALLEL_MIN_SIZE:
+        K.unary_inplace_parallel(code, flat)
+    else:
+        K.unary_inplace(code, flat)
+
+
+def _unary_compute(spec: UnarySpec, a: np.ndarray) -> np.ndarray:
+    """The out-of-place result for one array (NumPy dtype rules)."""
+    res = unary_result_dtype(spec, a.dtype)
+    if spec.code is not None and res in (_F16, _F32, _F64) and a.dtype.kind in "biuf":
+        work_dt = _F32 if res == _F16 else res
+        if a.dtype == work_dt and a.flags.c_contiguous and a.flags.writeable and a.size < PARALLEL_MIN_SIZE:
+            out = np.empty(a.shape, work_dt)
+            K.ensure_compiled()
+            K.unary_out(spec.code, a.reshape(-1), out.reshape(-1))
+        elif a.dtype == work_dt and a.flags.c_contiguous and a.flags.writeable:
+            out = np.empty(a.shape, work_dt)
+            K.ensure_compiled()
+            K.unary_out_parallel(spec.code, a.reshape(-1), out.reshape(-1))
+        else:
+            out = np.array(a, dtype=work_dt, order="C")  # a copy: the input is never written
+            K.ensure_compiled()
+            _kernel_inplace(spec.code, out.reshape(-1))
+        return out if work_dt == res else out.astype(res)
+    if spec.ufunc is not None:
+        return spec.ufunc(a)
+    assert spec.custom is not None
+    return spec.custom(a, None)
+
+
+def _unary_inplace_one(spec: UnarySpec, a: np.ndarray) -> None:
+    """Apply the op to one (validated) array in place, whatever its layout and dtype."""
+    if spec.code is not None and a.dtype in K.KERNEL_DTYPES:
+        K.ensure_compiled()
+        if a.flags.c_contiguous:
+            _kernel_inplace(spec.code, a.reshape(-1))
+        else:
+            tmp = np.ascontiguousarray(a)
+            _kernel_inplace(spec.code, tmp.reshape(-1))
+            a[...] = tmp
+    elif spec.code is not None and a.dtype == _F16:
+        tmp = a.astype(_F32)
+        K.ensure_compiled()
+        _kernel_inplace(spec.code, tmp.reshape(-1))
+        a[...] = tmp
+    elif spec.ufunc is not None:
+        spec.ufunc(a, out=a)
+    else:
+        assert spec.custom is not None
+        spec.custom(a, a)
+
+
+def unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> None:
+    """In-place op over a validated list of plain ndarrays."""
+    dtypes = check_unary_inplace(spec, arrays)
+    if spec.code is not None and dtypes <= K.KERNEL_DTYPES:
+        # Fast path: one numba call per array; the dispatcher accepts only contiguous, writeable
+        # 1-D float32/float64 arrays and raises TypeError for anything else, which then takes
+        # the general path for that one array.
+        K.ensure_compiled()
+        serial, parallel, code, big = K.unary_inplace, K.unary_inplace_parallel, spec.code, PARALLEL_MIN_SIZE
+        start = 0
+        n = len(arrays)
+        while start < n:
+            i = start
+            try:
+                for i in range(start, n):
+                    a = arrays[i]
+                    if a.size < big:
+                        serial(code, a)
+                    else:
+                        parallel(code, a)
+                break
+            except TypeError:
+                a = arrays[i]
+                if not a.flags.writeable:
+                    raise ValueError(
+                        f"arrays[{i}] is read-only; an in-place foreach op must be able to write it"
+                    ) from None
+                _unary_inplace_one(spec, a)
+                start = i + 1
+        return
+    check_writeable(arrays)
+    for a in arrays:
+        _unary_inplace_one(spec, a)
+
+
+def unary(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for i, a in enumerate(arrays):
+        try:
+            out.append(_unary_compute(spec, a))
+        except TypeError as exc:
+            raise TypeError(f"arrays[{i}]: {exc}") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# "other" operands: scalar, list of scalars, list of arrays, one array
+
+
+def is_scalar(x: Any) -> bool:
+    return isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, np.ndarray)
+
+
+class Operand(NamedTuple):
+    """A normalised second operand: ``per_index`` says whether ``value`` is a sequence."""
+
+    kind: str  # "scalar", "scalars", "arrays", "array"
+    value: Any
+    per_index: bool
+
+    def at(self, i: int) -> Any:
+        return self.value[i] if self.per_index else self.value
+
+
+def normalise_operand(arrays: Sequence[Any], other: Any, argname: str, *, allow_arrays: bool = True) -> Operand:
+    """Classify ``other`` and check its length and element types against ``arrays``."""
+    if is_scalar(other):
+        return Operand("scalar", other, False)
+    if isinstance(other, np.ndarray):
+        if not allow_arrays:
+            raise TypeError(f"{argname} must be a scalar or a list of scalars, got an array")
+        return Operand("array", other, False)
+    if isinstance(other, (list, tuple)):
+        check_same_length(arrays, other, argname)
+        if not other:
+            return Operand("scalars", other, True)
+        if all(map(is_scalar, other)):
+            return Operand("scalars", other, True)
+        if not allow_arrays:
+            bad = next(i for i, v in enumerate(other) if not is_scalar(v))
+            raise TypeError(f"{argname}[{bad}] must be a scalar, got {type(other[bad]).__name__}")
+        checked = check_numpy_arrays(other, argname)
+        return Operand("arrays", checked, True)
+    raise TypeError(
+        f"{argname} must be a scalar, a list of scalars, a list of arrays or one array; "
+        f"got {type(other).__name__}"
+    )
+
+
+def _operand_dtype(x: Any) -> Any:
+    """What ``resolve_dtypes`` takes: Python scalars stay weak (NEP 50), the rest by dtype."""
+    if isinstance(x, bool):
+        return np.dtype(bool)
+    if isinstance(x, (int, float, complex)):
+        return type(x)
+    return np.asarray(x).dtype if not isinstance(x, np.ndarray) else x.dtype
+
+
+def check_inplace_result(
+    name: str, i: int, a: np.ndarray, result_dtype: np.dtype, other_shapes: Sequence[tuple[int, ...]]
+) -> None:
+    """An in-place op may neither change ``a``'s shape nor need a cast ``same_kind`` forbids."""
+    if not a.flags.writeable:
+        raise ValueError(f"arrays[{i}] is read-only; an in-place foreach op must be able to write it")
+    if result_dtype != a.dtype and not np.can_cast(result_dtype, a.dtype, "same_kind"):
+        raise TypeError(
+            f"foreach.{name}_ cannot write the {result_dtype} result into arrays[{i}], which has dtype "
+            f"{a.dtype} (NumPy's same_kind casting rule forbids {result_dtype} -> {a.dtype}); "
+            f"use foreach.{name} instead"
+        )
+    try:
+        shape = np.broadcast_shapes(a.shape, *other_shapes)
+    except ValueError:
+        shape = None
+    if shape != a.shape:
+        shapes = ", ".join(str(s) for s in other_shapes)
+        raise ValueError(
+            f"foreach.{name}_: the operands for arrays[{i}] have shapes {shapes}, which do not broadcast "
+            f"to arrays[{i}]'s shape {a.shape}; an in-place op cannot change an array's shape"
+        )
+
+
+def _wrap(i: int, exc: Exception) -> Exception:
+    cls = TypeError if isinstance(exc, TypeError) else ValueError
+    return cls(f"arrays[{i}]: {exc}")
+
+
+def _scaled(value: Any, alpha: Any) -> Any:
+    if alpha is None or (is_scalar(alpha) and alpha == 1 and not isinstance(alpha, np.generic)):
+        return value
+    if is_scalar(value):
+        return value * alpha
+    return np.multiply(value, alpha)
+
+
+def binary(name: str, arrays: Sequence[np.ndarray], op: Operand, *, alpha: Any, inplace: bool) -> list[np.ndarray]:
+    ufunc = BINARY[name]
+    if inplace:
+        for i, a in enumerate(arrays):
+            b = op.at(i)
+            try:
+                res = ufunc.resolve_dtypes((a.dtype, _operand_dtype(_scaled(b, alpha) if alpha is not None else b), None))[-1]
+            except TypeError as exc:
+                raise _wrap(i, exc) from None
+            check_inplace_result(name, i, a, res, [np.shape(b)])
+        for i, a in enumerate(arrays):
+            try:
+                ufunc(a, _scaled(op.at(i), alpha), out=a)
+            except (TypeError, ValueError) as exc:
+                raise _wrap(i, exc) from None
+        return list(arrays)
+    out = []
+    for i, a in enumerate(arrays):
+        try:
+            out.append(np.asarray(ufunc(a, _scaled(op.at(i), alpha))))
+        except (TypeError, ValueError) as exc:
+            raise _wrap(i, exc) from None
+    return out
+
+
+def pow_scalar_base(base: Any, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for i, a in enumerate(arrays):
+        try:
+            out.append(np.asarray(np.power(base, a)))
+        except (TypeError, ValueError) as exc:
+            raise _wrap(i, exc) from None
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# pointwise: addcmul, addcdiv, lerp
+
+
+def _addc(name: str, a: np.ndarray, t1: np.ndarray, t2: np.ndarray, value: Any) -> np.ndarray:
+    prod = np.multiply(t1, t2) if name == "addcmul" else np.true_divide(t1, t2)
+    if not (is_scalar(value) and value == 1 and not isinstance(value, np.generic)):
+        prod = np.multiply(prod, value)
+    return prod
+
+
+def addc(
+    name: str, arrays: Sequence[np.ndarray], t1s: Sequence[np.ndarray], t2s: Sequence[np.ndarray], value: Operand, *, inplace: bool
+) -> list[np.ndarray]:
+    terms = []
+    for i, a in enumerate(arrays):
+        try:
+            terms.append(_addc(name, a, t1s[i], t2s[i], value.at(i)))
+        except (TypeError, ValueError) as exc:
+            raise _wrap(i, exc) from None
+    if inplace:
+        for i, a in enumerate(arrays):
+            try:
+                res = np.add.resolve_dtypes((a.dtype, terms[i].dtype, None))[-1]
+            except TypeError as exc:
+                raise _wrap(i, exc) from None
+            check_inplace_result(name, i, a, res, [terms[i].shape])
+        for a, term in zip(arrays, terms):
+            np.add(a, term, out=a)
+        return list(arrays)
+    return [np.asarray(np.add(a, term)) for a, term in zip(arrays, terms)]
+
+
+def _lerp_one(a: np.ndarray, end: np.ndarray, w: Any) -> np.ndarray:
+    # torch's formula: exact at w == 0 and at w == 1 (a + w*(end - a) is not exact at w == 1).
+    diff = np.subtract(end, a)
+    if is_scalar(w):
+        if abs(w) < 0.5:
+            return np.asarray(np.add(a, np.multiply(w, diff)))
+        return np.asarray(np.subtract(end, np.multiply(diff, 1 - w)))
+    w = np.asarray(w)
+    return np.asarray(
+        np.where(np.abs(w) < 0.5, np.add(a, np.multiply(w, diff)), np.subtract(end, np.multiply(diff, np.subtract(1, w))))
+    )
+
+
+def lerp(
+    arrays: Sequence[np.ndarray], ends: Sequence[np.ndarray], weight: Operand, *, inplace: bool
+) -> list[np.ndarray]:
+    results = []
+    for i, a in enumerate(arrays):
+        try:
+            results.append(_lerp_one(a, ends[i], weight.at(i)))
+        except (TypeError, ValueError) as exc:
+            raise _wrap(i, exc) from None
+    if not inplace:
+        return results
+    for i, (a, r) in enumerate(zip(arrays, results)):
+        check_inplace_result("lerp", i, a, r.dtype, [r.shape])
+    for a, r in zip(arrays, results):
+        np.copyto(a, r, casting="same_kind")
+    return list(arrays)
+
+
+# ------------------------------------------------------------------------------------------------
+# reductions and utilities
+
+
+def check_ord(ord: Any) -> float:
+    if isinstance(ord, bool) or not is_scalar(ord) or isinstance(ord, complex):
+        raise TypeError(f"ord must be a real number (0, 1, 2, inf, -inf or any p), got {ord!r}")
+    ordf = float(ord)
+    if np.isnan(ordf):
+        raise ValueError("ord must not be NaN")
+    return ordf
+
+
+def norm(arrays: Sequence[np.ndarray], ord: float, dtype: np.dtype | None) -> list[np.generic]:
+    out = []
+    for i, a in enumerate(arrays):
+        try:
+            x = a if dtype is None else a.astype(dtype, copy=False)
+            if x.size == 0 and np.isinf(ord):
+                # NumPy's max/min of nothing raise; the norm of an empty vector is 0 (torch too).
+                r = np.linalg.vector_norm(np.zeros(1, x.dtype), ord=ord)
+            else:
+                r = np.linalg.vector_norm(x, ord=ord)
+            out.append(r)
+        except (TypeError, ValueError) as exc:
+            raise _wrap(i, exc) from None
+    return out
+
+
+def max_(arrays: Sequence[np.ndarray]) -> list[np.generic]:
+    out = []
+    for i, a in enumerate(arrays):
+        if a.size == 0:
+            raise ValueError(f"arrays[{i}] is empty; the max of an empty array is undefined")
+        out.append(np.max(a))
+    return out
+
+
+def copy_(arrays: Sequence[np.ndarray], src: Sequence[np.ndarray]) -> None:
+    for i, (a, s) in enumerate(zip(arrays, src)):
+        res = np.result_type(s)
+        check_inplace_result("copy", i, a, res, [np.shape(s)])
+    for a, s in zip(arrays, src):
+        np.copyto(a, s, casting="same_kind")
