@@ -62,15 +62,24 @@ class Timing:
         return asdict(self)
 
 
-def time_callable(fn: Callable[[], object], plan: TimingPlan = FULL_PLAN) -> Timing:
+def time_callable(
+    fn: Callable[[], object],
+    plan: TimingPlan = FULL_PLAN,
+    inspect_first_result: Callable[[Any], None] | None = None,
+) -> Timing:
     """Warm ``fn`` up, then time it ``repeats`` times and return per-call statistics.
 
-    The garbage collector is disabled while sampling (as ``timeit`` does); results of ``fn`` are
-    dropped immediately so a large output is freed before the next call, as in real use.
+    ``inspect_first_result`` receives the result of the first (warm-up) call, for checking it
+    without paying for an extra call. The garbage collector is disabled while sampling (as
+    ``timeit`` does); results of ``fn`` are dropped immediately so a large output is freed before
+    the next call, as in real use.
     """
     t0 = time.perf_counter()
-    fn()
+    first = fn()
     first_call_s = time.perf_counter() - t0
+    if inspect_first_result is not None:
+        inspect_first_result(first)
+    del first
     estimate = first_call_s
     for _ in range(max(plan.warmup_calls - 1, 1)):
         t0 = time.perf_counter()

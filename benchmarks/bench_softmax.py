@@ -341,11 +341,8 @@ def check_against(reference: np.ndarray, y: np.ndarray, case: Case) -> str:
 def run_case(case: Case, sk: Any, peers: Peers, plan: TimingPlan) -> dict[str, Any]:
     shape = case.shape
     x = make_input(case, shape)
-    reference = numpy_softmax(x, case.axis) if case.function == "softmax" else None
-    if case.function == "log_softmax":
-        reference = numpy_log_softmax(x, case.axis)
-    elif case.function == "logsumexp":
-        reference = numpy_logsumexp(x, case.axis)
+    reference_impl = {"softmax": numpy_softmax, "log_softmax": numpy_log_softmax, "logsumexp": numpy_logsumexp}
+    reference = reference_impl[case.function](x, case.axis)
 
     calls = build_callables(case, x, sk, peers)
     record: dict[str, Any] = {
@@ -367,17 +364,19 @@ def run_case(case: Case, sk: Any, peers: Peers, plan: TimingPlan) -> dict[str, A
         if isinstance(call, str):
             record["skipped"][name] = call
             continue
+
+        def inspect(y: Any, name: str = name) -> None:
+            # The first call's result: in-place callables run it on their fresh copy of x, so it
+            # is softmax(x) too.
+            if name == "roofline":
+                return
+            y_np = as_numpy(y)
+            record["checks"][name] = check_against(reference, y_np, case)
+            if case.check_row_sums and case.function != "logsumexp":
+                record["row_sum_error"][name] = row_sum_error(case, y_np)
+
         try:
-            # One untimed call to check the result and measure accuracy; in-place callables run
-            # this on their fresh copy of x, so the result is softmax(x).
-            y = call()
-            if name != "roofline":
-                y_np = as_numpy(y)
-                record["checks"][name] = check_against(reference, y_np, case)
-                if case.check_row_sums and case.function != "logsumexp":
-                    record["row_sum_error"][name] = row_sum_error(case, y_np)
-            del y
-            record["timings"][name] = time_callable(call, plan).as_dict()
+            record["timings"][name] = time_callable(call, plan, inspect).as_dict()
         except Exception as exc:
             record["skipped"][name] = f"error: {type(exc).__name__}: {exc}"
     del calls, x, reference
@@ -415,15 +414,21 @@ def ratios_and_verdicts(record: dict[str, Any], case: Case) -> None:
 def print_report(records: list[dict[str, Any]], cases: dict[str, Case]) -> None:
     columns = ["softmaxkit", "roofline", *PEERS]
 
+    def first_call_cell(record: dict[str, Any]) -> str:
+        timing = record["timings"].get("softmaxkit")
+        return format_seconds(timing["first_call_s"]) if timing else "-"
+
     def time_cell(record: dict[str, Any], name: str) -> str:
         if name in record["timings"]:
             return format_seconds(record["timings"][name]["median_s"])
         reason = record["skipped"].get(name, "-")
         return "n/a" if reason not in ("not installed",) else "not installed"
 
-    print("\nMedian time per call (roofline: x.copy(), or np.multiply(x, 1, out=x) for in-place)")
-    rows = [[r["description"], *(time_cell(r, c) for c in columns)] for r in records]
-    print(render_table(["case", *columns], rows))
+    print("\nMedian time per call (roofline: x.copy(), or np.multiply(x, 1, out=x) for in-place).")
+    print("sk 1st call: softmaxkit's first call in this process, including compiling its kernels or")
+    print("loading them from numba's on-disk cache (cold cache: compiles; rerun to see the warm figure).")
+    rows = [[r["description"], *(time_cell(r, c) for c in columns), first_call_cell(r)] for r in records]
+    print(render_table(["case", *columns, "sk 1st call"], rows))
 
     def ratio_cell(record: dict[str, Any], name: str) -> str:
         value = record["ratios"].get(name)
