@@ -72,6 +72,23 @@ def _softmax_family(
     dtype: DTypeLike | None,
     out: np.ndarray | None,
 ) -> np.ndarray:
+    if (
+        type(x) is np.ndarray
+        and type(axis) is int
+        and axis == -1
+        and where is None
+        and dtype is None
+        and out is None
+        and type(temperature) in (float, int)
+        and temperature == 1
+        and x.dtype in backend.FAST_DTYPES
+        and x.ndim >= 1
+        and x.size > 0
+        and x.flags.c_contiguous
+    ):
+        # Small calls (an RL policy's 8 x 10 logits, millions of times) must not pay for the
+        # general layout machinery; this is the same kernel with every option at its default.
+        return backend.softmax_last_axis(x, mode=mode, negate=negate)
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)

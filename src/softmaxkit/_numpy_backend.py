@@ -177,21 +177,45 @@ def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
+FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def softmax_last_axis(x: np.ndarray, *, mode: int, negate: bool) -> np.ndarray:
+    """The per-call-overhead path: a non-empty C-contiguous float32/float64 ndarray, last axis,
+    no options.  ``softmaxkit._api`` checks those conditions; nothing else is validated here."""
+    dtype = x.dtype
+    n = x.shape[-1]
+    result = np.empty(x.shape, dtype)
+    _run_rows(
+        x.reshape(-1, n), result.reshape(-1, n), None,
+        dtype.type(-1.0 if negate else 1.0), dtype.type(1.0), dtype.type(0.0), mode,
+    )
+    return result
+
+
+def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
+    n_rows, n = x2.shape
+    if x2.size < PARALLEL_MIN_ELEMENTS or num_threads() == 1:
+        k.softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode)
+    elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
+        k.softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, SPLIT_CHUNK)
+    else:
+        k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode)
+
+
+def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     outer, n_k, inner = x3.shape
-    parallel = x3.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
     if inner == 1:
-        x2 = x3.reshape(outer, n_k)
-        out2 = None if out3 is None else out3.reshape(outer, n_k)
-        mask2 = None if mask3 is None else mask3.reshape(outer, n_k)
-        if parallel and n_k >= SPLIT_MIN_LENGTH and outer < 2 * num_threads():
-            k.softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, SPLIT_CHUNK)
-        elif parallel:
-            k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode)
-        else:
-            k.softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        _run_rows(
+            x3.reshape(outer, n_k),
+            None if out3 is None else out3.reshape(outer, n_k),
+            None if mask3 is None else mask3.reshape(outer, n_k),
+            sign, t_hi, t_lo, mode,
+        )
         return
+    k = kernels()
+    parallel = x3.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
     block = column_block_width(n_k, inner, x3.itemsize)
     if parallel:
         k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block)

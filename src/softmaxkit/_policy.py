@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -86,11 +87,25 @@ _FLOAT64 = np.dtype(np.float64)
 
 
 def _is_bfloat16(dtype: np.dtype) -> bool:
-    return dtype.name == "bfloat16"
+    return dtype.kind == "V" and dtype.name == "bfloat16"
 
 
 def resolve_dtypes(input_dtype: np.dtype, requested: Any, *, allow_complex: bool, function: str) -> DtypePolicy:
     """Apply the dtype policy (see :class:`DtypePolicy`) to ``input_dtype`` and ``dtype=``."""
+    try:
+        return _resolve_dtypes_cached(np.dtype(input_dtype), requested, allow_complex, function)
+    except TypeError as error:
+        if "unhashable" not in str(error):
+            raise
+    return _resolve_dtypes(input_dtype, requested, allow_complex=allow_complex, function=function)
+
+
+@lru_cache(maxsize=256)
+def _resolve_dtypes_cached(input_dtype: np.dtype, requested: Any, allow_complex: bool, function: str) -> DtypePolicy:
+    return _resolve_dtypes(input_dtype, requested, allow_complex=allow_complex, function=function)
+
+
+def _resolve_dtypes(input_dtype: np.dtype, requested: Any, *, allow_complex: bool, function: str) -> DtypePolicy:
     if requested is not None:
         try:
             requested_dtype = np.dtype(requested)
