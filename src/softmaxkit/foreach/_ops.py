@@ -46,7 +46,7 @@ def _frac(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 
 
 def _rsqrt(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    r = np.sqrt(a, out=out)
+    r = np.asarray(np.sqrt(a, out=out))  # 0-d input: NumPy returns a scalar
     return np.divide(1, r, out=r)
 
 
@@ -226,9 +226,9 @@ def _unary_compute(spec: UnarySpec, a: np.ndarray) -> np.ndarray:
             _kernel_inplace(spec.code, out.reshape(-1))
         return out if work_dt == res else out.astype(res)
     if spec.ufunc is not None:
-        return spec.ufunc(a)
+        return np.asarray(spec.ufunc(a))
     assert spec.custom is not None
-    return spec.custom(a, None)
+    return np.asarray(spec.custom(a, None))
 
 
 def _unary_inplace_one(spec: UnarySpec, a: np.ndarray) -> None:
@@ -344,8 +344,8 @@ def normalise_operand(arrays: Sequence[Any], other: Any, argname: str, *, allow_
 
 def _operand_dtype(x: Any) -> Any:
     """What ``resolve_dtypes`` takes: Python scalars stay weak (NEP 50), the rest by dtype."""
-    if isinstance(x, bool):
-        return np.dtype(bool)
+    if isinstance(x, (bool, np.generic)):  # np.float64 subclasses float but is not weak
+        return np.asarray(x).dtype
     if isinstance(x, (int, float, complex)):
         return type(x)
     return np.asarray(x).dtype if not isinstance(x, np.ndarray) else x.dtype
