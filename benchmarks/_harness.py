@@ -62,18 +62,36 @@ class Timing:
         return asdict(self)
 
 
-def time_callable(
-    fn: Callable[[], object],
-    plan: TimingPlan = FULL_PLAN,
-    inspect_first_result: Callable[[Any], None] | None = None,
-) -> Timing:
-    """Warm ``fn`` up, then time it ``repeats`` times and return per-call statistics.
+@dataclass
+class _Calibrated:
+    fn: Callable[[], object]
+    calls: int  # calls per sample
+    repeats: int
+    first_call_s: float
+    samples: list[float] = field(default_factory=list)
 
-    ``inspect_first_result`` receives the result of the first (warm-up) call, for checking it
-    without paying for an extra call. The garbage collector is disabled while sampling (as
-    ``timeit`` does); results of ``fn`` are dropped immediately so a large output is freed before
-    the next call, as in real use.
-    """
+    def sample(self) -> None:
+        t0 = time.perf_counter()
+        for _ in range(self.calls):
+            self.fn()
+        self.samples.append((time.perf_counter() - t0) / self.calls)
+
+    def timing(self) -> Timing:
+        return Timing(
+            median_s=statistics.median(self.samples),
+            min_s=min(self.samples),
+            max_s=max(self.samples),
+            repeats=len(self.samples),
+            calls_per_sample=self.calls,
+            first_call_s=self.first_call_s,
+            samples_s=self.samples,
+        )
+
+
+def _calibrate(
+    fn: Callable[[], object], plan: TimingPlan, inspect_first_result: Callable[[Any], None] | None
+) -> _Calibrated:
+    """Warm ``fn`` up and choose its calls per sample and its number of samples."""
     t0 = time.perf_counter()
     first = fn()
     first_call_s = time.perf_counter() - t0
@@ -97,28 +115,72 @@ def time_callable(
         calls = max(math.ceil(plan.min_sample_s / max(estimate, 1e-9)), 1)
     repeats = int(plan.budget_s / max(estimate * calls, 1e-9))
     repeats = min(max(repeats, plan.min_repeats), plan.max_repeats)
+    return _Calibrated(fn, calls, repeats, first_call_s)
 
-    samples: list[float] = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            samples.append((time.perf_counter() - t0) / calls)
-    finally:
-        if gc_was_enabled:
+
+class _GcDisabled:
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was_enabled:
             gc.enable()
-    return Timing(
-        median_s=statistics.median(samples),
-        min_s=min(samples),
-        max_s=max(samples),
-        repeats=repeats,
-        calls_per_sample=calls,
-        first_call_s=first_call_s,
-        samples_s=samples,
-    )
+
+
+def time_callable(
+    fn: Callable[[], object],
+    plan: TimingPlan = FULL_PLAN,
+    inspect_first_result: Callable[[Any], None] | None = None,
+) -> Timing:
+    """Warm ``fn`` up, then time it ``repeats`` times and return per-call statistics.
+
+    ``inspect_first_result`` receives the result of the first (warm-up) call, for checking it
+    without paying for an extra call. The garbage collector is disabled while sampling (as
+    ``timeit`` does); results of ``fn`` are dropped immediately so a large output is freed before
+    the next call, as in real use.
+    """
+    calibrated = _calibrate(fn, plan, inspect_first_result)
+    with _GcDisabled():
+        for _ in range(calibrated.repeats):
+            calibrated.sample()
+    return calibrated.timing()
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    plan: TimingPlan = FULL_PLAN,
+    inspect_first_result: Callable[[str, Any], None] | None = None,
+) -> dict[str, Timing | Exception]:
+    """Time several callables that do the same work, taking their samples in turns.
+
+    Round ``i`` takes one sample of every callable that still wants ``i`` samples, so a burst of
+    load from another process lands on all of them alike instead of on whichever ran at the
+    time; on a shared machine this keeps the *ratios* far steadier than timing one callable after
+    another. A callable that raises (while warming up or sampling) gets its exception back
+    instead of a Timing, and the others go on.
+    """
+    results: dict[str, Timing | Exception] = {}
+    calibrated: dict[str, _Calibrated] = {}
+    for name, fn in fns.items():
+        inspect = None if inspect_first_result is None else (lambda y, name=name: inspect_first_result(name, y))
+        try:
+            calibrated[name] = _calibrate(fn, plan, inspect)
+        except Exception as exc:  # a peer failing must not stop the others
+            results[name] = exc
+    rounds = max((c.repeats for c in calibrated.values()), default=0)
+    with _GcDisabled():
+        for i in range(rounds):
+            for name, c in list(calibrated.items()):
+                if i < c.repeats:
+                    try:
+                        c.sample()
+                    except Exception as exc:
+                        results[name] = exc
+                        del calibrated[name]
+    for name, c in calibrated.items():
+        results[name] = c.timing()
+    return {name: results[name] for name in fns}
 
 
 # ---------------------------------------------------------------------------------------------

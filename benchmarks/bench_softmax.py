@@ -37,8 +37,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import (  # noqa: E402  (the path insert above makes the sibling module importable)
     FULL_PLAN,
-    CpuContention,
     QUICK_PLAN,
+    CpuContention,
     TimingPlan,
     basic_machine_info,
     copy_bandwidth,
@@ -46,7 +46,7 @@ from _harness import (  # noqa: E402  (the path insert above makes the sibling m
     format_seconds,
     numba_thread_info,
     render_table,
-    time_callable,
+    time_interleaved,
     usable_cores,
 )
 
@@ -360,25 +360,28 @@ def run_case(case: Case, sk: Any, peers: Peers, plan: TimingPlan) -> dict[str, A
         "checks": {},
         "row_sum_error": {},
     }
+    runnable = {}
     for name, call in calls.items():
         if isinstance(call, str):
             record["skipped"][name] = call
-            continue
+        else:
+            runnable[name] = call
 
-        def inspect(y: Any, name: str = name) -> None:
-            # The first call's result: in-place callables run it on their fresh copy of x, so it
-            # is softmax(x) too.
-            if name == "roofline":
-                return
-            y_np = as_numpy(y)
-            record["checks"][name] = check_against(reference, y_np, case)
-            if case.check_row_sums and case.function != "logsumexp":
-                record["row_sum_error"][name] = row_sum_error(case, y_np)
+    def inspect(name: str, y: Any) -> None:
+        # The first call's result: in-place callables run it on their fresh copy of x, so it is
+        # softmax(x) too.
+        if name == "roofline":
+            return
+        y_np = as_numpy(y)
+        record["checks"][name] = check_against(reference, y_np, case)
+        if case.check_row_sums and case.function != "logsumexp":
+            record["row_sum_error"][name] = row_sum_error(case, y_np)
 
-        try:
-            record["timings"][name] = time_callable(call, plan, inspect).as_dict()
-        except Exception as exc:
-            record["skipped"][name] = f"error: {type(exc).__name__}: {exc}"
+    for name, outcome in time_interleaved(runnable, plan, inspect).items():
+        if isinstance(outcome, Exception):
+            record["skipped"][name] = f"error: {type(outcome).__name__}: {outcome}"
+        else:
+            record["timings"][name] = outcome.as_dict()
     del calls, x, reference
     return record
 
