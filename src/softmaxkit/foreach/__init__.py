@@ -161,7 +161,11 @@ def _unary_impl(name: str, arrays: Any, inplace: bool) -> Any:
 def _binary_impl(name: str, arrays: Any, other: Any, alpha: Any, inplace: bool) -> Any:
     ufunc = _ops.BINARY[name]
     if isinstance(arrays, PackedArrays):
-        op = _ops.normalise_operand(arrays, other, "other")
+        if isinstance(other, PackedArrays):
+            _ops.check_same_length(arrays, other, "other")
+            op = _ops.Operand("arrays", other, True)
+        else:
+            op = _ops.normalise_operand(arrays, other, "other")
         forms = _packed.buffer_form(arrays, op)
         if forms is not None:
             with np.errstate(all="ignore"):
