@@ -11,8 +11,9 @@ Nothing is asserted: the script prints, and with ``--json`` writes everything fo
 
 Usage::
 
-    python benchmarks/bench_softmax.py              # full run, a few minutes
-    python benchmarks/bench_softmax.py --quick      # under a minute, including first-call compiles
+    python benchmarks/bench_softmax.py              # full run, about 1.5 minutes on 2 cores
+    python benchmarks/bench_softmax.py --quick      # same cases, fewer repeats: about a minute with
+                                                    # a cold numba cache, about 30 s with a warm one
     python benchmarks/bench_softmax.py --cases 'softmax_4096*,logsumexp*' --json out.json
     python benchmarks/bench_softmax.py --list
 """
@@ -414,7 +415,7 @@ def ratios_and_verdicts(record: dict[str, Any], case: Case) -> None:
 # report
 
 
-def print_report(records: list[dict[str, Any]], cases: dict[str, Case]) -> None:
+def print_report(records: list[dict[str, Any]]) -> None:
     columns = ["softmaxkit", "roofline", *PEERS]
 
     def first_call_cell(record: dict[str, Any]) -> str:
@@ -424,8 +425,8 @@ def print_report(records: list[dict[str, Any]], cases: dict[str, Case]) -> None:
     def time_cell(record: dict[str, Any], name: str) -> str:
         if name in record["timings"]:
             return format_seconds(record["timings"][name]["median_s"])
-        reason = record["skipped"].get(name, "-")
-        return "n/a" if reason not in ("not installed",) else "not installed"
+        # The reason itself ("no out= argument", errors) is in the JSON and under "Problems".
+        return "not installed" if record["skipped"].get(name) == "not installed" else "n/a"
 
     print("\nMedian time per call (roofline: x.copy(), or np.multiply(x, 1, out=x) for in-place).")
     print("sk 1st call: softmaxkit's first call in this process, including compiling its kernels or")
@@ -514,7 +515,7 @@ def print_machine(machine: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="same shapes, fewer repeats: under a minute")
+    parser.add_argument("--quick", action="store_true", help="same shapes, fewer repeats: about a minute")
     parser.add_argument("--json", metavar="PATH", help="write all results (machine, timings, ratios) as JSON")
     parser.add_argument("--cases", metavar="PATTERNS", help="comma-separated names or globs (see --list)")
     parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to run (default: {','.join(PEERS)})")
@@ -560,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print_machine(machine)
-    print_report(records, {c.name: c for c in cases})
+    print_report(records)
     elapsed = time.perf_counter() - started
     print(f"\ntotal {elapsed:.1f} s")
 
