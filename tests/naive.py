@@ -145,10 +145,18 @@ def _softmax_rows(z, log):
 
 def softmax_ref(x, axis=-1, *, temperature=1.0, where=None, compute=np.float64, log=False,
                 negate=False):
-    """Policy softmax of ``x`` computed in ``compute`` precision (result stays in it)."""
+    """Policy softmax of ``x`` computed in ``compute`` precision (result stays in it).
+
+    Masked-out entries are exactly 0 (-inf for log) even in a slice that a NaN makes NaN: the
+    mask says they are not part of the slice at all.
+    """
     z, axes = _prepare(x, axis, temperature, where, compute, negate=negate)
     z2, unfold, _ = _fold(z, axes)
-    return unfold(_softmax_rows(z2, log))
+    r = unfold(_softmax_rows(z2, log))
+    if where is not None:
+        mask = np.broadcast_to(np.asarray(where, dtype=bool), np.shape(x))
+        r = np.where(mask, r, compute(-np.inf) if log else compute(0))
+    return r
 
 
 def log_softmax_ref(x, axis=-1, *, temperature=1.0, where=None, compute=np.float64):
@@ -315,8 +323,8 @@ def ulp_error(actual, reference, dtype=None, *, floor=None):
     actual = np.asarray(actual)
     dtype = np.dtype(actual.dtype.type if dtype is None else dtype)
     ref_hi = np.asarray(reference).astype(np.longdouble)
-    ref_rounded = ref_hi.astype(dtype)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a reference beyond the dtype's range rounds to +-inf
+        ref_rounded = ref_hi.astype(dtype)
         ulp = np.spacing(np.abs(ref_rounded)).astype(np.longdouble)
         if floor is not None:
             ulp = np.maximum(ulp, np.longdouble(np.spacing(dtype.type(floor))))
@@ -348,11 +356,12 @@ def assert_matches(actual, expected, *, dtype=None, log=False, rtol=None):
     out_t = np.dtype(actual.dtype.type)
     name = out_t.name if out_t.kind != "c" else {8: "float32", 16: "float64"}[out_t.itemsize]
     tol = SEMANTIC_RTOL.get(name, 1e-12) if rtol is None else rtol
-    if out_t.kind == "c":
-        exp_rounded = expected.astype(out_t)
-    else:
-        exp_rounded = expected.astype(np.float64) if expected.dtype.kind == "f" else expected
-        exp_rounded = exp_rounded.astype(out_t).astype(np.float64)
+    with np.errstate(over="ignore"):  # a reference beyond the dtype's range rounds to +-inf
+        if out_t.kind == "c":
+            exp_rounded = expected.astype(out_t)
+        else:
+            exp_rounded = expected.astype(np.float64) if expected.dtype.kind == "f" else expected
+            exp_rounded = exp_rounded.astype(out_t).astype(np.float64)
     act = actual.astype(out_t).astype(np.complex128 if out_t.kind == "c" else np.float64)
     if out_t.kind != "c":
         tiny = float(np.finfo(out_t).tiny) if name != "bfloat16" else 1.2e-38
