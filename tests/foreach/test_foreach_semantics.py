@@ -408,3 +408,13 @@ def test_import_does_not_import_torch_or_compile():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2] / "src")})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_docs_page_examples_run():
+    """The doctest in docs/foreach.md (the seed's example done right) runs and passes."""
+    import doctest
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "foreach.md"
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
