@@ -28,6 +28,13 @@ __all__ = [
 AxisLike = int | tuple[int, ...] | None
 
 
+def _cast_first(array: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """``dtype=`` casts the input before anything is computed (torch's semantics): a float64
+    input with ``dtype=float16`` is rounded to float16 first, then computed in float32."""
+    with np.errstate(over="ignore"):  # values beyond the dtype's range become inf, as in torch
+        return array.astype(dtype, copy=False)
+
+
 def _check_where(where: Any, shape: tuple[int, ...], function: str) -> NDArray[np.bool_] | None:
     if where is None:
         return None
@@ -92,6 +99,8 @@ def _softmax_family(
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)
+    if dtype is not None:
+        array = _cast_first(array, dtype)
     t = check_temperature(temperature)
     mask = _check_where(where, array.shape, function)
     out = _check_out(out, array.shape, policy.result, function)
@@ -457,6 +466,8 @@ def logsumexp(
             source_dtype = np.result_type(array.dtype, weights.dtype)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(source_dtype, dtype, allow_complex=True, function="logsumexp")
+    if dtype is not None:
+        array = _cast_first(array, dtype)
     mask = _check_where(where, array.shape, "logsumexp")
     reduced_shape = tuple(1 if d in axes else s for d, s in enumerate(array.shape)) if keepdims else tuple(
         s for d, s in enumerate(array.shape) if d not in axes

@@ -165,9 +165,7 @@ def softmax_family(
         mask2 = None if mask is None else np.ascontiguousarray(_moved_to_end(mask, axes)).reshape(-1, n, 1)
         _run_softmax(x2, None, mask2, sign, t_hi, t_lo, mode)
         result = np.moveaxis(moved, tuple(range(xk.ndim - len(axes), xk.ndim)), axes)
-    if result.dtype != result_dtype:
-        result = result.astype(result_dtype)
-    return _deliver(result, out)
+    return _deliver(_narrow(result, result_dtype), out)
 
 
 def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -303,11 +301,18 @@ def logsumexp(
     return _cast_pair(res, None, result_dtype)
 
 
+def _narrow(result: np.ndarray, result_dtype: np.dtype) -> np.ndarray:
+    """Round a float32 kernel result to float16/bfloat16.  A value just above the largest
+    finite float16 that rounds to it (65504.7 -> 65504) makes NumPy warn "overflow in cast";
+    results that really overflow become inf, which is their correctly rounded value."""
+    if result.dtype == result_dtype:
+        return result
+    with np.errstate(over="ignore"):
+        return result.astype(result_dtype)
+
+
 def _cast_pair(res, sign, result_dtype):
-    if res.dtype != result_dtype:
-        res = res.astype(result_dtype)
-        sign = None if sign is None else sign.astype(result_dtype)
-    return res, sign
+    return _narrow(res, result_dtype), None if sign is None else _narrow(sign, result_dtype)
 
 
 def backward(
@@ -328,4 +333,4 @@ def backward(
         (k.softmax_backward_parallel if parallel else k.softmax_backward_serial)(g2, y2, out2)
     moved_shape = _moved_to_end(grad, axes).shape
     result = np.moveaxis(out2.reshape(moved_shape), tuple(range(grad.ndim - len(axes), grad.ndim)), axes)
-    return result.astype(result_dtype, copy=False)
+    return _narrow(result, result_dtype)

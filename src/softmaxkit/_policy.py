@@ -52,7 +52,7 @@ def normalize_axes(axis: Any, ndim: int, *, argument: str = "axis") -> tuple[int
             raise AxisError(f"{argument} {index} is out of bounds for array of dimension {ndim}")
         index %= ndim
         if index in normalized:
-            raise AxisError(f"{argument} {axis!r} repeats axis {index} (for an array of dimension {ndim})")
+            raise AxisError(f"{argument} {axis!r} has a repeated axis {index} (array of dimension {ndim})")
         normalized.append(index)
     return tuple(sorted(normalized))
 

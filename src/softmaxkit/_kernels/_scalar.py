@@ -74,3 +74,17 @@ def shifted_log_probability(v, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     if hi == -np.inf:
         y = hi
     return y
+
+
+def target(x, out):
+    """The array results go to: ``out``, or ``x`` itself when ``out`` is None (numba only)."""
+    raise NotImplementedError("target is callable from numba-compiled code only")
+
+
+@overload(target)
+def _target_overload(x, out):
+    # Chosen at typing time, so a read-only ``x`` never meets a setitem when ``out`` is given
+    # (numba's branch pruning does not remove ``if out is None: x[i] = ...`` for array ``out``).
+    if out is None or isinstance(out, types.NoneType):
+        return lambda x, out: x
+    return lambda x, out: out

@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from ._fastmath import REDUCTION
 from ._intrinsics import nan_max
-from ._scalar import cast_like, shifted_exp, shifted_log_probability
+from ._scalar import cast_like, shifted_exp, shifted_log_probability, target
 
 _MODE_SOFTMAX = 0
 _MODE_LOG_SOFTMAX = 1
@@ -77,10 +77,7 @@ def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
         e = shifted_exp(x[i] * sign, m, t_hi, t_lo)
         if mask is not None:
             e = e if mask[i] else zero
-        if y is None:
-            x[i] = e
-        else:
-            y[i] = e
+        target(x, y)[i] = e
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -126,12 +123,8 @@ def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo):
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         mask_block = None if mask is None else mask[start:stop]
-        if out is None:
-            _store_exp(x[start:stop], None, mask_block, sign, m, t_hi, t_lo)
-            s += sum_float64(x[start:stop])
-        else:
-            _store_exp(x[start:stop], out[start:stop], mask_block, sign, m, t_hi, t_lo)
-            s += sum_float64(out[start:stop])
+        _store_exp(x[start:stop], None if out is None else out[start:stop], mask_block, sign, m, t_hi, t_lo)
+        s += sum_float64(target(x, out)[start:stop])
     return s
 
 
@@ -174,10 +167,7 @@ def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_s
         y = shifted_log_probability(x[i] * sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
         if mask is not None:
             y = y if mask[i] else ninf
-        if out is None:
-            x[i] = y
-        else:
-            out[i] = y
+        target(x, out)[i] = y
 
 
 @njit(cache=True)
@@ -210,10 +200,7 @@ def slice_special(x, out, mask, sign, m, mode):
             y = at_inf
         else:
             y = excluded
-        if out is None:
-            x[i] = y
-        else:
-            out[i] = y
+        target(x, out)[i] = y
 
 
 @njit(cache=True)
@@ -242,7 +229,7 @@ def softmax_slice(x, out, mask, sign, t_hi, t_lo, mode):
         slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
     else:
         s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo)
-        slice_scale(x if out is None else out, 1.0 / s)
+        slice_scale(target(x, out), 1.0 / s)
 
 
 @njit(cache=True)
@@ -415,7 +402,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
                 xc, outc, None if mask2 is None else mask2[r, lo:hi], sign, big_m, t_hi, t_lo, log_sum_hi, log_sum_lo
             )
         else:
-            yc = xc if outc is None else outc
+            yc = target(xc, outc)
             mc = chunk_max[w]
             if mc == -np.inf:
                 slice_fill(yc, cast_like(0.0, sign))
@@ -465,10 +452,7 @@ def _accumulate_exp_store(s, m, row, out_row, mask, sign, t_hi, t_lo):
         e = shifted_exp(row[j] * sign, m[j], t_hi, t_lo)
         if mask is not None:
             e = e if mask[j] else zero
-        if out_row is None:
-            row[j] = e
-        else:
-            out_row[j] = e
+        target(row, out_row)[j] = e
         s[j] += np.float64(e)
 
 
@@ -500,10 +484,7 @@ def _log_softmax_row(row, out_row, mask, sign, m, t_hi, t_lo, log_sum_hi, log_su
         y = shifted_log_probability(row[j] * sign, m[j], t_hi, t_lo, log_sum_hi[j], log_sum_lo[j])
         if mask is not None:
             y = y if mask[j] else ninf
-        if out_row is None:
-            row[j] = y
-        else:
-            out_row[j] = y
+        target(row, out_row)[j] = y
 
 
 @njit(cache=True)
@@ -571,8 +552,8 @@ def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1):
         for j in range(m.size):
             inv_s[j] = 1.0 / s[j] if s[j] > 0.0 else 0.0
         for k in range(n_k):
-            _scale_row(x3[o, k, j0:j1] if out3 is None else out3[o, k, j0:j1], inv_s)
-    y3 = x3 if out3 is None else out3
+            _scale_row(target(x3, out3)[o, k, j0:j1], inv_s)
+    y3 = target(x3, out3)
     for c in range(n_special):
         y3[o, :, special_columns[c]] = special_values[:, c]
 
