@@ -445,30 +445,48 @@ def _accumulate_max(m, row, mask, sign):
         m[j] = nan_max(m[j], v)
 
 
-@njit(fastmath=REDUCTION, cache=True)
-def _accumulate_exp_store(s, m, row, out_row, mask, sign, t_hi, t_lo):
-    zero = cast_like(0.0, sign)
-    for j in range(m.size):
-        e = shifted_exp(row[j] * sign, m[j], t_hi, t_lo)
-        if mask is not None:
-            e = e if mask[j] else zero
-        target(row, out_row)[j] = e
-        s[j] += np.float64(e)
+# As for rows, each column pass stores float32/float64 terms with one vectorised loop and widens
+# them into the float64 state with another: a loop doing both does not vectorise.
 
 
 @njit(fastmath=REDUCTION, cache=True)
-def _accumulate_log_stats(rest, count, m, row, mask, sign, t_hi, t_lo):
+def _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, below_max_only):
     zero = cast_like(0.0, sign)
     for j in range(m.size):
         v = row[j] * sign
         e = shifted_exp(v, m[j], t_hi, t_lo)
-        below = v < m[j]
-        equal = v == m[j]
+        keep = v < m[j] if below_max_only else True
         if mask is not None:
-            below = below and mask[j]
+            keep = keep and mask[j]
+        target(row, out_row)[j] = e if keep else zero
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _add_widened(total, terms):
+    for j in range(total.size):
+        total[j] += np.float64(terms[j])
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _add_equal_counts(count, row, mask, sign, m):
+    for j in range(count.size):
+        equal = row[j] * sign == m[j]
+        if mask is not None:
             equal = equal and mask[j]
-        rest[j] += np.float64(e if below else zero)
         count[j] += 1.0 if equal else 0.0
+
+
+@njit(cache=True)
+def _accumulate_exp_store(s, m, row, out_row, mask, sign, t_hi, t_lo):
+    _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, False)
+    _add_widened(s, target(row, out_row))
+
+
+@njit(cache=True)
+def _accumulate_log_stats(rest, count, m, row, mask, sign, t_hi, t_lo, buffer):
+    _store_exp_columns(row, buffer, mask, sign, m, t_hi, t_lo, True)
+    _add_widened(rest, buffer)
+    _add_equal_counts(count, row, mask, sign, m)
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -515,9 +533,11 @@ def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1):
     if mode == _MODE_LOG_SOFTMAX:
         rest = np.zeros(m.size)
         count = np.zeros(m.size)
+        buffer = np.empty(m.size, x3.dtype)
         for k in range(n_k):
             _accumulate_log_stats(
-                rest, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign, t_hi, t_lo
+                rest, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign, t_hi, t_lo,
+                buffer,
             )
         log_sum_hi = np.empty(m.size, x3.dtype)
         log_sum_lo = np.empty(m.size, x3.dtype)
@@ -566,9 +586,11 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1):
     finite_m = np.where(np.isfinite(m), m, zero)
     rest = np.zeros(m.size)
     count = np.zeros(m.size)
+    buffer = np.empty(m.size, x3.dtype)
     for k in range(x3.shape[1]):
         _accumulate_log_stats(
-            rest, count, finite_m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], one, one, zero
+            rest, count, finite_m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], one, one, zero,
+            buffer,
         )
     for j in range(m.size):
         if math.isfinite(m[j]):
