@@ -8,7 +8,9 @@ Peers (float32, in place unless noted):
 - a torch loop ``for t in ts: torch.log1p_(t)`` (the seed's loop alternative);
 - ``softmaxkit.foreach.log1p_`` on the plain list, and on a packed list (``foreach.pack``).
 
-Each figure is the median over repeats of one call on the whole list.  The ratios printed are
+Each figure is the median over repeats of one call on the whole list; the peers' samples are
+taken in turns (one round = one call of every peer) so that load from other processes on a shared
+machine affects all of them alike.  The ratios printed are
 peer time / softmaxkit time (above 1: softmaxkit is faster).  The issue's targets are printed next
 to the measured ratios; nothing here asserts them.
 
@@ -43,17 +45,26 @@ TARGETS = {"10,000 x 100": (1.2, 1.0), "1,000 x 1,000": (1.5, 1.2), "4 x 4,000,0
 PACKED_TARGET_VS_TORCH = 10.0
 
 
-def median_time(fn: Callable[[], object], repeats: int, min_total_s: float) -> float:
-    fn()  # warm-up (compiles or loads the numba kernels on first use)
-    samples = []
+def median_times_interleaved(fns: dict[str, Callable[[], object]], repeats: int, min_total_s: float) -> dict[str, float]:
+    """Median seconds per call of each peer, taking one sample of every peer per round.
+
+    Interleaving means load from other processes (this machine is shared) hits every peer alike
+    instead of whichever peer happened to be running at the time.
+    """
+    for fn in fns.values():
+        fn()  # warm-up (compiles or loads the numba kernels on first use)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
     start = time.perf_counter()
-    while len(samples) < repeats or time.perf_counter() - start < min_total_s:
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-        if len(samples) >= 20 * repeats:
-            break
-    return statistics.median(samples)
+    rounds = 0
+    while rounds < repeats or (time.perf_counter() - start < min_total_s and rounds < 20 * repeats):
+        order = list(fns.items())
+        order = order[rounds % len(order):] + order[: rounds % len(order)]  # rotate who goes first
+        for name, fn in order:
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def other_cpu_load() -> float:
@@ -121,9 +132,7 @@ def run(quick: bool) -> dict:
             peers["torch._foreach_log1p_"] = (lambda: torch._foreach_log1p_(tensors), torch.get_num_threads())
             peers["torch loop"] = (torch_loop, torch.get_num_threads())
             peers["torch map"] = (lambda: list(map(torch.log1p, tensors)), torch.get_num_threads())
-        times = {}
-        for peer, (fn, _threads) in peers.items():
-            times[peer] = median_time(fn, repeats, min_total)
+        times = median_times_interleaved({p: v[0] for p, v in peers.items()}, repeats, min_total)
         sk = times["softmaxkit list"]
         skp = times["softmaxkit packed"]
         print(f"\n{name} float32 log1p_ ({count * size:,} elements)")

@@ -4,8 +4,9 @@ Private; semantics live in ``softmaxkit.foreach``.  Every kernel is a plain loop
 1-D block (callers flatten), so it never sees shapes or strides.
 
 Compile-time budget: a kernel takes the op as an integer code and holds one vectorised loop per
-op, so there are four functions (in place / out of place, serial / parallel) compiled for two
-signatures each (float32, float64), instead of one compile per op.  Signatures are compiled
+op, so there are two functions (in place, out of place) compiled for two signatures each
+(float32, float64), instead of one compile per op.  Large arrays are split into blocks that run on
+several threads (the kernels release the GIL), see :func:`run_chunked`.  Signatures are compiled
 explicitly on first use and further compilation is disabled, so an argument of any other type
 (a 2-D, strided, read-only or integer array) raises ``TypeError`` at the call instead of
 silently compiling a new specialisation; the front end treats that as "take the general path".
@@ -13,10 +14,14 @@ silently compiling a new specialisation; the front end treats that as "take the 
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from .._kernels._fastmath import REDUCTION
@@ -141,26 +146,58 @@ def unary_out(op, x, out):
             out[i] = g_lgamma(x[i])
 
 
-@njit(parallel=True, **_LOOP)
-def unary_inplace_parallel(op, x):
-    """:func:`unary_inplace` split into ``PARALLEL_CHUNK`` blocks run across threads."""
-    n = x.size
-    nchunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
-    for c in prange(nchunks):
-        lo = c * PARALLEL_CHUNK
-        hi = min(lo + PARALLEL_CHUNK, n)
-        unary_inplace(op, x[lo:hi])
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        with _ready_lock:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="softmaxkit-foreach")
+    return _POOL
 
 
-@njit(parallel=True, **_LOOP)
-def unary_out_parallel(op, x, out):
-    """:func:`unary_out` split into ``PARALLEL_CHUNK`` blocks run across threads."""
-    n = x.size
+def run_chunked(kernel, code: int, *flats: np.ndarray) -> None:
+    """Run a serial ``nogil`` kernel over ``PARALLEL_CHUNK`` blocks on the caller plus worker threads.
+
+    Blocks are claimed from a shared counter, so the caller never waits for a worker that has
+    not started: it takes that worker's blocks itself and cancels the worker's task.  An OpenMP
+    ``prange`` kernel was measured here to run up to 8x slower than the serial kernel when other
+    processes kept the cores busy (its static schedule and spinning barrier wait for a descheduled
+    thread); this scheme degrades to the serial speed instead.  Threads: numba's
+    ``get_num_threads()`` (``softmaxkit.set_num_threads`` / ``numba.set_num_threads``).
+    """
+    n = flats[0].size
     nchunks = (n + PARALLEL_CHUNK - 1) // PARALLEL_CHUNK
-    for c in prange(nchunks):
-        lo = c * PARALLEL_CHUNK
-        hi = min(lo + PARALLEL_CHUNK, n)
-        unary_out(op, x[lo:hi], out[lo:hi])
+    nthreads = min(numba.get_num_threads(), nchunks)
+    if nthreads <= 1:
+        kernel(code, *flats)
+        return
+    counter = itertools.count()
+
+    def work() -> None:
+        while True:
+            c = next(counter)  # atomic under the GIL
+            if c >= nchunks:
+                return
+            lo = c * PARALLEL_CHUNK
+            hi = lo + PARALLEL_CHUNK
+            kernel(code, *[f[lo:hi] for f in flats])
+
+    pool = _pool()
+    futures = [pool.submit(work) for _ in range(nthreads - 1)]
+    work()
+    for fut in futures:
+        if not fut.cancel():
+            fut.result()
+
+
+def unary_inplace_parallel(code: int, x: np.ndarray) -> None:
+    """:func:`unary_inplace` split into blocks run on several threads (see :func:`run_chunked`)."""
+    run_chunked(unary_inplace, code, x)
+
+
+def unary_out_parallel(code: int, x: np.ndarray, out: np.ndarray) -> None:
+    """:func:`unary_out` split into blocks run on several threads (see :func:`run_chunked`)."""
+    run_chunked(unary_out, code, x, out)
 
 
 _INPLACE_SIGS = [types.void(types.int64, types.Array(t, 1, "C")) for t in (types.float32, types.float64)]
@@ -172,6 +209,7 @@ _OUT_SIGS = [
 
 _ready = False
 _ready_lock = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
 
 
 def ensure_compiled() -> None:
@@ -182,14 +220,12 @@ def ensure_compiled() -> None:
     with _ready_lock:
         if _ready:
             return
-        for kernel in (unary_inplace, unary_inplace_parallel):
-            for sig in _INPLACE_SIGS:
-                kernel.compile(sig)
-            kernel.disable_compile()
-        for kernel in (unary_out, unary_out_parallel):
-            for sig in _OUT_SIGS:
-                kernel.compile(sig)
-            kernel.disable_compile()
+        for sig in _INPLACE_SIGS:
+            unary_inplace.compile(sig)
+        unary_inplace.disable_compile()
+        for sig in _OUT_SIGS:
+            unary_out.compile(sig)
+        unary_out.disable_compile()
         _ready = True
 
 
