@@ -32,8 +32,12 @@ __all__ = [
     "log_softmax_mpmath",
     "logsumexp_mpmath",
     "ulp_error",
+    "bits_distance_16",
+    "softmax_f64_exact",
+    "mp_to_longdouble",
     "result_dtype",
     "compute_dtype_for",
+    "assert_matches",
 ]
 
 
@@ -322,14 +326,18 @@ def ulp_error(actual, reference, dtype=None, *, floor=None):
     """
     actual = np.asarray(actual)
     dtype = np.dtype(actual.dtype.type if dtype is None else dtype)
-    ref_hi = np.asarray(reference).astype(np.longdouble)
+    # float64 has 29 bits to spare over float32, so it measures float32/16 ulps exactly enough
+    # and keeps 2**24-element checks light; float64 results are measured in long double.
+    work = np.longdouble if dtype == np.float64 else np.float64
+    ref_hi = np.asarray(reference).astype(work)
+    act = actual.astype(work)
     with np.errstate(all="ignore"):  # a reference beyond the dtype's range rounds to +-inf
         ref_rounded = ref_hi.astype(dtype)
-        ulp = np.spacing(np.abs(ref_rounded)).astype(np.longdouble)
+        ulp = np.spacing(np.abs(ref_rounded)).astype(work)
         if floor is not None:
-            ulp = np.maximum(ulp, np.longdouble(np.spacing(dtype.type(floor))))
-        err = np.abs(actual.astype(np.longdouble) - ref_hi) / ulp
-    same = (actual.astype(np.longdouble) == ref_hi) | (np.isnan(actual) & np.isnan(ref_hi))
+            ulp = np.maximum(ulp, work(np.spacing(dtype.type(floor))))
+        err = np.abs(act - ref_hi) / ulp
+    same = (act == ref_hi) | (np.isnan(act) & np.isnan(ref_hi))
     err = np.where(same, 0, err)
     err = np.where(np.isnan(err), np.inf, err)
     return err.astype(np.float64)
@@ -371,3 +379,46 @@ def assert_matches(actual, expected, *, dtype=None, log=False, rtol=None):
         act, exp_rounded, rtol=tol, atol=tol if log else tiny, equal_nan=True,
         err_msg=f"dtype {actual.dtype}",
     )
+
+
+def bits_distance_16(actual, reference, dtype):
+    """Ulps between ``actual`` and ``reference`` rounded to the 16-bit float ``dtype``.
+
+    Counts representable values between them (works for float16 and ml_dtypes.bfloat16, which has
+    no np.spacing): the bit patterns of same-signed floats are ordered like their values.
+    NaN vs NaN counts 0, NaN vs number is infinite.
+    """
+    dtype = np.dtype(dtype)
+    a = np.asarray(actual).astype(dtype)
+    with np.errstate(over="ignore"):
+        r = np.asarray(reference).astype(np.float64).astype(np.float32).astype(dtype) if (
+            dtype.name == "bfloat16") else np.asarray(reference).astype(np.float64).astype(dtype)
+
+    def key(v):
+        i = v.view(np.uint16).astype(np.int64)
+        return np.where(i & 0x8000, -(i & 0x7FFF), i)
+
+    d = np.abs(key(a) - key(r)).astype(np.float64)
+    an, rn = np.isnan(a.astype(np.float32)), np.isnan(r.astype(np.float32))
+    d = np.where(an & rn, 0.0, np.where(an | rn, np.inf, d))
+    return d
+
+
+def softmax_f64_exact(x, axis=-1):
+    """Softmax of finite float64 ``x`` in long double with ``x - max`` carried exactly.
+
+    ``x - m`` is split by TwoSum into its float64 rounding ``s`` and the residual ``r`` (exact:
+    s + r == x - m). ``exp(s)`` is taken in long double on an exact argument and corrected by
+    ``(1 + r)`` (|r| < ulp(s), so the dropped r**2/2 is below 1e-25 relative). A plain long double
+    ``x - m`` would round at 2**-64 relative, which at |x - m| ~ 700 is ~0.3 float64 ulp of the
+    result; this keeps the reference's own error far below 0.01 ulp.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    axes = normalize_axes(axis, x.ndim)
+    x2, unfold, _ = _fold(x, axes)
+    m = np.max(x2, axis=1, keepdims=True)
+    s = x2 - m
+    bb = s - x2
+    r = (x2 - (s - bb)) + (-m - bb)  # TwoSum residual of x2 + (-m)
+    e = np.exp(s.astype(np.longdouble)) * (1 + r.astype(np.longdouble))
+    return unfold(e / np.sum(e, axis=1, keepdims=True))

@@ -1,0 +1,378 @@
+"""Accuracy in ulps against high-precision references (issue 2, "Accuracy").
+
+Tolerances and why:
+
+* float32 / float64 softmax: **4 ulp** of the exact softmax of the given inputs. An exp accurate to
+  ~1-2 ulp, one division (0.5 ulp) and a sum accurate to a few eps relative leave room under 4 --
+  but only if ``x - max`` is computed exactly: rounding it costs |x - max| * eps/2 relative, about
+  60 ulp in float32 at |x - max| ~ 70 (see ../shared/KERNELS.md), which the "trap" rows below catch.
+* log_softmax / logsumexp: **4 ulp, or 4 ulp of 1 where |result| < 1** (absolute 4 eps): the
+  result is a sum of terms of size up to |result|, so an error of a few eps of the largest term
+  is what a careful implementation can promise near 0.
+* float16 / bfloat16: **1 ulp of the correctly rounded value**: the float32 computation is within a
+  few float32 ulps, and one final rounding to 16 bits lands on the correctly rounded value or its
+  neighbour.
+* The ulp is ``np.spacing`` of the reference rounded to the output dtype (subnormal results use the
+  subnormal spacing), see ``naive.ulp_error``.
+
+References: float64 for float32 inputs (an exact ``x - max``, exp/log with ~1e-16 error, 2**29 times
+finer than a float32 ulp), long double with an exactly carried ``x - max`` for float64 inputs
+(``naive.softmax_f64_exact``), mpmath for single rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from naive import (
+    bits_distance_16,
+    log_softmax_mpmath,
+    log_softmax_ref,
+    logsumexp_mpmath,
+    logsumexp_ref,
+    mp_to_longdouble,
+    softmax_f64_exact,
+    softmax_mpmath,
+    softmax_ref,
+    ulp_error,
+)
+
+SOFTMAX_ULP = 4
+LOG_ULP = 4
+HALF_ULP = 1  # float16 / bfloat16, against the correctly rounded value
+
+
+def softmax_reference(x, axis=-1, where=None, temperature=1.0):
+    """Exact-enough softmax for float32 (float64 math) or float64 (long double) inputs."""
+    x = np.asarray(x)
+    if x.dtype == np.float64 and where is None and temperature == 1.0:
+        return softmax_f64_exact(x, axis)
+    compute = np.longdouble if x.dtype == np.float64 else np.float64
+    return softmax_ref(x, axis, where=where, temperature=temperature, compute=compute)
+
+
+def _compute_for(x):
+    return np.longdouble if np.asarray(x).dtype == np.float64 else np.float64
+
+
+def assert_ulps(actual, reference, limit, *, floor=None, what=""):
+    err = ulp_error(actual, reference, floor=floor)
+    worst = float(np.max(err, initial=0.0))
+    if worst > limit:
+        i = np.unravel_index(np.argmax(err), err.shape)
+        raise AssertionError(
+            f"{what}: {worst:.2f} ulp > {limit} at {i}: got {np.asarray(actual)[i]!r}, "
+            f"exact {np.asarray(reference)[i]!r}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------
+
+def _rows(kind, dtype, rng, shape=(48, 257)):
+    """Logit arrays that stress different parts of the computation."""
+    n_rows, n = shape
+    if kind.startswith("normal"):
+        scale = float(kind[len("normal"):])
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+    if kind == "trap":
+        # one large maximum and small values with finer ulps: x - max rounds unless done exactly
+        x = rng.uniform(-8, 8, shape)
+        x[:, 0] = 64.0 if dtype == np.float32 else 512.0
+        x[:, 1] = x[:, 0] - rng.uniform(0, 30, n_rows)
+        return x.astype(dtype)
+    if kind == "range1e4":
+        # |x - max| up to 1e4: most outputs underflow; near-max ones must still be accurate
+        x = -rng.uniform(0, 1e4, shape)
+        x[:, :8] = -rng.uniform(0, 20, (n_rows, 8))
+        x[:, 8] = 0.0
+        return (x + 3.0).astype(dtype)
+    if kind == "subnormal":
+        # outputs in the subnormal range: exp(-88 .. -103) in float32, exp(-709 .. -744) in float64
+        lo, hi = (87.0, 103.0) if dtype == np.float32 else (708.0, 744.0)
+        x = -rng.uniform(lo, hi, shape)
+        x[:, 0] = 0.0
+        return x.astype(dtype)
+    if kind == "ties":
+        x = rng.integers(-3, 3, shape).astype(dtype)
+        return x
+    if kind == "large_offset":
+        return (rng.standard_normal(shape) * 3 + 1000.0).astype(dtype)
+    raise ValueError(kind)
+
+
+KINDS = ["normal1", "normal10", "normal100", "trap", "range1e4", "subnormal", "ties",
+         "large_offset"]
+DTYPES = [np.float32, np.float64]
+
+
+# --------------------------------------------------------------------------------------------
+# softmax, log_softmax, softmin: float32 and float64
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("axis", [-1, 0, None], ids=lambda a: f"axis={a}")
+def test_softmax_within_4_ulp(dtype, kind, axis, rng):
+    x = _rows(kind, dtype, rng)
+    if axis == 0:
+        x = np.ascontiguousarray(x.T)  # keep each slice one of the designed rows
+    r = sk.softmax(x, axis=axis)
+    assert r.dtype == dtype
+    assert_ulps(r, softmax_reference(x, axis), SOFTMAX_ULP, what=f"softmax {kind}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("axis", [-1, 0, None], ids=lambda a: f"axis={a}")
+def test_log_softmax_within_4_ulp(dtype, kind, axis, rng):
+    x = _rows(kind, dtype, rng)
+    if axis == 0:
+        x = np.ascontiguousarray(x.T)
+    r = sk.log_softmax(x, axis=axis)
+    assert r.dtype == dtype
+    ref = log_softmax_ref(x, axis, compute=_compute_for(x))
+    assert_ulps(r, ref, LOG_ULP, floor=1, what=f"log_softmax {kind}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", ["normal10", "trap", "subnormal"])
+def test_softmin_within_4_ulp(dtype, kind, rng):
+    x = -_rows(kind, dtype, rng)
+    assert_ulps(sk.softmin(x), softmax_reference(-x), SOFTMAX_ULP, what=f"softmin {kind}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", ["fortran", "transposed_view", "negative_strides", "strided"])
+def test_softmax_within_4_ulp_for_every_layout(dtype, layout, rng):
+    base = _rows("trap", dtype, rng, shape=(40, 131))
+    x = {
+        "fortran": np.asfortranarray(base),
+        "transposed_view": np.ascontiguousarray(base.T).T,
+        "negative_strides": base[::-1, ::-1],
+        "strided": np.repeat(base, 2, axis=1)[:, ::2],
+    }[layout]
+    np.testing.assert_array_equal(x, base[::-1, ::-1] if layout == "negative_strides" else base)
+    assert_ulps(sk.softmax(x), softmax_reference(x), SOFTMAX_ULP, what=layout)
+    assert_ulps(sk.log_softmax(x), log_softmax_ref(x, -1, compute=_compute_for(x)), LOG_ULP,
+                floor=1, what=layout)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape, axis", [((4, 300_000), -1), ((300_000, 4), 0),
+                                         ((2, 3, 100_000), (0, 2)), ((1200, 1000), -1),
+                                         ((1000, 1200), 0)], ids=str)
+def test_long_slices_and_many_rows_within_4_ulp(dtype, shape, axis, rng):
+    # long rows may be split across threads; many rows run in parallel; columns use another kernel
+    x = (rng.standard_normal(shape) * 8).astype(dtype)
+    r = sk.softmax(x, axis=axis)
+    assert_ulps(r, softmax_reference(x, axis), SOFTMAX_ULP, what="softmax")
+    lr = sk.log_softmax(x, axis=axis)
+    assert_ulps(lr, log_softmax_ref(x, axis, compute=_compute_for(x)), LOG_ULP, floor=1,
+                what="log_softmax")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("temperature", [0.5, 2.0, 0.25, 8.0])
+def test_temperature_powers_of_two_within_4_ulp(dtype, temperature, rng):
+    # dividing by a power of two is exact, so the exact answer is the softmax of x / T
+    x = _rows("trap", dtype, rng, shape=(16, 101))
+    r = sk.softmax(x, temperature=temperature)
+    xt = (x / dtype(temperature)).astype(dtype)
+    assert np.array_equal(xt * dtype(temperature), x)
+    assert_ulps(r, softmax_reference(xt), SOFTMAX_ULP, what=f"T={temperature}")
+    assert_ulps(sk.softmin(x, temperature=temperature), softmax_reference(-xt), SOFTMAX_ULP,
+                what=f"softmin T={temperature}")
+    assert_ulps(sk.log_softmax(x, temperature=temperature),
+                log_softmax_ref(xt, -1, compute=_compute_for(x)), LOG_ULP, floor=1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_masked_softmax_within_4_ulp(dtype, rng):
+    x = _rows("trap", dtype, rng, shape=(32, 77))
+    mask = rng.random(x.shape) < 0.5
+    mask[:, 0] = True
+    mask[:, 1] = False  # the second largest is masked out
+    r = sk.softmax(x, where=mask)
+    ref = softmax_ref(x, -1, where=mask, compute=_compute_for(x))
+    assert_ulps(r, ref, SOFTMAX_ULP, what="masked softmax")
+    assert_ulps(sk.log_softmax(x, where=mask), log_softmax_ref(x, -1, where=mask,
+                                                               compute=_compute_for(x)),
+                LOG_ULP, floor=1, what="masked log_softmax")
+
+
+def test_float32_x_minus_max_rounding_is_not_amplified():
+    # The classic float32 kernel computes (x - max) in float32: here that rounding alone is
+    # ~30 ulp of the result. softmaxkit must stay within 4.
+    x = np.array([64.0, 0.1234567, -3.3333333, 5.4321], np.float32)
+    naive = np.exp(x - x.max()) / np.sum(np.exp(x - x.max()))
+    ref = softmax_reference(x)
+    assert np.max(ulp_error(naive.astype(np.float32), ref)) > 4  # the trap is real
+    assert_ulps(sk.softmax(x), ref, SOFTMAX_ULP)
+
+
+def test_float64_against_mpmath_rows(rng):
+    # mpmath with 40 digits is the judge here; also validates the long double reference.
+    rows = [
+        np.concatenate([[512.0], rng.uniform(-8, 8, 40), 512.0 - rng.uniform(0, 740, 20)]),
+        np.array([0.0, -40.0, -1e-10, 1e-10, -745.0, -700.0]),
+        rng.standard_normal(50) * 30,
+    ]
+    for row in rows:
+        exact = mp_to_longdouble(softmax_mpmath(row))
+        assert np.max(ulp_error(softmax_f64_exact(row).astype(np.float64), exact)) <= 0.5 + 1e-3
+        assert_ulps(sk.softmax(row), exact, SOFTMAX_ULP, what="softmax vs mpmath")
+        lexact = mp_to_longdouble(log_softmax_mpmath(row))
+        assert_ulps(sk.log_softmax(row), lexact, LOG_ULP, floor=1, what="log_softmax vs mpmath")
+        assert_ulps(np.asarray(sk.logsumexp(row)),
+                    mp_to_longdouble([logsumexp_mpmath(row)]).reshape(()), LOG_ULP, floor=1,
+                    what="logsumexp vs mpmath")
+
+
+# --------------------------------------------------------------------------------------------
+# logsumexp
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("axis", [-1, 0, None], ids=lambda a: f"axis={a}")
+def test_logsumexp_within_4_ulp(dtype, kind, axis, rng):
+    x = _rows(kind, dtype, rng)
+    r = np.asarray(sk.logsumexp(x, axis=axis))
+    assert r.dtype == dtype
+    assert_ulps(r, logsumexp_ref(x, axis, compute=_compute_for(x)), LOG_ULP, floor=1,
+                what=f"logsumexp {kind}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_logsumexp_near_zero_within_4_ulp_of_one(dtype, rng):
+    # results near 0: m + log(sum) with m ~ -log(n)
+    n = 64
+    x = (rng.standard_normal((200, n)) * 1e-3 - np.log(n)).astype(dtype)
+    r = np.asarray(sk.logsumexp(x, axis=1))
+    assert np.max(np.abs(r)) < 0.01
+    assert_ulps(r, logsumexp_ref(x, 1, compute=_compute_for(x)), LOG_ULP, floor=1)
+
+
+def test_logsumexp_keeps_the_4e_18_tail():
+    # mpmath: log(1 + exp(-40)) = 4.2483542552915889e-18
+    r = np.asarray(sk.logsumexp(np.array([0.0, -40.0])))
+    assert r > 0
+    exact = mp_to_longdouble([logsumexp_mpmath([0.0, -40.0])]).reshape(())
+    assert_ulps(r, exact, 4, what="logsumexp([0, -40])")  # plain ulps: no floor here
+    r32 = np.asarray(sk.logsumexp(np.array([0.0, -20.0], np.float32)))
+    assert r32 > 0
+    assert_ulps(r32, np.float64(np.log1p(np.exp(-20.0))), 4, what="float32 tail")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_logsumexp_with_positive_weights_within_4_ulp(dtype, rng):
+    x = _rows("normal10", dtype, rng, shape=(30, 50))
+    b = rng.uniform(0.5, 2.0, x.shape).astype(dtype)
+    r = np.asarray(sk.logsumexp(x, axis=1, b=b))
+    ref = logsumexp_ref(x, 1, b=b, compute=_compute_for(x))
+    assert_ulps(r, ref, LOG_ULP, floor=1, what="logsumexp b>0")
+
+
+def test_logsumexp_weights_against_mpmath():
+    # mpmath.log(abs(sum(b*exp(a)))) with 40 digits
+    a = np.array([1.0, 2.0, 3.0, -5.0, 0.5])
+    b = np.array([1.0, -0.5, 0.25, 3.0, -2.0])
+    res, sign = sk.logsumexp(a, b=b, return_sign=True)
+    exact = mp_to_longdouble([logsumexp_mpmath(a, b)]).reshape(())
+    assert sign == 1.0
+    assert_ulps(np.asarray(res), exact, LOG_ULP, floor=1, what="weighted")
+
+
+# --------------------------------------------------------------------------------------------
+# float16 and bfloat16: within 1 ulp of the correctly rounded value
+# --------------------------------------------------------------------------------------------
+
+def _half_inputs(rng, dtype):
+    rows = [
+        rng.standard_normal((64, 37)) * 3,
+        rng.standard_normal((64, 37)) * 20,
+        np.concatenate([np.zeros((64, 1)), -rng.uniform(5, 17, (64, 36))], axis=1),  # subnormals
+        rng.integers(-4, 4, (64, 37)).astype(np.float64),
+    ]
+    x = np.concatenate(rows)
+    return x.astype(dtype)
+
+
+def _half_dtypes():
+    yield pytest.param(np.dtype(np.float16), id="float16")
+    try:
+        import ml_dtypes
+    except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
+        yield pytest.param(None, id="bfloat16", marks=pytest.mark.skip(reason="needs ml_dtypes"))
+    else:
+        yield pytest.param(np.dtype(ml_dtypes.bfloat16), id="bfloat16")
+
+
+@pytest.mark.parametrize("dtype", list(_half_dtypes()))
+@pytest.mark.parametrize("axis", [-1, 0, None], ids=lambda a: f"axis={a}")
+def test_half_precision_within_1_ulp_of_correctly_rounded(dtype, axis, rng):
+    x = _half_inputs(rng, dtype)
+    x64 = x.astype(np.float64)
+    for name, f, ref in [
+        ("softmax", sk.softmax, softmax_ref(x64, axis)),
+        ("log_softmax", sk.log_softmax, log_softmax_ref(x64, axis)),
+        ("softmin", sk.softmin, softmax_ref(-x64, axis)),
+    ]:
+        r = f(x, axis=axis)
+        assert r.dtype == dtype
+        d = bits_distance_16(r, ref, dtype)
+        assert np.max(d) <= HALF_ULP, (name, float(np.max(d)), np.argmax(d))
+    r = np.asarray(sk.logsumexp(x, axis=axis))
+    assert r.dtype == dtype
+    d = bits_distance_16(r, logsumexp_ref(x64, axis), dtype)
+    assert np.max(d) <= HALF_ULP, ("logsumexp", float(np.max(d)))
+
+
+def test_float16_exhaustive_pairs():
+    # softmax([0, v]) for every finite float16 v: the second entry is 1 / (1 + exp(-v))
+    v = np.arange(0, 2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    v = v[np.isfinite(v)]
+    x = np.stack([np.zeros_like(v), v], axis=1)
+    r = sk.softmax(x)
+    ref = softmax_ref(x.astype(np.float64), -1)
+    assert np.max(bits_distance_16(r, ref, np.float16)) <= HALF_ULP
+    lr = sk.log_softmax(x)
+    assert np.max(bits_distance_16(lr, log_softmax_ref(x.astype(np.float64), -1),
+                                   np.float16)) <= HALF_ULP
+
+
+# --------------------------------------------------------------------------------------------
+# one row of 2**24 float32 values
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_row_of_2_pow_24_float32_within_4_ulp(big_row_f32, big_row_f32_reference):
+    r = sk.softmax(big_row_f32)
+    assert r.dtype == np.float32 and r.shape == (2**24,)
+    assert_ulps(r, big_row_f32_reference, SOFTMAX_ULP, what="2**24 row")
+    # torch sums such a row in one float32 accumulator and is off by ~1e-3; softmaxkit by ~1e-7
+    total = float(np.sum(r, dtype=np.float64))
+    assert abs(total - 1.0) <= 1e-6, total
+
+
+@pytest.mark.slow
+def test_row_of_2_pow_24_float32_log_softmax_and_logsumexp(big_row_f32):
+    x64 = big_row_f32.astype(np.float64)
+    lse_ref = logsumexp_ref(x64, compute=np.float64)
+    lse = np.asarray(sk.logsumexp(big_row_f32))
+    assert lse.dtype == np.float32
+    assert_ulps(lse, lse_ref, LOG_ULP, floor=1, what="logsumexp 2**24")
+    lr = sk.log_softmax(big_row_f32)
+    assert_ulps(lr, x64 - lse_ref, LOG_ULP, floor=1, what="log_softmax 2**24")
+
+
+@pytest.mark.slow
+def test_2_pow_24_row_in_a_2d_array_along_axis_0(big_row_f32, big_row_f32_reference):
+    # the same long slice reached through a column layout
+    x = big_row_f32.reshape(-1, 1)
+    r = sk.softmax(x, axis=0)
+    assert_ulps(r[:, 0], big_row_f32_reference, SOFTMAX_ULP, what="2**24 column")
