@@ -7,6 +7,8 @@ vectorised loops of the callers and keeps each instruction's own flags.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -39,6 +41,14 @@ def two_sum(a, b):
     bb = s - a
     e = (a - (s - bb)) + (b - bb)
     return s, e
+
+
+@njit(fastmath=ORDERED, cache=True)
+def compensated_add(total, compensation, value):
+    """Neumaier-style running sum: ``total + compensation`` carries the sum of the values
+    added so far with an error independent of their number (Ogita, Rump & Oishi's Sum2)."""
+    total, error = two_sum(total, value)
+    return total, compensation + error
 
 
 @njit(fastmath=ORDERED, cache=True)
@@ -88,3 +98,32 @@ def _target_overload(x, out):
     if out is None or isinstance(out, types.NoneType):
         return lambda x, out: x
     return lambda x, out: out
+
+
+def is_float64(array):
+    """True for a float64 array, as a compile-time constant (numba only)."""
+    raise NotImplementedError("is_float64 is callable from numba-compiled code only")
+
+
+@overload(is_float64)
+def _is_float64_overload(array):
+    result = isinstance(array, types.Array) and array.dtype == types.float64
+    return lambda array: result
+
+
+def exp_of_difference(a, b):
+    """``exp(a - b)`` as a float64 with ``a - b`` taken exactly (numba only).
+
+    float32 operands subtract exactly in float64; float64 operands go through the
+    TwoSum-based ``shifted_exp``.  Used where per-chunk states are merged.
+    """
+    raise NotImplementedError("exp_of_difference is callable from numba-compiled code only")
+
+
+@overload(exp_of_difference)
+def _exp_of_difference_overload(a, b):
+    if a == types.float64 and b == types.float64:
+        return lambda a, b: shifted_exp(a, b, 1.0, 0.0)
+    if a == types.float32 and b == types.float32:
+        return lambda a, b: math.exp(np.float64(a) - np.float64(b))
+    return None
