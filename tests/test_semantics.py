@@ -627,6 +627,18 @@ def test_out_may_be_x_itself(fn, dtype, rng):
     np.testing.assert_array_equal(x, expected)
 
 
+@pytest.mark.parametrize("axis", [-1, 0, None, (0, 1)], ids=repr)
+def test_out_may_be_a_strided_x_itself(fn, axis, rng):
+    f, _, _ = fn
+    base = rng.standard_normal((6, 20))
+    x = base[::2, ::-3]  # non-contiguous, negative stride
+    expected = f(x.copy(), axis=axis)
+    untouched = base[1::2].copy()
+    assert f(x, axis=axis, out=x) is x
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(base[1::2], untouched)
+
+
 def test_out_may_be_x_itself_with_mask_and_inf():
     x = np.array([[1.0, INF, 2.0, INF], [-INF, -INF, -INF, -INF], [NAN, 1.0, 2.0, 3.0]])
     mask = np.array([True, True, True, False])
