@@ -18,8 +18,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-# Work per call below which a serial kernel is used (a parallel call costs a few microseconds).
-PARALLEL_MIN_ELEMENTS = 1 << 15
+# Work per call below which a serial kernel is used.  A parallel (OpenMP) call costs a few
+# microseconds on an idle machine but stalls for milliseconds when another process holds a core
+# (64x1000 measured 7 ms parallel vs 0.17 ms serial under load), so only large inputs split.
+PARALLEL_MIN_ELEMENTS = 1 << 18
 # Rows longer than this are split into chunks of SPLIT_CHUNK elements processed in parallel.
 SPLIT_MIN_LENGTH = 1 << 16
 SPLIT_CHUNK = 1 << 14
@@ -91,7 +93,8 @@ def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def inverse_temperature(temperature: float, dtype: np.dtype) -> tuple[Any, Any]:
-    """``1/temperature`` as a double-word ``(hi, lo)`` in ``dtype`` (exactly ``(1, 0)`` for 1)."""
+    """``1/temperature`` as a double-word ``(hi, lo)`` in ``dtype``.  (Temperature 1 is passed
+    to the kernels as ``(None, None)`` instead, which compiles the multiplication away.)"""
     exact = np.longdouble(1.0) / np.longdouble(temperature)
     hi = dtype.type(exact)
     lo = dtype.type(exact - np.longdouble(hi))
@@ -124,8 +127,8 @@ def softmax_family(
     if xk.size == 0:
         result = np.empty(x.shape, result_dtype)
         return _deliver(result, out)
-    sign = kernel_dtype.type(-1.0 if negate else 1.0)
-    t_hi, t_lo = inverse_temperature(temperature, kernel_dtype)
+    sign = kernel_dtype.type(-1.0) if negate else None
+    t_hi, t_lo = (None, None) if temperature == 1.0 else inverse_temperature(temperature, kernel_dtype)
     mask = None if where is None else np.broadcast_to(where, x.shape)
 
     block = canonical_block(xk, axes)
@@ -186,7 +189,7 @@ def softmax_last_axis(x: np.ndarray, *, mode: int, negate: bool) -> np.ndarray:
     result = np.empty(x.shape, dtype)
     _run_rows(
         x.reshape(-1, n), result.reshape(-1, n), None,
-        dtype.type(-1.0 if negate else 1.0), dtype.type(1.0), dtype.type(0.0), mode,
+        dtype.type(-1.0) if negate else None, None, None, mode,
     )
     return result
 

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._exp import exp_hilo
+from ._exp import exp_hilo_nonpositive
 from ._fastmath import ORDERED
 from ._intrinsics import fma
 
@@ -52,24 +52,52 @@ def compensated_add(total, compensation, value):
 
 
 @njit(fastmath=ORDERED, cache=True)
-def scaled_difference(v, m, t_hi, t_lo):
-    """``(v - m) * (t_hi + t_lo)`` as an unevaluated pair ``hi + lo``.
-
-    ``v - m`` is split exactly by TwoSum, then multiplied by the inverse temperature held as a
-    double-word ``t_hi + t_lo`` (exactly ``1, 0`` for temperature 1, so the pair is then exact).
-    The pair is accurate to about ``2**-2p`` relative, far below one ulp of the result.
-    """
+def _scaled_difference(v, m, t_hi, t_lo):
     d_hi, d_lo = two_sum(v, -m)
     p = d_hi * t_hi
     p_err = fma(d_hi, t_hi, -p)
     return p, p_err + (d_hi * t_lo + d_lo * t_hi)
 
 
+def scaled_difference(v, m, t_hi, t_lo):
+    """``(v - m) * (t_hi + t_lo)`` as an unevaluated pair ``hi + lo`` (numba only).
+
+    ``v - m`` is split exactly by TwoSum, then multiplied by the inverse temperature held as a
+    double-word ``t_hi + t_lo``; ``t_hi = t_lo = None`` means exactly 1 (the pair is then
+    exact and no multiplication is compiled).  Otherwise the pair is accurate to about
+    ``2**-2p`` relative, far below one ulp of the result.
+    """
+    raise NotImplementedError("scaled_difference is callable from numba-compiled code only")
+
+
+@overload(scaled_difference)
+def _scaled_difference_overload(v, m, t_hi, t_lo):
+    if isinstance(t_hi, types.NoneType):
+        return lambda v, m, t_hi, t_lo: two_sum(v, -m)
+    return lambda v, m, t_hi, t_lo: _scaled_difference(v, m, t_hi, t_lo)
+
+
+def signed(value, sign):
+    """``sign * value``; ``sign=None`` means +1 and compiles to nothing (numba only)."""
+    raise NotImplementedError("signed is callable from numba-compiled code only")
+
+
+@overload(signed)
+def _signed_overload(value, sign):
+    if isinstance(sign, types.NoneType):
+        return lambda value, sign: value
+    return lambda value, sign: value * sign
+
+
 @njit(fastmath=ORDERED, cache=True)
 def shifted_exp(v, m, t_hi, t_lo):
-    """``exp((v - m) / T)`` with ``v - m`` taken exactly; +0 for ``v = -inf``."""
+    """``exp((v - m) / T)`` for ``v <= m`` with ``v - m`` taken exactly; +0 for ``v = -inf``.
+
+    (For ``v > m`` the result is unspecified: callers only use it for masked-out entries,
+    which they replace.)
+    """
     hi, lo = scaled_difference(v, m, t_hi, t_lo)
-    return exp_hilo(hi, lo)
+    return exp_hilo_nonpositive(hi, lo)
 
 
 @njit(fastmath=ORDERED, cache=True)

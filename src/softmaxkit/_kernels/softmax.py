@@ -9,8 +9,10 @@ C-contiguous block, so kernels never see strides or axis numbers:
 
 Every kernel takes the same scalar parameters, in the kernel dtype:
 
-* ``sign``: +1, or -1 for softmin; values are ``v = sign * x`` (exact);
-* ``t_hi + t_lo``: the inverse temperature as a double-word (``1, 0`` for temperature 1);
+* ``sign``: +1, or -1 for softmin; values are ``v = sign * x`` (exact); ``None`` means +1;
+* ``t_hi + t_lo``: the inverse temperature as a double-word; ``None, None`` means exactly 1.
+  The ``None`` forms compile to loops without the multiplications (softmax with default
+  options is compute-bound on AVX2 and every instruction in the exp loop shows);
 * ``mask``: a boolean array of the same layout, or ``None`` (numba prunes the branches, so
   unmasked calls compile to mask-free loops);
 * ``out``: the output array, or ``None`` to write into ``x`` (in place: a separate compiled
@@ -45,6 +47,7 @@ from ._scalar import (
     is_float64,
     shifted_exp,
     shifted_log_probability,
+    signed,
     target,
 )
 
@@ -59,10 +62,10 @@ _MODE_LOG_SOFTMAX = 1
 @njit(fastmath=REDUCTION, cache=True)
 def slice_max(x, mask, sign):
     """``max(sign * x)`` over the unmasked entries (-inf if none), NaN if any is NaN."""
-    ninf = cast_like(-np.inf, sign)
+    ninf = cast_like(-np.inf, x)
     m = ninf
     for i in range(x.size):
-        v = x[i] * sign
+        v = signed(x[i], sign)
         if mask is not None:
             v = v if mask[i] else ninf
         m = nan_max(m, v)
@@ -80,20 +83,21 @@ _BLOCK = 1024
 def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
     """``y = exp((sign * x - m) / T)``; ``y=None`` writes into ``x`` (a separate loop: with
     ``y is x`` LLVM's runtime alias check fails and the loop runs scalar, ~7x slower)."""
-    zero = cast_like(0.0, sign)
+    zero = cast_like(0.0, x)
+    destination = target(x, y)  # hoisted: a call in the loop blocks vectorisation
     for i in range(x.size):
-        e = shifted_exp(x[i] * sign, m, t_hi, t_lo)
+        e = shifted_exp(signed(x[i], sign), m, t_hi, t_lo)
         if mask is not None:
             e = e if mask[i] else zero
-        target(x, y)[i] = e
+        destination[i] = e
 
 
 @njit(fastmath=REDUCTION, cache=True)
 def _store_exp_below_max(x, y, mask, sign, m, t_hi, t_lo):
     """Like ``_store_exp`` but 0 for entries equal to ``m`` (those are counted separately)."""
-    zero = cast_like(0.0, sign)
+    zero = cast_like(0.0, x)
     for i in range(x.size):
-        v = x[i] * sign
+        v = signed(x[i], sign)
         e = shifted_exp(v, m, t_hi, t_lo)
         keep = v < m
         if mask is not None:
@@ -109,18 +113,16 @@ def _count_equal(x, mask, sign, m):
     zero = np.float32(0.0)
     k = zero
     for i in range(x.size):
-        equal = x[i] * sign == m
+        equal = signed(x[i], sign) == m
         if mask is not None:
             equal = equal and mask[i]
         k += one if equal else zero
     return np.float64(k)
 
 
-# A float64 sum of n terms accumulated in one vectorised loop has chains of n/32 additions
-# (4 interleaved 8-lane accumulators) and is off by up to ~n/32 ulp: 10 ulp was measured on a
-# 1000-element row.  So terms are summed in sub-blocks short enough to keep each chain at two
-# additions, and the sub-block sums are added with error-free compensation.
-_SUB_BLOCK = 64
+# Sums are float64.  For float32 terms one vectorised float64 loop per block is ample: its chains
+# of ~32 additions err by ~32 * 2**-53, a hundred-millionth of a float32 ulp; the block sums are
+# added with error-free compensation so rows of 2**24 and more do not drift.
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -133,16 +135,12 @@ def _short_sum(y):
 
 @njit(fastmath=ORDERED, cache=True)
 def add_sum_float64(total, compensation, y):
-    """Add ``sum(y)`` (widened to float64) to the compensated pair ``(total, compensation)``.
-
-    For float32 terms this is ample: each sub-block sum is good to a few float64 ulp.
-    """
-    for start in range(0, y.size, _SUB_BLOCK):
-        total, compensation = compensated_add(total, compensation, _short_sum(y[start : start + _SUB_BLOCK]))
-    return total, compensation
+    """Add ``sum(y)`` (widened to float64) to the compensated pair ``(total, compensation)``."""
+    return compensated_add(total, compensation, _short_sum(y))
 
 
-# For float64 terms a sub-block's own rounding (a few ulp) is too much for a 4 ulp softmax:
+# For float64 terms a vectorised sum's own rounding (~n/32 ulp: 10 ulp measured on a row of
+# 1000) is too much for a 4 ulp softmax:
 # each of _LANES lanes keeps a TwoSum-compensated running sum (vectorised across lanes, no
 # reassociation needed), folded once at the end.  Measured: <= 1 ulp on rows where the plain
 # vectorised sum was 10 ulp off.
@@ -241,12 +239,13 @@ def slice_fill(y, value):
 @njit(fastmath=REDUCTION, cache=True)
 def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     """Store ``(v - m)/T - log_sum`` (-inf where masked)."""
-    ninf = cast_like(-np.inf, sign)
+    ninf = cast_like(-np.inf, x)
+    destination = target(x, out)  # hoisted: a call in the loop blocks vectorisation
     for i in range(x.size):
-        y = shifted_log_probability(x[i] * sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+        y = shifted_log_probability(signed(x[i], sign), m, t_hi, t_lo, log_sum_hi, log_sum_lo)
         if mask is not None:
             y = y if mask[i] else ninf
-        target(x, out)[i] = y
+        destination[i] = y
 
 
 @njit(cache=True)
@@ -257,29 +256,30 @@ def slice_special(x, out, mask, sign, m, mode):
     0, log_softmax -inf.  +inf: the k entries equal to +inf share the probability (1/k, log
     -log(k)); every other entry gets 0 / -inf.  Masked entries always get 0 / -inf.
     """
-    ninf = cast_like(-np.inf, sign)
-    zero = cast_like(0.0, sign)
+    ninf = cast_like(-np.inf, x)
+    zero = cast_like(0.0, x)
     excluded = ninf if mode == _MODE_LOG_SOFTMAX else zero
     k = 0
     if m == np.inf:
         for i in range(x.size):
-            if x[i] * sign == m and (mask is None or mask[i]):
+            if signed(x[i], sign) == m and (mask is None or mask[i]):
                 k += 1
     if mode == _MODE_LOG_SOFTMAX:
-        at_inf = cast_like(0.0 - math.log(max(k, 1)), sign)  # 0.0 - 0.0 is +0, not -0
+        at_inf = cast_like(0.0 - math.log(max(k, 1)), x)  # 0.0 - 0.0 is +0, not -0
     else:
-        at_inf = cast_like(1.0 / max(k, 1), sign)
+        at_inf = cast_like(1.0 / max(k, 1), x)
+    destination = target(x, out)  # hoisted: a call in the loop blocks vectorisation
     for i in range(x.size):
         unmasked = mask is None or mask[i]
         if not unmasked:
             y = excluded
         elif m != m:
             y = m
-        elif m == np.inf and x[i] * sign == m:
+        elif m == np.inf and signed(x[i], sign) == m:
             y = at_inf
         else:
             y = excluded
-        target(x, out)[i] = y
+        destination[i] = y
 
 
 @njit(cache=True)
@@ -304,7 +304,7 @@ def softmax_slice(x, out, mask, sign, t_hi, t_lo, mode):
         slice_special(x, out, mask, sign, m, mode)
     elif mode == _MODE_LOG_SOFTMAX:
         rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo)
-        log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), sign)
+        log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), x)
         slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
     else:
         s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo)
@@ -314,12 +314,10 @@ def softmax_slice(x, out, mask, sign, t_hi, t_lo, mode):
 @njit(cache=True)
 def logsumexp_slice(x, mask):
     """``log(sum(exp(x)))`` over the unmasked entries, as float64."""
-    one = cast_like(1.0, x)
-    m = slice_max(x, mask, one)
+    m = slice_max(x, mask, None)
     if not math.isfinite(m):
         return np.float64(m)
-    zero = one - one
-    rest, k = slice_log_stats(x, mask, one, m, one, zero)
+    rest, k = slice_log_stats(x, mask, None, m, None, None)
     return np.float64(m) + log_of_sum(rest, k)
 
 
@@ -483,7 +481,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
         xc = x2[r, lo:hi]
         outc = None if out2 is None else out2[r, lo:hi]
         if mode == _MODE_LOG_SOFTMAX:
-            log_sum_hi, log_sum_lo = split_double_word(row_log_sum[r], sign)
+            log_sum_hi, log_sum_lo = split_double_word(row_log_sum[r], x2)
             slice_log_softmax_store(
                 xc, outc, None if mask2 is None else mask2[r, lo:hi], sign, big_m, t_hi, t_lo, log_sum_hi, log_sum_lo
             )
@@ -493,9 +491,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
 
 @njit(cache=True)
 def logsumexp_rows_split(x2, mask2, res, chunk):
-    one = cast_like(1.0, x2)
-    zero = one - one
-    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, one, one, zero, chunk)
+    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, None, None, None, chunk)
     for r in range(x2.shape[0]):
         states = slice(r * per_row, (r + 1) * per_row)
         big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
@@ -509,7 +505,7 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 
 @njit(cache=True)
 def _column_block_max(x3, mask3, o, j0, j1, sign):
-    ninf = cast_like(-np.inf, sign)
+    ninf = cast_like(-np.inf, x3)
     m = np.full(j1 - j0, ninf)
     for k in range(x3.shape[1]):
         _accumulate_max(m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign)
@@ -518,9 +514,9 @@ def _column_block_max(x3, mask3, o, j0, j1, sign):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _accumulate_max(m, row, mask, sign):
-    ninf = cast_like(-np.inf, sign)
+    ninf = cast_like(-np.inf, row)
     for j in range(m.size):
-        v = row[j] * sign
+        v = signed(row[j], sign)
         if mask is not None:
             v = v if mask[j] else ninf
         m[j] = nan_max(m[j], v)
@@ -532,14 +528,15 @@ def _accumulate_max(m, row, mask, sign):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, below_max_only):
-    zero = cast_like(0.0, sign)
+    zero = cast_like(0.0, row)
+    destination = target(row, out_row)  # hoisted: a call in the loop blocks vectorisation
     for j in range(m.size):
-        v = row[j] * sign
+        v = signed(row[j], sign)
         e = shifted_exp(v, m[j], t_hi, t_lo)
         keep = v < m[j] if below_max_only else True
         if mask is not None:
             keep = keep and mask[j]
-        target(row, out_row)[j] = e if keep else zero
+        destination[j] = e if keep else zero
 
 
 @njit(fastmath=ORDERED, cache=True)
@@ -558,7 +555,7 @@ def _add_widened(total, compensation, terms):
 @njit(fastmath=REDUCTION, cache=True)
 def _add_equal_counts(count, row, mask, sign, m):
     for j in range(count.size):
-        equal = row[j] * sign == m[j]
+        equal = signed(row[j], sign) == m[j]
         if mask is not None:
             equal = equal and mask[j]
         count[j] += 1.0 if equal else 0.0
@@ -585,12 +582,13 @@ def _scale_row(y, inv_s):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _log_softmax_row(row, out_row, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
-    ninf = cast_like(-np.inf, sign)
+    ninf = cast_like(-np.inf, row)
+    destination = target(row, out_row)  # hoisted: a call in the loop blocks vectorisation
     for j in range(m.size):
-        y = shifted_log_probability(row[j] * sign, m[j], t_hi, t_lo, log_sum_hi[j], log_sum_lo[j])
+        y = shifted_log_probability(signed(row[j], sign), m[j], t_hi, t_lo, log_sum_hi[j], log_sum_lo[j])
         if mask is not None:
             y = y if mask[j] else ninf
-        target(row, out_row)[j] = y
+        destination[j] = y
 
 
 @njit(cache=True)
@@ -632,7 +630,7 @@ def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1):
         log_sum_hi = np.empty(m.size, x3.dtype)
         log_sum_lo = np.empty(m.size, x3.dtype)
         for j in range(m.size):
-            log_sum_hi[j], log_sum_lo[j] = split_double_word(log_of_sum(rest[j], max(count[j], 1.0)), sign)
+            log_sum_hi[j], log_sum_lo[j] = split_double_word(log_of_sum(rest[j], max(count[j], 1.0)), x3)
         for k in range(n_k):
             _log_softmax_row(
                 x3[o, k, j0:j1],
@@ -673,10 +671,8 @@ def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1):
 
 @njit(cache=True)
 def _logsumexp_column_block(x3, mask3, res2, o, j0, j1):
-    one = cast_like(1.0, x3)
-    zero = one - one
-    m = _column_block_max(x3, mask3, o, j0, j1, one)
-    finite_m = np.where(np.isfinite(m), m, zero)
+    m = _column_block_max(x3, mask3, o, j0, j1, None)
+    finite_m = np.where(np.isfinite(m), m, cast_like(0.0, x3))
     rest = np.zeros(m.size)
     rest_comp = np.zeros(m.size)
     count = np.zeros(m.size)
@@ -684,7 +680,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1):
     for k in range(x3.shape[1]):
         _accumulate_log_stats(
             rest, rest_comp, count, finite_m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1],
-            one, one, zero, buffer,
+            None, None, None, buffer,
         )
     rest += rest_comp
     for j in range(m.size):
