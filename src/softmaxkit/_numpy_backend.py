@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-# Work per call below which a serial kernel is used.  A parallel (OpenMP) call costs a few
-# microseconds on an idle machine but stalls for milliseconds when another process holds a core
-# (64x1000 measured 7 ms parallel vs 0.17 ms serial under load), so only large inputs split.
-PARALLEL_MIN_ELEMENTS = 1 << 18
+# Work per call below which a serial kernel is used.  The kernels are compute-bound (about 1 ns
+# per float32 element per thread on this AVX2 machine), so a parallel call (a few microseconds of
+# OpenMP overhead) pays off from a few tens of thousands of elements: 64x1000 takes 84 us serial,
+# about 45 us on two threads.  Caveat: on a machine whose other core is busy, an OpenMP region
+# waits for its descheduled thread (64x1000 measured 7 ms under heavy load).
+PARALLEL_MIN_ELEMENTS = 1 << 15
 # Rows longer than this are split into chunks of SPLIT_CHUNK elements processed in parallel.
 SPLIT_MIN_LENGTH = 1 << 16
 SPLIT_CHUNK = 1 << 14

@@ -56,8 +56,8 @@ _INV_FACT_F64 = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))
 
 
 @njit(fastmath=ORDERED, cache=True)
-def exp_hilo_f32(hi, lo):
-    """``exp(hi + lo)`` for float32 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
+def _reduced_exp_f32(hi, lo):
+    """``(y, nf)`` with ``exp(hi + lo) ~= y * 2**nf``, ``y = exp(r)`` on ``|r| <= ln(2)/2``."""
     nf = (hi * _LOG2E_F32 + _ROUND_MAGIC_F32) - _ROUND_MAGIC_F32
     r = hi - nf * _LN2_HI_F32
     r = r - nf * _LN2_LO_F32
@@ -68,20 +68,12 @@ def exp_hilo_f32(hi, lo):
     p = p * r + _P3_F32
     p = p * r + _P4_F32
     p = p * r + _P5_F32
-    y = (p * (r * r) + r) + _ONE_F32
-    # 2**n in two halves, each a normal float32 for every n in [-150, 128].
-    n1 = trunc(nf * np.float32(0.5))
-    y = (y * pow2_of_integral(n1)) * pow2_of_integral(nf - n1)
-    if hi < _LOW_F32:
-        y = _ZERO_F32
-    if hi > _HIGH_F32:
-        y = _INF_F32
-    return y
+    return (p * (r * r) + r) + _ONE_F32, nf
 
 
 @njit(fastmath=ORDERED, cache=True)
-def exp_hilo_f64(hi, lo):
-    """``exp(hi + lo)`` for float64 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
+def _reduced_exp_f64(hi, lo):
+    """``(y, nf)`` with ``exp(hi + lo) ~= y * 2**nf``, ``y = exp(r)`` on ``|r| <= ln(2)/2``."""
     nf = (hi * _LOG2E_F64 + _ROUND_MAGIC_F64) - _ROUND_MAGIC_F64
     r = hi - nf * _LN2_HI_F64
     r = r - nf * _LN2_LO_F64
@@ -98,7 +90,27 @@ def exp_hilo_f64(hi, lo):
     p = p * r + _C4
     p = p * r + _C3
     p = p * r + _C2
-    y = (p * (r * r) + r) + 1.0
+    return (p * (r * r) + r) + 1.0, nf
+
+
+@njit(fastmath=ORDERED, cache=True)
+def exp_hilo_f32(hi, lo):
+    """``exp(hi + lo)`` for float32 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
+    y, nf = _reduced_exp_f32(hi, lo)
+    # 2**n in two halves, each a normal float32 for every n in [-150, 128].
+    n1 = trunc(nf * np.float32(0.5))
+    y = (y * pow2_of_integral(n1)) * pow2_of_integral(nf - n1)
+    if hi < _LOW_F32:
+        y = _ZERO_F32
+    if hi > _HIGH_F32:
+        y = _INF_F32
+    return y
+
+
+@njit(fastmath=ORDERED, cache=True)
+def exp_hilo_f64(hi, lo):
+    """``exp(hi + lo)`` for float64 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
+    y, nf = _reduced_exp_f64(hi, lo)
     n1 = trunc(nf * 0.5)
     y = (y * pow2_of_integral(n1)) * pow2_of_integral(nf - n1)
     if hi < _LOW_F64:
@@ -122,17 +134,7 @@ _UNBIAS_F64 = 2.0**-600
 @njit(fastmath=ORDERED, cache=True)
 def exp_nonpositive_hilo_f32(hi, lo):
     """``exp(hi + lo)`` for float32 ``hi <= 0``; unspecified for ``hi > 0``."""
-    nf = (hi * _LOG2E_F32 + _ROUND_MAGIC_F32) - _ROUND_MAGIC_F32
-    r = hi - nf * _LN2_HI_F32
-    r = r - nf * _LN2_LO_F32
-    r = r + lo
-    p = _P0_F32
-    p = p * r + _P1_F32
-    p = p * r + _P2_F32
-    p = p * r + _P3_F32
-    p = p * r + _P4_F32
-    p = p * r + _P5_F32
-    y = (p * (r * r) + r) + _ONE_F32
+    y, nf = _reduced_exp_f32(hi, lo)
     y = (y * pow2_of_integral(nf + _BIAS_F32)) * _UNBIAS_F32
     if hi < _LOW_F32:
         y = _ZERO_F32
@@ -142,23 +144,7 @@ def exp_nonpositive_hilo_f32(hi, lo):
 @njit(fastmath=ORDERED, cache=True)
 def exp_nonpositive_hilo_f64(hi, lo):
     """``exp(hi + lo)`` for float64 ``hi <= 0``; unspecified for ``hi > 0``."""
-    nf = (hi * _LOG2E_F64 + _ROUND_MAGIC_F64) - _ROUND_MAGIC_F64
-    r = hi - nf * _LN2_HI_F64
-    r = r - nf * _LN2_LO_F64
-    r = r + lo
-    p = _C13
-    p = p * r + _C12
-    p = p * r + _C11
-    p = p * r + _C10
-    p = p * r + _C9
-    p = p * r + _C8
-    p = p * r + _C7
-    p = p * r + _C6
-    p = p * r + _C5
-    p = p * r + _C4
-    p = p * r + _C3
-    p = p * r + _C2
-    y = (p * (r * r) + r) + 1.0
+    y, nf = _reduced_exp_f64(hi, lo)
     y = (y * pow2_of_integral(nf + _BIAS_F64)) * _UNBIAS_F64
     if hi < _LOW_F64:
         y = 0.0
