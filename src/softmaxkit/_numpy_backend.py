@@ -200,11 +200,13 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
     if x2.size < PARALLEL_MIN_ELEMENTS or num_threads() == 1:
-        k.softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        serial = k.log_softmax_rows_serial if mode == MODE_LOG_SOFTMAX else k.softmax_rows_serial
+        serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         k.softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, SPLIT_CHUNK)
     else:
-        k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        parallel = k.log_softmax_rows_parallel if mode == MODE_LOG_SOFTMAX else k.softmax_rows_parallel
+        parallel(x2, out2, mask2, sign, t_hi, t_lo)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:

@@ -297,18 +297,26 @@ def split_double_word(value, like):
 
 
 @njit(cache=True)
-def softmax_slice(x, out, mask, sign, t_hi, t_lo, mode):
-    """softmax or log_softmax of one contiguous slice (``out=None``: in place)."""
+def probabilities_slice(x, out, mask, sign, t_hi, t_lo):
+    """softmax of one contiguous slice (``out=None``: in place)."""
     m = slice_max(x, mask, sign)
     if not math.isfinite(m):
-        slice_special(x, out, mask, sign, m, mode)
-    elif mode == _MODE_LOG_SOFTMAX:
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo)
-        log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), x)
-        slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+        slice_special(x, out, mask, sign, m, _MODE_SOFTMAX)
     else:
         s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo)
         slice_scale(target(x, out), 1.0 / s)
+
+
+@njit(cache=True)
+def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo):
+    """log_softmax of one contiguous slice (``out=None``: in place)."""
+    m = slice_max(x, mask, sign)
+    if not math.isfinite(m):
+        slice_special(x, out, mask, sign, m, _MODE_LOG_SOFTMAX)
+    else:
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo)
+        log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), x)
+        slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
 
 
 @njit(cache=True)
@@ -326,29 +334,41 @@ def logsumexp_slice(x, mask):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r):
-    softmax_slice(
-        x2[r],
-        None if out2 is None else out2[r],
-        None if mask2 is None else mask2[r],
-        sign,
-        t_hi,
-        t_lo,
-        mode,
-    )
+# One driver per function and per serial/parallel, rather than a ``mode`` argument: numba
+# compiles both arms of a runtime branch (``numba.literally`` does not prune them), and the
+# first call of a fresh install pays for every arm it compiles.
 
 
 @njit(cache=True)
-def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo, mode):
+def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     for r in range(x2.shape[0]):
-        _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r)
+        probabilities_slice(
+            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+        )
 
 
 @njit(cache=True, parallel=True)
-def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, mode):
+def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     for r in prange(x2.shape[0]):
-        _softmax_row(x2, out2, mask2, sign, t_hi, t_lo, mode, r)
+        probabilities_slice(
+            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+        )
+
+
+@njit(cache=True)
+def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
+    for r in range(x2.shape[0]):
+        log_probabilities_slice(
+            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+        )
+
+
+@njit(cache=True, parallel=True)
+def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
+    for r in prange(x2.shape[0]):
+        log_probabilities_slice(
+            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+        )
 
 
 @njit(cache=True)
