@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,15 +42,10 @@ def kernels() -> Any:
     """The kernel module, imported (with numba) on first use, never at ``import softmaxkit``."""
     from ._kernels import backward, softmax, weighted
 
-    class _Kernels:
-        pass
-
-    namespace = _Kernels()
+    public = {}
     for module in (softmax, weighted, backward):
-        for name in dir(module):
-            if not name.startswith("_"):
-                setattr(namespace, name, getattr(module, name))
-    return namespace
+        public.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
+    return SimpleNamespace(**public)
 
 
 def num_threads() -> int:

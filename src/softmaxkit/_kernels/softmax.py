@@ -26,9 +26,11 @@ from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such 
 ``logsumexp([0, -40]) = 4.25e-18``.  Slices whose max is NaN, +inf or -inf take a scalar path
 that writes the limits documented in ``docs/semantics.md``.
 
-Rows longer than a cache-sized chunk are split into chunks processed in parallel; each chunk
-keeps its own ``(max, sum)`` state, merged as ``S = sum(s_c * exp(m_c - M))`` (Milakov &
-Gimelshein 2018).  The same merge serves the dask front end.
+A few rows longer than a cache-sized chunk are split into chunks processed in parallel.  For
+the log forms each chunk keeps its own ``(max, rest, count)`` state, merged per row as
+``rest = sum((count_c + rest_c) * exp(m_c - M))`` (Milakov & Gimelshein 2018; the same mergeable
+state serves a dask front end).  softmax takes the row max first and exponentiates every chunk
+against it, so each output is formed exactly as in the unsplit kernel.
 """
 
 from __future__ import annotations
