@@ -149,12 +149,12 @@ def softmax_family(
         if direct:
             _run_softmax(x3, out.transpose(order).reshape(shape3), mask3, sign, t_hi, t_lo, mode)
             return out
-        buffer_t = np.empty([xk.shape[d] for d in order], kernel_dtype)
         if xk is not x and out is None:
             # xk is our own cast copy: compute in place in it.
             _run_softmax(x3, None, mask3, sign, t_hi, t_lo, mode)
             result = xk
         else:
+            buffer_t = np.empty([xk.shape[d] for d in order], kernel_dtype)
             _run_softmax(x3, buffer_t.reshape(shape3), mask3, sign, t_hi, t_lo, mode)
             result = buffer_t.transpose(_inverse(order))
     else:
