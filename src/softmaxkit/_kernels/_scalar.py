@@ -135,6 +135,9 @@ def is_float64(array):
 
 @overload(is_float64)
 def _is_float64_overload(array):
+    # ``None if out is None else out[r]`` types as Optional(array) when ``out`` is an array.
+    if isinstance(array, types.Optional):
+        array = array.type
     result = isinstance(array, types.Array) and array.dtype == types.float64
     return lambda array: result
 
