@@ -233,12 +233,6 @@ def slice_scale(y, factor):
 
 
 @njit(fastmath=REDUCTION, cache=True)
-def slice_fill(y, value):
-    for i in range(y.size):
-        y[i] = value
-
-
-@njit(fastmath=REDUCTION, cache=True)
 def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     """Store ``(v - m)/T - log_sum`` (-inf where masked)."""
     ninf = cast_like(-np.inf, x)
