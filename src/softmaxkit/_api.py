@@ -41,13 +41,18 @@ def _check_where(where: Any, shape: tuple[int, ...], function: str) -> NDArray[n
     mask = np.asarray(where)
     if mask.dtype != np.bool_:
         raise TypeError(f"{function}: where must be a boolean array, got dtype {mask.dtype}")
+    _check_broadcasts_to("where", mask.shape, shape, function)
+    return mask
+
+
+def _check_broadcasts_to(argument: str, own: tuple[int, ...], shape: tuple[int, ...], function: str) -> None:
+    """``argument`` (of shape ``own``) must broadcast to ``shape`` without enlarging it."""
     try:
-        broadcast = np.broadcast_shapes(mask.shape, shape)
+        broadcast = np.broadcast_shapes(own, shape)
     except ValueError:
         broadcast = None
     if broadcast != shape:
-        raise ValueError(f"{function}: where has shape {mask.shape}, which does not broadcast to {shape}")
-    return mask
+        raise ValueError(f"{function}: {argument} has shape {own}, which does not broadcast to {shape}")
 
 
 def _check_out(out: Any, shape: tuple[int, ...], result_dtype: np.dtype, function: str) -> np.ndarray | None:
@@ -456,12 +461,7 @@ def logsumexp(
         weights = as_numpy_input(b, "logsumexp", argument="b")
         if weights.dtype.kind not in "biufc":
             raise TypeError(f"logsumexp: b must be numeric, got dtype {weights.dtype}")
-        try:
-            broadcast = np.broadcast_shapes(weights.shape, array.shape)
-        except ValueError:
-            broadcast = None
-        if broadcast != array.shape:
-            raise ValueError(f"logsumexp: b has shape {weights.shape}, which does not broadcast to {array.shape}")
+        _check_broadcasts_to("b", weights.shape, array.shape, "logsumexp")
         if array.dtype.kind in "biufc":
             source_dtype = np.result_type(array.dtype, weights.dtype)
     axes = normalize_axes(axis, array.ndim)

@@ -54,6 +54,11 @@ def num_threads() -> int:
     return numba.get_num_threads()
 
 
+def use_parallel(size: int) -> bool:
+    """Whether a kernel call over ``size`` elements should take its parallel variant."""
+    return size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+
+
 class Block(NamedTuple):
     """How an ndarray maps onto the canonical ``(outer, K, inner)`` block."""
 
@@ -195,7 +200,7 @@ def softmax_last_axis(x: np.ndarray, *, mode: int, negate: bool) -> np.ndarray:
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
-    if x2.size < PARALLEL_MIN_ELEMENTS or num_threads() == 1:
+    if not use_parallel(x2.size):
         serial = k.log_softmax_rows_serial if mode == MODE_LOG_SOFTMAX else k.softmax_rows_serial
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
@@ -216,7 +221,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         )
         return
     k = kernels()
-    parallel = x3.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     if parallel:
         k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
@@ -251,7 +256,7 @@ def logsumexp(
         sign = np.zeros(kept_shape, kernel_dtype) if return_sign else None
         return _cast_pair(res, sign, result_dtype)
     k = kernels()
-    parallel = xk.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    parallel = use_parallel(xk.size)
     if b is not None or return_sign or kernel_dtype.kind == "c":
         moved = np.ascontiguousarray(_moved_to_end(xk, axes)).reshape(-1, n)
         weights = None
@@ -329,7 +334,7 @@ def backward(
     y2 = np.ascontiguousarray(_moved_to_end(y, axes), dtype=kernel_dtype).reshape(-1, n)
     out2 = np.empty_like(g2)
     k = kernels()
-    parallel = g2.size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
+    parallel = use_parallel(g2.size)
     if log:
         (k.log_softmax_backward_parallel if parallel else k.log_softmax_backward_serial)(g2, y2, out2)
     else:
