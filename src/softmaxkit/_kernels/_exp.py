@@ -21,7 +21,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._fastmath import ORDERED
-from ._intrinsics import pow2_of_integral, trunc
+from ._intrinsics import pow2_of_integral, pow2_of_rounded, trunc
 
 # float32 constants (Cephes expf).  LN2_HI_F32 has 15 significant bits so n * LN2_HI_F32 is
 # exact for |n| <= 2**9, which covers every n the clamps below let through.
@@ -55,51 +55,51 @@ _INV_FACT_F64 = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))
 (_C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13) = _INV_FACT_F64
 
 
+# The polynomials are evaluated in Estrin's scheme, not Horner's: the exp loops are limited by
+# how many dependent instructions the core can keep in flight, and Estrin shortens the chain of
+# dependent multiply-adds from 5 to 3 (float32) and from 12 to 5 (float64).  Measured on AVX2
+# (znver3): the float32 softmax exp loop went from 0.65 to 0.53 ns per element.
+
+
 @njit(fastmath=ORDERED, cache=True)
 def _reduced_exp_f32(hi, lo):
-    """``(y, nf)`` with ``exp(hi + lo) ~= y * 2**nf``, ``y = exp(r)`` on ``|r| <= ln(2)/2``."""
-    nf = (hi * _LOG2E_F32 + _ROUND_MAGIC_F32) - _ROUND_MAGIC_F32
-    r = hi - nf * _LN2_HI_F32
-    r = r - nf * _LN2_LO_F32
-    r = r + lo
-    p = _P0_F32
-    p = p * r + _P1_F32
-    p = p * r + _P2_F32
-    p = p * r + _P3_F32
-    p = p * r + _P4_F32
-    p = p * r + _P5_F32
-    return (p * (r * r) + r) + _ONE_F32, nf
+    """``(q, kf, nf)`` with ``exp(hi + lo) ~= (1 + q) * 2**n``, ``q = expm1(r)`` on
+    ``|r| <= ln(2)/2``, ``nf = n`` and ``kf = n + 1.5 * 2**23`` (``n`` in its low mantissa bits)."""
+    kf = hi * _LOG2E_F32 + _ROUND_MAGIC_F32
+    nf = kf - _ROUND_MAGIC_F32
+    # (hi - n*LN2_HI) is exact; the two small terms are added to it last.
+    r = (hi - nf * _LN2_HI_F32) + (lo - nf * _LN2_LO_F32)
+    r2 = r * r
+    p = ((_P0_F32 * r + _P1_F32) * r2 + (_P2_F32 * r + _P3_F32)) * r2 + (_P4_F32 * r + _P5_F32)
+    return p * r2 + r, kf, nf
 
 
 @njit(fastmath=ORDERED, cache=True)
 def _reduced_exp_f64(hi, lo):
-    """``(y, nf)`` with ``exp(hi + lo) ~= y * 2**nf``, ``y = exp(r)`` on ``|r| <= ln(2)/2``."""
-    nf = (hi * _LOG2E_F64 + _ROUND_MAGIC_F64) - _ROUND_MAGIC_F64
-    r = hi - nf * _LN2_HI_F64
-    r = r - nf * _LN2_LO_F64
-    r = r + lo
-    p = _C13
-    p = p * r + _C12
-    p = p * r + _C11
-    p = p * r + _C10
-    p = p * r + _C9
-    p = p * r + _C8
-    p = p * r + _C7
-    p = p * r + _C6
-    p = p * r + _C5
-    p = p * r + _C4
-    p = p * r + _C3
-    p = p * r + _C2
-    return (p * (r * r) + r) + 1.0, nf
+    """``(q, kf, nf)`` with ``exp(hi + lo) ~= (1 + q) * 2**n``, ``q = expm1(r)`` on
+    ``|r| <= ln(2)/2``, ``nf = n`` and ``kf = n + 1.5 * 2**52`` (``n`` in its low mantissa bits)."""
+    kf = hi * _LOG2E_F64 + _ROUND_MAGIC_F64
+    nf = kf - _ROUND_MAGIC_F64
+    r = (hi - nf * _LN2_HI_F64) + (lo - nf * _LN2_LO_F64)
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    p0 = (_C5 * r + _C4) * r2 + (_C3 * r + _C2)
+    p1 = (_C9 * r + _C8) * r2 + (_C7 * r + _C6)
+    p2 = (_C13 * r + _C12) * r2 + (_C11 * r + _C10)
+    p = p2 * r8 + (p1 * r4 + p0)
+    return p * r2 + r, kf, nf
 
 
 @njit(fastmath=ORDERED, cache=True)
 def exp_hilo_f32(hi, lo):
     """``exp(hi + lo)`` for float32 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
-    y, nf = _reduced_exp_f32(hi, lo)
-    # 2**n in two halves, each a normal float32 for every n in [-150, 128].
+    q, _, nf = _reduced_exp_f32(hi, lo)
+    # 2**n in two halves, each a normal float32 for every n in [-150, 128]; (1 + q) * 2**n1
+    # is rounded once (an fma), the product with 2**(n - n1) rounds once more only if subnormal.
     n1 = trunc(nf * np.float32(0.5))
-    y = (y * pow2_of_integral(n1)) * pow2_of_integral(nf - n1)
+    s1 = pow2_of_integral(n1)
+    y = (q * s1 + s1) * pow2_of_integral(nf - n1)
     if hi < _LOW_F32:
         y = _ZERO_F32
     if hi > _HIGH_F32:
@@ -110,9 +110,10 @@ def exp_hilo_f32(hi, lo):
 @njit(fastmath=ORDERED, cache=True)
 def exp_hilo_f64(hi, lo):
     """``exp(hi + lo)`` for float64 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
-    y, nf = _reduced_exp_f64(hi, lo)
+    q, _, nf = _reduced_exp_f64(hi, lo)
     n1 = trunc(nf * 0.5)
-    y = (y * pow2_of_integral(n1)) * pow2_of_integral(nf - n1)
+    s1 = pow2_of_integral(n1)
+    y = (q * s1 + s1) * pow2_of_integral(nf - n1)
     if hi < _LOW_F64:
         y = 0.0
     if hi > _HIGH_F64:
@@ -123,8 +124,10 @@ def exp_hilo_f64(hi, lo):
 # exp(hi + lo) for hi <= 0, the only arguments softmax needs.  The result is then at most 1,
 # so instead of scaling by 2**n in two steps (needed near overflow) it is scaled by 2**(n + B),
 # a normal number for every n in the range, and then by the constant 2**-B: the only rounding
-# is that last product, so subnormal results still round once.  Five instructions fewer than
-# exp_hilo_f32 in a loop that is compute-bound on AVX2.
+# is that last product, so subnormal results still round once.  2**(n + B) is built from the
+# bits of ``kf`` directly (no float-to-integer conversion, which AVX2 lacks for float64), and
+# ``(1 + q) * 2**(n + B)`` is one fma.  Several instructions fewer than exp_hilo in a loop that
+# is compute-bound on AVX2.
 _BIAS_F32 = np.float32(64.0)
 _UNBIAS_F32 = np.float32(2.0**-64)
 _BIAS_F64 = 600.0
@@ -134,8 +137,9 @@ _UNBIAS_F64 = 2.0**-600
 @njit(fastmath=ORDERED, cache=True)
 def exp_nonpositive_hilo_f32(hi, lo):
     """``exp(hi + lo)`` for float32 ``hi <= 0``; unspecified for ``hi > 0``."""
-    y, nf = _reduced_exp_f32(hi, lo)
-    y = (y * pow2_of_integral(nf + _BIAS_F32)) * _UNBIAS_F32
+    q, kf, _ = _reduced_exp_f32(hi, lo)
+    s = pow2_of_rounded(kf, _BIAS_F32)
+    y = (q * s + s) * _UNBIAS_F32
     if hi < _LOW_F32:
         y = _ZERO_F32
     return y
@@ -144,8 +148,9 @@ def exp_nonpositive_hilo_f32(hi, lo):
 @njit(fastmath=ORDERED, cache=True)
 def exp_nonpositive_hilo_f64(hi, lo):
     """``exp(hi + lo)`` for float64 ``hi <= 0``; unspecified for ``hi > 0``."""
-    y, nf = _reduced_exp_f64(hi, lo)
-    y = (y * pow2_of_integral(nf + _BIAS_F64)) * _UNBIAS_F64
+    q, kf, _ = _reduced_exp_f64(hi, lo)
+    s = pow2_of_rounded(kf, _BIAS_F64)
+    y = (q * s + s) * _UNBIAS_F64
     if hi < _LOW_F64:
         y = 0.0
     return y

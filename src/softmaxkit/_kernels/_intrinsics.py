@@ -1,8 +1,9 @@
 """LLVM intrinsics numba does not expose, each written so that loops using it vectorise.
 
 ``max``/``np.fmax``/a select do not vectorise as reductions in numba; ``llvm.maximum``
-(IEEE 754-2019 ``maximum``: NaN-propagating, -0 < +0) does.  ``pow2_of_integral`` builds 2**n
-with integer arithmetic of the float's own width, and ``trunc`` rounds without leaving floats.
+(IEEE 754-2019 ``maximum``: NaN-propagating, -0 < +0) does.  ``pow2_of_integral`` and
+``pow2_of_rounded`` build 2**n with integer arithmetic of the float's own width, and ``trunc``
+rounds without leaving floats.
 """
 
 from __future__ import annotations
@@ -49,28 +50,65 @@ def fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
+# Float layouts: (integer type, exponent bias, mantissa bits, 1.5 * 2**mantissa_bits).
+_LAYOUT = {
+    "float": (ir.IntType(32), 127, 23, 12582912.0),
+    "double": (ir.IntType(64), 1023, 52, 6755399441055744.0),
+}
+
+
+def _layout(llty):
+    return _LAYOUT["float" if llty == ir.FloatType() else "double"]
+
+
 @intrinsic
 def pow2_of_integral(typingctx, nf):
     """``2.0**nf`` for a float ``nf`` holding an integer in the normal exponent range.
 
     Built as ``(int(nf) + bias) << mantissa_bits`` reinterpreted as a float, all in an integer of
     the float's own width (numba would widen int32 arithmetic to int64 and halve the vector width).
+    For float64 ``int(nf)`` is read from the low bits of ``nf + 1.5 * 2**52`` instead of converted:
+    AVX2 has no vector float64-to-int64 conversion, and LLVM would fall back to scalar code.
     """
     if not isinstance(nf, types.Float):
         return None
 
     def codegen(context, builder, signature, args):
         llty = context.get_value_type(signature.args[0])
+        ity, bias, shift, magic = _layout(llty)
         if llty == ir.FloatType():
-            ity, bias, shift = ir.IntType(32), 127, 23
+            n = builder.fptosi(args[0], ity)
         else:
-            ity, bias, shift = ir.IntType(64), 1023, 52
-        n = builder.fptosi(args[0], ity)
+            n = builder.bitcast(builder.fadd(args[0], ir.Constant(llty, magic)), ity)
         n = builder.add(n, ir.Constant(ity, bias))
         n = builder.shl(n, ir.Constant(ity, shift))
         return builder.bitcast(n, llty)
 
     return nf(nf), codegen
+
+
+@intrinsic
+def pow2_of_rounded(typingctx, kf, offset):
+    """``2.0**(n + offset)`` where ``kf = n + 1.5 * 2**mantissa_bits`` (so ``n`` sits in the low
+    mantissa bits of ``kf``, as left by the add-the-magic-number rounding) and ``offset`` is a
+    float holding a small integer (a constant, folded at compile time).
+
+    ``n + offset + bias`` must lie in the normal exponent range: the low bits of ``kf``'s integer
+    image plus the biased offset are shifted into the exponent field, and the high bits of the
+    image shift out.  Two integer instructions, no conversion.
+    """
+    if not (isinstance(kf, types.Float) and kf == offset):
+        return None
+
+    def codegen(context, builder, signature, args):
+        llty = context.get_value_type(signature.args[0])
+        ity, bias, shift, _ = _layout(llty)
+        n = builder.bitcast(args[0], ity)
+        n = builder.add(n, builder.add(builder.fptosi(args[1], ity), ir.Constant(ity, bias)))
+        n = builder.shl(n, ir.Constant(ity, shift))
+        return builder.bitcast(n, llty)
+
+    return kf(kf, offset), codegen
 
 
 @intrinsic
