@@ -109,7 +109,7 @@ def run(quick: bool) -> dict:
         peers: dict[str, tuple[Callable[[], object], int]] = {}
         peers["softmaxkit list"] = (
             lambda: foreach.log1p_(arrays),
-            numba_threads if size >= 65536 else 1,
+            numba_threads if count * size >= 65536 else 1,
         )
         peers["softmaxkit packed"] = (
             lambda: foreach.log1p_(packed),

@@ -102,16 +102,16 @@ def test_log1p_of_one_is_ln2_not_the_seed_value():
 @pytest.mark.parametrize("name", KERNEL_OPS)
 def test_kernels_run_on_parallel_path_identically(name, rng):
     """Arrays past the parallel threshold give the same bits as the serial kernel."""
-    from softmaxkit.foreach import _ops
+    from softmaxkit.foreach import _kernels
 
-    n = _ops.PARALLEL_MIN_SIZE + 1000
+    n = _kernels.PARALLEL_MIN_SIZE + 1000
     x = (rng.standard_normal(n) * 3).astype(np.float32)
     if name in ("log", "log2", "log10"):
         x = np.abs(x)
     if name == "log1p":
         x = np.abs(x)
     if name in MPMATH_OPS:
-        x = x[: _ops.PARALLEL_MIN_SIZE + 10]
+        x = x[: _kernels.PARALLEL_MIN_SIZE + 10]
     big = getattr(foreach, name)([x])[0]
     pieces = getattr(foreach, name)([x[:1000], x[1000:2000]])
     np.testing.assert_array_equal(big[:1000], pieces[0])

@@ -150,6 +150,8 @@ def _unary_impl(name: str, arrays: Any, inplace: bool) -> Any:
         _torch.check_tensors(seq, "arrays")
         res = _torch.unary(name, list(seq), inplace)
         return arrays if inplace else res
+    if inplace and _ops.unary_inplace_listed(spec, seq):
+        return arrays
     seq = _ops.check_numpy_arrays(seq)
     with np.errstate(all="ignore"):
         if inplace:
@@ -262,12 +264,12 @@ _UNARY_SUMMARY = {
 
 def _unary_notes(name: str) -> str:
     spec = _ops.UNARY[name]
-    if spec.code is not None and spec.ufunc is not None:
+    if spec.kernel and spec.ufunc is not None:
         return (
             "float32 and float64 arrays run on softmaxkit's vectorised kernel (within 4 ulp); other\n"
             f"dtypes use ``numpy.{spec.ufunc.__name__}``. "
         )
-    if spec.code is not None:
+    if spec.kernel:
         return "float32 and float64 arrays run on softmaxkit's kernel (float16 computes in float32).\n"
     if spec.ufunc is not None:
         return f"Each array goes to ``numpy.{spec.ufunc.__name__}`` (already SIMD in NumPy). "

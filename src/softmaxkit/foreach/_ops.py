@@ -4,7 +4,8 @@ Layers: the public function normalises its arguments and picks a backend (``_tor
 ``_packed`` for :class:`PackedArrays`, this module for lists of NumPy arrays); here each list is
 validated before any array is written, then every array goes either to a numba kernel
 (transcendental ops on float32/float64, see ``_kernels``) or to NumPy's own ufunc (ops where NumPy
-is already SIMD, or dtypes the kernels do not take).
+is already SIMD, or dtypes the kernels do not take).  ``_kernels`` (and with it numba) is imported
+by :func:`kernels` on the first op that needs it, so ``import softmaxkit.foreach`` stays light.
 """
 
 from __future__ import annotations
@@ -12,20 +13,31 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Sequence
 from operator import attrgetter
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from . import _kernels as K
 
 _F16 = np.dtype(np.float16)
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
-#: Arrays at least this large run on the parallel kernel (a parallel call costs a few us).
-PARALLEL_MIN_SIZE = 2 * K.PARALLEL_CHUNK
+#: dtypes the kernels take directly.
+KERNEL_DTYPES = frozenset({_F32, _F64})
 
 _get_dtype = attrgetter("dtype")
+
+_K: ModuleType | None = None
+
+
+def kernels() -> ModuleType:
+    """The ``_kernels`` module, imported (numba with it) on first use; it compiles lazily too."""
+    global _K
+    if _K is None:
+        from . import _kernels
+
+        _K = _kernels
+    return _K
 
 
 # ------------------------------------------------------------------------------------------------
@@ -35,7 +47,7 @@ _get_dtype = attrgetter("dtype")
 class UnarySpec(NamedTuple):
     name: str
     ufunc: np.ufunc | None  # NumPy's op: dtype rules, and the fallback for other dtypes
-    code: int | None  # kernel op code for float32/float64 (None: NumPy for everything)
+    kernel: bool  # float32/float64 run on the kernel with op code ``_kernels.CODES[name]``
     custom: Callable[[np.ndarray, np.ndarray | None], np.ndarray] | None = None
     rule: np.ufunc | None = None  # dtype rule when there is no ufunc
 
@@ -58,36 +70,36 @@ def _reciprocal(a: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 UNARY: dict[str, UnarySpec] = {
     s.name: s
     for s in [
-        UnarySpec("abs", np.absolute, None),
-        UnarySpec("acos", np.arccos, None),
-        UnarySpec("asin", np.arcsin, None),
-        UnarySpec("atan", np.arctan, None),
-        UnarySpec("ceil", np.ceil, None),
-        UnarySpec("cos", np.cos, None),
-        UnarySpec("cosh", np.cosh, None),
-        UnarySpec("erf", None, K.ERF, rule=np.exp),
-        UnarySpec("erfc", None, K.ERFC, rule=np.exp),
-        UnarySpec("exp", np.exp, K.EXP),
-        UnarySpec("expm1", np.expm1, K.EXPM1),
-        UnarySpec("floor", np.floor, None),
-        UnarySpec("frac", None, None, custom=_frac, rule=np.trunc),
-        UnarySpec("lgamma", None, K.LGAMMA, rule=np.exp),
-        UnarySpec("log", np.log, K.LOG),
-        UnarySpec("log10", np.log10, K.LOG10),
-        UnarySpec("log1p", np.log1p, K.LOG1P),
-        UnarySpec("log2", np.log2, K.LOG2),
-        UnarySpec("neg", np.negative, None),
-        UnarySpec("reciprocal", None, None, custom=_reciprocal, rule=np.true_divide),
-        UnarySpec("round", np.rint, None),
-        UnarySpec("rsqrt", None, None, custom=_rsqrt, rule=np.sqrt),
-        UnarySpec("sigmoid", None, K.SIGMOID, rule=np.exp),
-        UnarySpec("sign", np.sign, None),
-        UnarySpec("sin", np.sin, None),
-        UnarySpec("sinh", np.sinh, None),
-        UnarySpec("sqrt", np.sqrt, None),
-        UnarySpec("tan", np.tan, None),
-        UnarySpec("tanh", np.tanh, K.TANH),
-        UnarySpec("trunc", np.trunc, None),
+        UnarySpec("abs", np.absolute, False),
+        UnarySpec("acos", np.arccos, False),
+        UnarySpec("asin", np.arcsin, False),
+        UnarySpec("atan", np.arctan, False),
+        UnarySpec("ceil", np.ceil, False),
+        UnarySpec("cos", np.cos, False),
+        UnarySpec("cosh", np.cosh, False),
+        UnarySpec("erf", None, True, rule=np.exp),
+        UnarySpec("erfc", None, True, rule=np.exp),
+        UnarySpec("exp", np.exp, True),
+        UnarySpec("expm1", np.expm1, True),
+        UnarySpec("floor", np.floor, False),
+        UnarySpec("frac", None, False, custom=_frac, rule=np.trunc),
+        UnarySpec("lgamma", None, True, rule=np.exp),
+        UnarySpec("log", np.log, True),
+        UnarySpec("log10", np.log10, True),
+        UnarySpec("log1p", np.log1p, True),
+        UnarySpec("log2", np.log2, True),
+        UnarySpec("neg", np.negative, False),
+        UnarySpec("reciprocal", None, False, custom=_reciprocal, rule=np.true_divide),
+        UnarySpec("round", np.rint, False),
+        UnarySpec("rsqrt", None, False, custom=_rsqrt, rule=np.sqrt),
+        UnarySpec("sigmoid", None, True, rule=np.exp),
+        UnarySpec("sign", np.sign, False),
+        UnarySpec("sin", np.sin, False),
+        UnarySpec("sinh", np.sinh, False),
+        UnarySpec("sqrt", np.sqrt, False),
+        UnarySpec("tan", np.tan, False),
+        UnarySpec("tanh", np.tanh, True),
+        UnarySpec("trunc", np.trunc, False),
     ]
 }
 
@@ -162,7 +174,7 @@ def unary_result_dtype(spec: UnarySpec, dtype: np.dtype) -> np.dtype:
                 res = rule.resolve_dtypes((dtype, dtype, None))[-1]
             else:
                 res = rule.resolve_dtypes((dtype, None))[-1]
-            if spec.ufunc is None and spec.code is not None and res not in (_F16, _F32, _F64):
+            if spec.ufunc is None and spec.kernel and res not in (_F16, _F32, _F64):
                 raise TypeError(f"{spec.name} is defined for real floating dtypes only")
         except TypeError as exc:  # numpy's _UFuncNoLoopError is a TypeError
             res = exc
@@ -190,40 +202,33 @@ def check_unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> set[np
     return dtypes
 
 
+def read_only_error(i: int) -> ValueError:
+    return ValueError(f"arrays[{i}] is read-only; an in-place foreach op must be able to write it")
+
+
 def check_writeable(arrays: Sequence[np.ndarray]) -> None:
     for i, a in enumerate(arrays):
         if not a.flags.writeable:
-            raise ValueError(f"arrays[{i}] is read-only; an in-place foreach op must be able to write it")
+            raise read_only_error(i)
 
 
 # ------------------------------------------------------------------------------------------------
 # unary
 
 
-def _kernel_inplace(code: int, flat: np.ndarray) -> None:
-    if flat.size >= PARALLEL_MIN_SIZE:
-        K.unary_inplace_parallel(code, flat)
-    else:
-        K.unary_inplace(code, flat)
-
-
 def _unary_compute(spec: UnarySpec, a: np.ndarray) -> np.ndarray:
     """The out-of-place result for one array (NumPy dtype rules)."""
     res = unary_result_dtype(spec, a.dtype)
-    if spec.code is not None and res in (_F16, _F32, _F64) and a.dtype.kind in "biuf":
+    if spec.kernel and res in (_F16, _F32, _F64) and a.dtype.kind in "biuf":
+        K = kernels()
+        code = K.CODES[spec.name]
         work_dt = _F32 if res == _F16 else res
-        if a.dtype == work_dt and a.flags.c_contiguous and a.flags.writeable and a.size < PARALLEL_MIN_SIZE:
+        if a.dtype == work_dt and a.flags.c_contiguous and a.flags.aligned and a.flags.writeable:
             out = np.empty(a.shape, work_dt)
-            K.ensure_compiled()
-            K.unary_out(spec.code, a.reshape(-1), out.reshape(-1))
-        elif a.dtype == work_dt and a.flags.c_contiguous and a.flags.writeable:
-            out = np.empty(a.shape, work_dt)
-            K.ensure_compiled()
-            K.unary_out_parallel(spec.code, a.reshape(-1), out.reshape(-1))
+            K.out_of_place(code, a.reshape(-1), out.reshape(-1))
         else:
             out = np.array(a, dtype=work_dt, order="C")  # a copy: the input is never written
-            K.ensure_compiled()
-            _kernel_inplace(spec.code, out.reshape(-1))
+            K.inplace(code, out.reshape(-1))
         return out if work_dt == res else out.astype(res)
     if spec.ufunc is not None:
         return np.asarray(spec.ufunc(a))
@@ -233,18 +238,18 @@ def _unary_compute(spec: UnarySpec, a: np.ndarray) -> np.ndarray:
 
 def _unary_inplace_one(spec: UnarySpec, a: np.ndarray) -> None:
     """Apply the op to one (validated) array in place, whatever its layout and dtype."""
-    if spec.code is not None and a.dtype in K.KERNEL_DTYPES:
-        K.ensure_compiled()
-        if a.flags.c_contiguous:
-            _kernel_inplace(spec.code, a.reshape(-1))
+    if spec.kernel and a.dtype in KERNEL_DTYPES:
+        K = kernels()
+        if a.flags.c_contiguous and a.flags.aligned:
+            K.inplace(K.CODES[spec.name], a.reshape(-1))
         else:
-            tmp = np.ascontiguousarray(a)
-            _kernel_inplace(spec.code, tmp.reshape(-1))
+            tmp = a.copy(order="C")  # aligned and contiguous
+            K.inplace(K.CODES[spec.name], tmp.reshape(-1))
             a[...] = tmp
-    elif spec.code is not None and a.dtype == _F16:
+    elif spec.kernel and a.dtype == _F16:
         tmp = a.astype(_F32)
-        K.ensure_compiled()
-        _kernel_inplace(spec.code, tmp.reshape(-1))
+        K = kernels()
+        K.inplace(K.CODES[spec.name], tmp.reshape(-1))
         a[...] = tmp
     elif spec.ufunc is not None:
         spec.ufunc(a, out=a)
@@ -253,36 +258,31 @@ def _unary_inplace_one(spec: UnarySpec, a: np.ndarray) -> None:
         spec.custom(a, a)
 
 
+def unary_inplace_listed(spec: UnarySpec, arrays: Sequence[Any]) -> bool:
+    """The fast in-place path: one kernel over the whole list, when it can take it.
+
+    The list must hold only exact ``np.ndarray`` of native float32/float64, C-contiguous and
+    aligned; ``_kernels.survey`` checks that (and writeability, and shared memory) for every array
+    in one call before anything is written.  Returns False, having written nothing, when the
+    list needs :func:`unary_inplace`; raises for a read-only array.
+    """
+    if not spec.kernel:
+        return False
+    K = kernels()
+    surveyed = K.survey(arrays)
+    if surveyed is None:
+        return False
+    if surveyed.first_read_only >= 0:
+        raise read_only_error(surveyed.first_read_only)
+    if surveyed.first_unsuitable >= 0:
+        return False
+    K.inplace_list(K.CODES[spec.name], surveyed)
+    return True
+
+
 def unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> None:
-    """In-place op over a validated list of plain ndarrays."""
-    dtypes = check_unary_inplace(spec, arrays)
-    if spec.code is not None and dtypes <= K.KERNEL_DTYPES:
-        # Fast path: one numba call per array; the dispatcher accepts only contiguous, writeable
-        # 1-D float32/float64 arrays and raises TypeError for anything else, which then takes
-        # the general path for that one array.
-        K.ensure_compiled()
-        serial, parallel, code, big = K.unary_inplace, K.unary_inplace_parallel, spec.code, PARALLEL_MIN_SIZE
-        start = 0
-        n = len(arrays)
-        while start < n:
-            i = start
-            try:
-                for i in range(start, n):
-                    a = arrays[i]
-                    if a.size < big:
-                        serial(code, a)
-                    else:
-                        parallel(code, a)
-                break
-            except TypeError:
-                a = arrays[i]
-                if not a.flags.writeable:
-                    raise ValueError(
-                        f"arrays[{i}] is read-only; an in-place foreach op must be able to write it"
-                    ) from None
-                _unary_inplace_one(spec, a)
-                start = i + 1
-        return
+    """In-place op over a list of plain ndarrays, one array at a time, all checks first."""
+    check_unary_inplace(spec, arrays)
     check_writeable(arrays)
     for a in arrays:
         _unary_inplace_one(spec, a)
@@ -356,7 +356,7 @@ def check_inplace_result(
 ) -> None:
     """An in-place op may neither change ``a``'s shape nor need a cast ``same_kind`` forbids."""
     if not a.flags.writeable:
-        raise ValueError(f"arrays[{i}] is read-only; an in-place foreach op must be able to write it")
+        raise read_only_error(i)
     if result_dtype != a.dtype and not np.can_cast(result_dtype, a.dtype, "same_kind"):
         raise TypeError(
             f"foreach.{name}_ cannot write the {result_dtype} result into arrays[{i}], which has dtype "

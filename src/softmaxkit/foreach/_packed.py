@@ -13,7 +13,6 @@ from typing import Any, overload
 
 import numpy as np
 
-from . import _kernels as K
 from . import _ops
 
 
