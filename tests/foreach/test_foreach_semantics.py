@@ -158,13 +158,16 @@ def test_bare_array_instead_of_list_is_type_error():
         foreach.log1p(np.ones(3))
 
 
-def test_read_only_array_in_place_is_value_error():
+def test_read_only_array_in_place_is_value_error_and_nothing_is_written():
     a = np.ones(3)
     a.flags.writeable = False
     with pytest.raises(ValueError, match=r"arrays\[0\] is read-only"):
         foreach.log1p_([a])
-    with pytest.raises(ValueError, match=r"arrays\[1\] is read-only"):
-        foreach.sqrt_([np.ones(1), a])
+    for op in (foreach.sqrt_, foreach.log1p_):
+        first = np.ones(1)
+        with pytest.raises(ValueError, match=r"arrays\[1\] is read-only"):
+            op([first, a])
+        assert first[0] == 1.0  # checked for every array before any is written
     # out of place reads it fine, and does not write it
     np.testing.assert_allclose(foreach.log1p([a])[0], np.log(2.0))
 

@@ -172,15 +172,7 @@ def _binary_impl(name: str, arrays: Any, other: Any, alpha: Any, inplace: bool) 
         if forms is not None:
             with np.errstate(all="ignore"):
                 if inplace:
-                    for dt, (b,) in forms.items():
-                        buf = arrays.buffers[dt]
-                        i = int(arrays._groups[dt].indices[0])
-                        b = _ops._scaled(b, alpha)
-                        res = ufunc.resolve_dtypes((buf.dtype, _ops._operand_dtype(b), None))[-1]
-                        _ops.check_inplace_result(name, i, buf, res, [np.shape(b)])
-                    for dt, (b,) in forms.items():
-                        buf = arrays.buffers[dt]
-                        ufunc(buf, _ops._scaled(b, alpha), out=buf)
+                    _packed.binary_inplace(name, arrays, forms, alpha)
                     return arrays
                 out = {dt: np.asarray(ufunc(arrays.buffers[dt], _ops._scaled(b, alpha))) for dt, (b,) in forms.items()}
                 return PackedArrays._from_buffers(arrays, out)
@@ -778,6 +770,7 @@ def zero_(arrays: L, /) -> L:
         ``arrays`` itself (the same object).
     """
     if isinstance(arrays, PackedArrays):
+        _packed.check_writeable(arrays)
         for buf in arrays.buffers.values():
             buf.fill(0)
         return arrays
@@ -811,6 +804,7 @@ def copy_(arrays: L, src: Any, /) -> L:
         ``arrays`` itself (the same object).
     """
     if isinstance(arrays, PackedArrays) and isinstance(src, PackedArrays) and arrays.same_layout(src):
+        _packed.check_writeable(arrays)
         for dt, buf in arrays.buffers.items():
             np.copyto(buf, src.buffers[dt])
         return arrays

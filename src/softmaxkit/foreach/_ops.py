@@ -164,18 +164,25 @@ _unary_dtype_cache: dict[tuple[str, np.dtype], np.dtype | Exception] = {}
 
 
 def unary_result_dtype(spec: UnarySpec, dtype: np.dtype) -> np.dtype:
-    """The dtype NumPy gives for the same single-array op (``TypeError`` if it has none)."""
+    """The dtype NumPy gives for the same single-array op (``TypeError`` if it has none).
+
+    Ops NumPy runs are tried on an empty array of ``dtype`` (a dry run raises exactly what the
+    real call would for that dtype, including errors a later step of a composite op raises);
+    ops only the kernels run follow their ``rule`` ufunc, for real floating dtypes.
+    """
     key = (spec.name, dtype)
     res = _unary_dtype_cache.get(key)
     if res is None:
-        rule = spec.ufunc if spec.ufunc is not None else spec.rule
         try:
-            if rule is np.true_divide:
-                res = rule.resolve_dtypes((dtype, dtype, None))[-1]
+            if spec.ufunc is not None:
+                res = np.asarray(spec.ufunc(np.empty(0, dtype))).dtype
+            elif spec.custom is not None:
+                res = np.asarray(spec.custom(np.empty(0, dtype), None)).dtype
             else:
-                res = rule.resolve_dtypes((dtype, None))[-1]
-            if spec.ufunc is None and spec.kernel and res not in (_F16, _F32, _F64):
-                raise TypeError(f"{spec.name} is defined for real floating dtypes only")
+                assert spec.rule is not None
+                res = spec.rule.resolve_dtypes((dtype, None))[-1]
+                if res not in (_F16, _F32, _F64):
+                    raise TypeError(f"{spec.name} is defined for real floating dtypes only")
         except TypeError as exc:  # numpy's _UFuncNoLoopError is a TypeError
             res = exc
         _unary_dtype_cache[key] = res
@@ -184,22 +191,29 @@ def unary_result_dtype(spec: UnarySpec, dtype: np.dtype) -> np.dtype:
     return res
 
 
-def check_unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> set[np.dtype]:
-    """Check that every result can be written back under NumPy's ``same_kind`` rule."""
-    dtypes = set(map(_get_dtype, arrays))
+def check_unary_inplace(
+    spec: UnarySpec, arrays: Sequence[np.ndarray], positions: Sequence[int] | None = None
+) -> set[np.dtype]:
+    """Check that every result can be written back under NumPy's ``same_kind`` rule.
+
+    Errors name the first failing array's list index (``positions[k]`` for ``arrays[k]`` when
+    given: a packed list checks its buffers).
+    """
+    dtypes = dict.fromkeys(map(_get_dtype, arrays))  # in order of first appearance
     for dt in dtypes:
         try:
             res = unary_result_dtype(spec, dt)
         except TypeError as exc:
             i = first_index_with_dtype(arrays, dt)
-            raise TypeError(f"arrays[{i}]: {exc}") from None
+            raise TypeError(f"arrays[{i if positions is None else positions[i]}]: {exc}") from None
         if res != dt and not np.can_cast(res, dt, "same_kind"):
             i = first_index_with_dtype(arrays, dt)
+            i = i if positions is None else positions[i]
             raise TypeError(
                 f"foreach.{spec.name}_ cannot write the {res} result into arrays[{i}], which has dtype {dt} "
                 f"(NumPy's same_kind casting rule forbids {res} -> {dt}); use foreach.{spec.name} instead"
             )
-    return dtypes
+    return set(dtypes)
 
 
 def read_only_error(i: int) -> ValueError:
@@ -284,6 +298,11 @@ def unary_inplace(spec: UnarySpec, arrays: Sequence[np.ndarray]) -> None:
     """In-place op over a list of plain ndarrays, one array at a time, all checks first."""
     check_unary_inplace(spec, arrays)
     check_writeable(arrays)
+    # An object array fails (or not) element by element, which no dtype check foresees: run the
+    # op out of place on each one first, so that a failure leaves every array as it was.
+    for a in arrays:
+        if a.dtype.kind == "O":
+            _unary_compute(spec, a)
     for a in arrays:
         _unary_inplace_one(spec, a)
 
@@ -376,8 +395,26 @@ def check_inplace_result(
 
 
 def _wrap(i: int, exc: Exception) -> Exception:
-    cls = TypeError if isinstance(exc, TypeError) else ValueError
+    """``exc`` with the list index in front (TypeError and OverflowError keep their type)."""
+    cls = TypeError if isinstance(exc, TypeError) else OverflowError if isinstance(exc, OverflowError) else ValueError
     return cls(f"arrays[{i}]: {exc}")
+
+
+def _dry_run_dtype(ufunc: np.ufunc, dtype: np.dtype, b: Any) -> np.dtype:
+    """The result dtype of ``ufunc(a, b)`` for an array ``a`` of ``dtype``, from a call on no elements.
+
+    The dry run raises what the real call would for the operand types: no loop for the dtypes,
+    or a Python integer out of bounds for an integer array (``uint64 array + -1``, NEP 50).
+    Python scalars are passed as they are (they are weak, and their value matters).
+    """
+    probe = b if type(b) in (bool, int, float, complex) else np.empty(0, np.asarray(b).dtype)
+    return np.asarray(ufunc(np.empty(0, dtype), probe)).dtype
+
+
+def _check_int_power(result: np.dtype, exponent: Any) -> None:
+    """NumPy raises for negative integer powers of integers only when it meets one: check first."""
+    if result.kind in "iu" and np.any(np.less(exponent, 0)):
+        raise ValueError("Integers to negative integer powers are not allowed.")
 
 
 def _scaled(value: Any, alpha: Any) -> Any:
@@ -388,27 +425,37 @@ def _scaled(value: Any, alpha: Any) -> Any:
     return np.multiply(value, alpha)
 
 
+def check_binary_inplace(name: str, i: int, a: np.ndarray, b: Any, alpha: Any) -> Any:
+    """Every check of ``name_`` on ``arrays[i] = a`` with operand ``b``; returns ``alpha * b``.
+
+    Run for every array before any is written, so that a failing call changes nothing.
+    """
+    ufunc = BINARY[name]
+    try:
+        b = _scaled(b, alpha)
+        res = _dry_run_dtype(ufunc, a.dtype, b)
+        if name == "pow":
+            _check_int_power(res, b)
+        if a.dtype.kind == "O" or np.asarray(b).dtype.kind == "O":
+            ufunc(a, b)  # object arrays fail element by element: try it before writing
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _wrap(i, exc) from None
+    check_inplace_result(name, i, a, res, [np.shape(b)])
+    return b
+
+
 def binary(name: str, arrays: Sequence[np.ndarray], op: Operand, *, alpha: Any, inplace: bool) -> list[np.ndarray]:
     ufunc = BINARY[name]
     if inplace:
-        for i, a in enumerate(arrays):
-            b = op.at(i)
-            try:
-                res = ufunc.resolve_dtypes((a.dtype, _operand_dtype(_scaled(b, alpha) if alpha is not None else b), None))[-1]
-            except TypeError as exc:
-                raise _wrap(i, exc) from None
-            check_inplace_result(name, i, a, res, [np.shape(b)])
-        for i, a in enumerate(arrays):
-            try:
-                ufunc(a, _scaled(op.at(i), alpha), out=a)
-            except (TypeError, ValueError) as exc:
-                raise _wrap(i, exc) from None
+        operands = [check_binary_inplace(name, i, a, op.at(i), alpha) for i, a in enumerate(arrays)]
+        for a, b in zip(arrays, operands):
+            ufunc(a, b, out=a)
         return list(arrays)
     out = []
     for i, a in enumerate(arrays):
         try:
             out.append(np.asarray(ufunc(a, _scaled(op.at(i), alpha))))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise _wrap(i, exc) from None
     return out
 

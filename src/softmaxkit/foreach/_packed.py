@@ -142,11 +142,39 @@ def pack(arrays: Sequence[Any], dtype: Any = None) -> PackedArrays:
 # ops over buffers
 
 
+def first_index(p: PackedArrays, dt: np.dtype) -> int:
+    """The list index of the first array stored in the ``dt`` buffer (for error messages)."""
+    return int(p._groups[dt].indices[0])
+
+
+def check_writeable(p: PackedArrays) -> None:
+    """Every buffer must be writeable (checked before any is written)."""
+    for dt, g in p._groups.items():
+        if not g.buffer.flags.writeable:
+            raise _ops.read_only_error(first_index(p, dt))
+
+
 def unary_inplace(spec: _ops.UnarySpec, p: PackedArrays) -> None:
     bufs = list(p.buffers.values())
-    _ops.check_unary_inplace(spec, bufs)
+    _ops.check_unary_inplace(spec, bufs, [first_index(p, dt) for dt in p.buffers])
+    check_writeable(p)
+    for buf in bufs:
+        if buf.dtype.kind == "O":
+            _ops._unary_compute(spec, buf)  # see _ops.unary_inplace
     for buf in bufs:
         _ops._unary_inplace_one(spec, buf)  # one call over the whole buffer
+
+
+def binary_inplace(name: str, p: PackedArrays, forms: dict[np.dtype, list[Any]], alpha: Any) -> None:
+    """``name_`` on every buffer, with operands in buffer form (see :func:`buffer_form`)."""
+    operands = {
+        dt: _ops.check_binary_inplace(name, first_index(p, dt), p.buffers[dt], b, alpha)
+        for dt, (b,) in forms.items()
+    }
+    ufunc = _ops.BINARY[name]
+    for dt, b in operands.items():
+        buf = p._groups[dt].buffer
+        ufunc(buf, b, out=buf)
 
 
 def unary(spec: _ops.UnarySpec, p: PackedArrays) -> PackedArrays:
