@@ -29,13 +29,16 @@ Semantics
   the same single-array operation (``log1p(int array)`` is float64, ``add(float32 array, 2.5)`` is
   float32).  In place, an op may neither change an array's shape nor need a cast that NumPy's
   ``same_kind`` rule forbids: ``log1p_`` on an integer array is a ``TypeError`` naming the list
-  index and both dtypes.  Types and dtypes are checked before any array is written.
+  index and both dtypes.  Every check an in-place op makes (types, dtypes, shapes, read-only
+  arrays) is made for every array before any array is written: a call that raises changes nothing.
 - An empty list gives an empty result (torch raises instead).  Lists of different lengths raise
   ``ValueError`` with both lengths; a non-array element raises ``TypeError`` with its index.
 - The same array listed twice in an in-place op is updated twice, as in torch:
-  ``log1p_([a, a])`` leaves ``log1p(log1p(a))`` in ``a``.
+  ``log1p_([a, a])`` leaves ``log1p(log1p(a))`` in ``a``.  Lists whose arrays share memory are
+  processed in list order on one thread.
 - torch tensors go to torch's own ``torch._foreach_*`` op (same results as calling it); a list
-  mixing NumPy arrays and tensors is a ``TypeError``.  torch is never imported by this module.
+  mixing NumPy arrays and tensors is a ``TypeError``.  torch is never imported by this module, and
+  numba only by the first op that runs a kernel.
 - ``frac`` is ``x - trunc(x)`` (torch's definition; NumPy has none), ``reciprocal`` is true
   division ``1 / x`` (NumPy's ``np.reciprocal`` truncates integers), ``round`` rounds half to even.
 - No floating-point ``RuntimeWarning`` is raised: NaN and inf results are values, as in torch
@@ -138,6 +141,8 @@ def _is_torch_list(seq: Sequence[Any]) -> bool:
 def _unary_impl(name: str, arrays: Any, inplace: bool) -> Any:
     spec = _ops.UNARY[name]
     if isinstance(arrays, PackedArrays):
+        if inplace and _packed.unary_inplace_kernel(spec, arrays):
+            return arrays
         with np.errstate(all="ignore"):
             if inplace:
                 _packed.unary_inplace(spec, arrays)

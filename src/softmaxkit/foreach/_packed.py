@@ -154,6 +154,21 @@ def check_writeable(p: PackedArrays) -> None:
             raise _ops.read_only_error(first_index(p, dt))
 
 
+def unary_inplace_kernel(spec: _ops.UnarySpec, p: PackedArrays) -> bool:
+    """The fast path of an in-place kernel op: float32/float64 buffers, one kernel call each.
+
+    Returns False (having checked and written nothing) for any other op or dtype.
+    """
+    if not (spec.kernel and p._groups.keys() <= _ops.KERNEL_DTYPES):
+        return False
+    check_writeable(p)
+    K = _ops.kernels()
+    code = K.CODES[spec.name]
+    for g in p._groups.values():
+        K.inplace(code, g.buffer)
+    return True
+
+
 def unary_inplace(spec: _ops.UnarySpec, p: PackedArrays) -> None:
     bufs = list(p.buffers.values())
     _ops.check_unary_inplace(spec, bufs, [first_index(p, dt) for dt in p.buffers])
