@@ -17,14 +17,16 @@ spinning barrier wait for a descheduled thread); with claimed blocks the caller 
 a worker that has not started (and cancels it), so a busy machine degrades to single-thread speed.
 Threads: numba's ``get_num_threads()`` (``softmaxkit.set_num_threads``).
 
-Lists.  A list of arrays runs as one kernel over a table of data addresses: the arrays' elements
-are numbered consecutively and blocks of those numbers are claimed as above, so 1,000 arrays of
-1,000 elements share the threads like one array of 10**6.  Reading a data pointer from Python costs
-about 1.4 us per array (``ctypes.data``); :func:`survey_arrays` instead reads the fields of each
-``PyArrayObject`` (data, nd, dimensions, flags; a layout fixed by NumPy's C ABI, since its public
-macros read them directly) from the object's memory, about 5 ns per array.  The layout is checked
-on probe arrays before first use (:func:`_header_layout_ok`); if it does not match, lists take the
-per-array path.
+Lists.  An in-place op on a list of arrays runs as one kernel over a table of data addresses: the
+arrays' elements are numbered consecutively and blocks of those numbers are claimed as above, so
+1,000 arrays of 1,000 elements share the threads like one array of 10**6.  Reading a data pointer
+from Python costs about 1.4 us per array (``ctypes.data``); :func:`survey_list` instead reads each
+object's fields from its memory in one call, about 5-20 ns per array: the tuple's items, each
+item's ``ob_type``, and ``PyArrayObject``'s data, nd, dimensions, descr and flags, and the
+descr's ``type_num`` and ``byteorder``.  These layouts are fixed by CPython's and NumPy's C ABIs
+(NumPy's public macros read the fields directly, so extensions compiled against it depend on
+them); they are still checked on probe arrays before first use (:func:`_layout_ok`), and if they
+do not match, lists take the per-array path.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._kernels._fastmath import REDUCTION
@@ -126,6 +129,25 @@ def address_as_pointer(typingctx, address, dtype):
         return builder.inttoptr(args[0], context.get_value_type(ptr_type))
 
     return ptr_type(address, dtype), codegen
+
+
+@intrinsic
+def prefetch_address(typingctx, address):
+    """``llvm.prefetch`` of the cache line at the integer ``address`` (for reading)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        ptr = builder.inttoptr(args[0], i8p)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(address), codegen
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,6 +358,8 @@ def survey_list(items, n, layout, table):
     overlap = False
     reach = 0
     for j in range(n):
+        if j + 8 < n:  # headers are scattered in memory: ask for them ahead (a prefetch never faults)
+            prefetch_address(objects[tuple_items + j + 8])
         obj = objects[tuple_items + j]
         words = numba.carray(address_as_pointer(obj, np.int64), head + 7)
         if words[type_word] != ndarray_type:  # read nothing else of an object of another type
