@@ -183,7 +183,7 @@ def unary_result_dtype(spec: UnarySpec, dtype: np.dtype) -> np.dtype:
                 res = spec.rule.resolve_dtypes((dtype, None))[-1]
                 if res not in (_F16, _F32, _F64):
                     raise TypeError(f"{spec.name} is defined for real floating dtypes only")
-        except TypeError as exc:  # numpy's _UFuncNoLoopError is a TypeError
+        except (TypeError, ValueError) as exc:  # numpy's _UFuncNoLoopError is a TypeError
             res = exc
         _unary_dtype_cache[key] = res
     if isinstance(res, Exception):
@@ -359,15 +359,6 @@ def normalise_operand(arrays: Sequence[Any], other: Any, argname: str, *, allow_
         f"{argname} must be a scalar, a list of scalars, a list of arrays or one array; "
         f"got {type(other).__name__}"
     )
-
-
-def _operand_dtype(x: Any) -> Any:
-    """What ``resolve_dtypes`` takes: Python scalars stay weak (NEP 50), the rest by dtype."""
-    if isinstance(x, (bool, np.generic)):  # np.float64 subclasses float but is not weak
-        return np.asarray(x).dtype
-    if isinstance(x, (int, float, complex)):
-        return type(x)
-    return np.asarray(x).dtype if not isinstance(x, np.ndarray) else x.dtype
 
 
 def check_inplace_result(
