@@ -49,7 +49,9 @@ def median_times_interleaved(fns: dict[str, Callable[[], object]], repeats: int,
     """Median seconds per call of each peer, taking one sample of every peer per round.
 
     Interleaving means load from other processes (this machine is shared) hits every peer alike
-    instead of whichever peer happened to be running at the time.
+    instead of whichever peer happened to be running at the time.  Rotating who goes first keeps
+    the cyclic order of ``fns``, so each peer always runs right after the same one: the caller
+    lists the peers so that no multi-threaded peer follows a torch peer (see ``run``).
     """
     for fn in fns.values():
         fn()  # warm-up (compiles or loads the numba kernels on first use)
@@ -120,8 +122,12 @@ def run(quick: bool) -> dict:
             for a in arrays:
                 np.log1p(a, out=a)
 
-        peers["numpy loop"] = (numpy_loop, 1)
-        peers["numpy map"] = (lambda: list(map(np.log1p, arrays)), 1)
+        # Order matters (see median_times_interleaved): after a parallel op, torch's OpenMP threads
+        # keep spinning for a few milliseconds, which takes one of this machine's two cores from
+        # whatever runs next.  Measured: the peer right after a torch peer ran 3 ms slower on the
+        # 4 x 4,000,000 case (11.4 ms instead of 7.9 ms), whichever peer it was, and not at all
+        # with OMP_WAIT_POLICY=passive (torch itself no slower).  So the torch peers run together
+        # and are followed by the single-threaded NumPy peers.
         if torch is not None:
             tensors = [torch.from_numpy(a.copy()) for a in base]
 
@@ -132,6 +138,8 @@ def run(quick: bool) -> dict:
             peers["torch._foreach_log1p_"] = (lambda: torch._foreach_log1p_(tensors), torch.get_num_threads())
             peers["torch loop"] = (torch_loop, torch.get_num_threads())
             peers["torch map"] = (lambda: list(map(torch.log1p, tensors)), torch.get_num_threads())
+        peers["numpy loop"] = (numpy_loop, 1)
+        peers["numpy map"] = (lambda: list(map(np.log1p, arrays)), 1)
         times = median_times_interleaved({p: v[0] for p, v in peers.items()}, repeats, min_total)
         sk = times["softmaxkit list"]
         skp = times["softmaxkit packed"]
