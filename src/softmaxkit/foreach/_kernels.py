@@ -401,7 +401,8 @@ def survey_list(items, n, layout, table):
     # In address order, a range overlaps an earlier one exactly when it starts before the
     # furthest stop so far; an overlap found before the order broke is real (the earlier range
     # started at or below this one).  Out of order, a short list is checked pair by pair and a
-    # long one is left to the caller's sort (ranges_overlap): NumPy sorts faster than numba.
+    # long one is left to the caller's NumPy sort (ranges_overlap): numba's np.sort is no faster
+    # and added 3 s to this function's first compile.
     if not overlap and not in_order and nonempty <= PAIRWISE_MAX:
         starts = table[_START]
         stops = table[_STOP]
@@ -431,9 +432,9 @@ class ListTable(NamedTuple):
 
     arrays: tuple[np.ndarray, ...]  # kept alive while kernels run without the GIL
     table: np.ndarray  # rows _ADDRESS, _END, _WIDE, _START, _STOP
-    first_read_only: int
-    first_unsuitable: int
-    overlap: bool
+    first_read_only: int  # -1: none
+    first_unsuitable: int  # not C-contiguous and aligned; -1: none
+    overlap: bool  # two arrays share memory (decided only when both indices above are -1)
 
 
 def survey(arrays: Any) -> ListTable | None:
@@ -452,8 +453,9 @@ def survey(arrays: Any) -> ListTable | None:
     other, read_only, unsuitable, nonempty, state = survey_list(id(keep), n, _LAYOUT, table)
     if other >= 0:
         return None
+    usable = read_only < 0 and unsuitable < 0  # otherwise nothing runs on the table
     overlap = state == OVERLAP or (
-        state == UNSORTED and ranges_overlap(table[_START, :nonempty], table[_STOP, :nonempty])
+        usable and state == UNSORTED and ranges_overlap(table[_START, :nonempty], table[_STOP, :nonempty])
     )
     return ListTable(keep, table, int(read_only), int(unsuitable), overlap)
 
