@@ -715,6 +715,60 @@ def test_logsumexp_out(rng):
 
 
 # --------------------------------------------------------------------------------------------
+# the per-call-overhead path gives exactly the general path's results
+# --------------------------------------------------------------------------------------------
+# C-contiguous float32/float64 input over the last axis (with out=None, out=x or a separate
+# C-contiguous out, and any temperature) skips the layout machinery.  A one-element axis tuple
+# always takes the general path, so comparing the two forms bit for bit checks the shortcut.
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 10), (3, 4, 5), (64, 1000), (1, 70000), (7,)], ids=str)
+@pytest.mark.parametrize("temperature", [1.0, 2.5, 1])
+def test_fast_path_matches_general_path(fn, dtype, shape, temperature, rng):
+    f, _, _ = fn
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    general = f(x, axis=(x.ndim - 1,), temperature=temperature)
+    np.testing.assert_array_equal(f(x, temperature=temperature), general)
+    np.testing.assert_array_equal(f(x, axis=x.ndim - 1, temperature=temperature), general)
+    out = np.full_like(x, np.nan)
+    assert f(x, temperature=temperature, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    y = x.copy()
+    assert f(y, temperature=temperature, out=y) is y
+    np.testing.assert_array_equal(y, general)
+
+
+def test_fast_path_validates_temperature_and_out(rng):
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="temperature"):
+        sk.softmax(x, temperature=0.0)
+    with pytest.raises(TypeError, match="temperature"):
+        sk.softmax(x, temperature="2")
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        sk.softmax(x, out=x)
+    out = np.zeros((4, 5), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        sk.softmax(x, out=out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 10), (3, 4, 5), (1, 70000), (7,)], ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_fast_path_matches_general_path(dtype, shape, keepdims, rng):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    last = x.ndim - 1
+    for fast_axis, general_axis in ((-1, (last,)), (last, (last,)), (None, tuple(range(x.ndim)))):
+        fast = sk.logsumexp(x, axis=fast_axis, keepdims=keepdims)
+        general = sk.logsumexp(x, axis=general_axis, keepdims=keepdims)
+        assert type(fast) is np.ndarray and fast.dtype == dtype
+        assert fast.shape == general.shape
+        np.testing.assert_array_equal(fast, general)
+
+
+# --------------------------------------------------------------------------------------------
 # the caller's arrays are never modified
 # --------------------------------------------------------------------------------------------
 

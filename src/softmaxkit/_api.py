@@ -72,6 +72,24 @@ def _check_out(out: Any, shape: tuple[int, ...], result_dtype: np.dtype, functio
     return out
 
 
+def _is_plain_out(out: Any, x: np.ndarray) -> bool:
+    """``out`` is ``x`` itself, or a writable C-contiguous ndarray of the same shape and dtype
+    that does not overlap ``x``: the fast path writes into it directly."""
+    return (
+        type(out) is np.ndarray
+        and out.flags.writeable
+        and (
+            out is x
+            or (
+                out.dtype == x.dtype
+                and out.shape == x.shape
+                and out.flags.c_contiguous
+                and not np.may_share_memory(out, x)
+            )
+        )
+    )
+
+
 def _softmax_family(
     function: str,
     x: ArrayLike,
@@ -87,20 +105,19 @@ def _softmax_family(
     if (
         type(x) is np.ndarray
         and type(axis) is int
-        and axis == -1
         and where is None
         and dtype is None
-        and out is None
-        and type(temperature) in (float, int)
-        and temperature == 1
         and x.dtype in backend.FAST_DTYPES
         and x.ndim >= 1
+        and (axis == -1 or axis == x.ndim - 1)
         and x.size > 0
         and x.flags.c_contiguous
+        and (out is None or _is_plain_out(out, x))
     ):
         # Small calls (an RL policy's 8 x 10 logits, millions of times) must not pay for the
-        # general layout machinery; this is the same kernel with every option at its default.
-        return backend.softmax_last_axis(x, mode=mode, negate=negate)
+        # general layout machinery; this is the same kernel, reached with fewer checks.
+        t = 1.0 if type(temperature) in (float, int) and temperature == 1 else check_temperature(temperature)
+        return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out)
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)
@@ -454,6 +471,25 @@ def logsumexp(
     >>> sk.logsumexp([[0.0, 0.0], [1.0, 1.0]], axis=1)
     array([0.69314718, 1.69314718])
     """
+    if (
+        type(a) is np.ndarray
+        and b is None
+        and where is None
+        and dtype is None
+        and out is None
+        and return_sign is False
+        and (axis is None or (type(axis) is int and a.ndim >= 1 and (axis == -1 or axis == a.ndim - 1)))
+        and type(keepdims) is bool
+        and a.dtype in backend.FAST_DTYPES
+        and a.size > 0
+        and a.flags.c_contiguous
+    ):
+        # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows.
+        if axis is None:
+            res = backend.logsumexp_rows(a.reshape(1, -1))
+            return res.reshape((1,) * a.ndim if keepdims else ())
+        res = backend.logsumexp_rows(a.reshape(-1, a.shape[-1]))
+        return res.reshape(a.shape[:-1] + (1,) if keepdims else a.shape[:-1])
     array = as_numpy_input(a, "logsumexp")
     weights = None
     source_dtype = array.dtype

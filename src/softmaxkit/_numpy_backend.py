@@ -70,20 +70,33 @@ class Block(NamedTuple):
 
 def canonical_block(x: np.ndarray, axes: tuple[int, ...]) -> Block | None:
     """The zero-copy block for reducing ``x`` over ``axes``, or None if a copy is needed."""
-    big = [d for d in range(x.ndim) if x.shape[d] != 1]
-    if any(x.strides[d] <= 0 for d in big):
+    return _canonical_block(x.shape, x.strides, x.itemsize, axes)
+
+
+@lru_cache(maxsize=1024)
+def _canonical_block(
+    shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int, axes: tuple[int, ...]
+) -> Block | None:
+    # A pure function of the layout, cached: it runs on every call of the general path.
+    ndim = len(shape)
+    big = [d for d in range(ndim) if shape[d] != 1]
+    if any(strides[d] <= 0 for d in big):
         return None
-    order = tuple(sorted(big, key=lambda d: -x.strides[d])) + tuple(d for d in range(x.ndim) if x.shape[d] == 1)
-    if not x.transpose(order).flags.c_contiguous:
-        return None
-    positions = [i for i, d in enumerate(order) if d in axes and x.shape[d] != 1]
+    order = tuple(sorted(big, key=lambda d: -strides[d])) + tuple(d for d in range(ndim) if shape[d] == 1)
+    expected = itemsize
+    for d in reversed(order):
+        if shape[d] != 1:
+            if strides[d] != expected:
+                return None  # not C-contiguous in any axis order
+            expected *= shape[d]
+    positions = [i for i, d in enumerate(order) if d in axes and shape[d] != 1]
     if positions and positions != list(range(positions[0], positions[0] + len(positions))):
         return None
     if positions:
         first, last = positions[0], positions[-1] + 1
     else:  # every reduction axis has length 1: each element is its own slice
         first = last = len(big)
-    sizes = [x.shape[d] for d in order]
+    sizes = [shape[d] for d in order]
     return Block(order, math.prod(sizes[:first]), math.prod(sizes[first:last]), math.prod(sizes[last:]))
 
 
@@ -91,13 +104,16 @@ def _moved_to_end(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
 
 
+@lru_cache(maxsize=256)
 def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(order))
 
 
+@lru_cache(maxsize=1024)
 def inverse_temperature(temperature: float, dtype: np.dtype) -> tuple[Any, Any]:
     """``1/temperature`` as a double-word ``(hi, lo)`` in ``dtype``.  (Temperature 1 is passed
-    to the kernels as ``(None, None)`` instead, which compiles the multiplication away.)"""
+    to the kernels as ``(None, None)`` instead, which compiles the multiplication away.)
+    Cached: an RL loop calls softmax with the same temperature millions of times."""
     exact = np.longdouble(1.0) / np.longdouble(temperature)
     hi = dtype.type(exact)
     lo = dtype.type(exact - np.longdouble(hi))
@@ -184,15 +200,20 @@ def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def softmax_last_axis(x: np.ndarray, *, mode: int, negate: bool) -> np.ndarray:
+def softmax_last_axis(
+    x: np.ndarray, *, mode: int, negate: bool, temperature: float, out: np.ndarray | None
+) -> np.ndarray:
     """The per-call-overhead path: a non-empty C-contiguous float32/float64 ndarray, last axis,
-    no options.  ``softmaxkit._api`` checks those conditions; nothing else is validated here."""
+    no mask, no dtype; ``out`` is None, ``x`` itself, or a C-contiguous writable array of the
+    same shape and dtype not overlapping ``x``.  ``softmaxkit._api`` checks those conditions and
+    the temperature; nothing else is validated here."""
     dtype = x.dtype
     n = x.shape[-1]
-    result = np.empty(x.shape, dtype)
+    t_hi, t_lo = (None, None) if temperature == 1.0 else inverse_temperature(temperature, dtype)
+    result = np.empty(x.shape, dtype) if out is None else out
     _run_rows(
-        x.reshape(-1, n), result.reshape(-1, n), None,
-        dtype.type(-1.0) if negate else None, None, None, mode,
+        x.reshape(-1, n), None if result is x else result.reshape(-1, n), None,
+        dtype.type(-1.0) if negate else None, t_hi, t_lo, mode,
     )
     return result
 
@@ -290,14 +311,7 @@ def logsumexp(
     res2 = np.empty((x3.shape[0], x3.shape[2]), kernel_dtype)
     if x3.shape[2] == 1:
         x2 = x3.reshape(x3.shape[:2])
-        mask2 = None if mask3 is None else mask3.reshape(x2.shape)
-        res1 = res2.reshape(-1)
-        if parallel and x2.shape[1] >= SPLIT_MIN_LENGTH and x2.shape[0] < 2 * num_threads():
-            k.logsumexp_rows_split(x2, mask2, res1, SPLIT_CHUNK)
-        elif parallel:
-            k.logsumexp_rows_parallel(x2, mask2, res1)
-        else:
-            k.logsumexp_rows_serial(x2, mask2, res1)
+        _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
         if parallel:
@@ -307,6 +321,25 @@ def logsumexp(
     res_t = res2.reshape([x.shape[d] for d in kept_order])
     res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
     return _cast_pair(res, None, result_dtype)
+
+
+def logsumexp_rows(x2: np.ndarray) -> np.ndarray:
+    """The per-call-overhead path: logsumexp of each row of a non-empty C-contiguous 2-D
+    float32/float64 array, no options (``softmaxkit._api`` checks that)."""
+    res = np.empty(x2.shape[0], x2.dtype)
+    _run_logsumexp_rows(x2, None, res)
+    return res
+
+
+def _run_logsumexp_rows(x2, mask2, res) -> None:
+    k = kernels()
+    n_rows, n = x2.shape
+    if not use_parallel(x2.size):
+        k.logsumexp_rows_serial(x2, mask2, res)
+    elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
+        k.logsumexp_rows_split(x2, mask2, res, SPLIT_CHUNK)
+    else:
+        k.logsumexp_rows_parallel(x2, mask2, res)
 
 
 def _narrow(result: np.ndarray, result_dtype: np.dtype) -> np.ndarray:
