@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._fastmath import ORDERED, REDUCTION
-from ._intrinsics import nan_max
+from ._intrinsics import nan_max, prefetch_read
 from ._scalar import (
     cast_like,
     compensated_add,
@@ -79,6 +79,19 @@ def slice_max(x, mask, sign):
 # term to float64 as it goes does not vectorise (LLVM 22), and a float32 running sum over a
 # whole row drifts (torch's 2**24-element rows sum to 1 +- 1e-3).
 _BLOCK = 1024
+
+# While a row is exponentiated (compute-bound), the next row is prefetched a block at a time, so
+# that its max pass finds it in cache instead of waiting on memory: without it the memory
+# system idles during the exp pass and the cores idle during the max pass.
+_LINE_BYTES = 64
+
+
+@njit(cache=True)
+def prefetch_block(ahead, start, stop):
+    """Hint that ``ahead[start:stop]`` will be read soon (``ahead=None``: nothing)."""
+    if ahead is not None:
+        for i in range(start, min(stop, ahead.size), _LINE_BYTES // ahead.itemsize):
+            prefetch_read(ahead, i)
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -192,23 +205,25 @@ def _finish(total, compensation, lanes, lanes_compensation):
 
 
 @njit(cache=True)
-def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo):
-    """Store ``e = exp((v - m)/T)`` (0 where masked) and return ``sum(e)`` in float64."""
+def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
+    """Store ``e = exp((v - m)/T)`` (0 where masked) and return ``sum(e)`` in float64; prefetch
+    ``ahead`` (the next row, or None) alongside."""
     s = 0.0
     c = 0.0
     lanes, lanes_c = _accurate_sum_state(x)
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         mask_block = None if mask is None else mask[start:stop]
+        prefetch_block(ahead, start, stop)
         _store_exp(x[start:stop], None if out is None else out[start:stop], mask_block, sign, m, t_hi, t_lo)
         s, c = _accumulate(s, c, lanes, lanes_c, target(x, out)[start:stop])
     return _finish(s, c, lanes, lanes_c)
 
 
 @njit(cache=True)
-def slice_log_stats(x, mask, sign, m, t_hi, t_lo):
+def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead):
     """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
-    entries equal to ``m`` (each contributing exactly 1), both float64."""
+    entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead``."""
     buffer = np.empty(min(x.size, _BLOCK), x.dtype)
     rest = 0.0
     c = 0.0
@@ -219,6 +234,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo):
         x_block = x[start:stop]
         mask_block = None if mask is None else mask[start:stop]
         terms = buffer[: stop - start]
+        prefetch_block(ahead, start, stop)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
         rest, c = _accumulate(rest, c, lanes, lanes_c, terms)
         k += _count_equal(x_block, mask_block, sign, m)
@@ -293,35 +309,35 @@ def split_double_word(value, like):
 
 
 @njit(cache=True)
-def probabilities_slice(x, out, mask, sign, t_hi, t_lo):
-    """softmax of one contiguous slice (``out=None``: in place)."""
+def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
+    """softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None)."""
     m = slice_max(x, mask, sign)
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, m, _MODE_SOFTMAX)
     else:
-        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo)
+        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead)
         slice_scale(target(x, out), 1.0 / s)
 
 
 @njit(cache=True)
-def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo):
-    """log_softmax of one contiguous slice (``out=None``: in place)."""
+def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
+    """log_softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None)."""
     m = slice_max(x, mask, sign)
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, m, _MODE_LOG_SOFTMAX)
     else:
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo)
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead)
         log_sum_hi, log_sum_lo = split_double_word(log_of_sum(rest, k), x)
         slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
 
 
 @njit(cache=True)
-def logsumexp_slice(x, mask):
-    """``log(sum(exp(x)))`` over the unmasked entries, as float64."""
+def logsumexp_slice(x, mask, ahead):
+    """``log(sum(exp(x)))`` over the unmasked entries, as float64; prefetch ``ahead`` (or None)."""
     m = slice_max(x, mask, None)
     if not math.isfinite(m):
         return np.float64(m)
-    rest, k = slice_log_stats(x, mask, None, m, None, None)
+    rest, k = slice_log_stats(x, mask, None, m, None, None, ahead)
     return np.float64(m) + log_of_sum(rest, k)
 
 
@@ -339,7 +355,13 @@ def logsumexp_slice(x, mask):
 def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     for r in range(x2.shape[0]):
         probabilities_slice(
-            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+            x2[r],
+            None if out2 is None else out2[r],
+            None if mask2 is None else mask2[r],
+            sign,
+            t_hi,
+            t_lo,
+            x2[min(r + 1, x2.shape[0] - 1)],
         )
 
 
@@ -347,7 +369,13 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
 def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     for r in prange(x2.shape[0]):
         probabilities_slice(
-            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+            x2[r],
+            None if out2 is None else out2[r],
+            None if mask2 is None else mask2[r],
+            sign,
+            t_hi,
+            t_lo,
+            x2[min(r + 1, x2.shape[0] - 1)],
         )
 
 
@@ -355,7 +383,13 @@ def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
 def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     for r in range(x2.shape[0]):
         log_probabilities_slice(
-            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+            x2[r],
+            None if out2 is None else out2[r],
+            None if mask2 is None else mask2[r],
+            sign,
+            t_hi,
+            t_lo,
+            x2[min(r + 1, x2.shape[0] - 1)],
         )
 
 
@@ -363,20 +397,26 @@ def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
 def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     for r in prange(x2.shape[0]):
         log_probabilities_slice(
-            x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, t_hi, t_lo
+            x2[r],
+            None if out2 is None else out2[r],
+            None if mask2 is None else mask2[r],
+            sign,
+            t_hi,
+            t_lo,
+            x2[min(r + 1, x2.shape[0] - 1)],
         )
 
 
 @njit(cache=True)
 def logsumexp_rows_serial(x2, mask2, res):
     for r in range(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r])
+        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r], x2[min(r + 1, x2.shape[0] - 1)])
 
 
 @njit(cache=True, parallel=True)
 def logsumexp_rows_parallel(x2, mask2, res):
     for r in prange(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r])
+        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r], x2[min(r + 1, x2.shape[0] - 1)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -428,7 +468,7 @@ def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if math.isfinite(m):
-            chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo)
+            chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo, None)
     return chunk_max, chunk_rest, chunk_count, per_row
 
 
@@ -455,7 +495,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if mode == _MODE_LOG_SOFTMAX and math.isfinite(m):
-            chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo)
+            chunk_rest[w], chunk_count[w] = slice_log_stats(xc, maskc, sign, m, t_hi, t_lo, None)
     # Per row: the max, and for log_softmax the merged log-sum.  Rows whose max is not finite
     # are written here by the scalar path and skipped below.
     row_max = np.empty(n_rows, x2.dtype)
@@ -482,6 +522,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
                     row_max[r],
                     t_hi,
                     t_lo,
+                    None,
                 )
         for r in range(n_rows):
             total = 0.0
