@@ -40,10 +40,20 @@ class TimingPlan:
     max_repeats: int = 200
     min_sample_s: float = 2e-3
     warmup_calls: int = 2
+    # Interleaved timing (time_interleaved): the samples are taken in this many rounds, and
+    # before each callable's turn the process sleeps settle_s.  torch's OpenMP threads and
+    # XLA's thread pool keep spinning for milliseconds after a parallel call; without the pause
+    # whichever callable runs next competes with them for the cores.  Measured here (2 cores,
+    # softmax 4096x4096 float32): softmaxkit right after jax 20.7 ms, after a 10 ms pause 12.2
+    # ms, alone 11.1 ms.
+    rounds: int = 10
+    settle_s: float = 0.02
 
 
 FULL_PLAN = TimingPlan()
-QUICK_PLAN = TimingPlan(budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1)
+QUICK_PLAN = TimingPlan(
+    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3
+)
 
 
 @dataclass
@@ -154,11 +164,13 @@ def time_interleaved(
 ) -> dict[str, Timing | Exception]:
     """Time several callables that do the same work, taking their samples in turns.
 
-    Round ``i`` takes one sample of every callable that still wants ``i`` samples, so a burst of
-    load from another process lands on all of them alike instead of on whichever ran at the
-    time; on a shared machine this keeps the *ratios* far steadier than timing one callable after
-    another. A callable that raises (while warming up or sampling) gets its exception back
-    instead of a Timing, and the others go on.
+    The samples are taken in ``plan.rounds`` rounds; in each round every callable takes its
+    share of samples in one burst, after a pause of ``plan.settle_s`` that lets the worker
+    threads of the callable before it go idle.  A burst of load from another process thus lands
+    on all of them alike instead of on whichever ran at the time; on a shared machine this
+    keeps the *ratios* far steadier than timing one callable after another.  A callable that
+    raises (while warming up or sampling) gets its exception back instead of a Timing, and the
+    others go on.
     """
     results: dict[str, Timing | Exception] = {}
     calibrated: dict[str, _Calibrated] = {}
@@ -168,16 +180,21 @@ def time_interleaved(
             calibrated[name] = _calibrate(fn, plan, inspect)
         except Exception as exc:  # a peer failing must not stop the others
             results[name] = exc
-    rounds = max((c.repeats for c in calibrated.values()), default=0)
+    rounds = max(1, plan.rounds)
     with _GcDisabled():
         for i in range(rounds):
             for name, c in list(calibrated.items()):
-                if i < c.repeats:
-                    try:
+                # this round's share of c.repeats samples (the shares add up to c.repeats)
+                share = c.repeats * (i + 1) // rounds - c.repeats * i // rounds
+                if share == 0:
+                    continue
+                time.sleep(plan.settle_s)
+                try:
+                    for _ in range(share):
                         c.sample()
-                    except Exception as exc:
-                        results[name] = exc
-                        del calibrated[name]
+                except Exception as exc:
+                    results[name] = exc
+                    del calibrated[name]
     for name, c in calibrated.items():
         results[name] = c.timing()
     return {name: results[name] for name in fns}
