@@ -43,11 +43,12 @@ class TimingPlan:
     # Interleaved timing (time_interleaved): the samples are taken in this many rounds, and
     # before each callable's turn the process sleeps settle_s.  torch's OpenMP threads and
     # XLA's thread pool keep spinning for milliseconds after a parallel call; without the pause
-    # whichever callable runs next competes with them for the cores.  Measured here (2 cores,
-    # softmax 4096x4096 float32): softmaxkit right after jax 20.7 ms, after a 10 ms pause 12.2
-    # ms, alone 11.1 ms.
+    # whichever callable runs next competes with them for the cores.  Measured here (2 cores):
+    # softmax 4096x4096 float32 took 20.7 ms right after jax, 12.2 ms after a 10 ms pause and
+    # 11.1 ms alone; float64 2048x2048 after torch 10.5 ms with a 20 ms pause, 8.5 ms with 50 ms
+    # (8.4 ms with no torch in the process).
     rounds: int = 10
-    settle_s: float = 0.02
+    settle_s: float = 0.05
 
 
 FULL_PLAN = TimingPlan()
