@@ -483,7 +483,9 @@ def _layout_ok() -> bool:
     global _layout_checked
     if _layout_checked is None:
         _compile("survey")
-        ok = sys.maxsize > 2**32 and object.__basicsize__ % 8 == 0 and tuple.__itemsize__ == 8
+        # A free-threaded build (no GIL) could change headers while they are read: not surveyed.
+        gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+        ok = gil and sys.maxsize > 2**32 and object.__basicsize__ % 8 == 0 and tuple.__itemsize__ == 8
         if ok:
             probes = tuple(_probe_arrays())
             table = np.empty((5, len(probes)), np.int64)
