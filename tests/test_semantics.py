@@ -931,3 +931,23 @@ def test_set_and_get_num_threads(rng):
     # threads split rows (or one long row) differently; results agree to rounding
     np.testing.assert_allclose(one, many, rtol=4 * 2.0**-23, atol=0)
     np.testing.assert_allclose(one_row, many_row, rtol=8 * 2.0**-23, atol=1e-44)
+
+
+# --------------------------------------------------------------------------------------------
+# column kernel: slabs split into many column blocks
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_kernel_with_many_blocks(fn, dtype, rng, monkeypatch):
+    # Shrink the block so that (3, 40, 100) over axis 1 runs as 7 blocks per outer index, the
+    # last one partial, and check the stitched result (and logsumexp's) against the reference.
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * np.dtype(dtype).itemsize)
+    assert _numpy_backend.column_block_width(40, 100, np.dtype(dtype).itemsize) == 16
+    f, ref, is_log = fn
+    x = (rng.standard_normal((3, 40, 100)) * 4).astype(dtype)
+    x[1, :, 37] = -np.inf  # a special column inside a block
+    assert_matches(f(x, axis=1), ref(x.astype(np.float64), 1), log=is_log)
+    assert_matches(sk.logsumexp(x, axis=1), logsumexp_ref(x.astype(np.float64), 1), log=True)
