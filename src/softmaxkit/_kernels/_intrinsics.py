@@ -129,21 +129,15 @@ def trunc(typingctx, x):
     return x(x), codegen
 
 
-def _prefetch_codegen(rw):
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]], wraparound=False)
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        # (address, 0 read / 1 write, locality 3 = keep in every cache level, 1 = data cache)
-        builder.call(fn, [builder.bitcast(pointer, i8p), ir.Constant(i32, rw), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return codegen
+def _emit_prefetch(builder, pointer) -> None:
+    """Emit ``llvm.prefetch`` for reading the cache line at ``pointer`` (any pointer type)."""
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+    )
+    # (address, 0 = read, locality 3 = keep in every cache level, 1 = data cache)
+    builder.call(fn, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
 
 @intrinsic
@@ -152,4 +146,26 @@ def prefetch_read(typingctx, array, index):
     past the end is harmless (callers stay in bounds anyway)."""
     if not (isinstance(array, types.Array) and isinstance(index, types.Integer)):
         return None
-    return types.none(array, index), _prefetch_codegen(0)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array_value = context.make_array(array_type)(context, builder, args[0])
+        _emit_prefetch(
+            builder, cgutils.get_item_pointer(context, builder, array_type, array_value, [args[1]], wraparound=False)
+        )
+        return context.get_dummy_value()
+
+    return types.none(array, index), codegen
+
+
+@intrinsic
+def prefetch_address(typingctx, address):
+    """``llvm.prefetch`` of the cache line at the integer ``address`` (for reading; never faults)."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        _emit_prefetch(builder, builder.inttoptr(args[0], ir.IntType(8).as_pointer()))
+        return context.get_dummy_value()
+
+    return types.none(address), codegen

@@ -41,10 +41,10 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from .._kernels._fastmath import REDUCTION
+from .._kernels._intrinsics import prefetch_address
 from . import _vecmath as vm
 
 # Op codes.  Kernels read them as compile-time globals, so they live in this file: editing them
@@ -129,25 +129,6 @@ def address_as_pointer(typingctx, address, dtype):
         return builder.inttoptr(args[0], context.get_value_type(ptr_type))
 
     return ptr_type(address, dtype), codegen
-
-
-@intrinsic
-def prefetch_address(typingctx, address):
-    """``llvm.prefetch`` of the cache line at the integer ``address`` (for reading)."""
-    if not isinstance(address, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        ptr = builder.inttoptr(args[0], i8p)
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return types.none(address), codegen
 
 
 # ------------------------------------------------------------------------------------------------
