@@ -142,11 +142,20 @@ def _is_float64_overload(array):
     return lambda array: result
 
 
+@njit(fastmath=ORDERED, cache=True)
+def _exp_of_double_word(hi, lo):
+    """``exp(hi + lo)`` for ``|lo| <= ulp(hi)/2``: libm's exp of ``hi`` (within about 0.5 ulp,
+    against the vector kernel's 1) with the first-order term of ``lo``."""
+    e = math.exp(hi)
+    return fma(e, lo, e)
+
+
 def exp_of_difference(a, b):
     """``exp(a - b)`` as a float64 with ``a - b`` taken exactly (numba only).
 
-    float32 operands subtract exactly in float64; float64 operands go through the
-    TwoSum-based ``shifted_exp``.  Used where per-chunk states are merged.
+    float32 operands subtract exactly in float64; float64 operands are split by TwoSum and
+    exponentiated by libm (scalar: this is for merging per-chunk states, where the factor's
+    error reaches every output of the chunk).
     """
     raise NotImplementedError("exp_of_difference is callable from numba-compiled code only")
 
@@ -154,7 +163,29 @@ def exp_of_difference(a, b):
 @overload(exp_of_difference)
 def _exp_of_difference_overload(a, b):
     if a == types.float64 and b == types.float64:
-        return lambda a, b: shifted_exp(a, b, 1.0, 0.0)
+        return lambda a, b: _exp_of_double_word(*two_sum(a, -b))
     if a == types.float32 and b == types.float32:
         return lambda a, b: math.exp(np.float64(a) - np.float64(b))
+    return None
+
+
+def pair_like(hi, lo, like):
+    """The float64 double-word ``hi + lo`` as a pair in the float type of ``like`` (numba only):
+    itself for float64, ``(hi', lo')`` with ``hi' + lo' ~= hi + lo`` to 2**-48 for float32."""
+    raise NotImplementedError("pair_like is callable from numba-compiled code only")
+
+
+@overload(pair_like)
+def _pair_like_overload(hi, lo, like):
+    if isinstance(like, types.Array):
+        like = like.dtype
+    if like == types.float64:
+        return lambda hi, lo, like: (np.float64(hi), np.float64(lo))
+    if like == types.float32:
+
+        def pair(hi, lo, like):
+            head = np.float32(hi)
+            return head, np.float32((hi - np.float64(head)) + lo)
+
+        return pair
     return None
