@@ -631,7 +631,9 @@ def _accumulate_max(m, row, mask, sign):
         v = signed(row[j], sign)
         if mask is not None:
             v = v if mask[j] else ninf
-        m[j] = nan_max(m[j], v)
+        # not nan_max(m[j], v): LLVM lowers that to "keep m[j] if it is NaN", i.e. a masked
+        # store (vmaskmovps, microcoded on AMD): 0.39 against 0.07 ns per element
+        m[j] = nan_max(v, m[j])
 
 
 # As for rows, each column pass stores float32/float64 terms with one vectorised loop and widens
