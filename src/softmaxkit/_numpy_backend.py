@@ -51,9 +51,30 @@ def kernels() -> Any:
 
 
 def num_threads() -> int:
+    """numba's thread count for the calling thread (``set_num_threads`` is per thread)."""
+    n = _thread_count_reader()()
+    return n if n > 0 else _numba_get_num_threads()
+
+
+def _numba_get_num_threads() -> int:
     import numba
 
     return numba.get_num_threads()
+
+
+@lru_cache(maxsize=None)
+def _thread_count_reader() -> Any:
+    """numba's C-level reader of the thread count once its threading layer is up.
+
+    ``numba.get_num_threads()`` takes two locks on every call to check that the layer is
+    initialised: 0.96 us, against 0.14 us for the reader itself.  A numba without the private
+    reader falls back to the public function.
+    """
+    from numba.np.ufunc import parallel
+
+    _numba_get_num_threads()  # starts the threading layer
+    reader = getattr(parallel, "_get_num_threads", None)
+    return reader if callable(reader) else _numba_get_num_threads
 
 
 def use_parallel(size: int) -> bool:

@@ -38,7 +38,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ._fastmath import ORDERED, REDUCTION
 from ._intrinsics import fma, nan_max, prefetch_read
@@ -186,23 +187,51 @@ def _fold_lanes(lanes, lanes_compensation):
     return total + compensation
 
 
-@njit(cache=True)
+# The state is chosen at typing time: float32 sums carry no lanes at all (a per-row
+# ``np.zeros(0)`` pair cost ~0.1 us, as much as exponentiating 150 elements).
+
+
 def _accurate_sum_state(like):
-    lanes_size = _LANES if is_float64(like) else 0
-    return np.zeros(lanes_size), np.zeros(lanes_size)
+    """``(lanes, lanes_compensation)`` for a float64 sum, ``(None, None)`` otherwise (numba only)."""
+    raise NotImplementedError("callable from numba-compiled code only")
 
 
-@njit(cache=True)
+@overload(_accurate_sum_state)
+def _accurate_sum_state_overload(like):
+    if isinstance(like, types.Array) and like.dtype == types.float64:
+        return lambda like: (np.zeros(_LANES), np.zeros(_LANES))
+    return lambda like: (None, None)
+
+
 def _accumulate(total, compensation, lanes, lanes_compensation, y):
-    if is_float64(y):
+    """Add ``sum(y)`` to the running sum ``(total, compensation)`` or to the lanes (numba only)."""
+    raise NotImplementedError("callable from numba-compiled code only")
+
+
+@overload(_accumulate)
+def _accumulate_overload(total, compensation, lanes, lanes_compensation, y):
+    if isinstance(lanes, types.NoneType):
+        return lambda total, compensation, lanes, lanes_compensation, y: add_sum_float64(total, compensation, y)
+
+    def accumulate(total, compensation, lanes, lanes_compensation, y):
         _add_to_lanes(lanes, lanes_compensation, y)
         return total, compensation
-    return add_sum_float64(total, compensation, y)
+
+    return accumulate
 
 
-@njit(cache=True)
 def _finish(total, compensation, lanes, lanes_compensation):
-    return total + compensation + _fold_lanes(lanes, lanes_compensation)
+    """The sum held by ``_accumulate``'s state (numba only)."""
+    raise NotImplementedError("callable from numba-compiled code only")
+
+
+@overload(_finish)
+def _finish_overload(total, compensation, lanes, lanes_compensation):
+    if isinstance(lanes, types.NoneType):
+        return lambda total, compensation, lanes, lanes_compensation: total + compensation
+    return lambda total, compensation, lanes, lanes_compensation: (
+        total + compensation + _fold_lanes(lanes, lanes_compensation)
+    )
 
 
 @njit(cache=True)
