@@ -951,3 +951,68 @@ def test_column_kernel_with_many_blocks(fn, dtype, rng, monkeypatch):
     x[1, :, 37] = -np.inf  # a special column inside a block
     assert_matches(f(x, axis=1), ref(x.astype(np.float64), 1), log=is_log)
     assert_matches(sk.logsumexp(x, axis=1), logsumexp_ref(x.astype(np.float64), 1), log=True)
+
+
+# --------------------------------------------------------------------------------------------
+# split rows: one row in many chunks (softmax stores chunk-local exps, then rescales them)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def split_rows(monkeypatch):
+    """Send rows of 64 or more elements through the split kernel in chunks of 16, whatever the
+    machine's thread count (the kernel's prange also runs on one thread)."""
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_numpy_backend, "SPLIT_MIN_LENGTH", 64)
+    monkeypatch.setattr(_numpy_backend, "SPLIT_CHUNK", 16)
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 8)
+
+
+def _rows_with_special_chunks(dtype, rng):
+    # 203 = 12 full chunks of 16 and a partial one
+    x = (rng.standard_normal((6, 203)) * 6).astype(dtype)
+    x[1, [150, 190]] = INF  # +inf only in late chunks: earlier chunks are finite
+    x[2, 200] = NAN  # NaN in the last chunk
+    x[3, 32:48] = -INF  # one whole chunk of -inf in a finite row
+    x[4, :] = -INF
+    x[5, 17] = 1e30  # one chunk's max far above the others (their rescale factors underflow)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_rows_match_reference_in_place_and_out(split_rows, fn, dtype, rng):
+    # In place, a chunk's exps overwrite its input before the row max is known; rows whose max
+    # turns out +inf or NaN must still get their limits.
+    f, ref, is_log = fn
+    x = _rows_with_special_chunks(dtype, rng)
+    expected = ref(x.astype(np.float64), -1)
+    y = f(x)
+    assert_matches(y, expected, log=is_log)
+    out = np.empty_like(x)
+    assert f(x, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    inplace = x.copy()
+    assert f(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, y)
+    if f is SOFTMAX_LIKE["softmax"][0]:
+        np.testing.assert_array_equal(y[1, [150, 190]], [0.5, 0.5])
+        assert np.count_nonzero(y[1]) == 2
+        assert np.all(np.isnan(y[2]))
+        assert np.all(y[3, 32:48] == 0) and np.all(y[4] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_rows_with_a_fully_masked_chunk(split_rows, fn, dtype, rng):
+    f, ref, is_log = fn
+    x = (rng.standard_normal((3, 203)) * 4).astype(dtype)
+    where = rng.random(x.shape) < 0.7
+    where[:, 64:80] = False  # chunk 4 has no unmasked entry
+    where[2, :] = False  # nor has row 2
+    y = f(x, where=where)
+    assert_matches(y, ref(x.astype(np.float64), -1, where=where), log=is_log)
+    assert np.all(y[:, 64:80] == (-INF if is_log else 0))
+    inplace = x.copy()
+    f(inplace, where=where, out=inplace)
+    np.testing.assert_array_equal(inplace, y)
