@@ -292,15 +292,30 @@ def _scale_float64(y, factor):
         y[i] = y[i] * factor
 
 
-@njit(cache=True)
 def slice_scale(y, factor_hi, factor_lo):
-    """``y *= factor_hi + factor_lo`` (a float64 double-word) with the product rounded once;
-    float64 with ``factor_lo = 0`` multiplies directly."""
-    if is_float64(y) and factor_lo == 0.0:
-        _scale_float64(y, factor_hi)
-    else:
+    """``y *= factor_hi + factor_lo`` (a float64 double-word) with the product rounded once
+    (numba only).  float64 ``y`` multiplies by ``factor_hi`` directly when ``factor_lo`` is 0."""
+    raise NotImplementedError("slice_scale is callable from numba-compiled code only")
+
+
+@overload(slice_scale)
+def _slice_scale_overload(y, factor_hi, factor_lo):
+    # chosen at typing time: a runtime dtype test would compile both loops for every dtype
+    if isinstance(y, types.Array) and y.dtype == types.float64:
+
+        def scale(y, factor_hi, factor_lo):
+            if factor_lo == 0.0:
+                _scale_float64(y, factor_hi)
+            else:
+                _scale_by_pair(y, factor_hi, factor_lo)
+
+        return scale
+
+    def scale_pair(y, factor_hi, factor_lo):
         hi, lo = pair_like(factor_hi, factor_lo, y)
         _scale_by_pair(y, hi, lo)
+
+    return scale_pair
 
 
 @njit(fastmath=REDUCTION, cache=True)
