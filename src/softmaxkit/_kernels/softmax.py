@@ -45,14 +45,15 @@ from ._fastmath import ORDERED, REDUCTION
 from ._intrinsics import fma, nan_max, prefetch_read
 from ._scalar import (
     cast_like,
-    pair_like,
     compensated_add,
     exp_of_difference,
     is_float64,
+    pair_like,
     shifted_exp,
     shifted_log_probability,
     signed,
     target,
+    two_sum,
 )
 
 _MODE_SOFTMAX = 0
@@ -318,6 +319,56 @@ def _slice_scale_overload(y, factor_hi, factor_lo):
     return scale_pair
 
 
+# log_softmax's writing pass.  With T = 1 it subtracts one double-word ``m + log_sum`` (formed
+# once per slice with TwoSum): ``y = (v - shift_hi) - shift_lo``, two subtractions instead of
+# a TwoSum and three more operations per element (0.21 -> ~0.06 ns per float32 element).  The
+# first subtraction is exact wherever the result is small (Sterbenz), so the entries at the max
+# still get ``-log_sum`` to the last bit; elsewhere the two roundings stay within 1.5 ulp.
+
+
+@njit(fastmath=ORDERED, cache=True)
+def _store_minus_pair(x, out, mask, sign, shift_hi, shift_lo):
+    """Store ``(v - shift_hi) - shift_lo`` (-inf where masked).  ``ORDERED``: ``reassoc`` would
+    turn this into ``v - (shift_hi + shift_lo)`` and drop ``shift_lo``."""
+    ninf = cast_like(-np.inf, x)
+    destination = target(x, out)  # hoisted: a call in the loop blocks vectorisation
+    for i in range(x.size):
+        y = (signed(x[i], sign) - shift_hi) - shift_lo
+        if mask is not None:
+            y = y if mask[i] else ninf
+        destination[i] = y
+
+
+@njit(cache=True)
+def _shift_pair(m, log_sum, like):
+    """``m + log_sum`` (a float64) as a pair in the dtype of ``like``, exact to about 2**-48."""
+    total, error = two_sum(np.float64(m), log_sum)
+    hi = cast_like(total, like)
+    return hi, cast_like((total - np.float64(hi)) + error, like)
+
+
+def write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_sum):
+    """Store ``(v - m)/T - log_sum`` (``log_sum`` a float64; -inf where masked) (numba only)."""
+    raise NotImplementedError("write_log_probabilities is callable from numba-compiled code only")
+
+
+@overload(write_log_probabilities)
+def _write_log_probabilities_overload(x, out, mask, sign, m, t_hi, t_lo, log_sum):
+    if isinstance(t_hi, types.NoneType):
+
+        def write(x, out, mask, sign, m, t_hi, t_lo, log_sum):
+            shift_hi, shift_lo = _shift_pair(m, log_sum, x)
+            _store_minus_pair(x, out, mask, sign, shift_hi, shift_lo)
+
+        return write
+
+    def write_scaled(x, out, mask, sign, m, t_hi, t_lo, log_sum):
+        log_sum_hi, log_sum_lo = pair_like(log_sum, 0.0, x)
+        slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+
+    return write_scaled
+
+
 @njit(fastmath=REDUCTION, cache=True)
 def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     """Store ``(v - m)/T - log_sum`` (-inf where masked)."""
@@ -389,8 +440,7 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
         slice_special(x, out, mask, sign, m, _MODE_LOG_SOFTMAX)
     else:
         rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead)
-        log_sum_hi, log_sum_lo = pair_like(log_of_sum(rest, k), 0.0, x)
-        slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+        write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_of_sum(rest, k))
 
 
 @njit(cache=True)
@@ -597,12 +647,11 @@ def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         big_m = row_max[r]
         if math.isfinite(big_m):
-            log_sum_hi, log_sum_lo = pair_like(row_log_sum[r], 0.0, x2)
-            slice_log_softmax_store(
+            write_log_probabilities(
                 x2[r, lo:hi],
                 None if out2 is None else out2[r, lo:hi],
                 None if mask2 is None else mask2[r, lo:hi],
-                sign, big_m, t_hi, t_lo, log_sum_hi, log_sum_lo,
+                sign, big_m, t_hi, t_lo, row_log_sum[r],
             )
 
 
