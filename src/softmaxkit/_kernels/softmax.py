@@ -29,8 +29,9 @@ that writes the limits documented in ``docs/semantics.md``.
 A few rows longer than a cache-sized chunk are split into chunks processed in parallel.  Each
 chunk keeps its own ``(max, rest, count)`` state, merged per row as
 ``rest = sum((count_c + rest_c) * exp(m_c - M))`` (Milakov & Gimelshein 2018; the same mergeable
-state serves a dask front end); every chunk is then written in one more pass, softmax
-exponentiating again rather than storing and re-scaling its exps.
+state serves a dask front end); every chunk is then written in one more pass.  softmax stores
+each chunk's exps against the chunk's own max in its first pass and re-scales them by
+``exp(m_c - M) / s`` in that second pass, so the input is read once.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def _fold_lanes(lanes, lanes_compensation):
 
 def _accurate_sum_state(like):
     """``(lanes, lanes_compensation)`` for a float64 sum, ``(None, None)`` otherwise (numba only)."""
-    raise NotImplementedError("callable from numba-compiled code only")
+    raise NotImplementedError("_accurate_sum_state is callable from numba-compiled code only")
 
 
 @overload(_accurate_sum_state)
@@ -206,7 +207,7 @@ def _accurate_sum_state_overload(like):
 
 def _accumulate(total, compensation, lanes, lanes_compensation, y):
     """Add ``sum(y)`` to the running sum ``(total, compensation)`` or to the lanes (numba only)."""
-    raise NotImplementedError("callable from numba-compiled code only")
+    raise NotImplementedError("_accumulate is callable from numba-compiled code only")
 
 
 @overload(_accumulate)
@@ -223,7 +224,7 @@ def _accumulate_overload(total, compensation, lanes, lanes_compensation, y):
 
 def _finish(total, compensation, lanes, lanes_compensation):
     """The sum held by ``_accumulate``'s state (numba only)."""
-    raise NotImplementedError("callable from numba-compiled code only")
+    raise NotImplementedError("_finish is callable from numba-compiled code only")
 
 
 @overload(_finish)
@@ -343,8 +344,7 @@ def _store_minus_pair(x, out, mask, sign, shift_hi, shift_lo):
 def _shift_pair(m, log_sum, like):
     """``m + log_sum`` (a float64) as a pair in the dtype of ``like``, exact to about 2**-48."""
     total, error = two_sum(np.float64(m), log_sum)
-    hi = cast_like(total, like)
-    return hi, cast_like((total - np.float64(hi)) + error, like)
+    return pair_like(total, error, like)
 
 
 def write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_sum):
