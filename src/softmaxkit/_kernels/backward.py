@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from ._exp import exp_hilo
 from ._fastmath import REDUCTION
+from ._intrinsics import borrowed
 from ._scalar import cast_like
 
 
@@ -37,23 +38,27 @@ def _log_softmax_backward_row(g, y, out):
 
 @njit(cache=True)
 def softmax_backward_serial(g2, y2, out2):
+    g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in range(g2.shape[0]):
         _softmax_backward_row(g2[r], y2[r], out2[r])
 
 
 @njit(cache=True, parallel=True)
 def softmax_backward_parallel(g2, y2, out2):
+    g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in prange(g2.shape[0]):
         _softmax_backward_row(g2[r], y2[r], out2[r])
 
 
 @njit(cache=True)
 def log_softmax_backward_serial(g2, y2, out2):
+    g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in range(g2.shape[0]):
         _log_softmax_backward_row(g2[r], y2[r], out2[r])
 
 
 @njit(cache=True, parallel=True)
 def log_softmax_backward_parallel(g2, y2, out2):
+    g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in prange(g2.shape[0]):
         _log_softmax_backward_row(g2[r], y2[r], out2[r])

@@ -43,7 +43,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ._fastmath import ORDERED, REDUCTION
-from ._intrinsics import fma, nan_max, prefetch_read
+from ._intrinsics import borrowed, fma, nan_max, prefetch_read
 from ._scalar import (
     cast_like,
     compensated_add,
@@ -458,6 +458,24 @@ def logsumexp_slice(x, mask, ahead):
 # ----------------------------------------------------------------------------------------------
 
 
+def row_of(array, r):
+    """``array[r]``, or None for ``array=None`` (numba only).  The drivers replace their array
+    arguments with ``borrowed`` views, and numba prunes ``None if a is None else a[r]`` only
+    for ``a`` an argument, not for a reassigned variable."""
+    raise NotImplementedError("row_of is callable from numba-compiled code only")
+
+
+@overload(row_of)
+def _row_of_overload(array, r):
+    if isinstance(array, types.NoneType):
+        return lambda array, r: None
+    return lambda array, r: array[r]
+
+
+# Every driver starts by replacing its array arguments with ``borrowed`` views: the slices it
+# passes down then carry no reference count (an atomic increment and decrement per slice and
+# call; see ``_intrinsics.borrowed``).
+
 # One driver per function and per serial/parallel, rather than a ``mode`` argument: numba
 # compiles both arms of a runtime branch (``numba.literally`` does not prune them), and the
 # first call of a fresh install pays for every arm it compiles.
@@ -465,11 +483,12 @@ def logsumexp_slice(x, mask, ahead):
 
 @njit(cache=True)
 def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in range(x2.shape[0]):
         probabilities_slice(
             x2[r],
-            None if out2 is None else out2[r],
-            None if mask2 is None else mask2[r],
+            row_of(out2, r),
+            row_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -479,11 +498,12 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
 
 @njit(cache=True, parallel=True)
 def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in prange(x2.shape[0]):
         probabilities_slice(
             x2[r],
-            None if out2 is None else out2[r],
-            None if mask2 is None else mask2[r],
+            row_of(out2, r),
+            row_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -493,11 +513,12 @@ def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
 
 @njit(cache=True)
 def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in range(x2.shape[0]):
         log_probabilities_slice(
             x2[r],
-            None if out2 is None else out2[r],
-            None if mask2 is None else mask2[r],
+            row_of(out2, r),
+            row_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -507,11 +528,12 @@ def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
 
 @njit(cache=True, parallel=True)
 def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in prange(x2.shape[0]):
         log_probabilities_slice(
             x2[r],
-            None if out2 is None else out2[r],
-            None if mask2 is None else mask2[r],
+            row_of(out2, r),
+            row_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -521,14 +543,16 @@ def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
 
 @njit(cache=True)
 def logsumexp_rows_serial(x2, mask2, res):
+    x2, mask2, res = borrowed(x2), borrowed(mask2), borrowed(res)
     for r in range(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r], x2[min(r + 1, x2.shape[0] - 1)])
+        res[r] = logsumexp_slice(x2[r], row_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
 
 
 @njit(cache=True, parallel=True)
 def logsumexp_rows_parallel(x2, mask2, res):
+    x2, mask2, res = borrowed(x2), borrowed(mask2), borrowed(res)
     for r in prange(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], None if mask2 is None else mask2[r], x2[min(r + 1, x2.shape[0] - 1)])
+        res[r] = logsumexp_slice(x2[r], row_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -670,6 +694,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
     is not finite, which the first pass leaves alone, and every other entry's limit does not
     depend on its value.
     """
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n_rows = x2.shape[0]
     row_max = np.empty(n_rows, x2.dtype)
     row_factor = np.zeros(n_rows)  # softmax: s; log_softmax: log s
@@ -684,7 +709,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
         row_max[r] = big_m
         if not math.isfinite(big_m):  # the limits, from the scalar path; skipped below
             slice_special(
-                x2[r], None if out2 is None else out2[r], None if mask2 is None else mask2[r], sign, big_m, mode
+                x2[r], row_of(out2, r), row_of(mask2, r), sign, big_m, mode
             )
         else:
             row_factor[r] = log_of_sum(rest, k) if mode == _MODE_LOG_SOFTMAX else k + rest
@@ -696,6 +721,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
 
 @njit(cache=True)
 def logsumexp_rows_split(x2, mask2, res, chunk):
+    x2, mask2, res = borrowed(x2), borrowed(mask2), borrowed(res)
     chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, None, None, None, chunk)
     for r in range(x2.shape[0]):
         states = slice(r * per_row, (r + 1) * per_row)
@@ -936,6 +962,7 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 @njit(cache=True)
 def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(x3.shape[0] * per_outer):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
@@ -944,6 +971,7 @@ def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
 
 @njit(cache=True, parallel=True)
 def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in prange(x3.shape[0] * per_outer):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
@@ -952,6 +980,7 @@ def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
 
 @njit(cache=True)
 def logsumexp_columns_serial(x3, mask3, res2, block):
+    x3, mask3, res2 = borrowed(x3), borrowed(mask3), borrowed(res2)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(x3.shape[0] * per_outer):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
@@ -960,6 +989,7 @@ def logsumexp_columns_serial(x3, mask3, res2, block):
 
 @njit(cache=True, parallel=True)
 def logsumexp_columns_parallel(x3, mask3, res2, block):
+    x3, mask3, res2 = borrowed(x3), borrowed(mask3), borrowed(res2)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in prange(x3.shape[0] * per_outer):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
