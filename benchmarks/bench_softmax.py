@@ -42,6 +42,7 @@ from _harness import (  # noqa: E402  (the path insert above makes the sibling m
     CpuContention,
     TimingPlan,
     basic_machine_info,
+    back_memory,
     copy_bandwidth,
     format_ratio,
     format_seconds,
@@ -492,6 +493,8 @@ def print_machine(machine: dict[str, Any]) -> None:
                   f"{machine['numba_threading_layer']} (config: {machine['numba_threading_layer_config']})"),
         *[(name, version) for name, version in machine["peers"].items()],
         ("thread env vars", ", ".join(f"{k}={v}" for k, v in machine["thread_env"].items()) or "none set (OPENBLAS_*, OMP_*, NUMBA_*, MKL_*)"),
+        ("first touch", f"{machine['first_touch_GBps']:.2f} GB/s writing 1 GiB of fresh memory before the cases "
+                        "(a new VM backs its memory on first touch)"),
         ("copy bandwidth", f"{bw['copy_alloc_GBps']:.1f} GB/s x.copy() (fresh output), {bw['copy_into_GBps']:.1f} GB/s "
                            f"np.copyto into a reused buffer, {bw['inplace_GBps']:.1f} GB/s in place "
                            f"(read+write, {bw['bytes'] / 2**20:.0f} MiB)"),
@@ -539,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     peers = Peers({p.strip() for p in args.peers.split(",") if p.strip()}, threads)
 
     machine = basic_machine_info()
+    machine["first_touch_GBps"] = back_memory()
     contention = CpuContention()
     print(f"bench_softmax{' --quick' if args.quick else ''}: {len(cases)} cases, peers run in this process")
     records = []
