@@ -292,7 +292,7 @@ def back_memory(nbytes: int = 2**30) -> float:
     On a freshly booted VM the hypervisor backs guest memory on first touch: measured at
     0.35 GB/s on the 2-core Zen 5 VM (18 GiB in 51 s), against ~20 GB/s for a page fault on
     memory it already backs.  Without this, whichever case runs first pays for it in its
-    64 MiB outputs (softmax 4096x4096 took 12-33 ms instead of 6).  The kernel reuses the
+    64 MiB outputs (softmax 4096x4096 took 11-33 ms instead of 6).  The kernel reuses the
     freed pages for the outputs that follow.
     """
     start = time.perf_counter()
