@@ -1,0 +1,62 @@
+"""The float64 block sum of the softmax kernels (``softmax._accumulate`` on float64 exps).
+
+Each block of at most ``_BLOCK`` terms in [0, 1] is split against a fixed power of two so that
+its high parts add up exactly in any order and its low parts with an error below 2**-78; the
+blocks are then combined with a compensated sum.  The result must therefore be the exact sum
+rounded once: these tests compare it with ``math.fsum`` (correctly rounded) and allow 1 ulp,
+where a plain vectorised float64 sum is off by several ulp on the same data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from softmaxkit._kernels import softmax as kernels  # noqa: E402
+
+
+@numba.njit(cache=False)
+def _blocked_sum(y):
+    total = 0.0
+    compensation = 0.0
+    for start in range(0, y.size, kernels._BLOCK):
+        total, compensation = kernels._accumulate(total, compensation, y[start : start + kernels._BLOCK])
+    return total + compensation
+
+
+def _ulps_off(got: float, exact: float) -> float:
+    return abs(got - exact) / math.ulp(exact)
+
+
+@pytest.mark.parametrize("n", [1, 7, 511, 512, 513, 4096, 100_003])
+def test_float64_block_sum_is_the_rounded_exact_sum(n, rng):
+    for scale in (0.5, 3.0, 30.0):
+        y = np.exp(-np.abs(rng.standard_normal(n)) * scale)
+        y[rng.integers(0, n)] = 1.0  # a softmax row always has its max's term, exactly 1
+        assert _ulps_off(_blocked_sum(y), math.fsum(y)) <= 1.0
+
+
+def test_float64_block_sum_where_a_plain_sum_drifts(rng):
+    # many terms just below 1 and tiny ones: each addition of a plain running sum rounds
+    y = np.concatenate([1.0 - rng.random(50_000) * 2**-30, rng.random(50_000) * 1e-12, [1.0]])
+    rng.shuffle(y)
+    exact = math.fsum(y)
+    assert _ulps_off(_blocked_sum(y), exact) <= 1.0
+    plain = 0.0
+    for value in y:
+        plain += value
+    assert _ulps_off(plain, exact) > 1.0  # the data is hard enough to tell the two apart
+
+
+def test_float64_block_sum_of_extremes():
+    ones = np.ones(kernels._BLOCK)  # the largest block sum the split must hold exactly
+    assert _blocked_sum(ones) == float(kernels._BLOCK)
+    assert _blocked_sum(np.ones(3 * kernels._BLOCK + 5)) == 3 * kernels._BLOCK + 5
+    tiny = np.array([1.0, 5e-324, 1e-300, 2**-60])  # below the split's unit: kept in the low part
+    assert _blocked_sum(tiny) == math.fsum(tiny)
+    assert _blocked_sum(np.array([1e-300, 1e-310])) == math.fsum([1e-300, 1e-310])
+    assert _blocked_sum(np.zeros(9)) == 0.0
