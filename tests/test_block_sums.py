@@ -60,3 +60,12 @@ def test_float64_block_sum_of_extremes():
     assert _blocked_sum(tiny) == math.fsum(tiny)
     assert _blocked_sum(np.array([1e-300, 1e-310])) == math.fsum([1e-300, 1e-310])
     assert _blocked_sum(np.zeros(9)) == 0.0
+
+
+def test_float64_block_sum_keeps_terms_below_the_leading_ulp():
+    # 1 followed by 511 terms of 2**-54: each is lost when added to 1 alone (a plain sum, or the
+    # split folded away by ``reassoc``, drops those in the accumulator that holds the 1 and is
+    # ulps off); the split keeps them all in the low part and rounds once.
+    y = np.concatenate([[1.0], np.full(kernels._BLOCK - 1, 2.0**-54)])
+    assert _blocked_sum(y) == math.fsum(y)
+    assert _blocked_sum(y[::-1].copy()) == math.fsum(y)
