@@ -938,13 +938,20 @@ def test_set_and_get_num_threads(rng):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("workers", [None, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_column_kernel_with_many_blocks(fn, dtype, rng, monkeypatch):
+def test_column_kernel_with_many_blocks(fn, dtype, workers, rng, monkeypatch):
     # Shrink the block so that (3, 40, 100) over axis 1 runs as 7 blocks per outer index, the
     # last one partial, and check the stitched result (and logsumexp's) against the reference.
+    # Each worker reuses one set of scratch arrays for all its blocks (serially: one worker for
+    # all 21 blocks; in parallel, 3 workers of 7 blocks each, a partial block among them).
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * np.dtype(dtype).itemsize)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
+    if workers is not None:
+        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
     assert _numpy_backend.column_block_width(40, 100, np.dtype(dtype).itemsize) == 16
     f, ref, is_log = fn
     x = (rng.standard_normal((3, 40, 100)) * 4).astype(dtype)

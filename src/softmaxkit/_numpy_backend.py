@@ -28,10 +28,16 @@ PARALLEL_MIN_ELEMENTS = 1 << 15
 # Rows longer than this are split into chunks of SPLIT_CHUNK elements processed in parallel.
 SPLIT_MIN_LENGTH = 1 << 16
 SPLIT_CHUNK = 1 << 14
-# Column blocks: a block's K x width slab of input and output is about this many bytes.  Measured
-# (parallel, float32, 2 cores) with 128 KiB / 1 MiB: 4x21x65536 7.0-7.3 / 6.1-6.3 ms, 8x256x4096
-# 14-21 / 12-14 ms, 2x1000x8192 170 / 42-45 ms (narrow blocks touch one cache line per row).
-COLUMN_BLOCK_BYTES = 1 << 20
+# Column blocks: a block's K x width slab of input and output is about COLUMN_BLOCK_BYTES, and a
+# block is at least COLUMN_MIN_BLOCK_WIDTH columns wide (narrower blocks touch one or two cache
+# lines per row and pay the per-row loop overheads on a handful of vectors).  Measured on Zen 5
+# (float32, out=, 2 threads, median of 75 calls interleaved), 1 MiB / 512 KiB / 512 KiB with at
+# least 128 columns: 4x21x65536 2.02 / 1.89 / 1.84 ms (widths 6240 / 3120 / 3120: at 1 MiB the
+# slab overflows the 1 MiB L2), 8x256x4096 3.83 / 3.77 / 3.82 (512 / 256 / 256 columns),
+# 16x64x8192 2.80 / 2.77 / 2.76, 2x1000x8192 9.47 / 10.9 / 9.53 ms (128 / 64 / 128 columns).
+# For large K the minimum decides: 1x10000x2048 at least 16 / 64 / 128 columns 55 / 20 / 18 ms.
+COLUMN_BLOCK_BYTES = 1 << 19
+COLUMN_MIN_BLOCK_WIDTH = 128
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
 
@@ -268,14 +274,14 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     if parallel:
-        k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
+        k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block, num_threads())
     else:
         k.softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
     width = COLUMN_BLOCK_BYTES // (2 * n_k * itemsize)
-    width = max(COLUMN_MIN_WIDTH, width - width % COLUMN_MIN_WIDTH)
+    width = max(COLUMN_MIN_BLOCK_WIDTH, width - width % COLUMN_MIN_WIDTH)
     return min(inner, width)
 
 
@@ -338,7 +344,7 @@ def logsumexp(
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
         if parallel:
-            k.logsumexp_columns_parallel(x3, mask3, res2, block_width)
+            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, num_threads())
         else:
             k.logsumexp_columns_serial(x3, mask3, res2, block_width)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
