@@ -736,12 +736,50 @@ def _column_scratch(x3, width):
     )
 
 
+# The max pass reads the slab from memory (the later passes find it in L2).  Unmasked, it takes
+# eight rows per loop (then four, then one): more streams in flight, and the state loaded and
+# stored once per eight rows.  NCHW 4x21x65536 out=, 2 threads, Zen 5, interleaved medians: one
+# row at a time 1.83-2.15 ms, four 1.79-2.11, eight 1.71-2.01.  Prefetching row k + 1 while row
+# k is scanned makes the read-only pass faster (0.51 -> 0.36 ms) but the kernel slower (2.15 ->
+# 2.29 ms).
+
+
 @njit(cache=True)
 def _column_block_max(x3, mask3, o, j0, j1, sign, m):
     """``m[:] = `` the per-column max of block ``o``, columns ``j0:j1``."""
     m[:] = cast_like(-np.inf, x3)
-    for k in range(x3.shape[1]):
+    n_k = x3.shape[1]
+    k = 0
+    if mask3 is None:
+        # (row by row: a 2-d slice x3[o, k:k+8, j0:j1] has layout "A" and its rows do not vectorise)
+        while k + 8 <= n_k:
+            _accumulate_max8(
+                m, x3[o, k, j0:j1], x3[o, k + 1, j0:j1], x3[o, k + 2, j0:j1], x3[o, k + 3, j0:j1],
+                x3[o, k + 4, j0:j1], x3[o, k + 5, j0:j1], x3[o, k + 6, j0:j1], x3[o, k + 7, j0:j1], sign,
+            )
+            k += 8
+        if k + 4 <= n_k:
+            _accumulate_max4(m, x3[o, k, j0:j1], x3[o, k + 1, j0:j1], x3[o, k + 2, j0:j1], x3[o, k + 3, j0:j1], sign)
+            k += 4
+    for k in range(k, n_k):
         _accumulate_max(m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign)
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _accumulate_max8(m, a, b, c, d, e, f, g, h, sign):
+    for j in range(m.size):
+        ab = nan_max(signed(a[j], sign), signed(b[j], sign))
+        cd = nan_max(signed(c[j], sign), signed(d[j], sign))
+        ef = nan_max(signed(e[j], sign), signed(f[j], sign))
+        gh = nan_max(signed(g[j], sign), signed(h[j], sign))
+        m[j] = nan_max(nan_max(ab, cd), nan_max(nan_max(ef, gh), m[j]))
+
+
+@njit(fastmath=REDUCTION, cache=True)
+def _accumulate_max4(m, a, b, c, d, sign):
+    for j in range(m.size):
+        ab = nan_max(signed(a[j], sign), signed(b[j], sign))
+        m[j] = nan_max(ab, nan_max(nan_max(signed(c[j], sign), signed(d[j], sign)), m[j]))
 
 
 @njit(fastmath=REDUCTION, cache=True)
