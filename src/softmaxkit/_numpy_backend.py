@@ -273,10 +273,13 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
+    log = mode == MODE_LOG_SOFTMAX
     if parallel:
-        k.softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block, num_threads())
+        run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
+        run(x3, out3, mask3, sign, t_hi, t_lo, block, num_threads())
     else:
-        k.softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block)
+        run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
+        run(x3, out3, mask3, sign, t_hi, t_lo, block)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:

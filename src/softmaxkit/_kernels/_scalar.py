@@ -128,20 +128,6 @@ def _target_overload(x, out):
     return lambda x, out: out
 
 
-def is_float64(array):
-    """True for a float64 array, as a compile-time constant (numba only)."""
-    raise NotImplementedError("is_float64 is callable from numba-compiled code only")
-
-
-@overload(is_float64)
-def _is_float64_overload(array):
-    # ``None if out is None else out[r]`` types as Optional(array) when ``out`` is an array.
-    if isinstance(array, types.Optional):
-        array = array.type
-    result = isinstance(array, types.Array) and array.dtype == types.float64
-    return lambda array: result
-
-
 @njit(fastmath=ORDERED, cache=True)
 def _exp_of_double_word(hi, lo):
     """``exp(hi + lo)`` for ``|lo| <= ulp(hi)/2``: libm's exp of ``hi`` (within about 0.5 ulp,

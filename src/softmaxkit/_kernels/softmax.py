@@ -48,7 +48,6 @@ from ._scalar import (
     cast_like,
     compensated_add,
     exp_of_difference,
-    is_float64,
     pair_like,
     shifted_exp,
     shifted_log_probability,
@@ -830,15 +829,19 @@ def _add_float32(total, terms):
         total[j] += np.float64(terms[j])
 
 
-@njit(cache=True)
 def _add_widened(total, compensation, terms):
     """Per column ``total (+ compensation) += terms``.  float64 terms need the TwoSum (a plain
     running sum over K rows errs by ~K/2 ulp); float32 terms summed in float64 err by ~K * 2**-53,
-    far below a float32 ulp, so they skip it (measured ~15% of the NCHW column kernel)."""
-    if is_float64(terms):
-        _add_compensated(total, compensation, terms)
-    else:
-        _add_float32(total, terms)
+    far below a float32 ulp, so they skip it (measured ~15% of the NCHW column kernel).
+    (numba only; chosen at typing time, so each dtype compiles one loop.)"""
+    raise NotImplementedError("_add_widened is callable from numba-compiled code only")
+
+
+@overload(_add_widened)
+def _add_widened_overload(total, compensation, terms):
+    if terms.dtype == types.float64:
+        return lambda total, compensation, terms: _add_compensated(total, compensation, terms)
+    return lambda total, compensation, terms: _add_float32(total, terms)
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -866,12 +869,32 @@ def _accumulate_exp_rows(s, s_comp, m, x3, out3, mask3, sign, t_hi, t_lo, o, k0,
             x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
             None if mask3 is None else mask3[o, k, j0:j1], sign, m, t_hi, t_lo, False,
         )
-    y3 = target(x3, out3)
-    if k1 - k0 == 4 and not is_float64(y3):
-        _add_float32_rows(s, y3[o, k0, j0:j1], y3[o, k0 + 1, j0:j1], y3[o, k0 + 2, j0:j1], y3[o, k0 + 3, j0:j1])
-    else:
-        for k in range(k0, k1):
-            _add_widened(s, s_comp, y3[o, k, j0:j1])
+    _add_rows(s, s_comp, target(x3, out3), o, k0, k1, j0, j1)
+
+
+def _add_rows(s, s_comp, y3, o, k0, k1, j0, j1):
+    """Add rows ``k0:k1`` (at most 4) of ``y3[o, :, j0:j1]`` to the per-column sums (numba only)."""
+    raise NotImplementedError("_add_rows is callable from numba-compiled code only")
+
+
+@overload(_add_rows)
+def _add_rows_overload(s, s_comp, y3, o, k0, k1, j0, j1):
+    if y3.dtype == types.float64:
+
+        def add_compensated(s, s_comp, y3, o, k0, k1, j0, j1):
+            for k in range(k0, k1):
+                _add_compensated(s, s_comp, y3[o, k, j0:j1])
+
+        return add_compensated
+
+    def add_float32(s, s_comp, y3, o, k0, k1, j0, j1):
+        if k1 - k0 == 4:
+            _add_float32_rows(s, y3[o, k0, j0:j1], y3[o, k0 + 1, j0:j1], y3[o, k0 + 2, j0:j1], y3[o, k0 + 3, j0:j1])
+        else:
+            for k in range(k0, k1):
+                _add_float32(s, y3[o, k, j0:j1])
+
+    return add_float32
 
 
 @njit(cache=True)
@@ -907,23 +930,31 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
     """Columns of the block whose max ``m`` is not finite get their limits from the scalar path,
     computed before the vector passes (which, in place, overwrite the input) and written back
     after them by ``_write_column_limits``.  The vector passes see a finite stand-in max (0) for
-    them, so they stay cheap and NaN-free.  Returns ``(columns, values)``, empty if none."""
+    them, so they stay cheap and NaN-free.  Returns ``(columns, values)``, empty if none.
+
+    (Element loops, not ``values[:, n] = result``: a slice assignment compiles numba's
+    shape-mismatch error formatting, seconds of a cold first call.)"""
     n_special = 0
     for j in range(m.size):
         if not math.isfinite(m[j]):
             n_special += 1
     columns = np.empty(n_special, np.intp)
-    values = np.empty((x3.shape[1] if n_special else 0, n_special), x3.dtype)
+    values = np.empty((x3.shape[1], n_special), x3.dtype)
     if n_special == 0:
         return columns, values
+    column = np.empty(x3.shape[1], x3.dtype)
+    mask_column = np.empty(x3.shape[1], np.bool_)
+    result = np.empty(x3.shape[1], x3.dtype)
     n_special = 0
     for j in range(m.size):
         if not math.isfinite(m[j]):
-            column = np.ascontiguousarray(x3[o, :, j0 + j])
-            mask_column = None if mask3 is None else np.ascontiguousarray(mask3[o, :, j0 + j])
-            result = np.empty_like(column)
-            slice_special(column, result, mask_column, sign, m[j], mode)
-            values[:, n_special] = result
+            for k in range(x3.shape[1]):
+                column[k] = x3[o, k, j0 + j]
+                if mask3 is not None:
+                    mask_column[k] = mask3[o, k, j0 + j]
+            slice_special(column, result, None if mask3 is None else mask_column, sign, m[j], mode)
+            for k in range(x3.shape[1]):
+                values[k, n_special] = result[k]
             columns[n_special] = j0 + j
             n_special += 1
             m[j] = 0.0
@@ -931,56 +962,80 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
 
 
 @njit(cache=True)
-def _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1, scratch):
-    """softmax/log_softmax over K of the columns ``j0:j1`` of block ``o``."""
+def _write_column_limits(y3, o, columns, values):
+    for c in range(columns.size):
+        for k in range(values.shape[0]):
+            y3[o, k, columns[c]] = values[k, c]
+
+
+# One block function and one pair of drivers per function, as for rows: a runtime ``mode``
+# would compile both functions' loops into every call's first use.
+
+
+@njit(cache=True)
+def _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch):
+    """softmax over K of the columns ``j0:j1`` of block ``o``."""
     n_k = x3.shape[1]
     w = j1 - j0
-    m_all, total_all, compensation_all, count_all, hi_all, lo_all, buffer_all = scratch
+    m_all, total_all, compensation_all, _, hi_all, lo_all, _ = scratch
     m = m_all[:w]
     total = total_all[:w]
     compensation = compensation_all[:w]
-    hi = hi_all[:w]
-    lo = lo_all[:w]
+    inv_s_hi = hi_all[:w]
+    inv_s_lo = lo_all[:w]
     _column_block_max(x3, mask3, o, j0, j1, sign, m)
-    special_columns, special_values = _column_limits(x3, mask3, sign, mode, o, j0, m)
+    special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, m)
     total[:] = 0.0
     compensation[:] = 0.0
-    if mode == _MODE_LOG_SOFTMAX:
-        count = count_all[:w]
-        buffer = buffer_all[:w]
-        count[:] = 0.0
-        for k in range(n_k):
-            _accumulate_log_stats(
-                total, compensation, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1],
-                sign, t_hi, t_lo, buffer,
-            )
-        for j in range(w):
-            hi[j], lo[j] = pair_like(log_of_sum(total[j] + compensation[j], max(count[j], 1.0)), 0.0, x3)
-        for k in range(n_k):
-            _log_softmax_row(
-                x3[o, k, j0:j1],
-                None if out3 is None else out3[o, k, j0:j1],
-                None if mask3 is None else mask3[o, k, j0:j1],
-                sign,
-                m,
-                t_hi,
-                t_lo,
-                hi,
-                lo,
-            )
-    else:
-        for k in range(0, n_k, 4):
-            _accumulate_exp_rows(
-                total, compensation, m, x3, out3, mask3, sign, t_hi, t_lo, o, k, min(n_k, k + 4), j0, j1
-            )
-        for j in range(w):
-            s = total[j] + compensation[j]
-            hi[j], lo[j] = pair_like(1.0 / s if s > 0.0 else 0.0, 0.0, x3)
-        for k in range(n_k):
-            _scale_row(target(x3, out3)[o, k, j0:j1], hi, lo)
+    for k in range(0, n_k, 4):
+        _accumulate_exp_rows(total, compensation, m, x3, out3, mask3, sign, t_hi, t_lo, o, k, min(n_k, k + 4), j0, j1)
+    for j in range(w):
+        s = total[j] + compensation[j]
+        inv_s_hi[j], inv_s_lo[j] = pair_like(1.0 / s if s > 0.0 else 0.0, 0.0, x3)
     y3 = target(x3, out3)
-    for c in range(special_columns.size):
-        y3[o, :, special_columns[c]] = special_values[:, c]
+    for k in range(n_k):
+        _scale_row(y3[o, k, j0:j1], inv_s_hi, inv_s_lo)
+    _write_column_limits(y3, o, special_columns, special_values)
+
+
+@njit(cache=True)
+def _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch):
+    """log_softmax over K of the columns ``j0:j1`` of block ``o``."""
+    n_k = x3.shape[1]
+    w = j1 - j0
+    m_all, rest_all, rest_comp_all, count_all, hi_all, lo_all, buffer_all = scratch
+    m = m_all[:w]
+    rest = rest_all[:w]
+    rest_comp = rest_comp_all[:w]
+    count = count_all[:w]
+    log_sum_hi = hi_all[:w]
+    log_sum_lo = lo_all[:w]
+    buffer = buffer_all[:w]
+    _column_block_max(x3, mask3, o, j0, j1, sign, m)
+    special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, m)
+    rest[:] = 0.0
+    rest_comp[:] = 0.0
+    count[:] = 0.0
+    for k in range(n_k):
+        _accumulate_log_stats(
+            rest, rest_comp, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1],
+            sign, t_hi, t_lo, buffer,
+        )
+    for j in range(w):
+        log_sum_hi[j], log_sum_lo[j] = pair_like(log_of_sum(rest[j] + rest_comp[j], max(count[j], 1.0)), 0.0, x3)
+    for k in range(n_k):
+        _log_softmax_row(
+            x3[o, k, j0:j1],
+            None if out3 is None else out3[o, k, j0:j1],
+            None if mask3 is None else mask3[o, k, j0:j1],
+            sign,
+            m,
+            t_hi,
+            t_lo,
+            log_sum_hi,
+            log_sum_lo,
+        )
+    _write_column_limits(target(x3, out3), o, special_columns, special_values)
 
 
 @njit(cache=True)
@@ -1024,30 +1079,49 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 
 @njit(cache=True)
-def _softmax_column_range(x3, out3, mask3, sign, t_hi, t_lo, mode, block, first, stop):
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
-    per_outer = (x3.shape[2] + block - 1) // block
-    for w in range(first, stop):
-        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _softmax_column_block(x3, out3, mask3, sign, t_hi, t_lo, mode, o, j0, j1, scratch)
-
-
-@njit(cache=True)
-def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, mode, block):
+def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
-    _softmax_column_range(x3, out3, mask3, sign, t_hi, t_lo, mode, block, 0, n_blocks)
+    per_outer = (x3.shape[2] + block - 1) // block
+    scratch = _column_scratch(x3, min(block, x3.shape[2]))
+    for w in range(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
 
 
 @njit(cache=True, parallel=True)
-def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, mode, block, threads):
+def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
+    per_outer = (x3.shape[2] + block - 1) // block
+    n_blocks = x3.shape[0] * per_outer
     workers = min(n_blocks, threads)
     for t in prange(workers):
-        _softmax_column_range(
-            x3, out3, mask3, sign, t_hi, t_lo, mode, block, t * n_blocks // workers, (t + 1) * n_blocks // workers
-        )
+        scratch = _column_scratch(x3, min(block, x3.shape[2]))
+        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
+            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+            _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+
+
+@njit(cache=True)
+def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    per_outer = (x3.shape[2] + block - 1) // block
+    scratch = _column_scratch(x3, min(block, x3.shape[2]))
+    for w in range(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+
+
+@njit(cache=True, parallel=True)
+def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    per_outer = (x3.shape[2] + block - 1) // block
+    n_blocks = x3.shape[0] * per_outer
+    workers = min(n_blocks, threads)
+    for t in prange(workers):
+        scratch = _column_scratch(x3, min(block, x3.shape[2]))
+        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
+            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+            _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
 
 
 @njit(cache=True)
