@@ -269,6 +269,26 @@ def test_logsumexp_keeps_the_4e_18_tail():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_column_kernels_keep_tiny_tails(dtype):
+    # The same tails over axis 0 of 40 columns (the column kernels, which take one vectorised
+    # log1p per column): logsumexp log(1 + exp(-d)) and log_softmax -log(1 + exp(-d)) at the max,
+    # -d - log(1 + exp(-d)) below it.  d = 40 in float64, 20 in float32 (exp(-40) is below a
+    # float32 ulp of 1 but representable; the tail must survive either way).
+    d = 40.0 if dtype == np.float64 else 20.0
+    x = np.zeros((3, 40), dtype)
+    x[1] = -d
+    x[2] = -np.inf
+    tail = mp_to_longdouble([logsumexp_mpmath([0.0, -d])]).reshape(())
+    lse = np.asarray(sk.logsumexp(x, axis=0))
+    assert (lse > 0).all()
+    assert_ulps(lse, np.full(40, tail), 4, what="column logsumexp tail")  # plain ulps: no floor
+    lsm = sk.log_softmax(x, axis=0)
+    assert_ulps(lsm[0], np.full(40, -tail), 4, what="column log_softmax at the max")
+    assert_ulps(lsm[1], np.full(40, -d - tail), 4, what="column log_softmax below the max")
+    assert (lsm[2] == -np.inf).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_logsumexp_with_positive_weights_within_4_ulp(dtype, rng):
     x = _rows("normal10", dtype, rng, shape=(30, 50))
     b = rng.uniform(0.5, 2.0, x.shape).astype(dtype)

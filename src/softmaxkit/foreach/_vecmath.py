@@ -10,7 +10,7 @@ Methods
 -------
 log1p, log, log2, log10
     fdlibm/musl ``log1p``: ``u = 1 + x`` is split as ``u = m * 2**k`` with ``m`` in
-    ``[sqrt(2)/2, sqrt(2))`` by integer arithmetic on the bits (:func:`log_reduce`), the rounding
+    ``[sqrt(2)/2, sqrt(2))`` by integer arithmetic on the bits (``softmaxkit._kernels._log.log_reduce``), the rounding
     error of ``1 + x`` is carried as ``c = err / u`` (Fast2Sum), and ``log(m)`` comes from
     ``s = f / (2 + f)``, ``f = m - 1``, ``log(m) = 2 atanh(s)`` with a minimax polynomial in ``s**2``
     (4 terms for float32, 7 for float64).  When ``k == 0`` the argument is used as ``f`` directly,
@@ -42,81 +42,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from .._kernels._exp import exp_hilo_f32, exp_hilo_f64
 from .._kernels._fastmath import ORDERED
 from .._kernels._intrinsics import pow2_of_integral
+from .._kernels._log import (  # noqa: F401  (log/log1p are part of this module's interface)
+    _log_parts_f32,
+    _log_parts_f64,
+    _log_specials,
+    log1p_f32,
+    log1p_f64,
+    log_f32,
+    log_f64,
+)
 
 F32 = np.float32
 
 _JIT = {"fastmath": ORDERED, "error_model": "numpy", "cache": True}
 
 
-@intrinsic
-def log_reduce(typingctx, u):
-    """``(m, k)`` with ``u = m * 2**k``, ``m`` in ``[sqrt(2)/2, sqrt(2))``, ``k`` as a float.
-
-    Valid for positive normal finite ``u``; other inputs give garbage that callers select away.
-    Integer arithmetic is done at the float's own width so the loop keeps its vector width.
-    """
-    if not isinstance(u, types.Float):
-        return None
-
-    def codegen(context, builder, signature, args):
-        llty = context.get_value_type(signature.args[0])
-        if llty == ir.FloatType():
-            ity, one, sqrt_half, shift, bias, mask = (
-                ir.IntType(32),
-                0x3F800000,
-                0x3F3504F3,
-                23,
-                127,
-                (1 << 23) - 1,
-            )
-        else:
-            ity, one, sqrt_half, shift, bias, mask = (
-                ir.IntType(64),
-                0x3FF0000000000000,
-                0x3FE6A09E667F3BCD,
-                52,
-                1023,
-                (1 << 52) - 1,
-            )
-        bits = builder.bitcast(args[0], ity)
-        # Adding (1.0 - sqrt(2)/2) in bit space moves the exponent boundary to sqrt(2)/2.
-        bits = builder.add(bits, ir.Constant(ity, one - sqrt_half))
-        k = builder.sub(builder.ashr(bits, ir.Constant(ity, shift)), ir.Constant(ity, bias))
-        kf = builder.sitofp(k, llty)
-        mbits = builder.add(builder.and_(bits, ir.Constant(ity, mask)), ir.Constant(ity, sqrt_half))
-        m = builder.bitcast(mbits, llty)
-        return context.make_tuple(builder, signature.return_type, [m, kf])
-
-    return types.UniTuple(u, 2)(u), codegen
-
-
 # ------------------------------------------------------------------------------------------------
-# log family
-
-# musl logf/log1pf (float32) and fdlibm log/log1p (float64) constants.
-_LN2_HI_F32 = F32(6.9313812256e-01)
-_LN2_LO_F32 = F32(9.0580006145e-06)
-_LG1_F32 = F32(0.66666662693)
-_LG2_F32 = F32(0.40000972152)
-_LG3_F32 = F32(0.28498786688)
-_LG4_F32 = F32(0.24279078841)
-
-_LN2_HI_F64 = 6.93147180369123816490e-01
-_LN2_LO_F64 = 1.90821492927058770002e-10
-_LG1_F64 = 6.666666666666735130e-01
-_LG2_F64 = 3.999999999940941908e-01
-_LG3_F64 = 2.857142874366239149e-01
-_LG4_F64 = 2.222219843214978396e-01
-_LG5_F64 = 1.818357216161805012e-01
-_LG6_F64 = 1.531383769920937332e-01
-_LG7_F64 = 1.479819860511658591e-01
+# log family: log and log1p live in softmaxkit._kernels._log (the column kernels use them too)
 
 _INV_LN2_F64 = 1.4426950408889634
 _INV_LN2_HI_F64 = 1.44269504072144627571e00  # 33 bits, as in fdlibm log2
@@ -125,132 +72,6 @@ _INV_LN10_HI_F64 = 4.34294481878168880939e-01  # fdlibm log10
 _INV_LN10_LO_F64 = 2.50829467116452752298e-11
 _LOG10_2_HI_F64 = 3.01029995663611771306e-01
 _LOG10_2_LO_F64 = 3.69423907715893078616e-13
-
-
-@njit(**_JIT)
-def _log_poly_f32(f):
-    """``(hfsq, tail)`` with ``log(1 + f) = f - hfsq + tail``, for ``f`` in ``[-0.293, 0.414]``."""
-    s = f / (F32(2.0) + f)
-    z = s * s
-    w = z * z
-    r = z * (_LG1_F32 + w * _LG3_F32) + w * (_LG2_F32 + w * _LG4_F32)
-    hfsq = F32(0.5) * f * f
-    return hfsq, s * (hfsq + r)
-
-
-@njit(**_JIT)
-def _log_poly_f64(f):
-    """``(hfsq, tail)`` with ``log(1 + f) = f - hfsq + tail``, for ``f`` in ``[-0.293, 0.414]``."""
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2_F64 + w * (_LG4_F64 + w * _LG6_F64))
-    t2 = z * (_LG1_F64 + w * (_LG3_F64 + w * (_LG5_F64 + w * _LG7_F64)))
-    hfsq = 0.5 * f * f
-    return hfsq, s * (hfsq + (t1 + t2))
-
-
-@njit(**_JIT)
-def log1p_f32(x):
-    """``log(1 + x)`` for float32; see the module docstring."""
-    one = F32(1.0)
-    u = one + x
-    m, dk = log_reduce(u)
-    # Fast2Sum residual of 1 + x, ordered by magnitude, divided by u: log(u + err) ~ log(u) + err/u.
-    c = (one - (u - x)) if dk >= F32(2.0) else (x - (u - one))
-    c = c / u
-    f = m - one
-    if dk == F32(0.0):
-        f = x
-        c = F32(0.0)
-    hfsq, tail = _log_poly_f32(f)
-    y = tail + (dk * _LN2_LO_F32 + c) - hfsq + f + dk * _LN2_HI_F32
-    if abs(x) < F32(2.0**-24):
-        y = x  # log1p(x) = x to working precision; keeps -0.0 and subnormals
-    if x == F32(np.inf):
-        y = x
-    if x == F32(-1.0):
-        y = F32(-np.inf)
-    if not (x >= F32(-1.0)):  # x < -1 or NaN
-        y = F32(np.nan)
-    return y
-
-
-@njit(**_JIT)
-def log1p_f64(x):
-    """``log(1 + x)`` for float64; see the module docstring."""
-    u = 1.0 + x
-    m, dk = log_reduce(u)
-    c = (1.0 - (u - x)) if dk >= 2.0 else (x - (u - 1.0))
-    c = c / u
-    f = m - 1.0
-    if dk == 0.0:
-        f = x
-        c = 0.0
-    hfsq, tail = _log_poly_f64(f)
-    y = tail + (dk * _LN2_LO_F64 + c) - hfsq + f + dk * _LN2_HI_F64
-    if abs(x) < 2.0**-54:
-        y = x
-    if x == np.inf:
-        y = x
-    if x == -1.0:
-        y = -np.inf
-    if not (x >= -1.0):
-        y = np.nan
-    return y
-
-
-@njit(**_JIT)
-def _log_parts_f32(x):
-    """``(dk, f, hfsq, tail)`` with ``log(x) = dk ln2 + f - hfsq + tail``; subnormals rescaled."""
-    sub = x < F32(1.1754944e-38)
-    xs = x * F32(2.0**25) if sub else x
-    m, dk = log_reduce(xs)
-    if sub:
-        dk = dk - F32(25.0)
-    f = m - F32(1.0)
-    hfsq, tail = _log_poly_f32(f)
-    return dk, f, hfsq, tail
-
-
-@njit(**_JIT)
-def _log_parts_f64(x):
-    sub = x < 2.2250738585072014e-308
-    xs = x * 2.0**54 if sub else x
-    m, dk = log_reduce(xs)
-    if sub:
-        dk = dk - 54.0
-    f = m - 1.0
-    hfsq, tail = _log_poly_f64(f)
-    return dk, f, hfsq, tail
-
-
-@njit(**_JIT)
-def _log_specials(x, y):
-    """The IEEE special cases shared by log, log2 and log10."""
-    if x == 0:
-        y = -np.inf
-    if x == np.inf:
-        y = x
-    if not (x >= 0):  # x < 0 or NaN
-        y = np.nan
-    return y
-
-
-@njit(**_JIT)
-def log_f32(x):
-    """Natural log for float32."""
-    dk, f, hfsq, tail = _log_parts_f32(x)
-    y = dk * _LN2_HI_F32 + (f - (hfsq - (tail + dk * _LN2_LO_F32)))
-    return F32(_log_specials(x, y))
-
-
-@njit(**_JIT)
-def log_f64(x):
-    """Natural log for float64."""
-    dk, f, hfsq, tail = _log_parts_f64(x)
-    y = dk * _LN2_HI_F64 + (f - (hfsq - (tail + dk * _LN2_LO_F64)))
-    return _log_specials(x, y)
 
 
 @njit(**_JIT)
