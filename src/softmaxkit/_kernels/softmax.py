@@ -755,6 +755,13 @@ def _column_scratch(x3, width):
 
 
 @njit(cache=True)
+def _column_state(scratch, width):
+    """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
+    m, total, compensation, count, hi, lo, buffer = scratch
+    return m[:width], total[:width], compensation[:width], count[:width], hi[:width], lo[:width], buffer[:width]
+
+
+@njit(cache=True)
 def _column_block_max(x3, mask3, o, j0, j1, sign, m):
     """``m[:] = `` the per-column max of block ``o``, columns ``j0:j1``."""
     m[:] = cast_like(-np.inf, x3)
@@ -1039,12 +1046,7 @@ def _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, sc
     """softmax over K of the columns ``j0:j1`` of block ``o``."""
     n_k = x3.shape[1]
     w = j1 - j0
-    m_all, total_all, compensation_all, _, hi_all, lo_all, _ = scratch
-    m = m_all[:w]
-    total = total_all[:w]
-    compensation = compensation_all[:w]
-    inv_s_hi = hi_all[:w]
-    inv_s_lo = lo_all[:w]
+    m, total, compensation, _, inv_s_hi, inv_s_lo, _ = _column_state(scratch, w)
     _column_block_max(x3, mask3, o, j0, j1, sign, m)
     special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, m)
     total[:] = 0.0
@@ -1064,15 +1066,7 @@ def _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, sc
 def _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``."""
     n_k = x3.shape[1]
-    w = j1 - j0
-    m_all, rest_all, rest_comp_all, count_all, hi_all, lo_all, buffer_all = scratch
-    m = m_all[:w]
-    rest = rest_all[:w]
-    rest_comp = rest_comp_all[:w]
-    count = count_all[:w]
-    hi = hi_all[:w]
-    lo = lo_all[:w]
-    buffer = buffer_all[:w]
+    m, rest, rest_comp, count, hi, lo, buffer = _column_state(scratch, j1 - j0)
     _column_block_max(x3, mask3, o, j0, j1, sign, m)
     special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, m)
     rest[:] = 0.0
@@ -1091,13 +1085,7 @@ def _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1
 @njit(cache=True)
 def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
     w = j1 - j0
-    m_all, rest_all, rest_comp_all, count_all, finite_m_all, _, buffer_all = scratch
-    m = m_all[:w]
-    finite_m = finite_m_all[:w]
-    rest = rest_all[:w]
-    rest_comp = rest_comp_all[:w]
-    count = count_all[:w]
-    buffer = buffer_all[:w]
+    m, rest, rest_comp, count, finite_m, _, buffer = _column_state(scratch, w)
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
