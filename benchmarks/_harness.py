@@ -49,11 +49,17 @@ class TimingPlan:
     # (8.4 ms with no torch in the process).
     rounds: int = 10
     settle_s: float = 0.05
+    # After each pause every callable runs unmeasured for this long (at least one call) before
+    # its samples: on the Zen 5 VM the first ~20 calls after any pause run slow for every
+    # callable (the copy of 32x128256: 781 against 465 us per call), so without it each burst
+    # measured the VM waking up more than the callable.  Samples thus see each callable's steady
+    # state, as in a loop of calls; the first call of all is reported separately.
+    rewarm_s: float = 0.01
 
 
 FULL_PLAN = TimingPlan()
 QUICK_PLAN = TimingPlan(
-    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3
+    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3, rewarm_s=0.005
 )
 
 
@@ -80,6 +86,13 @@ class _Calibrated:
     repeats: int
     first_call_s: float
     samples: list[float] = field(default_factory=list)
+
+    def rewarm(self, seconds: float) -> None:
+        """Call ``fn`` unmeasured for ``seconds`` (at least once)."""
+        start = time.perf_counter()
+        self.fn()
+        while time.perf_counter() - start < seconds:
+            self.fn()
 
     def sample(self) -> None:
         t0 = time.perf_counter()
@@ -167,7 +180,7 @@ def time_interleaved(
 
     The samples are taken in ``plan.rounds`` rounds; in each round every callable takes its
     share of samples in one burst, after a pause of ``plan.settle_s`` that lets the worker
-    threads of the callable before it go idle.  A burst of load from another process thus lands
+    threads of the callable before it go idle and ``plan.rewarm_s`` of unmeasured calls.  A burst of load from another process thus lands
     on all of them alike instead of on whichever ran at the time; on a shared machine this
     keeps the *ratios* far steadier than timing one callable after another.  A callable that
     raises (while warming up or sampling) gets its exception back instead of a Timing, and the
@@ -191,6 +204,7 @@ def time_interleaved(
                     continue
                 time.sleep(plan.settle_s)
                 try:
+                    c.rewarm(plan.rewarm_s)
                     for _ in range(share):
                         c.sample()
                 except Exception as exc:
