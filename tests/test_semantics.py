@@ -977,6 +977,33 @@ def test_column_max_sees_special_values_in_every_row(fn, dtype, rng):
     assert_matches(sk.logsumexp(x, axis=1), logsumexp_ref(x.astype(np.float64), 1), log=True)
 
 
+@pytest.mark.parametrize("workers", [None, 3])
+def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
+    # Blocks holding a column whose max is NaN, +inf or -inf are left untouched by the column
+    # drivers and redone by the limits kernel; in place, that must still see the original input.
+    # 7 blocks of 16 columns per outer index; specials in some blocks only.
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * 4)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
+    if workers is not None:
+        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+    f, ref, is_log = fn
+    x = (rng.standard_normal((3, 40, 100)) * 4).astype(np.float32)
+    x[0, 5, 3] = NAN
+    x[1, :, 40] = -INF
+    x[1, 7, 41] = INF
+    x[1, 9, 41] = INF
+    x[2, 0, 99] = INF
+    expected = ref(x.astype(np.float64), 1)
+    y = x.copy()
+    r = f(y, axis=1, out=y)
+    assert r is y
+    assert_matches(y, expected, log=is_log)
+    assert_matches(f(x, axis=1), expected, log=is_log)
+
+
 # --------------------------------------------------------------------------------------------
 # split rows: one row in many chunks (softmax stores chunk-local exps, then rescales them)
 # --------------------------------------------------------------------------------------------

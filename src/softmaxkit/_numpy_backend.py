@@ -276,10 +276,13 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     log = mode == MODE_LOG_SOFTMAX
     if parallel:
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
-        run(x3, out3, mask3, sign, t_hi, t_lo, block, num_threads())
+        pending = run(x3, out3, mask3, sign, t_hi, t_lo, block, num_threads())
     else:
         run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
-        run(x3, out3, mask3, sign, t_hi, t_lo, block)
+        pending = run(x3, out3, mask3, sign, t_hi, t_lo, block)
+    if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
+        limits = k.log_softmax_columns_with_limits if log else k.softmax_columns_with_limits
+        limits(x3, out3, mask3, sign, t_hi, t_lo, block, np.flatnonzero(pending))
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:

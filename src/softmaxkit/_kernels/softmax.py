@@ -886,17 +886,6 @@ def _add_float32_rows(total, a, b, c, d):
         total[j] += (np.float64(a[j]) + np.float64(b[j])) + (np.float64(c[j]) + np.float64(d[j]))
 
 
-@njit(cache=True)
-def _accumulate_exp_rows(s, s_comp, m, x3, out3, mask3, sign, t_hi, t_lo, o, k0, k1, j0, j1):
-    """Rows ``k0:k1`` (at most 4) of the block: store their exps and add them to the sums."""
-    for k in range(k0, k1):
-        _store_exp_columns(
-            x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
-            None if mask3 is None else mask3[o, k, j0:j1], sign, m, t_hi, t_lo, False,
-        )
-    _add_rows(s, s_comp, target(x3, out3), o, k0, k1, j0, j1)
-
-
 def _add_rows(s, s_comp, y3, o, k0, k1, j0, j1):
     """Add rows ``k0:k1`` (at most 4) of ``y3[o, :, j0:j1]`` to the per-column sums (numba only)."""
     raise NotImplementedError("_add_rows is callable from numba-compiled code only")
@@ -920,13 +909,6 @@ def _add_rows_overload(s, s_comp, y3, o, k0, k1, j0, j1):
                 _add_float32(s, y3[o, k, j0:j1])
 
     return add_float32
-
-
-@njit(cache=True)
-def _accumulate_log_stats(rest, rest_comp, count, m, row, mask, sign, t_hi, t_lo, buffer):
-    _store_exp_columns(row, buffer, mask, sign, m, t_hi, t_lo, True)
-    _add_widened(rest, rest_comp, buffer)
-    _add_equal_counts(count, row, mask, sign, m)
 
 
 @njit(fastmath=ORDERED, cache=True)
@@ -1044,49 +1026,60 @@ def _write_column_limits(y3, o, columns, values):
             y3[o, k, columns[c]] = values[k, c]
 
 
-# One block function and one pair of drivers per function, as for rows: a runtime ``mode``
-# would compile both functions' loops into every call's first use.
+# One pass function and one set of drivers per function, as for rows: a runtime ``mode`` would
+# compile both functions' loops into every call's first use.  Blocks holding a column whose max
+# is not finite (NaN, +inf, or no unmasked entry) are left untouched by the drivers, which return
+# a flag per block, and then go through ``*_columns_with_limits``: that path (the scalar limits)
+# is compiled only when some input needs it, which takes about 1.5 s off a cold first call
+# (numba compiles everything a function can reach, at every layer that calls it).
 
 
 @njit(cache=True)
-def _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch):
-    """softmax over K of the columns ``j0:j1`` of block ``o``."""
+def _all_finite(m):
+    for j in range(m.size):
+        if not math.isfinite(m[j]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
+    """softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max in
+    ``state``: exps stored and summed four rows at a time, then scaled by ``1/s``."""
     n_k = x3.shape[1]
-    w = j1 - j0
-    m, total, compensation, _, inv_s_hi, inv_s_lo, _ = _column_state(scratch, w)
-    _column_block_max(x3, mask3, o, j0, j1, sign, m)
-    special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, m)
+    m, total, compensation, _, inv_s_hi, inv_s_lo, _ = state
     total[:] = 0.0
     compensation[:] = 0.0
-    for k in range(0, n_k, 4):
-        _accumulate_exp_rows(total, compensation, m, x3, out3, mask3, sign, t_hi, t_lo, o, k, min(n_k, k + 4), j0, j1)
-    for j in range(w):
+    y3 = target(x3, out3)
+    for k0 in range(0, n_k, 4):
+        k1 = min(n_k, k0 + 4)
+        for k in range(k0, k1):
+            _store_exp_columns(
+                x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
+                None if mask3 is None else mask3[o, k, j0:j1], sign, m, t_hi, t_lo, False,
+            )
+        _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
+    for j in range(m.size):
         s = total[j] + compensation[j]
         inv_s_hi[j], inv_s_lo[j] = pair_like(1.0 / s if s > 0.0 else 0.0, 0.0, x3)
-    y3 = target(x3, out3)
     for k in range(n_k):
         _scale_row(y3[o, k, j0:j1], inv_s_hi, inv_s_lo)
-    _write_column_limits(y3, o, special_columns, special_values)
 
 
 @njit(cache=True)
-def _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch):
-    """log_softmax over K of the columns ``j0:j1`` of block ``o``."""
-    n_k = x3.shape[1]
-    m, rest, rest_comp, count, hi, lo, buffer = _column_state(scratch, j1 - j0)
-    _column_block_max(x3, mask3, o, j0, j1, sign, m)
-    special_columns, special_values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, m)
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
+    """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
+    m, rest, rest_comp, count, hi, lo, buffer = state
     rest[:] = 0.0
     rest_comp[:] = 0.0
     count[:] = 0.0
-    for k in range(n_k):
-        _accumulate_log_stats(
-            rest, rest_comp, count, m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1],
-            sign, t_hi, t_lo, buffer,
-        )
+    for k in range(x3.shape[1]):
+        mask_row = None if mask3 is None else mask3[o, k, j0:j1]
+        _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, sign, m, t_hi, t_lo, True)
+        _add_widened(rest, rest_comp, buffer)
+        _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
     log_of_sums(rest, rest_comp, count)
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, rest, hi, lo, o, j0, j1)
-    _write_column_limits(target(x3, out3), o, special_columns, special_values)
 
 
 @njit(cache=True)
@@ -1100,10 +1093,10 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
     rest_comp[:] = 0.0
     count[:] = 0.0
     for k in range(x3.shape[1]):
-        _accumulate_log_stats(
-            rest, rest_comp, count, finite_m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1],
-            None, None, None, buffer,
-        )
+        mask_row = None if mask3 is None else mask3[o, k, j0:j1]
+        _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, None, finite_m, None, None, True)
+        _add_widened(rest, rest_comp, buffer)
+        _add_equal_counts(count, x3[o, k, j0:j1], mask_row, None, finite_m)
     log_of_sums(rest, rest_comp, count)
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + rest[j] if math.isfinite(m[j]) else m[j]
@@ -1119,52 +1112,110 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 # The parallel drivers split the blocks into one contiguous range per worker (numba's static
 # schedule would too), so that each worker allocates its scratch once.  ``threads`` is passed in:
 # calling ``numba.get_num_threads`` here would make the function uncacheable (a dynamic global).
+# Each driver returns ``pending``: True for the blocks it left to ``*_columns_with_limits``.
 
 
 @njit(cache=True)
 def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
+    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
     scratch = _column_scratch(x3, min(block, x3.shape[2]))
-    for w in range(x3.shape[0] * per_outer):
+    for w in range(pending.size):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+        state = _column_state(scratch, j1 - j0)
+        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+        if _all_finite(state[0]):
+            _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+        else:
+            pending[w] = True
+    return pending
 
 
 @njit(cache=True, parallel=True)
 def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    n_blocks = x3.shape[0] * per_outer
-    workers = min(n_blocks, threads)
+    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
+    workers = min(pending.size, threads)
     for t in prange(workers):
         scratch = _column_scratch(x3, min(block, x3.shape[2]))
-        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
+        for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            _probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+            state = _column_state(scratch, j1 - j0)
+            _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+            if _all_finite(state[0]):
+                _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+            else:
+                pending[w] = True
+    return pending
 
 
 @njit(cache=True)
 def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
+    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
     scratch = _column_scratch(x3, min(block, x3.shape[2]))
-    for w in range(x3.shape[0] * per_outer):
+    for w in range(pending.size):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+        state = _column_state(scratch, j1 - j0)
+        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+        if _all_finite(state[0]):
+            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+        else:
+            pending[w] = True
+    return pending
 
 
 @njit(cache=True, parallel=True)
 def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    n_blocks = x3.shape[0] * per_outer
-    workers = min(n_blocks, threads)
+    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
+    workers = min(pending.size, threads)
     for t in prange(workers):
         scratch = _column_scratch(x3, min(block, x3.shape[2]))
-        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
+        for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            _log_probabilities_column_block(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, scratch)
+            state = _column_state(scratch, j1 - j0)
+            _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+            if _all_finite(state[0]):
+                _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+            else:
+                pending[w] = True
+    return pending
+
+
+@njit(cache=True)
+def softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks):
+    """softmax of the listed column blocks, which hold columns whose max is not finite: those
+    columns get their limits from the scalar path, the others the vector passes."""
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    per_outer = (x3.shape[2] + block - 1) // block
+    scratch = _column_scratch(x3, min(block, x3.shape[2]))
+    for w in blocks:
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        state = _column_state(scratch, j1 - j0)
+        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+        columns, values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, state[0])
+        _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+        _write_column_limits(target(x3, out3), o, columns, values)
+
+
+@njit(cache=True)
+def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks):
+    """log_softmax of the listed column blocks (see ``softmax_columns_with_limits``)."""
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    per_outer = (x3.shape[2] + block - 1) // block
+    scratch = _column_scratch(x3, min(block, x3.shape[2]))
+    for w in blocks:
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        state = _column_state(scratch, j1 - j0)
+        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
+        columns, values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, state[0])
+        _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+        _write_column_limits(target(x3, out3), o, columns, values)
 
 
 @njit(cache=True)
