@@ -6,7 +6,8 @@ vector code.  Method (fdlibm/musl ``log1p``): ``u = 1 + x`` is split as ``u = m 
 in ``[sqrt(2)/2, sqrt(2))`` by integer arithmetic on the bits (:func:`log_reduce`), the rounding error
 of ``1 + x`` is carried as ``c = err / u`` (Fast2Sum), and ``log(m)`` comes from ``s = f / (2 + f)``,
 ``f = m - 1``, ``log(m) = 2 atanh(s)`` with a minimax polynomial in ``s**2`` (4 terms for float32, 7
-for float64).  Measured: below 1 ulp (``tests/foreach/test_foreach_accuracy.py``).
+for float64).  When ``k == 0`` the argument is used as ``f`` directly, so small arguments lose
+nothing.  Measured: below 1 ulp (``tests/foreach/test_foreach_accuracy.py``).
 
 Used by the foreach kernels (``softmaxkit.foreach._vecmath`` re-exports them with log2 and log10)
 and by the column kernels of log_softmax and logsumexp, which take one log per column.

@@ -732,7 +732,7 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 # ----------------------------------------------------------------------------------------------
 
 
-# Every column block works in a worker's scratch arrays (``_ColumnScratch``): allocated once per
+# Every column block works in a worker's scratch arrays (``_column_scratch``): allocated once per
 # worker, not per block.  Per-block allocations (seven small arrays) cost about 2 us a block, 0.03
 # ns per element at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).
 
@@ -753,19 +753,19 @@ def _column_scratch(x3, width):
     )
 
 
+@njit(cache=True)
+def _column_state(scratch, width):
+    """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
+    m, total, compensation, count, hi, lo, buffer = scratch
+    return m[:width], total[:width], compensation[:width], count[:width], hi[:width], lo[:width], buffer[:width]
+
+
 # The max pass reads the slab from memory (the later passes find it in L2).  Unmasked, it takes
 # eight rows per loop (then four, then one): more streams in flight, and the state loaded and
 # stored once per eight rows.  NCHW 4x21x65536 out=, 2 threads, Zen 5, interleaved medians: one
 # row at a time 1.83-2.15 ms, four 1.79-2.11, eight 1.71-2.01.  Prefetching row k + 1 while row
 # k is scanned makes the read-only pass faster (0.51 -> 0.36 ms) but the kernel slower (2.15 ->
 # 2.29 ms).
-
-
-@njit(cache=True)
-def _column_state(scratch, width):
-    """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
-    m, total, compensation, count, hi, lo, buffer = scratch
-    return m[:width], total[:width], compensation[:width], count[:width], hi[:width], lo[:width], buffer[:width]
 
 
 @njit(cache=True)
@@ -988,7 +988,7 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
     """Columns of the block whose max ``m`` is not finite get their limits from the scalar path,
     computed before the vector passes (which, in place, overwrite the input) and written back
     after them by ``_write_column_limits``.  The vector passes see a finite stand-in max (0) for
-    them, so they stay cheap and NaN-free.  Returns ``(columns, values)``, empty if none.
+    them, so they stay cheap and NaN-free.  Returns ``(columns, values)``.
 
     (Element loops, not ``values[:, n] = result``: a slice assignment compiles numba's
     shape-mismatch error formatting, seconds of a cold first call.)"""
@@ -998,8 +998,6 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
             n_special += 1
     columns = np.empty(n_special, np.intp)
     values = np.empty((x3.shape[1], n_special), x3.dtype)
-    if n_special == 0:
-        return columns, values
     column = np.empty(x3.shape[1], x3.dtype)
     mask_column = np.empty(x3.shape[1], np.bool_)
     result = np.empty(x3.shape[1], x3.dtype)
@@ -1067,39 +1065,38 @@ def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, s
 
 
 @njit(cache=True)
-def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
-    """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
-    m, rest, rest_comp, count, hi, lo, buffer = state
-    rest[:] = 0.0
-    rest_comp[:] = 0.0
+def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
+    """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
+    the entries below the max summed, those at it counted, then ``log_of_sums``."""
+    log_sum[:] = 0.0
+    compensation[:] = 0.0
     count[:] = 0.0
     for k in range(x3.shape[1]):
         mask_row = None if mask3 is None else mask3[o, k, j0:j1]
         _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, sign, m, t_hi, t_lo, True)
-        _add_widened(rest, rest_comp, buffer)
+        _add_widened(log_sum, compensation, buffer)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
-    log_of_sums(rest, rest_comp, count)
-    write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, rest, hi, lo, o, j0, j1)
+    log_of_sums(log_sum, compensation, count)
+
+
+@njit(cache=True)
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
+    """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
+    m, log_sum, compensation, count, hi, lo, buffer = state
+    _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
 
 
 @njit(cache=True)
 def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
     w = j1 - j0
-    m, rest, rest_comp, count, finite_m, _, buffer = _column_state(scratch, w)
+    m, log_sum, compensation, count, finite_m, _, buffer = _column_state(scratch, w)
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
-    rest[:] = 0.0
-    rest_comp[:] = 0.0
-    count[:] = 0.0
-    for k in range(x3.shape[1]):
-        mask_row = None if mask3 is None else mask3[o, k, j0:j1]
-        _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, None, finite_m, None, None, True)
-        _add_widened(rest, rest_comp, buffer)
-        _add_equal_counts(count, x3[o, k, j0:j1], mask_row, None, finite_m)
-    log_of_sums(rest, rest_comp, count)
+    _column_log_sums(x3, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer)
     for j in range(w):
-        res2[o, j0 + j] = np.float64(m[j]) + rest[j] if math.isfinite(m[j]) else m[j]
+        res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
 
 @njit(cache=True)
@@ -1113,6 +1110,9 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 # schedule would too), so that each worker allocates its scratch once.  ``threads`` is passed in:
 # calling ``numba.get_num_threads`` here would make the function uncacheable (a dynamic global).
 # Each driver returns ``pending``: True for the blocks it left to ``*_columns_with_limits``.
+# The serial and parallel drivers repeat their block loop rather than share a range function:
+# one more @njit layer above the passes costs about 0.2-1.4 s of a cold first call (alternated
+# runs on this VM), and that call is at issue 3's 5 s limit.
 
 
 @njit(cache=True)

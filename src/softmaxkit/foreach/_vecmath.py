@@ -9,12 +9,9 @@ compiles to AVX-512 code.
 Methods
 -------
 log1p, log, log2, log10
-    fdlibm/musl ``log1p``: ``u = 1 + x`` is split as ``u = m * 2**k`` with ``m`` in
-    ``[sqrt(2)/2, sqrt(2))`` by integer arithmetic on the bits (``softmaxkit._kernels._log.log_reduce``), the rounding
-    error of ``1 + x`` is carried as ``c = err / u`` (Fast2Sum), and ``log(m)`` comes from
-    ``s = f / (2 + f)``, ``f = m - 1``, ``log(m) = 2 atanh(s)`` with a minimax polynomial in ``s**2``
-    (4 terms for float32, 7 for float64).  When ``k == 0`` the argument is used as ``f`` directly,
-    so small arguments lose nothing.  Measured: below 1 ulp (``tests/foreach/test_accuracy.py``).
+    ``softmaxkit._kernels._log`` (fdlibm/musl ``log1p``, shared with the column kernels of
+    log_softmax and logsumexp); log2 and log10 combine its parts with split constants here.
+    Measured: below 1 ulp (``tests/foreach/test_foreach_accuracy.py``).
 expm1
     ``x = n ln2 + r`` (Cody-Waite, as in ``softmaxkit._kernels._exp``), ``expm1(r)`` by its Taylor
     series (degree 8 / 13, truncation error below 2**-30 / 2**-60 relative), then
