@@ -18,6 +18,10 @@ from softmaxkit._kernels._exp import (
     exp_hilo_f64,
     exp_nonpositive_hilo_f32,
     exp_nonpositive_hilo_f64,
+    scaled_exp_nonpositive_hilo_f32,
+    scaled_exp_nonpositive_hilo_f64,
+    SCALE_LOG2_F32,
+    SCALE_LOG2_F64,
 )
 
 EXP_ULP = 1.5
@@ -96,3 +100,28 @@ def test_subnormal_results_round_once(kernel, dtype, wide):
     _apply(kernel, hi, np.zeros_like(hi), out)
     # in the subnormal range the result's ulp is the fixed subnormal step
     assert float(_ulps(out, np.exp(hi.astype(wide)), dtype).max()) <= EXP_ULP
+
+
+SCALED = [
+    (scaled_exp_nonpositive_hilo_f32, np.float32, np.float64, SCALE_LOG2_F32, -103.9),
+    (scaled_exp_nonpositive_hilo_f64, np.float64, np.longdouble, SCALE_LOG2_F64, -745.0),
+]
+
+
+@pytest.mark.parametrize("kernel, dtype, wide, scale_log2, low", SCALED, ids=lambda c: getattr(c, "__name__", None))
+def test_scaled_exp_is_exp_times_a_power_of_two(kernel, dtype, wide, scale_log2, low, rng):
+    # What the softmax kernels store: exp(hi + lo) * 2**B, normal down to the underflow
+    # threshold (the factor cancels in e / sum(e)), so it rounds once even where exp itself
+    # would be subnormal.
+    hi = np.concatenate([rng.uniform(low, 0.0, 200_000), rng.uniform(low, low + 20, 50_000)]).astype(dtype)
+    lo = (rng.uniform(-0.5, 0.5, hi.size) * np.spacing(np.abs(hi))).astype(dtype)
+    out = np.empty_like(hi)
+    _apply(kernel, hi, lo, out)
+    assert np.all(out >= np.finfo(dtype).smallest_normal)
+    reference = np.exp(hi.astype(wide) + lo.astype(wide)) * wide(2.0) ** scale_log2
+    err = _ulps(out, reference, dtype)
+    assert float(err.max()) <= EXP_ULP, f"{float(err.max()):.2f} ulp at hi={hi[np.argmax(err)]!r}"
+    special = np.array([-np.inf, np.nan, 0.0, -0.0, -1e30], dtype)
+    _apply(kernel, special, np.zeros_like(special), out[:5])
+    one = dtype(2.0) ** scale_log2
+    assert out[0] == 0 and np.isnan(out[1]) and out[2] == one and out[3] == one and out[4] == 0

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._exp import exp_hilo_nonpositive
+from ._exp import exp_hilo_nonpositive, scaled_exp_hilo_nonpositive
 from ._fastmath import ORDERED
 from ._intrinsics import fma
 
@@ -98,6 +98,14 @@ def shifted_exp(v, m, t_hi, t_lo):
     """
     hi, lo = scaled_difference(v, m, t_hi, t_lo)
     return exp_hilo_nonpositive(hi, lo)
+
+
+@njit(fastmath=ORDERED, cache=True)
+def scaled_shifted_exp(v, m, t_hi, t_lo):
+    """``shifted_exp`` times the dtype's fixed power of two ``2**B`` (``_exp.unscaled``
+    removes it from a sum): what the softmax kernels store, one multiplication fewer."""
+    hi, lo = scaled_difference(v, m, t_hi, t_lo)
+    return scaled_exp_hilo_nonpositive(hi, lo)
 
 
 @njit(fastmath=ORDERED, cache=True)

@@ -19,9 +19,10 @@ Every kernel takes the same scalar parameters, in the kernel dtype:
   loop, because LLVM's runtime alias check fails when ``out is x`` and falls back to scalar code).
 
 Algorithm per slice (three passes, the later ones hitting cache): ``m = max(v)`` with a
-NaN-propagating vector max; ``e = exp((v - m)/T)`` with ``v - m`` split exactly (TwoSum) so the
-exp argument carries no rounding; the sum accumulated in float64; then ``y = e * (1/s)`` in
-float64 and rounded once.  The log forms separate the terms equal to the max (each exactly 1)
+NaN-propagating vector max; ``e = exp((v - m)/T) * 2**B`` with ``v - m`` split exactly (TwoSum)
+so the exp argument carries no rounding (the fixed power of two ``2**B`` cancels in ``e / s`` and
+saves an instruction per element, see ``_exp``); the sum accumulated in float64; then
+``y = e * (1/s)`` in float64 and rounded once.  The log forms separate the terms equal to the max (each exactly 1)
 from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such as
 ``logsumexp([0, -40]) = 4.25e-18``.  Slices whose max is NaN, +inf or -inf take a scalar path
 that writes the limits documented in ``docs/semantics.md``.
@@ -44,13 +45,14 @@ from numba.extending import overload
 
 from ._fastmath import ORDERED, REDUCTION
 from ._intrinsics import borrowed, fma, nan_max, prefetch_read
+from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
 from ._scalar import (
     cast_like,
     compensated_add,
     exp_of_difference,
     pair_like,
-    shifted_exp,
+    scaled_shifted_exp,
     shifted_log_probability,
     signed,
     target,
@@ -111,12 +113,12 @@ def prefetch_block(ahead, start, stop):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
-    """``y = exp((sign * x - m) / T)``; ``y=None`` writes into ``x`` (a separate loop: with
+    """``y = exp((sign * x - m) / T) * 2**B`` (scaled: see ``_exp``); ``y=None`` writes into ``x`` (a separate loop: with
     ``y is x`` LLVM's runtime alias check fails and the loop runs scalar, ~7x slower)."""
     zero = cast_like(0.0, x)
     destination = target(x, y)  # hoisted: a call in the loop blocks vectorisation
     for i in range(x.size):
-        e = shifted_exp(signed(x[i], sign), m, t_hi, t_lo)
+        e = scaled_shifted_exp(signed(x[i], sign), m, t_hi, t_lo)
         if mask is not None:
             e = e if mask[i] else zero
         destination[i] = e
@@ -128,7 +130,7 @@ def _store_exp_below_max(x, y, mask, sign, m, t_hi, t_lo):
     zero = cast_like(0.0, x)
     for i in range(x.size):
         v = signed(x[i], sign)
-        e = shifted_exp(v, m, t_hi, t_lo)
+        e = scaled_shifted_exp(v, m, t_hi, t_lo)
         keep = v < m
         if mask is not None:
             keep = keep and mask[i]
@@ -171,16 +173,17 @@ def add_sum_float64(total, compensation, y):
 
 
 # For float64 terms a vectorised sum's own rounding (~n/32 ulp: 10 ulp measured on a row of
-# 1000) is too much for a 4 ulp softmax.  The terms are exps in [0, 1] and a block holds at most
-# _BLOCK of them, so each is split against the fixed power of two _SPLIT > _BLOCK (Rump, Ogita &
-# Oishi's ExtractVector): ``hi = (_SPLIT + t) - _SPLIT`` and ``lo = t - hi`` are exact, every
-# ``hi`` is a multiple of ulp(_SPLIT) (2**-42 for _BLOCK = 512) of magnitude at most 1, so the
-# ``hi`` parts add up exactly in any order (partial sums stay below _SPLIT), and the ``lo`` parts
-# (each at most ulp(_SPLIT) / 2) add up with an absolute error below
-# _BLOCK**2 * 2**-53 * ulp(_SPLIT) / 2 (2**-78 for _BLOCK = 512).  Both sums are then plain
+# 1000) is too much for a 4 ulp softmax.  The terms are scaled exps in [0, 2**B] (B = 600; below,
+# every power of two is relative to 2**B) and a block holds at most _BLOCK of them, so each is
+# split against the fixed power of two _SPLIT > _BLOCK (Rump, Ogita & Oishi's ExtractVector):
+# ``hi = (_SPLIT + t) - _SPLIT`` and ``lo = t - hi`` are exact, every ``hi`` is a multiple of
+# ulp(_SPLIT) (2**-42 for _BLOCK = 512) of magnitude at most 1, so the ``hi`` parts add up
+# exactly in any order (partial sums stay below _SPLIT), and the ``lo`` parts (each at most
+# ulp(_SPLIT) / 2) add up with an absolute error below _BLOCK**2 * 2**-53 * ulp(_SPLIT) / 2
+# (2**-78 for _BLOCK = 512).  Both sums are then plain
 # vectorised reductions: 0.09 against 0.27 ns per element for the 64 TwoSum lanes this replaced
 # (Zen 5, one thread, in cache), with the same accuracy (the exact sum, rounded once).
-_SPLIT = 2.0 * _BLOCK
+_SPLIT = 2.0 * _BLOCK * 2.0**SCALE_LOG2_F64
 
 
 @njit(fastmath=ORDERED, cache=True)
@@ -193,7 +196,7 @@ def _split_at(t, split):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _split_sums(y):
-    """``(sum of hi, sum of lo)`` of the float64 terms ``y`` (at most _BLOCK, each in [0, 1])."""
+    """``(sum of hi, sum of lo)`` of the float64 terms ``y`` (at most _BLOCK, each in [0, 2**B])."""
     s_hi = 0.0
     s_lo = 0.0
     for i in range(y.size):
@@ -205,7 +208,7 @@ def _split_sums(y):
 
 @njit(fastmath=ORDERED, cache=True)
 def add_exact_sum_float64(total, compensation, y):
-    """Add ``sum(y)`` (float64 terms in [0, 1], at most _BLOCK) to ``(total, compensation)``."""
+    """Add ``sum(y)`` (float64 terms in [0, 2**B], at most _BLOCK) to ``(total, compensation)``."""
     s_hi, s_lo = _split_sums(y)
     total, compensation = compensated_add(total, compensation, s_hi)
     return total, compensation + s_lo
@@ -226,7 +229,7 @@ def _accumulate_overload(total, compensation, y):
 
 @njit(cache=True)
 def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
-    """Store ``e = exp((v - m)/T)`` (0 where masked) and return ``sum(e)`` in float64; prefetch
+    """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64; prefetch
     ``ahead`` (the next row, or None) alongside."""
     s = 0.0
     c = 0.0
@@ -256,7 +259,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead):
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
         rest, c = _accumulate(rest, c, terms)
         k += _count_equal(x_block, mask_block, sign, m)
-    return rest + c, k
+    return unscaled(rest + c, x), k
 
 
 # The final scale ``y *= 1/s`` rounds once.  float64 multiplies directly.  float32 holds the
@@ -408,13 +411,14 @@ def log_of_sum(rest, k):
 
 
 @njit(fastmath=ORDERED, cache=True)
-def log_of_sums(rest, compensation, count):
-    """``rest[j] = log_of_sum(rest[j] + compensation[j], max(count[j], 1))`` for every column, with
+def log_of_sums(rest, compensation, count, like):
+    """``rest[j] = log_of_sum(unscaled(rest[j] + compensation[j]), max(count[j], 1))`` for every
+    column (sums of scaled exps of ``like``'s dtype), with
     the vectorised log and log1p of ``_log`` (below 1 ulp): the column kernels take one log per
     column, and two libm calls per column cost more than the rest of a 21-row NCHW kernel."""
     for j in range(rest.size):
         k = max(count[j], 1.0)
-        rest[j] = log_f64(k) + log1p_f64((rest[j] + compensation[j]) / k)
+        rest[j] = log_f64(k) + log1p_f64(unscaled(rest[j] + compensation[j], like) / k)
 
 
 @njit(cache=True)
@@ -828,7 +832,7 @@ def _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, below_max_only):
     destination = target(row, out_row)  # hoisted: a call in the loop blocks vectorisation
     for j in range(m.size):
         v = signed(row[j], sign)
-        e = shifted_exp(v, m[j], t_hi, t_lo)
+        e = scaled_shifted_exp(v, m[j], t_hi, t_lo)
         keep = v < m[j] if below_max_only else True
         if mask is not None:
             keep = keep and mask[j]
@@ -1076,7 +1080,7 @@ def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compens
         _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, sign, m, t_hi, t_lo, True)
         _add_widened(log_sum, compensation, buffer)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
-    log_of_sums(log_sum, compensation, count)
+    log_of_sums(log_sum, compensation, count, x3)
 
 
 @njit(cache=True)
