@@ -7,6 +7,7 @@ accuracy lives in ``test_accuracy.py`` and error handling in ``test_errors.py``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 
 import numpy as np
@@ -560,6 +561,38 @@ def test_nan_poisons_only_its_own_slice(dtype):
     r0 = sk.softmax(x, axis=0)
     assert np.isnan(r0[:, 1]).all()
     assert not np.isnan(r0[:, [0, 2]]).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inplace", [False, True], ids=["out", "inplace"])
+def test_nan_anywhere_in_a_long_row(dtype, inplace):
+    # The row max skips NaN in its vector loop (16 or 8 lanes, four accumulators, a scalar
+    # tail); the NaN must then show through the sum.  Put it at a position in every part of that
+    # loop, next to +inf or -inf or neither: a -inf entry's exp is 0, so for log_softmax only an
+    # explicit check makes it NaN.  Row length 200 + 37: serial rows; 3000 rows: parallel.
+    n = 237
+    positions = [0, 1, 15, 16, 63, 64, 65, 127, 199, 200, 236]
+    for rows in (len(positions), 3000):
+        base = np.random.default_rng(5).standard_normal((rows, n)).astype(dtype)
+        for company in (None, INF, -INF):
+            x = base.copy()
+            bad = np.arange(rows) % 2 == 0  # every other row gets a NaN
+            for r in np.flatnonzero(bad):
+                p = positions[r % len(positions)]
+                x[r, p] = NAN
+                if company is not None:
+                    x[r, (p + 7) % n] = company
+                    x[r, (p + 100) % n] = company
+            lse = sk.logsumexp(x, axis=-1)
+            assert np.isnan(lse[bad]).all() and np.isfinite(lse[~bad]).all()
+            for f, temperature in itertools.product((sk.softmax, sk.log_softmax), (1.0, 2.0)):
+                if inplace:
+                    r = x.copy()
+                    f(r, temperature=temperature, out=r)
+                else:
+                    r = f(x, temperature=temperature)
+                assert np.isnan(r[bad]).all(), (f.__name__, temperature, company, rows)
+                assert not np.isnan(r[~bad]).any(), (f.__name__, temperature, company, rows)
 
 
 def test_nan_with_axis_none_poisons_everything():

@@ -210,3 +210,73 @@ def _borrowed_overload(array):
     if isinstance(array, types.Array):
         return lambda array: _without_meminfo(array)
     return None
+
+
+# A max reduction that ignores NaN, written as explicit vector IR.  LLVM's loop vectoriser takes
+# a float max reduction only as ``llvm.maximum`` (``nan_max``), which x86 lowers to a max, an
+# unordered compare and a masked move per vector: 0.034 ns per float32 element (Zen 5, one
+# thread, in L1).  ``select(v > m, v, m)`` is x86's own ``maxps`` (NaN in ``v`` keeps ``m``), one
+# instruction, but the vectoriser does not take it as a reduction with any flags short of
+# ``nnan``; so this intrinsic writes the vector loop itself, in generic IR (LLVM splits the
+# vectors into whatever the target has), with four independent accumulators.
+_MAX_LANES = {"float": 16, "double": 8}
+_MAX_ACCUMULATORS = 4
+
+
+def _select_greater(builder, a, b):
+    """``a if a > b else b``: ``b`` when either is NaN (x86 ``maxps b, a``)."""
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
+@intrinsic
+def max_ignoring_nan(typingctx, array):
+    """``max`` of a C-contiguous 1-d float array over its non-NaN entries (-inf if there are
+    none); explicit vector code, see above."""
+    if not (
+        isinstance(array, types.Array)
+        and array.ndim == 1
+        and array.layout == "C"
+        and array.dtype in (types.float32, types.float64)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        fty = context.get_value_type(array_type.dtype)
+        lanes = _MAX_LANES["float" if fty == ir.FloatType() else "double"]
+        vty = ir.VectorType(fty, lanes)
+        size = builder.extract_value(view.shape, 0)
+        ity = size.type
+        data = view.data
+        ninf = ir.Constant(fty, float("-inf"))
+        align = array_type.dtype.bitwidth // 8
+        step = lanes * _MAX_ACCUMULATORS
+
+        accumulators = [cgutils.alloca_once_value(builder, ir.Constant(vty, [float("-inf")] * lanes)) for _ in range(_MAX_ACCUMULATORS)]
+        blocks = builder.udiv(size, ir.Constant(ity, step))
+        with cgutils.for_range(builder, blocks) as loop:
+            base = builder.mul(loop.index, ir.Constant(ity, step))
+            for u, acc in enumerate(accumulators):
+                pointer = builder.gep(data, [builder.add(base, ir.Constant(ity, u * lanes))], inbounds=True)
+                value = builder.load(builder.bitcast(pointer, vty.as_pointer()), align=align)
+                builder.store(_select_greater(builder, value, builder.load(acc)), acc)
+        vector = builder.load(accumulators[0])
+        for acc in accumulators[1:]:
+            vector = _select_greater(builder, builder.load(acc), vector)
+        width = lanes
+        while width > 1:
+            width //= 2
+            half = ir.VectorType(ir.IntType(32), width)
+            low = builder.shuffle_vector(vector, vector, ir.Constant(half, list(range(width))))
+            high = builder.shuffle_vector(vector, vector, ir.Constant(half, list(range(width, 2 * width))))
+            vector = _select_greater(builder, high, low)
+        result = cgutils.alloca_once_value(builder, builder.extract_element(vector, ir.Constant(ir.IntType(32), 0)))
+        start = builder.mul(blocks, ir.Constant(ity, step))
+        with cgutils.for_range_slice(builder, start, size, ir.Constant(ity, 1), inc=True) as (index, _):
+            value = builder.load(builder.gep(data, [index], inbounds=True))
+            builder.store(_select_greater(builder, value, builder.load(result)), result)
+        del ninf
+        return builder.load(result)
+
+    return array.dtype(array), codegen
