@@ -249,11 +249,11 @@ def max_ignoring_nan(typingctx, array):
         size = builder.extract_value(view.shape, 0)
         ity = size.type
         data = view.data
-        ninf = ir.Constant(fty, float("-inf"))
         align = array_type.dtype.bitwidth // 8
         step = lanes * _MAX_ACCUMULATORS
 
-        accumulators = [cgutils.alloca_once_value(builder, ir.Constant(vty, [float("-inf")] * lanes)) for _ in range(_MAX_ACCUMULATORS)]
+        lowest = ir.Constant(vty, [float("-inf")] * lanes)
+        accumulators = [cgutils.alloca_once_value(builder, lowest) for _ in range(_MAX_ACCUMULATORS)]
         blocks = builder.udiv(size, ir.Constant(ity, step))
         with cgutils.for_range(builder, blocks) as loop:
             base = builder.mul(loop.index, ir.Constant(ity, step))
@@ -261,6 +261,13 @@ def max_ignoring_nan(typingctx, array):
                 pointer = builder.gep(data, [builder.add(base, ir.Constant(ity, u * lanes))], inbounds=True)
                 value = builder.load(builder.bitcast(pointer, vty.as_pointer()), align=align)
                 builder.store(_select_greater(builder, value, builder.load(acc)), acc)
+        # then single vectors into the first accumulator: at most lanes - 1 entries are left
+        vectors_done = builder.mul(blocks, ir.Constant(ity, _MAX_ACCUMULATORS))
+        vectors = builder.udiv(size, ir.Constant(ity, lanes))
+        with cgutils.for_range_slice(builder, vectors_done, vectors, ir.Constant(ity, 1), inc=True) as (v, _):
+            pointer = builder.gep(data, [builder.mul(v, ir.Constant(ity, lanes))], inbounds=True)
+            value = builder.load(builder.bitcast(pointer, vty.as_pointer()), align=align)
+            builder.store(_select_greater(builder, value, builder.load(accumulators[0])), accumulators[0])
         vector = builder.load(accumulators[0])
         for acc in accumulators[1:]:
             vector = _select_greater(builder, builder.load(acc), vector)
@@ -272,11 +279,10 @@ def max_ignoring_nan(typingctx, array):
             high = builder.shuffle_vector(vector, vector, ir.Constant(half, list(range(width, 2 * width))))
             vector = _select_greater(builder, high, low)
         result = cgutils.alloca_once_value(builder, builder.extract_element(vector, ir.Constant(ir.IntType(32), 0)))
-        start = builder.mul(blocks, ir.Constant(ity, step))
+        start = builder.mul(vectors, ir.Constant(ity, lanes))
         with cgutils.for_range_slice(builder, start, size, ir.Constant(ity, 1), inc=True) as (index, _):
             value = builder.load(builder.gep(data, [index], inbounds=True))
             builder.store(_select_greater(builder, value, builder.load(result)), result)
-        del ninf
         return builder.load(result)
 
     return array.dtype(array), codegen
