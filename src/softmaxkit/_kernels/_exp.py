@@ -145,15 +145,13 @@ def exp_hilo_f64(hi, lo):
 # The scaled form is what the softmax kernels store: a softmax divides its exps by their sum, so
 # the factor 2**B cancels and multiplying it away would be one more instruction per element in a
 # compute-bound loop (in place, 4096x4096 float32 on Zen 5: 3.20 -> 2.99 ms without it).  Sums
-# of scaled exps are unscaled exactly by ``unscaled`` where the sum itself is needed (logs).
-# ``exp_nonpositive_hilo_*`` multiply by 2**-B: that rounds a second time only when the result
-# is subnormal (at most 1 ulp then, the subnormal step).
+# of scaled exps are unscaled exactly by ``unscaled`` where the sum itself is needed (logs and
+# weighted sums); the product of a scaled exp and ``1/s`` is the only rounding of a probability
+# that is subnormal, which an unscaled exp would have rounded once more.
 SCALE_LOG2_F32 = 64
 SCALE_LOG2_F64 = 600
 _BIAS_F32 = np.float32(SCALE_LOG2_F32)
-_UNBIAS_F32 = np.float32(2.0**-SCALE_LOG2_F32)
 _BIAS_F64 = float(SCALE_LOG2_F64)
-_UNBIAS_F64 = 2.0**-SCALE_LOG2_F64
 
 
 @njit(fastmath=ORDERED, cache=True)
@@ -178,18 +176,6 @@ def scaled_exp_nonpositive_hilo_f64(hi, lo):
     if hi < _LOW_F64:
         y = 0.0
     return y
-
-
-@njit(fastmath=ORDERED, cache=True)
-def exp_nonpositive_hilo_f32(hi, lo):
-    """``exp(hi + lo)`` for float32 ``hi <= 0``; unspecified for ``hi > 0``."""
-    return scaled_exp_nonpositive_hilo_f32(hi, lo) * _UNBIAS_F32
-
-
-@njit(fastmath=ORDERED, cache=True)
-def exp_nonpositive_hilo_f64(hi, lo):
-    """``exp(hi + lo)`` for float64 ``hi <= 0``; unspecified for ``hi > 0``."""
-    return scaled_exp_nonpositive_hilo_f64(hi, lo) * _UNBIAS_F64
 
 
 def scaled_exp_hilo_nonpositive(hi, lo):
@@ -221,20 +207,6 @@ def _unscaled_overload(total, like):
         return lambda total, like: total * 2.0**-SCALE_LOG2_F32
     if like == types.float64:
         return lambda total, like: total * 2.0**-SCALE_LOG2_F64
-    return None
-
-
-def exp_hilo_nonpositive(hi, lo):
-    """``exp(hi + lo)`` for ``hi <= 0``, float32 or float64 by type (numba only)."""
-    raise NotImplementedError("exp_hilo_nonpositive is callable from numba-compiled code only")
-
-
-@overload(exp_hilo_nonpositive, inline="never")
-def _exp_hilo_nonpositive_overload(hi, lo):
-    if hi == types.float32 and lo == types.float32:
-        return lambda hi, lo: exp_nonpositive_hilo_f32(hi, lo)
-    if hi == types.float64 and lo == types.float64:
-        return lambda hi, lo: exp_nonpositive_hilo_f64(hi, lo)
     return None
 
 

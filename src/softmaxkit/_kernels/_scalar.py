@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._exp import exp_hilo_nonpositive, scaled_exp_hilo_nonpositive
+from ._exp import scaled_exp_hilo_nonpositive
 from ._fastmath import ORDERED
 from ._intrinsics import fma
 
@@ -90,20 +90,14 @@ def _signed_overload(value, sign):
 
 
 @njit(fastmath=ORDERED, cache=True)
-def shifted_exp(v, m, t_hi, t_lo):
-    """``exp((v - m) / T)`` for ``v <= m`` with ``v - m`` taken exactly; +0 for ``v = -inf``.
+def scaled_shifted_exp(v, m, t_hi, t_lo):
+    """``exp((v - m) / T) * 2**B`` for ``v <= m`` with ``v - m`` taken exactly; +0 for
+    ``v = -inf``.  ``2**B`` is the dtype's fixed power of two (see ``_exp``): it cancels in a
+    softmax's ``e / s``, and ``_exp.unscaled`` removes it from a sum.
 
     (For ``v > m`` the result is unspecified: callers only use it for masked-out entries,
     which they replace.)
     """
-    hi, lo = scaled_difference(v, m, t_hi, t_lo)
-    return exp_hilo_nonpositive(hi, lo)
-
-
-@njit(fastmath=ORDERED, cache=True)
-def scaled_shifted_exp(v, m, t_hi, t_lo):
-    """``shifted_exp`` times the dtype's fixed power of two ``2**B`` (``_exp.unscaled``
-    removes it from a sum): what the softmax kernels store, one multiplication fewer."""
     hi, lo = scaled_difference(v, m, t_hi, t_lo)
     return scaled_exp_hilo_nonpositive(hi, lo)
 

@@ -17,7 +17,8 @@ import numpy as np
 from numba import njit
 
 from ._fastmath import REDUCTION
-from ._scalar import cast_like, shifted_exp
+from ._exp import unscaled
+from ._scalar import cast_like, scaled_shifted_exp
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -61,7 +62,7 @@ def signed_logsumexp_rows(x2, b2, mask2, res, sign):
                 if x2[r, i] == m_typed:
                     at_max += weight
                 elif m != np.inf:
-                    rest += weight * np.float64(shifted_exp(x2[r, i], m_typed, one, zero))
+                    rest += weight * unscaled(np.float64(scaled_shifted_exp(x2[r, i], m_typed, one, zero)), x2)
         total = at_max + rest
         if m == np.inf:
             # exp(+inf) terms dominate; weights at +inf that cancel leave inf - inf: undefined.
