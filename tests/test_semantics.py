@@ -994,17 +994,19 @@ def test_column_kernel_with_many_blocks(fn, dtype, workers, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_column_max_sees_special_values_in_every_row(fn, dtype, rng):
-    # The unmasked column max takes rows eight, then four, then one at a time: with K = 21 that is
-    # 8 + 8 + 4 + 1.  Column k holds a NaN in row k, column 21 + k a +inf, column 42 + k a -inf
-    # (and, for softmin, whose max is over -x, the signs swapped), so every row position of every
-    # path must reach the max.
+@pytest.mark.parametrize("n_k", [3, 8, 21])
+def test_column_max_sees_special_values_in_every_row(fn, dtype, n_k, rng):
+    # The unmasked column max takes rows eight at a time, the last K % 8 padded to eight by
+    # repeating the last row: K = 3 is one padded group, 8 one full group, 21 is 8 + 8 + (5 + 3
+    # repeats).  Column k holds a NaN in row k, column K + k a +inf, column 2K + k a -inf (and,
+    # for softmin, whose max is over -x, the signs swapped), so every row position of every
+    # group must reach the max.
     f, ref, is_log = fn
-    x = (rng.standard_normal((2, 21, 80)) * 3).astype(dtype)
-    for k in range(21):
+    x = (rng.standard_normal((2, n_k, 80)) * 3).astype(dtype)
+    for k in range(n_k):
         x[:, k, k] = NAN
-        x[:, k, 21 + k] = INF
-        x[:, k, 42 + k] = -INF
+        x[:, k, n_k + k] = INF
+        x[:, k, 2 * n_k + k] = -INF
     x[1, :, 63:] = -INF  # whole columns at -inf in one block only
     assert_matches(f(x, axis=1), ref(x.astype(np.float64), 1), log=is_log)
     assert_matches(sk.logsumexp(x, axis=1), logsumexp_ref(x.astype(np.float64), 1), log=True)

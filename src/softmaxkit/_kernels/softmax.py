@@ -771,12 +771,16 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 # ----------------------------------------------------------------------------------------------
 
 
+# The small column glue functions (scratch, state, bounds, all-finite) are inlined at numba-IR
+# level (``inline="always"``): as separate functions each was compiled, and compiled again in
+# every layer above, on the first call (about 0.1 s of it).  They have no float arithmetic whose
+# fastmath flags would change, and no ``None`` branches that IR inlining would fail to prune.
 # Every column block works in a worker's scratch arrays (``_column_scratch``): allocated once per
 # worker, not per block.  Per-block allocations (seven small arrays) cost about 2 us a block, 0.03
 # ns per element at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _column_scratch(x3, width):
     """``(m, total, compensation, count, hi, lo, buffer)`` for blocks of up to ``width`` columns:
     the per-column max, float64 sum pair and count, a dtype pair (``1/s`` or ``log s``) and a
@@ -792,7 +796,7 @@ def _column_scratch(x3, width):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _column_state(scratch, width):
     """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
     m, total, compensation, count, hi, lo, buffer = scratch
@@ -800,9 +804,12 @@ def _column_state(scratch, width):
 
 
 # The max pass reads the slab from memory (the later passes find it in L2).  Unmasked, it takes
-# eight rows per loop (then four, then one): more streams in flight, and the state loaded and
-# stored once per eight rows.  NCHW 4x21x65536 out=, 2 threads, Zen 5, interleaved medians: one
-# row at a time 1.83-2.15 ms, four 1.79-2.11, eight 1.71-2.01.  Prefetching row k + 1 while row
+# eight rows per loop: more streams in flight, and the state loaded and stored once per eight
+# rows.  NCHW 4x21x65536 out=, 2 threads, Zen 5, interleaved medians: one row at a time
+# 1.83-2.15 ms, four 1.79-2.11, eight 1.71-2.01.  The last K % 8 rows used to take a four-row and
+# a one-row loop; padding them to eight instead (repeating the last row) compiles one loop
+# function, not three: a cold first call of NCHW softmax 4.8-5.2 -> 4.2-4.4 s, log_softmax
+# 5.5-5.9 -> 5.0-5.2 s, at no cost for K >= 8 (within noise) and 6-10% for K = 3.  Prefetching row k + 1 while row
 # k is scanned makes the read-only pass faster (0.51 -> 0.36 ms) but the kernel slower (2.15 ->
 # 2.29 ms).
 
@@ -812,20 +819,23 @@ def _column_block_max(x3, mask3, o, j0, j1, sign, m):
     """``m[:] = `` the per-column max of block ``o``, columns ``j0:j1``."""
     m[:] = cast_like(-np.inf, x3)
     n_k = x3.shape[1]
-    k = 0
+    last = n_k - 1
     if mask3 is None:
-        # (row by row: a 2-d slice x3[o, k:k+8, j0:j1] has layout "A" and its rows do not vectorise)
-        while k + 8 <= n_k:
+        # Eight rows per loop, and the last K % 8 rows padded to eight by repeating the block's
+        # last row (max is idempotent), so that one loop function serves every K: each function
+        # compiled here is compiled again in every layer above it on the first call.  (Row by
+        # row: a 2-d slice x3[o, k:k+8, j0:j1] has layout "A" and its rows do not vectorise.)
+        k = 0
+        while k < n_k:
             _accumulate_max8(
-                m, x3[o, k, j0:j1], x3[o, k + 1, j0:j1], x3[o, k + 2, j0:j1], x3[o, k + 3, j0:j1],
-                x3[o, k + 4, j0:j1], x3[o, k + 5, j0:j1], x3[o, k + 6, j0:j1], x3[o, k + 7, j0:j1], sign,
+                m, x3[o, k, j0:j1], x3[o, min(k + 1, last), j0:j1], x3[o, min(k + 2, last), j0:j1],
+                x3[o, min(k + 3, last), j0:j1], x3[o, min(k + 4, last), j0:j1], x3[o, min(k + 5, last), j0:j1],
+                x3[o, min(k + 6, last), j0:j1], x3[o, min(k + 7, last), j0:j1], sign,
             )
             k += 8
-        if k + 4 <= n_k:
-            _accumulate_max4(m, x3[o, k, j0:j1], x3[o, k + 1, j0:j1], x3[o, k + 2, j0:j1], x3[o, k + 3, j0:j1], sign)
-            k += 4
-    for k in range(k, n_k):
-        _accumulate_max(m, x3[o, k, j0:j1], None if mask3 is None else mask3[o, k, j0:j1], sign)
+    else:
+        for k in range(n_k):
+            _accumulate_max(m, x3[o, k, j0:j1], mask3[o, k, j0:j1], sign)
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -836,13 +846,6 @@ def _accumulate_max8(m, a, b, c, d, e, f, g, h, sign):
         ef = nan_max(signed(e[j], sign), signed(f[j], sign))
         gh = nan_max(signed(g[j], sign), signed(h[j], sign))
         m[j] = nan_max(nan_max(ab, cd), nan_max(nan_max(ef, gh), m[j]))
-
-
-@njit(fastmath=REDUCTION, cache=True)
-def _accumulate_max4(m, a, b, c, d, sign):
-    for j in range(m.size):
-        ab = nan_max(signed(a[j], sign), signed(b[j], sign))
-        m[j] = nan_max(ab, nan_max(nan_max(signed(c[j], sign), signed(d[j], sign)), m[j]))
 
 
 @njit(fastmath=REDUCTION, cache=True)
@@ -1071,7 +1074,7 @@ def _write_column_limits(y3, o, columns, values):
 # (numba compiles everything a function can reach, at every layer that calls it).
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _all_finite(m):
     for j in range(m.size):
         if not math.isfinite(m[j]):
@@ -1138,7 +1141,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _column_block_bounds(w, blocks_per_outer, block, inner):
     o = w // blocks_per_outer
     j0 = (w - o * blocks_per_outer) * block
