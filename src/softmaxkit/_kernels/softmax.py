@@ -259,9 +259,9 @@ def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
     c = 0.0
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
-        mask_block = None if mask is None else mask[start:stop]
+        mask_block = part_of(mask, slice(start, stop))
         prefetch_block(ahead, start, stop)
-        _store_exp(x[start:stop], None if out is None else out[start:stop], mask_block, sign, m, t_hi, t_lo)
+        _store_exp(x[start:stop], part_of(out, slice(start, stop)), mask_block, sign, m, t_hi, t_lo)
         s, c = _accumulate(s, c, target(x, out)[start:stop])
     return s + c
 
@@ -277,7 +277,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead):
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         x_block = x[start:stop]
-        mask_block = None if mask is None else mask[start:stop]
+        mask_block = part_of(mask, slice(start, stop))
         terms = buffer[: stop - start]
         prefetch_block(ahead, start, stop)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
@@ -493,18 +493,33 @@ def logsumexp_slice(x, mask, ahead):
 # ----------------------------------------------------------------------------------------------
 
 
-def row_of(array, r):
-    """``array[r]``, or None for ``array=None`` (numba only).  The drivers replace their array
-    arguments with ``borrowed`` views, and numba prunes ``None if a is None else a[r]`` only
-    for ``a`` an argument, not for a reassigned variable."""
-    raise NotImplementedError("row_of is callable from numba-compiled code only")
+def part_of(array, index):
+    """``array[index]``, or None for ``array=None``, decided at typing time (numba only).
+
+    ``None if a is None else a[i]`` does not do this: numba prunes the branch only when ``a``
+    is None, so for an array it types the expression as an Optional array, and every callee
+    then compiles (and checks at run time) both cases.  ``index`` is anything an array takes:
+    an integer, a slice, a tuple such as ``(o, k, slice(j0, j1))``."""
+    raise NotImplementedError("part_of is callable from numba-compiled code only")
 
 
-@overload(row_of)
-def _row_of_overload(array, r):
+@overload(part_of)
+def _part_of_overload(array, index):
     if isinstance(array, types.NoneType):
-        return lambda array, r: None
-    return lambda array, r: array[r]
+        return lambda array, index: None
+    return lambda array, index: array[index]
+
+
+def alongside(array, value):
+    """``value``, or None for ``array=None``, decided at typing time (numba only; see ``part_of``)."""
+    raise NotImplementedError("alongside is callable from numba-compiled code only")
+
+
+@overload(alongside)
+def _alongside_overload(array, value):
+    if isinstance(array, types.NoneType):
+        return lambda array, value: None
+    return lambda array, value: value
 
 
 # Every driver starts by replacing its array arguments with ``borrowed`` views: the slices it
@@ -524,8 +539,8 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     for r in range(x2.shape[0]):
         probabilities_slice(
             x2[r],
-            row_of(out2, r),
-            row_of(mask2, r),
+            part_of(out2, r),
+            part_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -539,8 +554,8 @@ def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     for r in prange(x2.shape[0]):
         probabilities_slice(
             x2[r],
-            row_of(out2, r),
-            row_of(mask2, r),
+            part_of(out2, r),
+            part_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -554,8 +569,8 @@ def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     for r in range(x2.shape[0]):
         log_probabilities_slice(
             x2[r],
-            row_of(out2, r),
-            row_of(mask2, r),
+            part_of(out2, r),
+            part_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -569,8 +584,8 @@ def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     for r in prange(x2.shape[0]):
         log_probabilities_slice(
             x2[r],
-            row_of(out2, r),
-            row_of(mask2, r),
+            part_of(out2, r),
+            part_of(mask2, r),
             sign,
             t_hi,
             t_lo,
@@ -582,14 +597,14 @@ def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
 def logsumexp_rows_serial(x2, mask2, res):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     for r in range(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], row_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
+        res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
 
 
 @njit(cache=True, parallel=True)
 def logsumexp_rows_parallel(x2, mask2, res):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     for r in prange(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], row_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
+        res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -649,7 +664,7 @@ def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
     for w in prange(n_rows * per_row):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         xc = x2[r, lo:hi]
-        maskc = None if mask2 is None else mask2[r, lo:hi]
+        maskc = part_of(mask2, (r, slice(lo, hi)))
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if math.isfinite(m):
@@ -670,12 +685,12 @@ def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
     for w in prange(n_rows * per_row):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         xc = x2[r, lo:hi]
-        maskc = None if mask2 is None else mask2[r, lo:hi]
+        maskc = part_of(mask2, (r, slice(lo, hi)))
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if math.isfinite(m):
             chunk_sum[w] = slice_exp_store_sum(
-                xc, None if out2 is None else out2[r, lo:hi], maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk)
+                xc, part_of(out2, (r, slice(lo, hi))), maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk)
             )
     return chunk_max, chunk_sum, per_row
 
@@ -710,8 +725,8 @@ def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log
         if math.isfinite(big_m):
             write_log_probabilities(
                 x2[r, lo:hi],
-                None if out2 is None else out2[r, lo:hi],
-                None if mask2 is None else mask2[r, lo:hi],
+                part_of(out2, (r, slice(lo, hi))),
+                part_of(mask2, (r, slice(lo, hi))),
                 sign, big_m, t_hi, t_lo, row_log_sum[r],
             )
 
@@ -746,7 +761,7 @@ def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
         row_max[r] = big_m
         if not math.isfinite(big_m):  # the limits, from the scalar path; skipped below
             slice_special(
-                x2[r], row_of(out2, r), row_of(mask2, r), sign, big_m, mode
+                x2[r], part_of(out2, r), part_of(mask2, r), sign, big_m, mode
             )
         else:
             row_factor[r] = log_of_sum(rest, k) if mode == _MODE_LOG_SOFTMAX else k + rest
@@ -1007,8 +1022,8 @@ def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, l
                 hi[j], lo[j] = _shift_pair(m[j], log_sum[j], x3)
             for k in range(x3.shape[1]):
                 _store_minus_pairs(
-                    x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
-                    None if mask3 is None else mask3[o, k, j0:j1], sign, hi, lo,
+                    x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
+                    part_of(mask3, (o, k, slice(j0, j1))), sign, hi, lo,
                 )
 
         return write_shifted
@@ -1018,8 +1033,8 @@ def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, l
             hi[j], lo[j] = pair_like(log_sum[j], 0.0, x3)
         for k in range(x3.shape[1]):
             _log_softmax_row(
-                x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
-                None if mask3 is None else mask3[o, k, j0:j1], sign, m, t_hi, t_lo, hi, lo,
+                x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
+                part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, hi, lo,
             )
 
     return write_scaled
@@ -1050,7 +1065,7 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
                 column[k] = x3[o, k, j0 + j]
                 if mask3 is not None:
                     mask_column[k] = mask3[o, k, j0 + j]
-            slice_special(column, result, None if mask3 is None else mask_column, sign, m[j], mode)
+            slice_special(column, result, alongside(mask3, mask_column), sign, m[j], mode)
             for k in range(x3.shape[1]):
                 values[k, n_special] = result[k]
             columns[n_special] = j0 + j
@@ -1095,8 +1110,8 @@ def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, s
         k1 = min(n_k, k0 + 4)
         for k in range(k0, k1):
             _store_exp_columns(
-                x3[o, k, j0:j1], None if out3 is None else out3[o, k, j0:j1],
-                None if mask3 is None else mask3[o, k, j0:j1], sign, m, t_hi, t_lo, False,
+                x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
+                part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, False,
             )
         _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
     for j in range(m.size):
@@ -1114,7 +1129,7 @@ def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compens
     compensation[:] = 0.0
     count[:] = 0.0
     for k in range(x3.shape[1]):
-        mask_row = None if mask3 is None else mask3[o, k, j0:j1]
+        mask_row = part_of(mask3, (o, k, slice(j0, j1)))
         _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, sign, m, t_hi, t_lo, True)
         _add_widened(log_sum, compensation, buffer)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
