@@ -18,14 +18,15 @@ Every kernel takes the same scalar parameters, in the kernel dtype:
 * ``out``: the output array, or ``None`` to write into ``x`` (in place: a separate compiled
   loop, because LLVM's runtime alias check fails when ``out is x`` and falls back to scalar code).
 
-Algorithm per slice (three passes, the later ones hitting cache): ``m = max(v)`` with a
-NaN-propagating vector max; ``e = exp((v - m)/T) * 2**B`` with ``v - m`` split exactly (TwoSum)
-so the exp argument carries no rounding (the fixed power of two ``2**B`` cancels in ``e / s`` and
+Algorithm per slice (three passes, the later ones hitting cache): ``m = max(v)`` with a vector
+max (unmasked rows: one that skips NaN, which then shows as a NaN sum; see
+``slice_max_unchecked``); ``e = exp((v - m)/T) * 2**B`` with ``v - m`` split exactly (TwoSum) so
+the exp argument carries no rounding (the fixed power of two ``2**B`` cancels in ``e / s`` and
 saves an instruction per element, see ``_exp``); the sum accumulated in float64; then
-``y = e * (1/s)`` in float64 and rounded once.  The log forms separate the terms equal to the max (each exactly 1)
-from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such as
-``logsumexp([0, -40]) = 4.25e-18``.  Slices whose max is NaN, +inf or -inf take a scalar path
-that writes the limits documented in ``docs/semantics.md``.
+``y = e * (1/s)`` in float64 and rounded once.  The log forms separate the terms equal to the max
+(each exactly 1) from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such
+as ``logsumexp([0, -40]) = 4.25e-18``.  Slices with a NaN, or whose max is +inf or -inf, take a
+scalar path that writes the limits documented in ``docs/semantics.md``.
 
 A few rows longer than a cache-sized chunk are split into chunks processed in parallel.  Each
 chunk keeps its own ``(max, rest, count)`` state, merged per row as
