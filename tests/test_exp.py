@@ -92,7 +92,10 @@ def test_exp_hilo_overflows_to_inf(kernel, dtype):
     assert np.all(out == np.inf)
 
 
-@pytest.mark.parametrize("kernel, dtype, wide", [(exp_hilo_f32, np.float32, np.float64), (exp_hilo_f64, np.float64, np.longdouble)])
+@pytest.mark.parametrize("kernel, dtype, wide", [
+    (exp_hilo_f32, np.float32, np.float64),
+    (exp_hilo_f64, np.float64, np.longdouble),
+])
 def test_subnormal_results_round_once(kernel, dtype, wide):
     tiny = np.finfo(dtype).smallest_normal
     hi = np.log(np.geomspace(tiny / 2**20, tiny, 2000).astype(wide)).astype(dtype)

@@ -41,7 +41,6 @@ _P1_F32 = np.float32(0.1666652113199234)
 _P2_F32 = np.float32(0.04166838899254799)
 _P3_F32 = np.float32(0.00836874544620514)
 _P4_F32 = np.float32(0.0013814540579915047)
-_ONE_F32 = np.float32(1.0)
 _ZERO_F32 = np.float32(0.0)
 _INF_F32 = np.float32(np.inf)
 

@@ -278,7 +278,8 @@ def max_ignoring_nan(typingctx, array):
             low = builder.shuffle_vector(vector, vector, ir.Constant(half, list(range(width))))
             high = builder.shuffle_vector(vector, vector, ir.Constant(half, list(range(width, 2 * width))))
             vector = _select_greater(builder, high, low)
-        result = cgutils.alloca_once_value(builder, builder.extract_element(vector, ir.Constant(ir.IntType(32), 0)))
+        first_lane = builder.extract_element(vector, ir.Constant(ir.IntType(32), 0))
+        result = cgutils.alloca_once_value(builder, first_lane)
         start = builder.mul(vectors, ir.Constant(ity, lanes))
         with cgutils.for_range_slice(builder, start, size, ir.Constant(ity, 1), inc=True) as (index, _):
             value = builder.load(builder.gep(data, [index], inbounds=True))

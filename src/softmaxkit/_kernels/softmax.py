@@ -137,8 +137,9 @@ def prefetch_block(ahead, start, stop):
 
 @njit(fastmath=REDUCTION, cache=True)
 def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
-    """``y = exp((sign * x - m) / T) * 2**B`` (scaled: see ``_exp``); ``y=None`` writes into ``x`` (a separate loop: with
-    ``y is x`` LLVM's runtime alias check fails and the loop runs scalar, ~7x slower)."""
+    """``y = exp((sign * x - m) / T) * 2**B`` (scaled: see ``_exp``); ``y=None`` writes into ``x``
+    (a separate loop: with ``y is x`` LLVM's runtime alias check fails and the loop runs scalar,
+    ~7x slower)."""
     zero = cast_like(0.0, x)
     destination = target(x, y)  # hoisted: a call in the loop blocks vectorisation
     for i in range(x.size):
@@ -205,9 +206,9 @@ def add_sum_float64(total, compensation, y):
 # ulp(_SPLIT) (2**-42 for _BLOCK = 512) of magnitude at most 1, so the ``hi`` parts add up
 # exactly in any order (partial sums stay below _SPLIT), and the ``lo`` parts (each at most
 # ulp(_SPLIT) / 2) add up with an absolute error below _BLOCK**2 * 2**-53 * ulp(_SPLIT) / 2
-# (2**-78 for _BLOCK = 512).  Both sums are then plain
-# vectorised reductions: 0.09 against 0.27 ns per element for the 64 TwoSum lanes this replaced
-# (Zen 5, one thread, in cache), with the same accuracy (the exact sum, rounded once).
+# (2**-78 for _BLOCK = 512).  Both sums are then plain vectorised reductions: 0.09 against 0.27
+# ns per element for the 64 TwoSum lanes this replaced (Zen 5, one thread, in cache), with the
+# same accuracy (the exact sum, rounded once).
 _SPLIT = 2.0 * _BLOCK * 2.0**SCALE_LOG2_F64
 
 
@@ -438,9 +439,9 @@ def log_of_sum(rest, k):
 @njit(fastmath=ORDERED, cache=True)
 def log_of_sums(rest, compensation, count, like):
     """``rest[j] = log_of_sum(unscaled(rest[j] + compensation[j]), max(count[j], 1))`` for every
-    column (sums of scaled exps of ``like``'s dtype), with
-    the vectorised log and log1p of ``_log`` (below 1 ulp): the column kernels take one log per
-    column, and two libm calls per column cost more than the rest of a 21-row NCHW kernel."""
+    column (sums of scaled exps of ``like``'s dtype), with the vectorised log and log1p of
+    ``_log`` (below 1 ulp): the column kernels take one log per column, and two libm calls per
+    column cost more than the rest of a 21-row NCHW kernel."""
     for j in range(rest.size):
         k = max(count[j], 1.0)
         rest[j] = log_f64(k) + log1p_f64(unscaled(rest[j] + compensation[j], like) / k)
@@ -825,9 +826,9 @@ def _column_state(scratch, width):
 # 1.83-2.15 ms, four 1.79-2.11, eight 1.71-2.01.  The last K % 8 rows used to take a four-row and
 # a one-row loop; padding them to eight instead (repeating the last row) compiles one loop
 # function, not three: a cold first call of NCHW softmax 4.8-5.2 -> 4.2-4.4 s, log_softmax
-# 5.5-5.9 -> 5.0-5.2 s, at no cost for K >= 8 (within noise) and 6-10% for K = 3.  Prefetching row k + 1 while row
-# k is scanned makes the read-only pass faster (0.51 -> 0.36 ms) but the kernel slower (2.15 ->
-# 2.29 ms).
+# 5.5-5.9 -> 5.0-5.2 s, at no cost for K >= 8 (within noise) and 6-10% for K = 3.  Prefetching
+# row k + 1 while row k is scanned makes the read-only pass faster (0.51 -> 0.36 ms) but the
+# kernel slower (2.15 -> 2.29 ms).
 
 
 @njit(cache=True)
