@@ -59,7 +59,8 @@ class TimingPlan:
 
 FULL_PLAN = TimingPlan()
 QUICK_PLAN = TimingPlan(
-    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3, rewarm_s=0.005
+    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3,
+    rewarm_s=0.005,
 )
 
 
@@ -180,8 +181,9 @@ def time_interleaved(
 
     The samples are taken in ``plan.rounds`` rounds; in each round every callable takes its
     share of samples in one burst, after a pause of ``plan.settle_s`` that lets the worker
-    threads of the callable before it go idle and ``plan.rewarm_s`` of unmeasured calls.  A burst of load from another process thus lands
-    on all of them alike instead of on whichever ran at the time; on a shared machine this
+    threads of the callable before it go idle and ``plan.rewarm_s`` of unmeasured calls.  A
+    burst of load from another process thus lands on all of them alike instead of on whichever
+    ran at the time; on a shared machine this
     keeps the *ratios* far steadier than timing one callable after another.  A callable that
     raises (while warming up or sampling) gets its exception back instead of a Timing, and the
     others go on.
