@@ -254,7 +254,8 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         serial = k.log_softmax_rows_serial if mode == MODE_LOG_SOFTMAX else k.softmax_rows_serial
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        k.softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, SPLIT_CHUNK)
+        split = k.log_softmax_rows_split if mode == MODE_LOG_SOFTMAX else k.softmax_rows_split
+        split(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK)
     else:
         parallel = k.log_softmax_rows_parallel if mode == MODE_LOG_SOFTMAX else k.softmax_rows_parallel
         parallel(x2, out2, mask2, sign, t_hi, t_lo)

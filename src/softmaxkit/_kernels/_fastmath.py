@@ -1,4 +1,5 @@
-"""The two fastmath flag sets every softmaxkit kernel is compiled with, defined once.
+"""The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, and the
+parallel options of the drivers that use ``prange``.
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
@@ -26,3 +27,16 @@ FORBIDDEN: frozenset[str] = frozenset({"nnan", "ninf", "fast"})
 
 # numba accepts only a set (not a frozenset); treat both as constants.
 assert not (REDUCTION | ORDERED) & FORBIDDEN
+
+
+def prange_only() -> dict[str, bool]:
+    """``parallel=`` options converting only ``prange`` loops, for every parallel driver.
+
+    With ``parallel=True`` numba also turns array expressions into parallel loops: a driver's
+    ``np.zeros(n, np.bool_)`` became a second parfor, compiled as its own gufunc on the first call
+    and launched as its own parallel region on every call.  A new dict each time: numba pops the
+    keys out of the one it is given."""
+    return {
+        "comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
+        "numpy": False, "stencil": False, "fusion": False, "prange": True,
+    }

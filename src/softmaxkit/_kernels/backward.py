@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._exp import exp_hilo
-from ._fastmath import REDUCTION
+from ._fastmath import REDUCTION, prange_only
 from ._intrinsics import borrowed
 from ._scalar import cast_like
 
@@ -43,7 +43,7 @@ def softmax_backward_serial(g2, y2, out2):
         _softmax_backward_row(g2[r], y2[r], out2[r])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def softmax_backward_parallel(g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in prange(g2.shape[0]):
@@ -57,7 +57,7 @@ def log_softmax_backward_serial(g2, y2, out2):
         _log_softmax_backward_row(g2[r], y2[r], out2[r])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def log_softmax_backward_parallel(g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in prange(g2.shape[0]):

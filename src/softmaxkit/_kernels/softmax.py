@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._fastmath import ORDERED, REDUCTION
+from ._fastmath import ORDERED, REDUCTION, prange_only
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
@@ -550,7 +550,7 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
         )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in prange(x2.shape[0]):
@@ -580,7 +580,7 @@ def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
         )
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in prange(x2.shape[0]):
@@ -602,7 +602,7 @@ def logsumexp_rows_serial(x2, mask2, res):
         res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def logsumexp_rows_parallel(x2, mask2, res):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     for r in prange(x2.shape[0]):
@@ -654,7 +654,7 @@ def _next_chunk(x2, r, hi, chunk):
     return x2[r, hi : min(x2.shape[1], hi + chunk)]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
     """Each chunk's ``(max, rest, count)`` log state: its max pass reads memory, its exp pass
     re-reads the chunk from L2, and the next chunk is prefetched meanwhile."""
@@ -676,7 +676,7 @@ def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
     return chunk_max, chunk_rest, chunk_count, per_row
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
     """softmax's first pass: each chunk's max ``m_c``, and ``exp(v - m_c)`` stored with its sum
     (a chunk whose max is not finite is left alone)."""
@@ -697,7 +697,7 @@ def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
     return chunk_max, chunk_sum, per_row
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
     """softmax's second pass: chunk ``c`` of a row with a finite max ``M`` is scaled by
     ``exp(m_c - M) / s`` (0 for a chunk with no unmasked entry)."""
@@ -716,7 +716,7 @@ def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
                 slice_scale(y2[r, lo:hi], q, fma(-q, row_sum[r], a) / row_sum[r])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
     """log_softmax's second pass: ``v - M - log s`` for every chunk of a row with finite max."""
     n_rows, n = x2.shape
@@ -733,44 +733,60 @@ def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log
             )
 
 
-@njit(cache=True)
-def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, mode, chunk):
-    """softmax/log_softmax of rows split into chunks of ``chunk`` elements (parallel).
-
-    Per chunk, a max pass (reading memory) and an exp pass against that max (re-reading the
-    chunk from L2); the chunks' states merge per row into ``(M, s)``; a second pass writes the
-    results.  softmax stores ``e = exp(v - m_c)`` in its first pass and scales it by
-    ``exp(m_c - M) / s`` in the second, so the input is read once.  Each output is rounded as in
-    the unsplit kernel (``e`` to the dtype, then one float64 product).
-
-    In place, a chunk's exps replace its input before the row's max is known.  A row whose max
-    turns out NaN or +inf is still right: its entries equal to +inf lie in chunks whose own max
-    is not finite, which the first pass leaves alone, and every other entry's limit does not
-    depend on its value.
-    """
-    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
+@njit(cache=True, inline="always")
+def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_count, per_row):
+    """Each row's ``(M, s)`` (log_softmax: ``(M, log s)``) from its chunks' states.  A row whose
+    ``M`` is not finite gets its limits from the scalar path here; the second pass skips it."""
     n_rows = x2.shape[0]
     row_max = np.empty(n_rows, x2.dtype)
-    row_factor = np.zeros(n_rows)  # softmax: s; log_softmax: log s
-    if mode == _MODE_LOG_SOFTMAX:
-        chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk)
-    else:
-        chunk_max, chunk_rest, per_row = _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk)
-        chunk_count = np.zeros_like(chunk_rest)
+    row_factor = np.zeros(n_rows)
     for r in range(n_rows):
         states = slice(r * per_row, (r + 1) * per_row)
         big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
         row_max[r] = big_m
-        if not math.isfinite(big_m):  # the limits, from the scalar path; skipped below
-            slice_special(
-                x2[r], part_of(out2, r), part_of(mask2, r), sign, big_m, mode
-            )
+        if not math.isfinite(big_m):
+            slice_special(x2[r], part_of(out2, r), part_of(mask2, r), sign, big_m, mode)
         else:
             row_factor[r] = log_of_sum(rest, k) if mode == _MODE_LOG_SOFTMAX else k + rest
-    if mode == _MODE_LOG_SOFTMAX:
-        _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_factor)
-    else:
-        _scale_chunks(target(x2, out2), chunk, chunk_max, chunk_rest, row_max, row_factor)
+    return row_max, row_factor
+
+
+# Rows split into chunks of ``chunk`` elements (parallel).  Per chunk, a max pass (reading
+# memory) and an exp pass against that max (re-reading the chunk from L2); the chunks' states
+# merge per row into ``(M, s)``; a second pass writes the results.  One driver per function, as
+# for whole rows: with ``mode`` a runtime argument, a cold first call of softmax also compiled
+# log_softmax's two parallel passes (one row of 2**24 float32, alternated: softmax 7.3-7.4 ->
+# 4.6-4.9 s, log_softmax 7.3-7.8 -> 4.7-4.9 s).
+#
+# In place, a chunk's exps replace its input before the row's max is known.  A row whose max
+# turns out NaN or +inf is still right: its entries equal to +inf lie in chunks whose own max is
+# not finite, which the first pass leaves alone, and every other entry's limit does not depend
+# on its value.
+
+
+@njit(cache=True)
+def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk):
+    """softmax of rows split into chunks.  The first pass stores ``e = exp(v - m_c)``, the
+    second scales it by ``exp(m_c - M) / s``, so the input is read once.  Each output is rounded
+    as in the unsplit kernel (``e`` to the dtype, then one float64 product)."""
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
+    chunk_max, chunk_sum, per_row = _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk)
+    row_max, row_sum = _merge_row_states(
+        x2, out2, mask2, sign, _MODE_SOFTMAX, chunk_max, chunk_sum, np.zeros_like(chunk_sum), per_row
+    )
+    _scale_chunks(target(x2, out2), chunk, chunk_max, chunk_sum, row_max, row_sum)
+
+
+@njit(cache=True)
+def log_softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk):
+    """log_softmax of rows split into chunks: each chunk's ``(max, rest, count)``, then
+    ``v - M - log s`` written chunk by chunk."""
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
+    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk)
+    row_max, row_log_sum = _merge_row_states(
+        x2, out2, mask2, sign, _MODE_LOG_SOFTMAX, chunk_max, chunk_rest, chunk_count, per_row
+    )
+    _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum)
 
 
 @njit(cache=True)
@@ -1191,7 +1207,7 @@ def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
     return pending
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
@@ -1227,7 +1243,7 @@ def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
     return pending
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
@@ -1293,7 +1309,7 @@ def logsumexp_columns_serial(x3, mask3, res2, block):
     _logsumexp_column_range(x3, mask3, res2, block, 0, n_blocks)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=prange_only())
 def logsumexp_columns_parallel(x3, mask3, res2, block, threads):
     x3, mask3 = borrowed(x3), borrowed(mask3)
     n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
