@@ -17,10 +17,10 @@ Compiled with the ``ORDERED`` flag set: ``reassoc`` would merge the hi/lo reduct
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
-from ._fastmath import ORDERED
+from ._fastmath import ORDERED, callee
 from ._intrinsics import pow2_of_integral, pow2_of_rounded, trunc
 
 # float32 constants (reduction as in Cephes expf).  LN2_HI_F32 has 15 significant bits so n * LN2_HI_F32 is
@@ -77,7 +77,7 @@ _Q_F64 = (
 # (znver3): the float32 softmax exp loop went from 0.65 to 0.53 ns per element.
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _reduced_exp_f32(hi, lo):
     """``(q, kf, nf)`` with ``exp(hi + lo) ~= (1 + q) * 2**n``, ``q = expm1(r)`` on
     ``|r| <= ln(2)/2``, ``nf = n`` and ``kf = n + 1.5 * 2**23`` (``n`` in its low mantissa bits)."""
@@ -90,7 +90,7 @@ def _reduced_exp_f32(hi, lo):
     return p * r2 + r, kf, nf
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _reduced_exp_f64(hi, lo):
     """``(q, kf, nf)`` with ``exp(hi + lo) ~= (1 + q) * 2**n``, ``q = expm1(r)`` on
     ``|r| <= ln(2)/2``, ``nf = n`` and ``kf = n + 1.5 * 2**52`` (``n`` in its low mantissa bits)."""
@@ -105,7 +105,7 @@ def _reduced_exp_f64(hi, lo):
     return p * r2 + r, kf, nf
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def exp_hilo_f32(hi, lo):
     """``exp(hi + lo)`` for float32 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
     q, _, nf = _reduced_exp_f32(hi, lo)
@@ -121,7 +121,7 @@ def exp_hilo_f32(hi, lo):
     return y
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def exp_hilo_f64(hi, lo):
     """``exp(hi + lo)`` for float64 ``hi``, ``lo`` with ``|lo| <= ulp(hi)``; see the module docstring."""
     q, _, nf = _reduced_exp_f64(hi, lo)
@@ -153,7 +153,7 @@ _BIAS_F32 = np.float32(SCALE_LOG2_F32)
 _BIAS_F64 = float(SCALE_LOG2_F64)
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def scaled_exp_nonpositive_hilo_f32(hi, lo):
     """``exp(hi + lo) * 2**64`` for float32 ``hi <= 0`` (normal, or +0 below _LOW_F32);
     unspecified for ``hi > 0``."""
@@ -165,7 +165,7 @@ def scaled_exp_nonpositive_hilo_f32(hi, lo):
     return y
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def scaled_exp_nonpositive_hilo_f64(hi, lo):
     """``exp(hi + lo) * 2**600`` for float64 ``hi <= 0`` (normal, or +0 below _LOW_F64);
     unspecified for ``hi > 0``."""

@@ -1,5 +1,6 @@
-"""The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, and the
-parallel options of the drivers that use ``prange``.
+"""The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, the
+decorator for functions that only other kernels call, and the parallel options of the drivers
+that use ``prange``.
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
@@ -14,6 +15,8 @@ merge the terms that carry the low-order bits.
 """
 
 from __future__ import annotations
+
+from numba import njit
 
 #: For loops whose result does not depend on summation order beyond rounding.
 REDUCTION: set[str] = {"reassoc", "contract", "arcp", "nsz", "afn"}
@@ -40,3 +43,13 @@ def prange_only() -> dict[str, bool]:
         "comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
         "numpy": False, "stencil": False, "fusion": False, "prange": True,
     }
+
+
+def callee(**options):
+    """``numba.njit`` (cached) for a function that only other compiled functions call.
+
+    It gets neither the CPython wrapper nor the C callback wrapper that numba otherwise builds
+    for every function it compiles, which only a call from Python (or from C) needs: about 20 ms
+    of each function's compile, of which a cold first call compiles 40-60.  Calling such a
+    function from Python raises; wrap it in an ``njit`` function (as the tests do)."""
+    return njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)

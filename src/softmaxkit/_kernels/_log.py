@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
-from ._fastmath import ORDERED
+from ._fastmath import ORDERED, callee
 
 F32 = np.float32
 
-_JIT = {"fastmath": ORDERED, "error_model": "numpy", "cache": True}
+_JIT = {"fastmath": ORDERED, "error_model": "numpy"}
 
 
 @intrinsic
@@ -88,7 +88,7 @@ _LG6_F64 = 1.531383769920937332e-01
 _LG7_F64 = 1.479819860511658591e-01
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def _log_poly_f32(f):
     """``(hfsq, tail)`` with ``log(1 + f) = f - hfsq + tail``, for ``f`` in ``[-0.293, 0.414]``."""
     s = f / (F32(2.0) + f)
@@ -99,7 +99,7 @@ def _log_poly_f32(f):
     return hfsq, s * (hfsq + r)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def _log_poly_f64(f):
     """``(hfsq, tail)`` with ``log(1 + f) = f - hfsq + tail``, for ``f`` in ``[-0.293, 0.414]``."""
     s = f / (2.0 + f)
@@ -111,7 +111,7 @@ def _log_poly_f64(f):
     return hfsq, s * (hfsq + (t1 + t2))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log1p_f32(x):
     """``log(1 + x)`` for float32; see the module docstring."""
     one = F32(1.0)
@@ -137,7 +137,7 @@ def log1p_f32(x):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log1p_f64(x):
     """``log(1 + x)`` for float64; see the module docstring."""
     u = 1.0 + x
@@ -161,7 +161,7 @@ def log1p_f64(x):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def _log_parts_f32(x):
     """``(dk, f, hfsq, tail)`` with ``log(x) = dk ln2 + f - hfsq + tail``; subnormals rescaled."""
     sub = x < F32(1.1754944e-38)
@@ -174,7 +174,7 @@ def _log_parts_f32(x):
     return dk, f, hfsq, tail
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def _log_parts_f64(x):
     sub = x < 2.2250738585072014e-308
     xs = x * 2.0**54 if sub else x
@@ -186,7 +186,7 @@ def _log_parts_f64(x):
     return dk, f, hfsq, tail
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def _log_specials(x, y):
     """The IEEE special cases shared by log, log2 and log10."""
     if x == 0:
@@ -198,7 +198,7 @@ def _log_specials(x, y):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log_f32(x):
     """Natural log for float32."""
     dk, f, hfsq, tail = _log_parts_f32(x)
@@ -206,7 +206,7 @@ def log_f32(x):
     return F32(_log_specials(x, y))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log_f64(x):
     """Natural log for float64."""
     dk, f, hfsq, tail = _log_parts_f64(x)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from ._exp import scaled_exp_hilo_nonpositive
-from ._fastmath import ORDERED
+from ._fastmath import ORDERED, callee
 from ._intrinsics import fma
 
 
@@ -34,7 +34,7 @@ def _cast_like_overload(value, like):
     return None
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def two_sum(a, b):
     """``(s, e)`` with ``s = fl(a + b)`` and ``a + b == s + e`` exactly (Knuth's TwoSum)."""
     s = a + b
@@ -43,7 +43,7 @@ def two_sum(a, b):
     return s, e
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def compensated_add(total, compensation, value):
     """Neumaier-style running sum: ``total + compensation`` carries the sum of the values
     added so far with an error independent of their number (Ogita, Rump & Oishi's Sum2)."""
@@ -51,7 +51,7 @@ def compensated_add(total, compensation, value):
     return total, compensation + error
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _scaled_difference(v, m, t_hi, t_lo):
     d_hi, d_lo = two_sum(v, -m)
     p = d_hi * t_hi
@@ -89,7 +89,7 @@ def _signed_overload(value, sign):
     return lambda value, sign: value * sign
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def scaled_shifted_exp(v, m, t_hi, t_lo):
     """``exp((v - m) / T) * 2**B`` for ``v <= m`` with ``v - m`` taken exactly; +0 for
     ``v = -inf``.  ``2**B`` is the dtype's fixed power of two (see ``_exp``): it cancels in a
@@ -102,7 +102,7 @@ def scaled_shifted_exp(v, m, t_hi, t_lo):
     return scaled_exp_hilo_nonpositive(hi, lo)
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def shifted_log_probability(v, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     """``(v - m) / T - log_sum`` rounded once, where ``log_sum = log_sum_hi + log_sum_lo``.
 
@@ -130,7 +130,7 @@ def _target_overload(x, out):
     return lambda x, out: out
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _exp_of_double_word(hi, lo):
     """``exp(hi + lo)`` for ``|lo| <= ulp(hi)/2``: libm's exp of ``hi`` (within about 0.5 ulp,
     against the vector kernel's 1) with the first-order term of ``lo``."""

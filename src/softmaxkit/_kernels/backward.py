@@ -12,12 +12,12 @@ import numpy as np
 from numba import njit, prange
 
 from ._exp import exp_hilo
-from ._fastmath import REDUCTION, prange_only
+from ._fastmath import REDUCTION, callee, prange_only
 from ._intrinsics import borrowed
 from ._scalar import cast_like
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _softmax_backward_row(g, y, out):
     dot = 0.0
     for i in range(g.size):
@@ -26,7 +26,7 @@ def _softmax_backward_row(g, y, out):
         out[i] = np.float64(y[i]) * (np.float64(g[i]) - dot)
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _log_softmax_backward_row(g, y, out):
     total = 0.0
     for i in range(g.size):

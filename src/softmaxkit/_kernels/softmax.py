@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._fastmath import ORDERED, REDUCTION, prange_only
+from ._fastmath import ORDERED, REDUCTION, callee, prange_only
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
@@ -68,7 +68,7 @@ _MODE_LOG_SOFTMAX = 1
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def slice_max(x, mask, sign):
     """``max(sign * x)`` over the unmasked entries (-inf if none), NaN if any is NaN."""
     ninf = cast_like(-np.inf, x)
@@ -126,7 +126,7 @@ _LINE_BYTES = 64
 _PREFETCH_BYTES = 1 << 18
 
 
-@njit(cache=True)
+@callee()
 def prefetch_block(ahead, start, stop):
     """Hint that ``ahead[start:stop]`` will be read soon (``ahead=None``, or ``start`` past the
     first _PREFETCH_BYTES of ``ahead``: nothing)."""
@@ -135,7 +135,7 @@ def prefetch_block(ahead, start, stop):
             prefetch_read(ahead, i)
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
     """``y = exp((sign * x - m) / T) * 2**B`` (scaled: see ``_exp``); ``y=None`` writes into ``x``
     (a separate loop: with ``y is x`` LLVM's runtime alias check fails and the loop runs scalar,
@@ -149,7 +149,7 @@ def _store_exp(x, y, mask, sign, m, t_hi, t_lo):
         destination[i] = e
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _store_exp_below_max(x, y, mask, sign, m, t_hi, t_lo):
     """Like ``_store_exp`` but 0 for entries equal to ``m`` (those are counted separately); a NaN
     entry gives NaN (``not v >= m``, not ``v < m``), so that a sum shows it."""
@@ -163,7 +163,7 @@ def _store_exp_below_max(x, y, mask, sign, m, t_hi, t_lo):
         y[i] = e if keep else zero
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _count_equal(x, mask, sign, m):
     """Number of unmasked entries with ``sign * x == m`` (float32 counts are exact to 2**24,
     far above the block length)."""
@@ -183,7 +183,7 @@ def _count_equal(x, mask, sign, m):
 # added with error-free compensation so rows of 2**24 and more do not drift.
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _short_sum(y):
     s = 0.0
     for i in range(y.size):
@@ -191,7 +191,7 @@ def _short_sum(y):
     return s
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def add_sum_float64(total, compensation, y):
     """Add ``sum(y)`` (float32 terms, widened to float64) to the compensated pair
     ``(total, compensation)``."""
@@ -212,7 +212,7 @@ def add_sum_float64(total, compensation, y):
 _SPLIT = 2.0 * _BLOCK * 2.0**SCALE_LOG2_F64
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _split_at(t, split):
     """``(hi, lo)`` with ``hi = (split + t) - split`` and ``t = hi + lo`` exactly (``ORDERED``:
     ``reassoc`` would fold ``hi`` to ``t``; inlined, the instructions keep these flags)."""
@@ -220,7 +220,7 @@ def _split_at(t, split):
     return hi, t - hi
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _split_sums(y):
     """``(sum of hi, sum of lo)`` of the float64 terms ``y`` (at most _BLOCK, each in [0, 2**B])."""
     s_hi = 0.0
@@ -232,7 +232,7 @@ def _split_sums(y):
     return s_hi, s_lo
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def add_exact_sum_float64(total, compensation, y):
     """Add ``sum(y)`` (float64 terms in [0, 2**B], at most _BLOCK) to ``(total, compensation)``."""
     s_hi, s_lo = _split_sums(y)
@@ -253,7 +253,7 @@ def _accumulate_overload(total, compensation, y):
     return lambda total, compensation, y: add_sum_float64(total, compensation, y)
 
 
-@njit(cache=True)
+@callee()
 def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
     """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64; prefetch
     ``ahead`` (the next row, or None) alongside."""
@@ -268,7 +268,7 @@ def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
     return s + c
 
 
-@njit(cache=True)
+@callee()
 def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead):
     """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
     entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead``."""
@@ -295,7 +295,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead):
 # at 0.18 ns per element (two conversions each way) against 0.06 (in cache, one thread).
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _scale_by_pair(y, hi, lo):
     for i in range(y.size):
         v = y[i]
@@ -303,7 +303,7 @@ def _scale_by_pair(y, hi, lo):
         y[i] = p + fma(v, lo, fma(v, hi, -p))
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _scale_float64(y, factor):
     for i in range(y.size):
         y[i] = y[i] * factor
@@ -342,7 +342,7 @@ def _slice_scale_overload(y, factor_hi, factor_lo):
 # still get ``-log_sum`` to the last bit; elsewhere the two roundings stay within 1.5 ulp.
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _store_minus_pair(x, out, mask, sign, shift_hi, shift_lo):
     """Store ``(v - shift_hi) - shift_lo`` (-inf where masked).  ``ORDERED``: ``reassoc`` would
     turn this into ``v - (shift_hi + shift_lo)`` and drop ``shift_lo``."""
@@ -355,7 +355,7 @@ def _store_minus_pair(x, out, mask, sign, shift_hi, shift_lo):
         destination[i] = y
 
 
-@njit(cache=True)
+@callee()
 def _shift_pair(m, log_sum, like):
     """``m + log_sum`` (a float64) as a pair in the dtype of ``like``, exact to about 2**-48."""
     total, error = two_sum(np.float64(m), log_sum)
@@ -384,7 +384,7 @@ def _write_log_probabilities_overload(x, out, mask, sign, m, t_hi, t_lo, log_sum
     return write_scaled
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     """Store ``(v - m)/T - log_sum`` (-inf where masked)."""
     ninf = cast_like(-np.inf, x)
@@ -396,7 +396,7 @@ def slice_log_softmax_store(x, out, mask, sign, m, t_hi, t_lo, log_sum_hi, log_s
         destination[i] = y
 
 
-@njit(cache=True)
+@callee()
 def slice_special(x, out, mask, sign, m, mode):
     """Write the limits for a slice whose max ``m`` is NaN, +inf or -inf.
 
@@ -430,13 +430,13 @@ def slice_special(x, out, mask, sign, m, mode):
         destination[i] = y
 
 
-@njit(cache=True)
+@callee()
 def log_of_sum(rest, k):
     """``log(k + rest)`` as ``log(k) + log1p(rest / k)`` (``k >= 1``), keeping tiny tails."""
     return math.log(k) + math.log1p(rest / k)
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def log_of_sums(rest, compensation, count, like):
     """``rest[j] = log_of_sum(unscaled(rest[j] + compensation[j]), max(count[j], 1))`` for every
     column (sums of scaled exps of ``like``'s dtype), with the vectorised log and log1p of
@@ -447,7 +447,7 @@ def log_of_sums(rest, compensation, count, like):
         rest[j] = log_f64(k) + log1p_f64(unscaled(rest[j] + compensation[j], like) / k)
 
 
-@njit(cache=True)
+@callee()
 def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
     """softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None).
 
@@ -464,7 +464,7 @@ def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
             slice_scale(target(x, out), 1.0 / s, 0.0)
 
 
-@njit(cache=True)
+@callee()
 def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
     """log_softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None).
     A NaN the max skipped shows as a NaN ``rest``."""
@@ -479,7 +479,7 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
             write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_of_sum(rest, k))
 
 
-@njit(cache=True)
+@callee()
 def logsumexp_slice(x, mask, ahead):
     """``log(sum(exp(x)))`` over the unmasked entries, as float64; prefetch ``ahead`` (or None).
     A NaN the max skipped makes ``rest``, and so the result, NaN."""
@@ -614,14 +614,14 @@ def logsumexp_rows_parallel(x2, mask2, res):
 # ----------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@callee()
 def _chunk_bounds(w, chunks_per_row, chunk, n):
     r = w // chunks_per_row
     lo = (w - r * chunks_per_row) * chunk
     return r, lo, min(n, lo + chunk)
 
 
-@njit(cache=True)
+@callee()
 def merge_chunk_states(chunk_max, chunk_rest, chunk_count):
     """Merge per-chunk ``(max, rest, count)`` log states of one row into ``(M, rest, k)``.
 
@@ -648,13 +648,13 @@ def merge_chunk_states(chunk_max, chunk_rest, chunk_count):
     return big_m, rest + compensation, k
 
 
-@njit(cache=True)
+@callee()
 def _next_chunk(x2, r, hi, chunk):
     """The chunk after ``x2[r, :hi]`` in the same row (empty at the row end), to prefetch."""
     return x2[r, hi : min(x2.shape[1], hi + chunk)]
 
 
-@njit(cache=True, parallel=prange_only())
+@callee(parallel=prange_only())
 def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
     """Each chunk's ``(max, rest, count)`` log state: its max pass reads memory, its exp pass
     re-reads the chunk from L2, and the next chunk is prefetched meanwhile."""
@@ -676,7 +676,7 @@ def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
     return chunk_max, chunk_rest, chunk_count, per_row
 
 
-@njit(cache=True, parallel=prange_only())
+@callee(parallel=prange_only())
 def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
     """softmax's first pass: each chunk's max ``m_c``, and ``exp(v - m_c)`` stored with its sum
     (a chunk whose max is not finite is left alone)."""
@@ -697,7 +697,7 @@ def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
     return chunk_max, chunk_sum, per_row
 
 
-@njit(cache=True, parallel=prange_only())
+@callee(parallel=prange_only())
 def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
     """softmax's second pass: chunk ``c`` of a row with a finite max ``M`` is scaled by
     ``exp(m_c - M) / s`` (0 for a chunk with no unmasked entry)."""
@@ -716,7 +716,7 @@ def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
                 slice_scale(y2[r, lo:hi], q, fma(-q, row_sum[r], a) / row_sum[r])
 
 
-@njit(cache=True, parallel=prange_only())
+@callee(parallel=prange_only())
 def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
     """log_softmax's second pass: ``v - M - log s`` for every chunk of a row with finite max."""
     n_rows, n = x2.shape
@@ -733,7 +733,7 @@ def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log
             )
 
 
-@njit(cache=True, inline="always")
+@callee(inline="always")
 def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_count, per_row):
     """Each row's ``(M, s)`` (log_softmax: ``(M, log s)``) from its chunks' states.  A row whose
     ``M`` is not finite gets its limits from the scalar path here; the second pass skips it."""
@@ -813,7 +813,7 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 # ns per element at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).
 
 
-@njit(cache=True, inline="always")
+@callee(inline="always")
 def _column_scratch(x3, width):
     """``(m, total, compensation, count, hi, lo, buffer)`` for blocks of up to ``width`` columns:
     the per-column max, float64 sum pair and count, a dtype pair (``1/s`` or ``log s``) and a
@@ -829,7 +829,7 @@ def _column_scratch(x3, width):
     )
 
 
-@njit(cache=True, inline="always")
+@callee(inline="always")
 def _column_state(scratch, width):
     """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
     m, total, compensation, count, hi, lo, buffer = scratch
@@ -847,7 +847,7 @@ def _column_state(scratch, width):
 # kernel slower (2.15 -> 2.29 ms).
 
 
-@njit(cache=True)
+@callee()
 def _column_block_max(x3, mask3, o, j0, j1, sign, m):
     """``m[:] = `` the per-column max of block ``o``, columns ``j0:j1``."""
     m[:] = cast_like(-np.inf, x3)
@@ -871,7 +871,7 @@ def _column_block_max(x3, mask3, o, j0, j1, sign, m):
             _accumulate_max(m, x3[o, k, j0:j1], mask3[o, k, j0:j1], sign)
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _accumulate_max8(m, a, b, c, d, e, f, g, h, sign):
     for j in range(m.size):
         ab = nan_max(signed(a[j], sign), signed(b[j], sign))
@@ -881,7 +881,7 @@ def _accumulate_max8(m, a, b, c, d, e, f, g, h, sign):
         m[j] = nan_max(nan_max(ab, cd), nan_max(nan_max(ef, gh), m[j]))
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _accumulate_max(m, row, mask, sign):
     ninf = cast_like(-np.inf, row)
     for j in range(m.size):
@@ -897,7 +897,7 @@ def _accumulate_max(m, row, mask, sign):
 # them into the float64 state with another: a loop doing both does not vectorise.
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, below_max_only):
     zero = cast_like(0.0, row)
     destination = target(row, out_row)  # hoisted: a call in the loop blocks vectorisation
@@ -910,7 +910,7 @@ def _store_exp_columns(row, out_row, mask, sign, m, t_hi, t_lo, below_max_only):
         destination[j] = e if keep else zero
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _add_compensated(total, compensation, terms):
     """Per column: ``total + compensation += terms`` (TwoSum; vectorised across columns, and
     accurate however many rows K are summed)."""
@@ -923,7 +923,7 @@ def _add_compensated(total, compensation, terms):
         total[j] = s
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _add_float32(total, terms):
     for j in range(total.size):
         total[j] += np.float64(terms[j])
@@ -944,7 +944,7 @@ def _add_widened_overload(total, compensation, terms):
     return lambda total, compensation, terms: _add_float32(total, terms)
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _add_equal_counts(count, row, mask, sign, m):
     for j in range(count.size):
         equal = signed(row[j], sign) == m[j]
@@ -953,7 +953,7 @@ def _add_equal_counts(count, row, mask, sign, m):
         count[j] += 1.0 if equal else 0.0
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _add_float32_rows(total, a, b, c, d):
     """``total += a + b + c + d`` per column, widened to float64: the state is loaded and stored
     once per four rows (0.084 against 0.125 ns per element, one row at a time)."""
@@ -986,7 +986,7 @@ def _add_rows_overload(s, s_comp, y3, o, k0, k1, j0, j1):
     return add_float32
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _scale_row(y, inv_s_hi, inv_s_lo):
     """Per column ``y *= inv_s``, rounded once (the pair form of ``slice_scale``; float64
     passes ``inv_s_lo = 0``, which the fma then adds exactly)."""
@@ -996,7 +996,7 @@ def _scale_row(y, inv_s_hi, inv_s_lo):
         y[j] = p + fma(v, inv_s_lo[j], fma(v, inv_s_hi[j], -p))
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _log_softmax_row(row, out_row, mask, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
     ninf = cast_like(-np.inf, row)
     destination = target(row, out_row)  # hoisted: a call in the loop blocks vectorisation
@@ -1007,7 +1007,7 @@ def _log_softmax_row(row, out_row, mask, sign, m, t_hi, t_lo, log_sum_hi, log_su
         destination[j] = y
 
 
-@njit(fastmath=ORDERED, cache=True)
+@callee(fastmath=ORDERED)
 def _store_minus_pairs(row, out_row, mask, sign, shift_hi, shift_lo):
     """Per column ``(v - shift_hi) - shift_lo`` (-inf where masked): the column form of
     ``_store_minus_pair`` (``ORDERED``: ``reassoc`` would drop ``shift_lo``)."""
@@ -1058,7 +1058,7 @@ def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, l
     return write_scaled
 
 
-@njit(cache=True)
+@callee()
 def _column_limits(x3, mask3, sign, mode, o, j0, m):
     """Columns of the block whose max ``m`` is not finite get their limits from the scalar path,
     computed before the vector passes (which, in place, overwrite the input) and written back
@@ -1092,7 +1092,7 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
     return columns, values
 
 
-@njit(cache=True)
+@callee()
 def _write_column_limits(y3, o, columns, values):
     for c in range(columns.size):
         for k in range(values.shape[0]):
@@ -1107,7 +1107,7 @@ def _write_column_limits(y3, o, columns, values):
 # (numba compiles everything a function can reach, at every layer that calls it).
 
 
-@njit(cache=True, inline="always")
+@callee(inline="always")
 def _all_finite(m):
     for j in range(m.size):
         if not math.isfinite(m[j]):
@@ -1115,7 +1115,7 @@ def _all_finite(m):
     return True
 
 
-@njit(cache=True)
+@callee()
 def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
     """softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max in
     ``state``: exps stored and summed four rows at a time, then scaled by ``1/s``."""
@@ -1139,7 +1139,7 @@ def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, s
         _scale_row(y3[o, k, j0:j1], inv_s_hi, inv_s_lo)
 
 
-@njit(cache=True)
+@callee()
 def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
     the entries below the max summed, those at it counted, then ``log_of_sums``."""
@@ -1154,7 +1154,7 @@ def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compens
     log_of_sums(log_sum, compensation, count, x3)
 
 
-@njit(cache=True)
+@callee()
 def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
     m, log_sum, compensation, count, hi, lo, buffer = state
@@ -1162,7 +1162,7 @@ def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
 
 
-@njit(cache=True)
+@callee()
 def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
     w = j1 - j0
     m, log_sum, compensation, count, finite_m, _, buffer = _column_state(scratch, w)
@@ -1174,7 +1174,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
 
-@njit(cache=True, inline="always")
+@callee(inline="always")
 def _column_block_bounds(w, blocks_per_outer, block, inner):
     o = w // blocks_per_outer
     j0 = (w - o * blocks_per_outer) * block
@@ -1293,7 +1293,7 @@ def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, bl
         _write_column_limits(target(x3, out3), o, columns, values)
 
 
-@njit(cache=True)
+@callee()
 def _logsumexp_column_range(x3, mask3, res2, block, first, stop):
     scratch = _column_scratch(x3, min(block, x3.shape[2]))
     per_outer = (x3.shape[2] + block - 1) // block

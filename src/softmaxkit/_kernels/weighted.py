@@ -16,12 +16,12 @@ import math
 import numpy as np
 from numba import njit
 
-from ._fastmath import REDUCTION
+from ._fastmath import REDUCTION, callee
 from ._exp import unscaled
 from ._scalar import cast_like, scaled_shifted_exp
 
 
-@njit(fastmath=REDUCTION, cache=True)
+@callee(fastmath=REDUCTION)
 def _included(b, mask, r, i):
     keep = True
     if b is not None:
