@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import types
-from numba.extending import overload
 
-from ._fastmath import ORDERED, callee
+from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import pow2_of_integral, pow2_of_rounded, trunc
 
 # float32 constants (reduction as in Cephes expf).  LN2_HI_F32 has 15 significant bits so n * LN2_HI_F32 is
@@ -183,7 +182,7 @@ def scaled_exp_hilo_nonpositive(hi, lo):
     raise NotImplementedError("scaled_exp_hilo_nonpositive is callable from numba-compiled code only")
 
 
-@overload(scaled_exp_hilo_nonpositive, inline="never")
+@callee_overload(scaled_exp_hilo_nonpositive, inline="never")
 def _scaled_exp_hilo_nonpositive_overload(hi, lo):
     if hi == types.float32 and lo == types.float32:
         return lambda hi, lo: scaled_exp_nonpositive_hilo_f32(hi, lo)
@@ -198,7 +197,7 @@ def unscaled(total, like):
     raise NotImplementedError("unscaled is callable from numba-compiled code only")
 
 
-@overload(unscaled)
+@callee_overload(unscaled)
 def _unscaled_overload(total, like):
     if isinstance(like, types.Array):
         like = like.dtype
@@ -214,7 +213,7 @@ def exp_hilo(hi, lo):
     raise NotImplementedError("exp_hilo is callable from numba-compiled code only")
 
 
-@overload(exp_hilo, inline="never")
+@callee_overload(exp_hilo, inline="never")
 def _exp_hilo_overload(hi, lo):
     if hi == types.float32 and lo == types.float32:
         return lambda hi, lo: exp_hilo_f32(hi, lo)

@@ -17,6 +17,7 @@ merge the terms that carry the low-order bits.
 from __future__ import annotations
 
 from numba import njit
+from numba.extending import overload
 
 #: For loops whose result does not depend on summation order beyond rounding.
 REDUCTION: set[str] = {"reassoc", "contract", "arcp", "nsz", "afn"}
@@ -53,3 +54,9 @@ def callee(**options):
     of each function's compile, of which a cold first call compiles 40-60.  Calling such a
     function from Python raises; wrap it in an ``njit`` function (as the tests do)."""
     return njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+
+
+def callee_overload(function, **options):
+    """``numba.extending.overload`` for a typing-time choice between implementations: numba
+    compiles those without the CPython wrapper already; this drops the C callback wrapper too."""
+    return overload(function, jit_options={"no_cfunc_wrapper": True}, **options)

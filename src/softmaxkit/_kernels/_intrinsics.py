@@ -12,7 +12,9 @@ from __future__ import annotations
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
+
+from ._fastmath import callee_overload
 
 
 @intrinsic
@@ -203,7 +205,7 @@ def borrowed(array):
     raise NotImplementedError("borrowed is callable from numba-compiled code only")
 
 
-@overload(borrowed)
+@callee_overload(borrowed)
 def _borrowed_overload(array):
     if isinstance(array, types.NoneType):
         return lambda array: array

@@ -11,10 +11,9 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import overload
 
 from ._exp import scaled_exp_hilo_nonpositive
-from ._fastmath import ORDERED, callee
+from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import fma
 
 
@@ -23,7 +22,7 @@ def cast_like(value, like):
     raise NotImplementedError("cast_like is callable from numba-compiled code only")
 
 
-@overload(cast_like)
+@callee_overload(cast_like)
 def _cast_like_overload(value, like):
     if isinstance(like, types.Array):
         like = like.dtype
@@ -70,7 +69,7 @@ def scaled_difference(v, m, t_hi, t_lo):
     raise NotImplementedError("scaled_difference is callable from numba-compiled code only")
 
 
-@overload(scaled_difference)
+@callee_overload(scaled_difference)
 def _scaled_difference_overload(v, m, t_hi, t_lo):
     if isinstance(t_hi, types.NoneType):
         return lambda v, m, t_hi, t_lo: two_sum(v, -m)
@@ -82,7 +81,7 @@ def signed(value, sign):
     raise NotImplementedError("signed is callable from numba-compiled code only")
 
 
-@overload(signed)
+@callee_overload(signed)
 def _signed_overload(value, sign):
     if isinstance(sign, types.NoneType):
         return lambda value, sign: value
@@ -121,7 +120,7 @@ def target(x, out):
     raise NotImplementedError("target is callable from numba-compiled code only")
 
 
-@overload(target)
+@callee_overload(target)
 def _target_overload(x, out):
     # Chosen at typing time, so a read-only ``x`` never meets a setitem when ``out`` is given
     # (numba's branch pruning does not remove ``if out is None: x[i] = ...`` for array ``out``).
@@ -148,7 +147,7 @@ def exp_of_difference(a, b):
     raise NotImplementedError("exp_of_difference is callable from numba-compiled code only")
 
 
-@overload(exp_of_difference)
+@callee_overload(exp_of_difference)
 def _exp_of_difference_overload(a, b):
     if a == types.float64 and b == types.float64:
         return lambda a, b: _exp_of_double_word(*two_sum(a, -b))
@@ -163,7 +162,7 @@ def pair_like(hi, lo, like):
     raise NotImplementedError("pair_like is callable from numba-compiled code only")
 
 
-@overload(pair_like)
+@callee_overload(pair_like)
 def _pair_like_overload(hi, lo, like):
     if isinstance(like, types.Array):
         like = like.dtype

@@ -42,9 +42,8 @@ import math
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
 
-from ._fastmath import ORDERED, REDUCTION, callee, prange_only
+from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, prange_only
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
@@ -91,7 +90,7 @@ def slice_max_unchecked(x, mask, sign):
     raise NotImplementedError("slice_max_unchecked is callable from numba-compiled code only")
 
 
-@overload(slice_max_unchecked)
+@callee_overload(slice_max_unchecked)
 def _slice_max_unchecked_overload(x, mask, sign):
     fast = (
         isinstance(mask, types.NoneType)
@@ -246,7 +245,7 @@ def _accumulate(total, compensation, y):
     raise NotImplementedError("_accumulate is callable from numba-compiled code only")
 
 
-@overload(_accumulate)
+@callee_overload(_accumulate)
 def _accumulate_overload(total, compensation, y):
     if isinstance(y, types.Array) and y.dtype == types.float64:
         return lambda total, compensation, y: add_exact_sum_float64(total, compensation, y)
@@ -315,7 +314,7 @@ def slice_scale(y, factor_hi, factor_lo):
     raise NotImplementedError("slice_scale is callable from numba-compiled code only")
 
 
-@overload(slice_scale)
+@callee_overload(slice_scale)
 def _slice_scale_overload(y, factor_hi, factor_lo):
     # chosen at typing time: a runtime dtype test would compile both loops for every dtype
     if isinstance(y, types.Array) and y.dtype == types.float64:
@@ -367,7 +366,7 @@ def write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_sum):
     raise NotImplementedError("write_log_probabilities is callable from numba-compiled code only")
 
 
-@overload(write_log_probabilities)
+@callee_overload(write_log_probabilities)
 def _write_log_probabilities_overload(x, out, mask, sign, m, t_hi, t_lo, log_sum):
     if isinstance(t_hi, types.NoneType):
 
@@ -505,7 +504,7 @@ def part_of(array, index):
     raise NotImplementedError("part_of is callable from numba-compiled code only")
 
 
-@overload(part_of)
+@callee_overload(part_of)
 def _part_of_overload(array, index):
     if isinstance(array, types.NoneType):
         return lambda array, index: None
@@ -517,7 +516,7 @@ def alongside(array, value):
     raise NotImplementedError("alongside is callable from numba-compiled code only")
 
 
-@overload(alongside)
+@callee_overload(alongside)
 def _alongside_overload(array, value):
     if isinstance(array, types.NoneType):
         return lambda array, value: None
@@ -937,7 +936,7 @@ def _add_widened(total, compensation, terms):
     raise NotImplementedError("_add_widened is callable from numba-compiled code only")
 
 
-@overload(_add_widened)
+@callee_overload(_add_widened)
 def _add_widened_overload(total, compensation, terms):
     if terms.dtype == types.float64:
         return lambda total, compensation, terms: _add_compensated(total, compensation, terms)
@@ -966,7 +965,7 @@ def _add_rows(s, s_comp, y3, o, k0, k1, j0, j1):
     raise NotImplementedError("_add_rows is callable from numba-compiled code only")
 
 
-@overload(_add_rows)
+@callee_overload(_add_rows)
 def _add_rows_overload(s, s_comp, y3, o, k0, k1, j0, j1):
     if y3.dtype == types.float64:
 
@@ -1031,7 +1030,7 @@ def write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi
     raise NotImplementedError("write_log_probability_rows is callable from numba-compiled code only")
 
 
-@overload(write_log_probability_rows)
+@callee_overload(write_log_probability_rows)
 def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1):
     if isinstance(t_hi, types.NoneType):
 
