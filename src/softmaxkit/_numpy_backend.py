@@ -275,15 +275,17 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     log = mode == MODE_LOG_SOFTMAX
+    n_blocks = outer * -(-inner // block)
+    pending = np.zeros(n_blocks, np.bool_)
+    wide, narrow = k.column_scratch(min(n_blocks, num_threads()) if parallel else 1, block, x3.dtype)
     if parallel:
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
-        pending = run(x3, out3, mask3, sign, t_hi, t_lo, block, num_threads())
     else:
         run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
-        pending = run(x3, out3, mask3, sign, t_hi, t_lo, block)
+    run(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         limits = k.log_softmax_columns_with_limits if log else k.softmax_columns_with_limits
-        limits(x3, out3, mask3, sign, t_hi, t_lo, block, np.flatnonzero(pending))
+        limits(x3, out3, mask3, sign, t_hi, t_lo, block, np.flatnonzero(pending), wide, narrow)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -350,10 +352,11 @@ def logsumexp(
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
-        if parallel:
-            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, num_threads())
-        else:
-            k.logsumexp_columns_serial(x3, mask3, res2, block_width)
+        n_blocks = x3.shape[0] * -(-x3.shape[2] // block_width)
+        workers = min(n_blocks, num_threads()) if parallel else 1
+        wide, narrow = k.column_scratch(workers, block_width, x3.dtype)
+        run = k.logsumexp_columns_parallel if parallel else k.logsumexp_columns_serial
+        run(x3, mask3, res2, block_width, wide, narrow)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
     res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
     return _cast_pair(res, None, result_dtype)

@@ -803,36 +803,33 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 # ----------------------------------------------------------------------------------------------
 
 
-# The small column glue functions (scratch, state, bounds, all-finite) are inlined at numba-IR
+# The small column glue functions (state, bounds, all-finite) are inlined at numba-IR
 # level (``inline="always"``): as separate functions each was compiled, and compiled again in
 # every layer above, on the first call (about 0.1 s of it).  They have no float arithmetic whose
 # fastmath flags would change, and no ``None`` branches that IR inlining would fail to prune.
-# Every column block works in a worker's scratch arrays (``_column_scratch``): allocated once per
-# worker, not per block.  Per-block allocations (seven small arrays) cost about 2 us a block, 0.03
-# ns per element at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).
+# Every column block works in its worker's scratch arrays, allocated by the caller (``column_
+# scratch``, plain Python) once per call, not per block: per-block allocations (seven small
+# arrays) cost about 2 us a block, 0.03 ns per element at NCHW widths and 0.3 at 256 columns (Zen
+# 5, one thread, in cache).  Allocating them in Python rather than in the drivers also keeps
+# numba's ``np.empty``/``np.zeros`` implementations (four functions) out of a cold first call.
+
+
+def column_scratch(workers, width, dtype):
+    """Scratch for ``workers`` workers and blocks of up to ``width`` columns: float64 rows
+    ``(total, compensation, count)`` and rows of the dtype ``(m, hi, lo, buffer)`` (see
+    ``_column_state``)."""
+    return np.empty((workers, 3, width)), np.empty((workers, 4, width), dtype)
 
 
 @callee(inline="always")
-def _column_scratch(x3, width):
-    """``(m, total, compensation, count, hi, lo, buffer)`` for blocks of up to ``width`` columns:
-    the per-column max, float64 sum pair and count, a dtype pair (``1/s`` or ``log s``) and a
-    row buffer."""
+def _column_state(wide, narrow, t, width):
+    """Worker ``t``'s scratch cut to a block of ``width`` columns: ``(m, total, compensation,
+    count, hi, lo, buffer)``, the per-column max, float64 sum pair and count, a dtype pair
+    (``1/s`` or ``log s``) and a row buffer."""
     return (
-        np.empty(width, x3.dtype),
-        np.empty(width),
-        np.empty(width),
-        np.empty(width),
-        np.empty(width, x3.dtype),
-        np.empty(width, x3.dtype),
-        np.empty(width, x3.dtype),
+        narrow[t, 0, :width], wide[t, 0, :width], wide[t, 1, :width], wide[t, 2, :width],
+        narrow[t, 1, :width], narrow[t, 2, :width], narrow[t, 3, :width],
     )
-
-
-@callee(inline="always")
-def _column_state(scratch, width):
-    """The scratch arrays cut to a block of ``width`` columns (see ``_column_scratch``)."""
-    m, total, compensation, count, hi, lo, buffer = scratch
-    return m[:width], total[:width], compensation[:width], count[:width], hi[:width], lo[:width], buffer[:width]
 
 
 # The max pass reads the slab from memory (the later passes find it in L2).  Unmasked, it takes
@@ -1162,9 +1159,9 @@ def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j
 
 
 @callee()
-def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch):
+def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state):
     w = j1 - j0
-    m, log_sum, compensation, count, finite_m, _, buffer = _column_state(scratch, w)
+    m, log_sum, compensation, count, finite_m, _, buffer = state
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
@@ -1181,96 +1178,82 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 
 # The parallel drivers split the blocks into one contiguous range per worker (numba's static
-# schedule would too), so that each worker allocates its scratch once.  ``threads`` is passed in:
-# calling ``numba.get_num_threads`` here would make the function uncacheable (a dynamic global).
-# Each driver returns ``pending``: True for the blocks it left to ``*_columns_with_limits``.
+# schedule would too), one per row of the scratch arrays, whose first dimension is the number of
+# workers.  Each driver sets ``pending[w]`` for the blocks it left to ``*_columns_with_limits``.
 # The serial and parallel drivers repeat their block loop rather than share a range function:
 # one more @njit layer above the passes costs about 0.2-1.4 s of a cold first call (alternated
 # runs on this VM), and that call is at issue 3's 5 s limit.
 
 
 @njit(cache=True)
-def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
+def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
     for w in range(pending.size):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(scratch, j1 - j0)
+        state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]):
             _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
         else:
             pending[w] = True
-    return pending
 
 
 @njit(cache=True, parallel=prange_only())
-def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
+def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
-    workers = min(pending.size, threads)
+    workers = wide.shape[0]
     for t in prange(workers):
-        scratch = _column_scratch(x3, min(block, x3.shape[2]))
         for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            state = _column_state(scratch, j1 - j0)
+            state = _column_state(wide, narrow, t, j1 - j0)
             _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
             if _all_finite(state[0]):
                 _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
             else:
                 pending[w] = True
-    return pending
 
 
 @njit(cache=True)
-def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block):
+def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
     for w in range(pending.size):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(scratch, j1 - j0)
+        state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]):
             _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
         else:
             pending[w] = True
-    return pending
 
 
 @njit(cache=True, parallel=prange_only())
-def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, threads):
+def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    pending = np.zeros(x3.shape[0] * per_outer, np.bool_)
-    workers = min(pending.size, threads)
+    workers = wide.shape[0]
     for t in prange(workers):
-        scratch = _column_scratch(x3, min(block, x3.shape[2]))
         for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            state = _column_state(scratch, j1 - j0)
+            state = _column_state(wide, narrow, t, j1 - j0)
             _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
             if _all_finite(state[0]):
                 _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
             else:
                 pending[w] = True
-    return pending
 
 
 @njit(cache=True)
-def softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks):
+def softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks, wide, narrow):
     """softmax of the listed column blocks, which hold columns whose max is not finite: those
     columns get their limits from the scalar path, the others the vector passes."""
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
     for w in blocks:
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(scratch, j1 - j0)
+        state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         columns, values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, state[0])
         _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
@@ -1278,14 +1261,13 @@ def softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks
 
 
 @njit(cache=True)
-def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks):
+def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks, wide, narrow):
     """log_softmax of the listed column blocks (see ``softmax_columns_with_limits``)."""
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
     for w in blocks:
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(scratch, j1 - j0)
+        state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         columns, values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, state[0])
         _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
@@ -1293,25 +1275,26 @@ def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, bl
 
 
 @callee()
-def _logsumexp_column_range(x3, mask3, res2, block, first, stop):
-    scratch = _column_scratch(x3, min(block, x3.shape[2]))
+def _logsumexp_column_range(x3, mask3, res2, block, first, stop, wide, narrow, t):
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(first, stop):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, scratch)
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
 
 
 @njit(cache=True)
-def logsumexp_columns_serial(x3, mask3, res2, block):
+def logsumexp_columns_serial(x3, mask3, res2, block, wide, narrow):
     x3, mask3 = borrowed(x3), borrowed(mask3)
     n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
-    _logsumexp_column_range(x3, mask3, res2, block, 0, n_blocks)
+    _logsumexp_column_range(x3, mask3, res2, block, 0, n_blocks, wide, narrow, 0)
 
 
 @njit(cache=True, parallel=prange_only())
-def logsumexp_columns_parallel(x3, mask3, res2, block, threads):
+def logsumexp_columns_parallel(x3, mask3, res2, block, wide, narrow):
     x3, mask3 = borrowed(x3), borrowed(mask3)
     n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
-    workers = min(n_blocks, threads)
+    workers = wide.shape[0]
     for t in prange(workers):
-        _logsumexp_column_range(x3, mask3, res2, block, t * n_blocks // workers, (t + 1) * n_blocks // workers)
+        _logsumexp_column_range(
+            x3, mask3, res2, block, t * n_blocks // workers, (t + 1) * n_blocks // workers, wide, narrow, t
+        )
