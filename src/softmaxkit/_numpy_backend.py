@@ -282,10 +282,15 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
     else:
         run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
-    run(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow)
+    run(x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
-        limits = k.log_softmax_columns_with_limits if log else k.softmax_columns_with_limits
-        limits(x3, out3, mask3, sign, t_hi, t_lo, block, np.flatnonzero(pending), wide, narrow)
+        blocks = np.flatnonzero(pending)
+        # those columns' limits before the passes, which in place overwrite the input
+        limits = [k.column_limits(x3, mask3, sign, mode, block, w, narrow) for w in blocks]
+        run(x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow)
+        y3 = x3 if out3 is None else out3
+        for o, columns, values in limits:
+            y3[o][:, columns] = values
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:

@@ -1054,15 +1054,19 @@ def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, l
     return write_scaled
 
 
-@callee()
-def _column_limits(x3, mask3, sign, mode, o, j0, m):
-    """Columns of the block whose max ``m`` is not finite get their limits from the scalar path,
-    computed before the vector passes (which, in place, overwrite the input) and written back
-    after them by ``_write_column_limits``.  The vector passes see a finite stand-in max (0) for
-    them, so they stay cheap and NaN-free.  Returns ``(columns, values)``.
+@njit(cache=True)
+def column_limits(x3, mask3, sign, mode, block, w, narrow):
+    """The limits of the columns of block ``w`` whose max is not finite (NaN, +inf, or no
+    unmasked entry), from the scalar path: ``(o, columns, values)``, ``values[k, c]`` for row
+    ``k`` of column ``columns[c]`` of outer index ``o``.  ``narrow`` is column scratch.
 
     (Element loops, not ``values[:, n] = result``: a slice assignment compiles numba's
-    shape-mismatch error formatting, seconds of a cold first call.)"""
+    shape-mismatch error formatting, seconds of a cold first call.  Not ``borrowed``: numba
+    prunes the ``mask3 is not None`` branch below only while ``mask3`` is the argument itself.)"""
+    per_outer = (x3.shape[2] + block - 1) // block
+    o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+    m = narrow[0, 0, : j1 - j0]
+    _column_block_max(x3, mask3, o, j0, j1, sign, m)
     n_special = 0
     for j in range(m.size):
         if not math.isfinite(m[j]):
@@ -1084,23 +1088,31 @@ def _column_limits(x3, mask3, sign, mode, o, j0, m):
                 values[k, n_special] = result[k]
             columns[n_special] = j0 + j
             n_special += 1
-            m[j] = 0.0
-    return columns, values
-
-
-@callee()
-def _write_column_limits(y3, o, columns, values):
-    for c in range(columns.size):
-        for k in range(values.shape[0]):
-            y3[o, k, columns[c]] = values[k, c]
+    return o, columns, values
 
 
 # One pass function and one set of drivers per function, as for rows: a runtime ``mode`` would
-# compile both functions' loops into every call's first use.  Blocks holding a column whose max
-# is not finite (NaN, +inf, or no unmasked entry) are left untouched by the drivers, which return
-# a flag per block, and then go through ``*_columns_with_limits``: that path (the scalar limits)
-# is compiled only when some input needs it, which takes about 1.5 s off a cold first call
-# (numba compiles everything a function can reach, at every layer that calls it).
+# compile both functions' loops into every call's first use.  A block holding a column whose max
+# is not finite (NaN, +inf, or no unmasked entry) is left untouched by the drivers, which flag it
+# in ``pending``.  The caller then takes those columns' limits from the scalar path
+# (``column_limits``, compiled only when some input needs it: numba compiles everything a
+# function can reach, at every layer that calls it), and runs the same driver again on the
+# pending blocks with ``stand_ins``: a finite stand-in max (0) for those columns, so that the
+# vector passes stay cheap and NaN-free, and the caller overwrites their results with the
+# limits.  The limits come first because in place the passes overwrite the input.  (Until
+# 2026-12-02 a separate driver per function did the pending blocks, compiling the passes again
+# below it: a cold first call of NCHW log_softmax whose input holds a NaN, alternated, took
+# 5.1-5.6 s, now 4.7-5.2.)
+
+
+@callee()
+def _stand_in_max(m):
+    """Replace each non-finite max of ``m`` by 0 (the stand-ins); returns True, so that the
+    drivers can call it in their condition."""
+    for j in range(m.size):
+        if not math.isfinite(m[j]):
+            m[j] = 0.0
+    return True
 
 
 @callee(inline="always")
@@ -1179,99 +1191,78 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 # The parallel drivers split the blocks into one contiguous range per worker (numba's static
 # schedule would too), one per row of the scratch arrays, whose first dimension is the number of
-# workers.  Each driver sets ``pending[w]`` for the blocks it left to ``*_columns_with_limits``.
+# workers.  With ``stand_ins`` a driver does only the blocks flagged in ``pending`` (see above).
 # The serial and parallel drivers repeat their block loop rather than share a range function:
 # one more @njit layer above the passes costs about 0.2-1.4 s of a cold first call (alternated
 # runs on this VM), and that call is at issue 3's 5 s limit.
 
 
 @njit(cache=True)
-def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
+def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(pending.size):
+        if stand_ins and not pending[w]:
+            continue
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
         state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-        if _all_finite(state[0]):
+        if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
         else:
             pending[w] = True
 
 
 @njit(cache=True, parallel=prange_only())
-def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
+def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     workers = wide.shape[0]
     for t in prange(workers):
         for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
+            if stand_ins and not pending[w]:
+                continue
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
             state = _column_state(wide, narrow, t, j1 - j0)
             _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-            if _all_finite(state[0]):
+            if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
                 _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
             else:
                 pending[w] = True
 
 
 @njit(cache=True)
-def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
+def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(pending.size):
+        if stand_ins and not pending[w]:
+            continue
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
         state = _column_state(wide, narrow, 0, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-        if _all_finite(state[0]):
+        if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
         else:
             pending[w] = True
 
 
 @njit(cache=True, parallel=prange_only())
-def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, pending, wide, narrow):
+def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     workers = wide.shape[0]
     for t in prange(workers):
         for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
+            if stand_ins and not pending[w]:
+                continue
             o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
             state = _column_state(wide, narrow, t, j1 - j0)
             _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-            if _all_finite(state[0]):
+            if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
                 _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
             else:
                 pending[w] = True
-
-
-@njit(cache=True)
-def softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks, wide, narrow):
-    """softmax of the listed column blocks, which hold columns whose max is not finite: those
-    columns get their limits from the scalar path, the others the vector passes."""
-    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    per_outer = (x3.shape[2] + block - 1) // block
-    for w in blocks:
-        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(wide, narrow, 0, j1 - j0)
-        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-        columns, values = _column_limits(x3, mask3, sign, _MODE_SOFTMAX, o, j0, state[0])
-        _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
-        _write_column_limits(target(x3, out3), o, columns, values)
-
-
-@njit(cache=True)
-def log_softmax_columns_with_limits(x3, out3, mask3, sign, t_hi, t_lo, block, blocks, wide, narrow):
-    """log_softmax of the listed column blocks (see ``softmax_columns_with_limits``)."""
-    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    per_outer = (x3.shape[2] + block - 1) // block
-    for w in blocks:
-        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(wide, narrow, 0, j1 - j0)
-        _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-        columns, values = _column_limits(x3, mask3, sign, _MODE_LOG_SOFTMAX, o, j0, state[0])
-        _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
-        _write_column_limits(target(x3, out3), o, columns, values)
 
 
 @callee()
