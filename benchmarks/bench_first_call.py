@@ -1,0 +1,155 @@
+"""Time softmaxkit's first call in a fresh process, with numba's on-disk cache empty and warm.
+
+Issue 3 asks for ``import softmaxkit`` under 0.3 s, a first call under 0.5 s when the kernels are
+in numba's on-disk cache, and under 5 s for one function and dtype when they are not (numba then
+compiles them).  Each case runs in two child processes that share a new, empty cache directory
+(``NUMBA_CACHE_DIR``): the first compiles and fills it (cold), the second loads from it (warm).
+Each child also counts the functions numba compiled, so a kernel that cannot be cached shows up as
+compiles in the warm column, whatever the timings.
+
+Nothing is asserted: the script prints, and with ``--json`` writes the records.  Usage::
+
+    python benchmarks/bench_first_call.py               # every case, about 1.5 minutes
+    python benchmarks/bench_first_call.py --cases 'softmax 8x10,*NCHW*' --json out.json
+    python benchmarks/bench_first_call.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import basic_machine_info, render_table  # noqa: E402  (sibling module)
+
+IMPORT_TARGET_S = 0.3
+WARM_TARGET_S = 0.5
+COLD_TARGET_S = 5.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    call: str  # a call of ``sk`` on ``x``, evaluated in the child
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    setup: str = ""  # statements run on ``x`` before the timed call
+
+
+CASES = (
+    Case("softmax 8x10", "sk.softmax(x)", (8, 10)),
+    Case("softmax 4096x4096", "sk.softmax(x)", (4096, 4096)),
+    Case("log_softmax 4096x4096", "sk.log_softmax(x)", (4096, 4096)),
+    Case("logsumexp 4096x4096", "sk.logsumexp(x, axis=-1)", (4096, 4096)),
+    Case("softmax float64 2048x2048", "sk.softmax(x)", (2048, 2048), "float64"),
+    Case("softmax 4096x4096 masked", "sk.softmax(x, where=x > 0.1)", (4096, 4096)),
+    Case("softmax one row of 2**24", "sk.softmax(x)", (1 << 24,)),
+    Case("log_softmax one row of 2**24", "sk.log_softmax(x)", (1 << 24,)),
+    Case("logsumexp one row of 2**24", "sk.logsumexp(x)", (1 << 24,)),
+    Case("softmax NCHW axis 1", "sk.softmax(x, axis=1)", (4, 21, 256, 256)),
+    Case("log_softmax NCHW axis 1", "sk.log_softmax(x, axis=1)", (4, 21, 256, 256)),
+    Case("logsumexp NCHW axis 1", "sk.logsumexp(x, axis=1)", (4, 21, 256, 256)),
+    # a column whose max is NaN also compiles the scalar path for the limits
+    Case("log_softmax NCHW axis 1, a NaN", "sk.log_softmax(x, axis=1)", (4, 21, 256, 256), setup="x[0, 3, 5, 5] = np.nan"),
+)
+
+# The child: times the import and the first call, counts numba's compiles, prints one JSON line.
+_CHILD = """
+import json, time
+t0 = time.perf_counter()
+import softmaxkit as sk
+t1 = time.perf_counter()
+import numpy as np
+from numba.core import event
+compiled = []
+class _Count(event.Listener):
+    def on_start(self, e):
+        compiled.append(1)
+    def on_end(self, e):
+        pass
+event.register("numba:compile", _Count())
+x = np.random.default_rng(0).standard_normal({shape!r}).astype({dtype!r})
+{setup}
+t2 = time.perf_counter()
+{call}
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "first_call_s": t3 - t2, "compiled": len(compiled)}}))
+"""
+
+
+def run_child(case: Case, cache_dir: str) -> dict:
+    code = _CHILD.format(shape=case.shape, dtype=case.dtype, setup=case.setup, call=case.call)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{case.name}: the child process failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_case(case: Case) -> dict:
+    with tempfile.TemporaryDirectory(prefix="softmaxkit-numba-cache-") as cache_dir:
+        cold = run_child(case, cache_dir)
+        warm = run_child(case, cache_dir)
+    return {"case": case.name, "call": case.call, "shape": case.shape, "dtype": case.dtype, "cold": cold, "warm": warm}
+
+
+def select_cases(patterns: str | None) -> list[Case]:
+    if not patterns:
+        return list(CASES)
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [c for c in CASES if any(fnmatch.fnmatchcase(c.name, p) for p in wanted)]
+    if not chosen:
+        raise SystemExit(f"no case matches {patterns!r}; see --list")
+    return chosen
+
+
+def verdict(seconds: float, target: float, digits: int = 2) -> str:
+    return f"{seconds:.{digits}f} s [<{target:g} {'met' if seconds < target else 'NOT MET'}]"
+
+
+def print_report(records: list[dict]) -> None:
+    rows = []
+    for r in records:
+        cold, warm = r["cold"], r["warm"]
+        rows.append([
+            r["case"], verdict(warm["import_s"], IMPORT_TARGET_S, 3), verdict(cold["first_call_s"], COLD_TARGET_S),
+            str(cold["compiled"]), verdict(warm["first_call_s"], WARM_TARGET_S), str(warm["compiled"]),
+        ])
+    headers = ["case", "import (warm)", "first call, cold cache", "compiled", "first call, warm cache", "compiled"]
+    print(render_table(headers, rows))
+    print("compiled: functions numba compiled in that process (a warm cache should need none).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", metavar="PATTERNS", help="comma-separated names or globs (see --list)")
+    parser.add_argument("--json", metavar="PATH", help="write the records as JSON")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for case in CASES:
+            print(f"{case.name}: {case.call} on {case.dtype} {case.shape}")
+        return 0
+    machine = basic_machine_info()
+    print(f"{machine.get('cpu_model', '?')}, {machine.get('cores', '?')} usable cores, Python {sys.version.split()[0]}")
+    records = []
+    for case in select_cases(args.cases):
+        records.append(run_case(case))
+        print(f"  {case.name}: cold {records[-1]['cold']['first_call_s']:.2f} s", flush=True)
+    print()
+    print_report(records)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "records": records}, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
