@@ -250,15 +250,18 @@ def softmax_last_axis(
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
+    log = mode == MODE_LOG_SOFTMAX
     if not use_parallel(x2.size):
-        serial = k.log_softmax_rows_serial if mode == MODE_LOG_SOFTMAX else k.softmax_rows_serial
+        serial = k.log_softmax_rows_serial if log else k.softmax_rows_serial
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        split = k.log_softmax_rows_split if mode == MODE_LOG_SOFTMAX else k.softmax_rows_split
+        split = k.log_softmax_rows_split if log else k.softmax_rows_split
         split(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK)
+    elif log:
+        terms = k.row_terms(min(n_rows, num_threads()), x2.dtype)
+        k.log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, terms)
     else:
-        parallel = k.log_softmax_rows_parallel if mode == MODE_LOG_SOFTMAX else k.softmax_rows_parallel
-        parallel(x2, out2, mask2, sign, t_hi, t_lo)
+        k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
@@ -383,7 +386,7 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         k.logsumexp_rows_split(x2, mask2, res, SPLIT_CHUNK)
     else:
-        k.logsumexp_rows_parallel(x2, mask2, res)
+        k.logsumexp_rows_parallel(x2, mask2, res, k.row_terms(min(n_rows, num_threads()), x2.dtype))
 
 
 def _narrow(result: np.ndarray, result_dtype: np.dtype) -> np.ndarray:
