@@ -278,9 +278,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     log = mode == MODE_LOG_SOFTMAX
-    n_blocks = outer * -(-inner // block)
+    n_blocks, wide, narrow = _column_work(x3, block, parallel)
     pending = np.zeros(n_blocks, np.bool_)
-    wide, narrow = k.column_scratch(min(n_blocks, num_threads()) if parallel else 1, block, x3.dtype)
     if parallel:
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
     else:
@@ -294,6 +293,13 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values
+
+
+def _column_work(x3: np.ndarray, block: int, parallel: bool) -> tuple[int, np.ndarray, np.ndarray]:
+    """The number of column blocks of ``x3`` and the column drivers' scratch, one row per worker."""
+    n_blocks = x3.shape[0] * -(-x3.shape[2] // block)
+    workers = min(n_blocks, num_threads()) if parallel else 1
+    return (n_blocks, *kernels().column_scratch(workers, block, x3.dtype))
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -360,9 +366,7 @@ def logsumexp(
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
-        n_blocks = x3.shape[0] * -(-x3.shape[2] // block_width)
-        workers = min(n_blocks, num_threads()) if parallel else 1
-        wide, narrow = k.column_scratch(workers, block_width, x3.dtype)
+        _, wide, narrow = _column_work(x3, block_width, parallel)
         run = k.logsumexp_columns_parallel if parallel else k.logsumexp_columns_serial
         run(x3, mask3, res2, block_width, wide, narrow)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
