@@ -1102,3 +1102,39 @@ def test_split_rows_with_a_fully_masked_chunk(split_rows, fn, dtype, rng):
     inplace = x.copy()
     f(inplace, where=where, out=inplace)
     np.testing.assert_array_equal(inplace, y)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("workers", [None, 2])
+def test_column_limits_match_the_row_kernels(fn, masked, workers, rng, monkeypatch):
+    # Columns whose max is not finite get their limits from NumPy in the backend, rows from the
+    # kernels' slice_special: the same input along axis 1 and moved to the last axis must agree
+    # exactly, for NaN, +inf (alone, several, beside NaN), all -inf and fully masked columns.
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * 4)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
+    if workers is not None:
+        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+    f, _, _ = fn
+    x = (rng.standard_normal((2, 9, 70)) * 3).astype(np.float32)
+    x[0, 2, 1] = NAN
+    x[0, 4, 3] = INF
+    x[0, [1, 5, 8], 5] = INF
+    x[0, 3, 7] = INF
+    x[0, 6, 7] = NAN
+    x[0, :, 9] = -INF
+    x[1, 0, 40] = -INF
+    x[1, 7, 41] = INF
+    where = rng.random(x.shape) < 0.7 if masked else None
+    if masked:
+        where[1, :, 50] = False  # no unmasked entry
+        where[0, 4, 3] = False  # the +inf masked out: that column's max is finite
+        where[1, 7, 41] = True
+    kwargs = {} if where is None else {"where": where}
+    columns = f(x, axis=1, **kwargs)
+    moved = {} if where is None else {"where": np.ascontiguousarray(np.moveaxis(where, 1, -1))}
+    rows = np.moveaxis(f(np.ascontiguousarray(np.moveaxis(x, 1, -1)), axis=-1, **moved), -1, 1)
+    np.testing.assert_array_equal(np.signbit(columns), np.signbit(rows))
+    np.testing.assert_allclose(columns, rows, rtol=4 * 2.0**-23, atol=0)

@@ -288,11 +288,41 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
-        limits = [k.column_limits(x3, mask3, sign, mode, block, w, narrow) for w in blocks]
+        limits = _column_limits(x3, mask3, sign, log, block, blocks)
         run(x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values
+
+
+def _column_limits(x3, mask3, sign, log: bool, block: int, blocks: np.ndarray) -> list:
+    """``[(o, columns, values)]``: the results of the columns of the listed blocks whose max is
+    not finite, ``values[k, c]`` for row ``k`` of column ``columns[c]`` of outer index ``o``.  As
+    the row kernels' ``slice_special``: NaN where the max is NaN; where it is +inf, the entries
+    equal to +inf share the probability (1/k, log -log k); 0 (log -inf) for every other and every
+    masked entry.  NumPy, not numba: such inputs are rare, and a kernel for them was 0.5 s more of
+    a cold first call."""
+    per_outer = -(-x3.shape[2] // block)
+    excluded = -np.inf if log else 0.0
+    found = []
+    for w in blocks.tolist():
+        o, b = divmod(w, per_outer)
+        j = slice(b * block, min(x3.shape[2], (b + 1) * block))
+        v = x3[o, :, j]
+        m = (v.min(axis=0) if sign is not None else v.max(axis=0)) if mask3 is None else None
+        if m is None:
+            m = np.where(mask3[o, :, j], v if sign is None else -v, -np.inf).max(axis=0)
+        elif sign is not None:
+            m = -m
+        special = np.flatnonzero(~np.isfinite(m))
+        v, m = (v[:, special] if sign is None else -v[:, special]), m[special]
+        unmasked = np.ones(v.shape, np.bool_) if mask3 is None else mask3[o, :, j][:, special]
+        at_inf = unmasked & (v == np.inf) & (m == np.inf)  # a NaN max wins over +inf entries
+        k = np.maximum(at_inf.sum(axis=0), 1)
+        share = np.subtract(0.0, np.log(k)) if log else 1.0 / k  # 0.0 - log(1) is +0, not -0
+        values = np.where(at_inf, share, np.where(unmasked & np.isnan(m), np.nan, excluded))
+        found.append((o, special + j.start, values.astype(x3.dtype)))
+    return found
 
 
 def _column_work(x3: np.ndarray, block: int, parallel: bool) -> tuple[int, np.ndarray, np.ndarray]:

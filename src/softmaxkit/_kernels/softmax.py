@@ -512,18 +512,6 @@ def _part_of_overload(array, index):
     return lambda array, index: array[index]
 
 
-def alongside(array, value):
-    """``value``, or None for ``array=None``, decided at typing time (numba only; see ``part_of``)."""
-    raise NotImplementedError("alongside is callable from numba-compiled code only")
-
-
-@callee_overload(alongside)
-def _alongside_overload(array, value):
-    if isinstance(array, types.NoneType):
-        return lambda array, value: None
-    return lambda array, value: value
-
-
 # Every driver starts by replacing its array arguments with ``borrowed`` views: the slices it
 # passes down then carry no reference count (an atomic increment and decrement per slice and
 # call; see ``_intrinsics.borrowed``).  Not the logsumexp result arrays: they are never sliced,
@@ -1064,55 +1052,17 @@ def _write_log_probability_rows_overload(x3, out3, mask3, sign, m, t_hi, t_lo, l
     return write_scaled
 
 
-@njit(cache=True)
-def column_limits(x3, mask3, sign, mode, block, w, narrow):
-    """The limits of the columns of block ``w`` whose max is not finite (NaN, +inf, or no
-    unmasked entry), from the scalar path: ``(o, columns, values)``, ``values[k, c]`` for row
-    ``k`` of column ``columns[c]`` of outer index ``o``.  ``narrow`` is column scratch.
-
-    (Element loops, not ``values[:, n] = result``: a slice assignment compiles numba's
-    shape-mismatch error formatting, seconds of a cold first call.  Not ``borrowed``: numba
-    prunes the ``mask3 is not None`` branch below only while ``mask3`` is the argument itself.)"""
-    per_outer = (x3.shape[2] + block - 1) // block
-    o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-    m = narrow[0, 0, : j1 - j0]
-    _column_block_max(x3, mask3, o, j0, j1, sign, m)
-    n_special = 0
-    for j in range(m.size):
-        if not math.isfinite(m[j]):
-            n_special += 1
-    columns = np.empty(n_special, np.intp)
-    values = np.empty((x3.shape[1], n_special), x3.dtype)
-    column = np.empty(x3.shape[1], x3.dtype)
-    mask_column = np.empty(x3.shape[1], np.bool_)
-    result = np.empty(x3.shape[1], x3.dtype)
-    n_special = 0
-    for j in range(m.size):
-        if not math.isfinite(m[j]):
-            for k in range(x3.shape[1]):
-                column[k] = x3[o, k, j0 + j]
-                if mask3 is not None:
-                    mask_column[k] = mask3[o, k, j0 + j]
-            slice_special(column, result, alongside(mask3, mask_column), sign, m[j], mode)
-            for k in range(x3.shape[1]):
-                values[k, n_special] = result[k]
-            columns[n_special] = j0 + j
-            n_special += 1
-    return o, columns, values
-
-
 # One pass function and one set of drivers per function, as for rows: a runtime ``mode`` would
 # compile both functions' loops into every call's first use.  A block holding a column whose max
 # is not finite (NaN, +inf, or no unmasked entry) is left untouched by the drivers, which flag it
-# in ``pending``.  The caller then takes those columns' limits from the scalar path
-# (``column_limits``, compiled only when some input needs it: numba compiles everything a
-# function can reach, at every layer that calls it), and runs the same driver again on the
-# pending blocks with ``stand_ins``: a finite stand-in max (0) for those columns, so that the
-# vector passes stay cheap and NaN-free, and the caller overwrites their results with the
-# limits.  The limits come first because in place the passes overwrite the input.  (Until
-# 2026-12-02 a separate driver per function did the pending blocks, compiling the passes again
-# below it: a cold first call of NCHW log_softmax whose input holds a NaN, alternated, took
-# 5.1-5.6 s, now 4.7-5.2.)
+# in ``pending``.  The caller then takes those columns' limits (with NumPy: rare inputs, and
+# nothing more to compile), and runs the same driver again on the pending blocks with
+# ``stand_ins``: a finite stand-in max (0) for those columns, so that the vector passes stay
+# cheap and NaN-free, and the caller overwrites their results with the limits.  The limits come
+# first because in place the passes overwrite the input.  (Until 2026-12-02 a separate driver
+# per function did the pending blocks, compiling the passes again below it, and the scalar
+# limits with them: a cold first call of NCHW log_softmax whose input holds a NaN took 5.1-5.6 s
+# where one without took 4.2-4.5.)
 
 
 @callee()
