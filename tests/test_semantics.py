@@ -971,6 +971,18 @@ def test_set_and_get_num_threads(rng):
 # --------------------------------------------------------------------------------------------
 
 
+def _small_column_blocks(monkeypatch, workers, n_k=40, itemsize=4):
+    """Column blocks of 16 columns for ``n_k`` rows; with ``workers``, the parallel drivers on that
+    many workers whatever the input size."""
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", n_k * 16 * 2 * itemsize)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
+    if workers is not None:
+        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+
+
 @pytest.mark.parametrize("workers", [None, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_column_kernel_with_many_blocks(fn, dtype, workers, rng, monkeypatch):
@@ -980,11 +992,7 @@ def test_column_kernel_with_many_blocks(fn, dtype, workers, rng, monkeypatch):
     # all 21 blocks; in parallel, 3 workers of 7 blocks each, a partial block among them).
     from softmaxkit import _numpy_backend
 
-    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * np.dtype(dtype).itemsize)
-    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
-    if workers is not None:
-        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
-        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+    _small_column_blocks(monkeypatch, workers, itemsize=np.dtype(dtype).itemsize)
     assert _numpy_backend.column_block_width(40, 100, np.dtype(dtype).itemsize) == 16
     f, ref, is_log = fn
     x = (rng.standard_normal((3, 40, 100)) * 4).astype(dtype)
@@ -1015,15 +1023,9 @@ def test_column_max_sees_special_values_in_every_row(fn, dtype, n_k, rng):
 @pytest.mark.parametrize("workers", [None, 3])
 def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
     # Blocks holding a column whose max is NaN, +inf or -inf are left untouched by the column
-    # drivers and redone by the limits kernel; in place, that must still see the original input.
+    # drivers and redone after their limits are taken; in place, those must see the original input.
     # 7 blocks of 16 columns per outer index; specials in some blocks only.
-    from softmaxkit import _numpy_backend
-
-    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * 4)
-    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
-    if workers is not None:
-        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
-        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+    _small_column_blocks(monkeypatch, workers)
     f, ref, is_log = fn
     x = (rng.standard_normal((3, 40, 100)) * 4).astype(np.float32)
     x[0, 5, 3] = NAN
@@ -1110,13 +1112,7 @@ def test_column_limits_match_the_row_kernels(fn, masked, workers, rng, monkeypat
     # Columns whose max is not finite get their limits from NumPy in the backend, rows from the
     # kernels' slice_special: the same input along axis 1 and moved to the last axis must agree
     # exactly, for NaN, +inf (alone, several, beside NaN), all -inf and fully masked columns.
-    from softmaxkit import _numpy_backend
-
-    monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 40 * 16 * 2 * 4)
-    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
-    if workers is not None:
-        monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
-        monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
+    _small_column_blocks(monkeypatch, workers, n_k=9)
     f, _, _ = fn
     x = (rng.standard_normal((2, 9, 70)) * 3).astype(np.float32)
     x[0, 2, 1] = NAN
