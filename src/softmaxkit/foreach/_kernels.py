@@ -41,9 +41,9 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
-from .._kernels._fastmath import REDUCTION
+from .._kernels._fastmath import REDUCTION, callee_overload
 from .._kernels._intrinsics import prefetch_address
 from . import _vecmath as vm
 
@@ -73,7 +73,7 @@ def _generic(name: str, f32: Any, f64: Any) -> Any:
 
     stub.__name__ = name
 
-    @overload(stub, inline="never")
+    @callee_overload(stub, inline="never")
     def _impl(x):
         if x == types.float32:
             return lambda x: f32(x)

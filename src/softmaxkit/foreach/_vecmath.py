@@ -39,10 +39,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from .._kernels._exp import exp_hilo_f32, exp_hilo_f64
-from .._kernels._fastmath import ORDERED
+from .._kernels._fastmath import ORDERED, callee
 from .._kernels._intrinsics import pow2_of_integral
 from .._kernels._log import (  # noqa: F401  (log/log1p are part of this module's interface)
     _log_parts_f32,
@@ -56,7 +55,7 @@ from .._kernels._log import (  # noqa: F401  (log/log1p are part of this module'
 
 F32 = np.float32
 
-_JIT = {"fastmath": ORDERED, "error_model": "numpy", "cache": True}
+_JIT = {"fastmath": ORDERED, "error_model": "numpy"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -71,7 +70,7 @@ _LOG10_2_HI_F64 = 3.01029995663611771306e-01
 _LOG10_2_LO_F64 = 3.69423907715893078616e-13
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log2_f32(x):
     """Base-2 log for float32 (the float32 parts are combined in float64, then rounded once)."""
     dk, f, hfsq, tail = _log_parts_f32(x)
@@ -80,7 +79,7 @@ def log2_f32(x):
     return F32(_log_specials(x, y))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log2_f64(x):
     """Base-2 log for float64: ``k + log(m) / ln 2`` with ``1 / ln 2`` split in two parts."""
     dk, f, hfsq, tail = _log_parts_f64(x)
@@ -88,7 +87,7 @@ def log2_f64(x):
     return _log_specials(x, y)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log10_f32(x):
     """Base-10 log for float32 (combined in float64, rounded once)."""
     dk, f, hfsq, tail = _log_parts_f32(x)
@@ -97,7 +96,7 @@ def log10_f32(x):
     return F32(_log_specials(x, y))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def log10_f64(x):
     """Base-10 log for float64: ``k log10(2) + log(m) / ln 10`` with both constants split."""
     dk, f, hfsq, tail = _log_parts_f64(x)
@@ -123,19 +122,19 @@ _E2_F32, _E3_F32, _E4_F32, _E5_F32, _E6_F32, _E7_F32, _E8_F32 = (F32(c) for c in
 (_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13) = _INV_FACT
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def exp_f32(x):
     """``exp`` for float32 (``exp_hilo_f32`` with a zero low part)."""
     return exp_hilo_f32(x, F32(0.0))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def exp_f64(x):
     """``exp`` for float64 (``exp_hilo_f64`` with a zero low part)."""
     return exp_hilo_f64(x, 0.0)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def expm1_f32(x):
     """``exp(x) - 1`` for float32; see the module docstring."""
     xc = min(max(x, F32(-30.0)), F32(88.8))
@@ -161,7 +160,7 @@ def expm1_f32(x):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def expm1_f64(x):
     """``exp(x) - 1`` for float64; see the module docstring."""
     xc = min(max(x, -60.0), 709.8)
@@ -192,7 +191,7 @@ def expm1_f64(x):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def sigmoid_f32(x):
     """``1 / (1 + exp(-x))`` for float32; see the module docstring."""
     e = exp_hilo_f32(-abs(x), F32(0.0))
@@ -200,7 +199,7 @@ def sigmoid_f32(x):
     return (F32(1.0) / d) if x >= F32(0.0) else (e / d)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def sigmoid_f64(x):
     """``1 / (1 + exp(-x))`` for float64; see the module docstring."""
     e = exp_hilo_f64(-abs(x), 0.0)
@@ -208,7 +207,7 @@ def sigmoid_f64(x):
     return (1.0 / d) if x >= 0.0 else (e / d)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def tanh_f32(x):
     """``tanh`` for float32; see the module docstring."""
     a = abs(x)
@@ -221,7 +220,7 @@ def tanh_f32(x):
     return y
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def tanh_f64(x):
     """``tanh`` for float64; see the module docstring."""
     a = abs(x)
@@ -238,32 +237,32 @@ def tanh_f64(x):
 # libm-backed (scalar) special functions
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def erf_f32(x):
     return F32(math.erf(np.float64(x)))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def erf_f64(x):
     return math.erf(x)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def erfc_f32(x):
     return F32(math.erfc(np.float64(x)))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def erfc_f64(x):
     return math.erfc(x)
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def lgamma_f32(x):
     return F32(math.lgamma(np.float64(x)))
 
 
-@njit(**_JIT)
+@callee(**_JIT)
 def lgamma_f64(x):
     # math.lgamma raises at poles in Python; numba's libm call returns +inf, as NumPy-style code
     # expects (scipy.special.gammaln does the same).
