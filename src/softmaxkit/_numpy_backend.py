@@ -278,18 +278,19 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     log = mode == MODE_LOG_SOFTMAX
-    n_blocks, wide, narrow = _column_work(x3, block, parallel)
-    pending = np.zeros(n_blocks, np.bool_)
-    if parallel:
+    pending = np.zeros(outer * -(-inner // block), np.bool_)
+    if parallel:  # (the serial drivers allocate their scratch themselves)
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
+        scratch = _parallel_column_scratch(pending.size, block, x3.dtype)
     else:
         run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
-    run(x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow)
+        scratch = ()
+    run(x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, *scratch)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
-        run(x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow)
+        run(x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, *scratch)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values
@@ -325,11 +326,9 @@ def _column_limits(x3, mask3, sign, log: bool, block: int, blocks: np.ndarray) -
     return found
 
 
-def _column_work(x3: np.ndarray, block: int, parallel: bool) -> tuple[int, np.ndarray, np.ndarray]:
-    """The number of column blocks of ``x3`` and the column drivers' scratch, one row per worker."""
-    n_blocks = x3.shape[0] * -(-x3.shape[2] // block)
-    workers = min(n_blocks, num_threads()) if parallel else 1
-    return (n_blocks, *kernels().column_scratch(workers, block, x3.dtype))
+def _parallel_column_scratch(n_blocks: int, block: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The parallel column drivers' scratch: one row per worker, for ``n_blocks`` blocks."""
+    return kernels().column_scratch(min(n_blocks, num_threads()), block, dtype)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -396,9 +395,12 @@ def logsumexp(
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
-        _, wide, narrow = _column_work(x3, block_width, parallel)
-        run = k.logsumexp_columns_parallel if parallel else k.logsumexp_columns_serial
-        run(x3, mask3, res2, block_width, wide, narrow)
+        if parallel:
+            n_blocks = x3.shape[0] * -(-x3.shape[2] // block_width)
+            scratch = _parallel_column_scratch(n_blocks, block_width, x3.dtype)
+            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, *scratch)
+        else:
+            k.logsumexp_columns_serial(x3, mask3, res2, block_width)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
     res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
     return _cast_pair(res, None, result_dtype)

@@ -805,11 +805,13 @@ def logsumexp_rows_split(x2, mask2, res, chunk):
 # level (``inline="always"``): as separate functions each was compiled, and compiled again in
 # every layer above, on the first call (about 0.1 s of it).  They have no float arithmetic whose
 # fastmath flags would change, and no ``None`` branches that IR inlining would fail to prune.
-# Every column block works in its worker's scratch arrays, allocated by the caller (``column_
-# scratch``, plain Python) once per call, not per block: per-block allocations (seven small
-# arrays) cost about 2 us a block, 0.03 ns per element at NCHW widths and 0.3 at 256 columns (Zen
-# 5, one thread, in cache).  Allocating them in Python rather than in the drivers also keeps
-# numba's ``np.empty``/``np.zeros`` implementations (four functions) out of a cold first call.
+# Every column block works in its worker's scratch arrays, allocated once per call, not per
+# block: per-block allocations (seven small arrays) cost about 2 us a block, 0.03 ns per element
+# at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).  As for the log_softmax
+# rows, the parallel drivers take theirs from the caller (``column_scratch``, plain Python),
+# which keeps numba's ``np.empty`` implementations out of their cold first call (about 0.4 s of
+# NCHW log_softmax), and the serial drivers allocate theirs (``_serial_column_scratch``), 0.6 us
+# less per call than allocating them in Python (5-8% of a column softmax of 16x10x32).
 
 
 def column_scratch(workers, width, dtype):
@@ -817,6 +819,12 @@ def column_scratch(workers, width, dtype):
     ``(total, compensation, count)`` and rows of the dtype ``(m, hi, lo, buffer)`` (see
     ``_column_state``)."""
     return np.empty((workers, 3, width)), np.empty((workers, 4, width), dtype)
+
+
+@callee(inline="always")
+def _serial_column_scratch(x3, block):
+    """``column_scratch`` for one worker, inside a serial driver."""
+    return np.empty((1, 3, block)), np.empty((1, 4, block), x3.dtype)
 
 
 @callee(inline="always")
@@ -1158,8 +1166,9 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 
 @njit(cache=True)
-def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
+def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    wide, narrow = _serial_column_scratch(x3, block)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(pending.size):
         if stand_ins and not pending[w]:
@@ -1192,8 +1201,9 @@ def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins
 
 
 @njit(cache=True)
-def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
+def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    wide, narrow = _serial_column_scratch(x3, block)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(pending.size):
         if stand_ins and not pending[w]:
@@ -1234,8 +1244,9 @@ def _logsumexp_column_range(x3, mask3, res2, block, first, stop, wide, narrow, t
 
 
 @njit(cache=True)
-def logsumexp_columns_serial(x3, mask3, res2, block, wide, narrow):
+def logsumexp_columns_serial(x3, mask3, res2, block):
     x3, mask3 = borrowed(x3), borrowed(mask3)
+    wide, narrow = _serial_column_scratch(x3, block)
     n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
     _logsumexp_column_range(x3, mask3, res2, block, 0, n_blocks, wide, narrow, 0)
 
