@@ -22,8 +22,8 @@ from numba import types
 from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import pow2_of_integral, pow2_of_rounded, trunc
 
-# float32 constants (reduction as in Cephes expf).  LN2_HI_F32 has 15 significant bits so n * LN2_HI_F32 is
-# exact for |n| <= 2**9, which covers every n the clamps below let through.
+# float32 constants (reduction as in Cephes expf).  LN2_HI_F32 has 15 significant bits so
+# n * LN2_HI_F32 is exact for |n| <= 2**9, which covers every n the clamps below let through.
 _LOG2E_F32 = np.float32(1.44269504088896341)
 _LN2_HI_F32 = np.float32(0.693359375)
 _LN2_LO_F32 = np.float32(-2.12194440e-4)
@@ -43,8 +43,8 @@ _P4_F32 = np.float32(0.0013814540579915047)
 _ZERO_F32 = np.float32(0.0)
 _INF_F32 = np.float32(np.inf)
 
-# float64 constants (reduction as in fdlibm).  LN2_HI_F64 has 32 significant bits: n * LN2_HI_F64 is exact for
-# |n| <= 2**20.
+# float64 constants (reduction as in fdlibm).  LN2_HI_F64 has 32 significant bits: n * LN2_HI_F64
+# is exact for |n| <= 2**20.
 _LOG2E_F64 = 1.4426950408889634
 _LN2_HI_F64 = 6.93147180369123816490e-01
 _LN2_LO_F64 = 1.90821492927058770002e-10

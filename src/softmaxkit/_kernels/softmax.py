@@ -254,8 +254,8 @@ def _accumulate_overload(total, compensation, y):
 
 @callee()
 def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
-    """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64; prefetch
-    ``ahead`` (the next row, or None) alongside."""
+    """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64;
+    prefetch ``ahead`` (the next row, or None) alongside."""
     s = 0.0
     c = 0.0
     for start in range(0, x.size, _BLOCK):
