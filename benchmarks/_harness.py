@@ -183,10 +183,9 @@ def time_interleaved(
     share of samples in one burst, after a pause of ``plan.settle_s`` that lets the worker
     threads of the callable before it go idle and ``plan.rewarm_s`` of unmeasured calls.  A
     burst of load from another process thus lands on all of them alike instead of on whichever
-    ran at the time; on a shared machine this
-    keeps the *ratios* far steadier than timing one callable after another.  A callable that
-    raises (while warming up or sampling) gets its exception back instead of a Timing, and the
-    others go on.
+    ran at the time; on a shared machine this keeps the *ratios* far steadier than timing one
+    callable after another.  A callable that raises (while warming up or sampling) gets its
+    exception back instead of a Timing, and the others go on.
     """
     results: dict[str, Timing | Exception] = {}
     calibrated: dict[str, _Calibrated] = {}

@@ -278,10 +278,10 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     log = mode == MODE_LOG_SOFTMAX
-    pending = np.zeros(outer * -(-inner // block), np.bool_)
+    pending = np.zeros(_column_blocks(x3, block), np.bool_)
     if parallel:  # (the serial drivers allocate their scratch themselves)
         run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
-        scratch = _parallel_column_scratch(pending.size, block, x3.dtype)
+        scratch = _parallel_column_scratch(x3, block)
     else:
         run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
         scratch = ()
@@ -303,20 +303,16 @@ def _column_limits(x3, mask3, sign, log: bool, block: int, blocks: np.ndarray) -
     equal to +inf share the probability (1/k, log -log k); 0 (log -inf) for every other and every
     masked entry.  NumPy, not numba: such inputs are rare, and a kernel for them was 0.5 s more of
     a cold first call."""
-    per_outer = -(-x3.shape[2] // block)
+    per_outer = -(-x3.shape[2] // block)  # blocks per outer index
     excluded = -np.inf if log else 0.0
     found = []
     for w in blocks.tolist():
         o, b = divmod(w, per_outer)
         j = slice(b * block, min(x3.shape[2], (b + 1) * block))
-        v = x3[o, :, j]
-        m = (v.min(axis=0) if sign is not None else v.max(axis=0)) if mask3 is None else None
-        if m is None:
-            m = np.where(mask3[o, :, j], v if sign is None else -v, -np.inf).max(axis=0)
-        elif sign is not None:
-            m = -m
+        v = x3[o, :, j] if sign is None else -x3[o, :, j]
+        m = (v if mask3 is None else np.where(mask3[o, :, j], v, -np.inf)).max(axis=0)
         special = np.flatnonzero(~np.isfinite(m))
-        v, m = (v[:, special] if sign is None else -v[:, special]), m[special]
+        v, m = v[:, special], m[special]
         unmasked = np.ones(v.shape, np.bool_) if mask3 is None else mask3[o, :, j][:, special]
         at_inf = unmasked & (v == np.inf) & (m == np.inf)  # a NaN max wins over +inf entries
         k = np.maximum(at_inf.sum(axis=0), 1)
@@ -326,9 +322,14 @@ def _column_limits(x3, mask3, sign, log: bool, block: int, blocks: np.ndarray) -
     return found
 
 
-def _parallel_column_scratch(n_blocks: int, block: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The parallel column drivers' scratch: one row per worker, for ``n_blocks`` blocks."""
-    return kernels().column_scratch(min(n_blocks, num_threads()), block, dtype)
+def _column_blocks(x3: np.ndarray, block: int) -> int:
+    """How many column blocks of ``block`` columns the kernels split ``x3`` into."""
+    return x3.shape[0] * -(-x3.shape[2] // block)
+
+
+def _parallel_column_scratch(x3: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parallel column drivers' scratch for ``x3``: one row per worker."""
+    return kernels().column_scratch(min(_column_blocks(x3, block), num_threads()), block, x3.dtype)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -396,9 +397,7 @@ def logsumexp(
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
         if parallel:
-            n_blocks = x3.shape[0] * -(-x3.shape[2] // block_width)
-            scratch = _parallel_column_scratch(n_blocks, block_width, x3.dtype)
-            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, *scratch)
+            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, *_parallel_column_scratch(x3, block_width))
         else:
             k.logsumexp_columns_serial(x3, mask3, res2, block_width)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
