@@ -8,6 +8,7 @@ Kept dependency-free beyond NumPy so ``bench_foreach.py`` can use it too.
 
 from __future__ import annotations
 
+import fnmatch
 import gc
 import math
 import os
@@ -362,6 +363,20 @@ def basic_machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "thread_env": thread_env_vars(),
     }
+
+
+def select_by_name(items: Sequence[Any], patterns: str | None, script: str) -> list[Any]:
+    """The ``items`` whose ``name`` matches one of the comma-separated ``patterns`` (all of them
+    for none).  A pattern is a glob (``softmax_*``) or a name prefix (``softmax_4096`` picks one
+    case, not log_softmax_4096x4096).  No match exits with the list of names."""
+    if not patterns:
+        return list(items)
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [c for c in items if any(fnmatch.fnmatch(c.name, p) or c.name.startswith(p) for p in wanted)]
+    if not chosen:
+        names = ", ".join(c.name for c in items)
+        raise SystemExit(f"{script}: --cases {patterns!r} matches no case; cases are: {names}")
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------

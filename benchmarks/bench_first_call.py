@@ -17,7 +17,6 @@ Nothing is asserted: the script prints, and with ``--json`` writes the records. 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import basic_machine_info, render_table  # noqa: E402  (sibling module)
+from _harness import basic_machine_info, render_table, select_by_name  # noqa: E402  (sibling module)
 
 IMPORT_TARGET_S = 0.3
 WARM_TARGET_S = 0.5
@@ -100,13 +99,7 @@ def run_case(case: Case) -> dict:
 
 
 def select_cases(patterns: str | None) -> list[Case]:
-    if not patterns:
-        return list(CASES)
-    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
-    chosen = [c for c in CASES if any(fnmatch.fnmatchcase(c.name, p) for p in wanted)]
-    if not chosen:
-        raise SystemExit(f"no case matches {patterns!r}; see --list")
-    return chosen
+    return select_by_name(CASES, patterns, "bench_first_call")
 
 
 def verdict(seconds: float, target: float, digits: int = 2) -> str:

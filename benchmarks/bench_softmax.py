@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 import json
 import math
 import os
@@ -48,6 +47,7 @@ from _harness import (  # noqa: E402  (the path insert above makes the sibling m
     format_seconds,
     numba_thread_info,
     render_table,
+    select_by_name,
     time_interleaved,
     usable_cores,
 )
@@ -138,16 +138,7 @@ PEERS = ("torch", "scipy", "numpy", "jax")
 
 
 def select_cases(patterns: str | None) -> list[Case]:
-    if not patterns:
-        return list(CASES)
-    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
-    # A pattern is a glob (``softmax_*``) or a name prefix (``softmax_4096`` picks one case, not
-    # log_softmax_4096x4096).
-    chosen = [c for c in CASES if any(fnmatch.fnmatch(c.name, p) or c.name.startswith(p) for p in wanted)]
-    if not chosen:
-        names = ", ".join(c.name for c in CASES)
-        raise SystemExit(f"bench_softmax: --cases {patterns!r} matches no case; cases are: {names}")
-    return chosen
+    return select_by_name(CASES, patterns, "bench_softmax")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The float64 block sum of the softmax kernels (``softmax._accumulate`` on float64 exps).
 
 Each block of at most ``_BLOCK`` terms in [0, 2**B] (exps scaled by the fixed power of two
-``2**B`` that ``_exp.scaled_exp_nonpositive_hilo_f64`` returns) is split against a fixed power of two so that
-its high parts add up exactly in any order and its low parts with an error below 2**-78; the
-blocks are then combined with a compensated sum.  The result must therefore be the exact sum
-rounded once: these tests compare it with ``math.fsum`` (correctly rounded) and allow 1 ulp,
-where a plain vectorised float64 sum is off by several ulp on the same data.
+``2**B`` that ``_exp.scaled_exp_nonpositive_hilo_f64`` returns) is split against a fixed power
+of two so that its high parts add up exactly in any order and its low parts with an error below
+2**-78; the blocks are then combined with a compensated sum.  The result must therefore be the
+exact sum rounded once: these tests compare it with ``math.fsum`` (correctly rounded) and allow
+1 ulp, where a plain vectorised float64 sum is off by several ulp on the same data.
 """
 
 from __future__ import annotations
