@@ -1,13 +1,15 @@
-"""The benchmark harness's interleaved timing (benchmarks/_harness.py)."""
+"""The benchmark harness (benchmarks/_harness.py): interleaved timing and case selection."""
 
 from __future__ import annotations
 
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
-from _harness import TimingPlan, time_interleaved  # noqa: E402
+from _harness import TimingPlan, select_by_name, time_interleaved  # noqa: E402
 
 
 def test_each_burst_is_rewarmed_before_its_samples():
@@ -32,3 +34,15 @@ def test_each_burst_is_rewarmed_before_its_samples():
     # the sampling phase alternates bursts of three calls (rewarm, sample, sample)
     sampling = [name for name, _ in events[4:]]
     assert sampling == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
+
+
+def test_cases_are_selected_by_glob_or_name_prefix():
+    from collections import namedtuple
+
+    Case = namedtuple("Case", "name")
+    cases = [Case("softmax_4096x4096"), Case("log_softmax_4096x4096"), Case("logsumexp_4096x4096")]
+    assert select_by_name(cases, None, "bench") == cases
+    assert select_by_name(cases, "softmax_4096", "bench") == cases[:1]  # a prefix, not a substring
+    assert select_by_name(cases, "log*, softmax_4096x4096", "bench") == cases
+    with pytest.raises(SystemExit, match="bench: --cases 'nope' matches no case; cases are: softmax_4096x4096"):
+        select_by_name(cases, "nope", "bench")
