@@ -1235,28 +1235,23 @@ def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand
                 pending[w] = True
 
 
-@callee()
-def _logsumexp_column_range(x3, mask3, res2, block, first, stop, wide, narrow, t):
-    per_outer = (x3.shape[2] + block - 1) // block
-    for w in range(first, stop):
-        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
-
-
 @njit(cache=True)
 def logsumexp_columns_serial(x3, mask3, res2, block):
     x3, mask3 = borrowed(x3), borrowed(mask3)
     wide, narrow = _serial_column_scratch(x3, block)
-    n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
-    _logsumexp_column_range(x3, mask3, res2, block, 0, n_blocks, wide, narrow, 0)
+    per_outer = (x3.shape[2] + block - 1) // block
+    for w in range(x3.shape[0] * per_outer):
+        o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, 0, j1 - j0))
 
 
 @njit(cache=True, parallel=prange_only())
 def logsumexp_columns_parallel(x3, mask3, res2, block, wide, narrow):
     x3, mask3 = borrowed(x3), borrowed(mask3)
-    n_blocks = x3.shape[0] * ((x3.shape[2] + block - 1) // block)
+    per_outer = (x3.shape[2] + block - 1) // block
+    n_blocks = x3.shape[0] * per_outer
     workers = wide.shape[0]
     for t in prange(workers):
-        _logsumexp_column_range(
-            x3, mask3, res2, block, t * n_blocks // workers, (t + 1) * n_blocks // workers, wide, narrow, t
-        )
+        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
+            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
+            _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
