@@ -256,12 +256,19 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         split = k.log_softmax_rows_split if log else k.softmax_rows_split
-        split(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK)
+        split(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, _split_states(x2))
     elif log:
         terms = k.row_terms(min(n_rows, num_threads()), x2.dtype)
         k.log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, terms)
     else:
         k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo)
+
+
+def _split_states(x2):
+    """State arrays for the split-row drivers (rows of SPLIT_CHUNK-element chunks)."""
+    n_rows, n = x2.shape
+    per_row = -(-n // SPLIT_CHUNK)
+    return kernels().split_states(n_rows, per_row, min(n_rows * per_row, num_threads()), x2.dtype)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
@@ -419,7 +426,7 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     if not use_parallel(x2.size):
         k.logsumexp_rows_serial(x2, mask2, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        k.logsumexp_rows_split(x2, mask2, res, SPLIT_CHUNK)
+        k.logsumexp_rows_split(x2, mask2, res, SPLIT_CHUNK, _split_states(x2))
     else:
         k.logsumexp_rows_parallel(x2, mask2, res, k.row_terms(min(n_rows, num_threads()), x2.dtype))
 

@@ -611,7 +611,25 @@ def logsumexp_rows_parallel(x2, mask2, res, terms):
 # ----------------------------------------------------------------------------------------------
 
 
-@callee()
+# The drivers take their state arrays from the caller (``split_states``, plain Python): numba's
+# np.empty/np.zeros, compiled for every call site in and outside the parallel regions, took
+# 0.3-0.4 s of a cold first call.  Functions called with a ``prange`` index are inlined: outside
+# the parallel region numba types that index as int64, inside it as uint64, and compiles a
+# separate function twice.
+
+
+def split_states(n_rows, per_row, workers, dtype):
+    """The drivers' state for ``n_rows`` rows of ``per_row`` chunks each: per chunk ``max``
+    (dtype), ``rest`` and ``count`` (float64, zero); per row ``max`` (dtype) and the float64
+    factor (``s`` or ``log s``, zero); one terms buffer per worker (dtype)."""
+    n_chunks = n_rows * per_row
+    return (
+        np.empty(n_chunks, dtype), np.zeros(n_chunks), np.zeros(n_chunks),
+        np.empty(n_rows, dtype), np.zeros(n_rows), np.empty((workers, _BLOCK), dtype),
+    )
+
+
+@callee(inline="always")
 def _chunk_bounds(w, chunks_per_row, chunk, n):
     r = w // chunks_per_row
     lo = (w - r * chunks_per_row) * chunk
@@ -652,36 +670,34 @@ def _next_chunk(x2, r, hi, chunk):
 
 
 @callee(parallel=prange_only())
-def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk):
-    """Each chunk's ``(max, rest, count)`` log state: its max pass reads memory, its exp pass
-    re-reads the chunk from L2, and the next chunk is prefetched meanwhile."""
-    n_rows, n = x2.shape
+def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms):
+    """Each chunk's ``(max, rest, count)`` log state (``rest`` and ``count`` stay 0 where the max
+    is not finite): its max pass reads memory, its exp pass re-reads the chunk from L2, and the
+    next chunk is prefetched meanwhile.  Each worker takes a contiguous range of chunks."""
+    n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    chunk_max = np.empty(n_rows * per_row, x2.dtype)
-    chunk_rest = np.zeros(n_rows * per_row)
-    chunk_count = np.zeros(n_rows * per_row)
-    for w in prange(n_rows * per_row):
-        r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
-        xc = x2[r, lo:hi]
-        maskc = part_of(mask2, (r, slice(lo, hi)))
-        m = slice_max(xc, maskc, sign)
-        chunk_max[w] = m
-        if math.isfinite(m):
-            chunk_rest[w], chunk_count[w] = slice_log_stats(
-                xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), np.empty(_BLOCK, x2.dtype)
-            )
-    return chunk_max, chunk_rest, chunk_count, per_row
+    n_chunks = chunk_max.size
+    workers = terms.shape[0]
+    for t in prange(workers):
+        for w in range(t * n_chunks // workers, (t + 1) * n_chunks // workers):
+            r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
+            xc = x2[r, lo:hi]
+            maskc = part_of(mask2, (r, slice(lo, hi)))
+            m = slice_max(xc, maskc, sign)
+            chunk_max[w] = m
+            if math.isfinite(m):
+                chunk_rest[w], chunk_count[w] = slice_log_stats(
+                    xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t]
+                )
 
 
 @callee(parallel=prange_only())
-def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
+def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum):
     """softmax's first pass: each chunk's max ``m_c``, and ``exp(v - m_c)`` stored with its sum
-    (a chunk whose max is not finite is left alone)."""
-    n_rows, n = x2.shape
+    (a chunk whose max is not finite is left alone, its sum 0)."""
+    n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    chunk_max = np.empty(n_rows * per_row, x2.dtype)
-    chunk_sum = np.zeros(n_rows * per_row)
-    for w in prange(n_rows * per_row):
+    for w in prange(chunk_max.size):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         xc = x2[r, lo:hi]
         maskc = part_of(mask2, (r, slice(lo, hi)))
@@ -691,7 +707,6 @@ def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk):
             chunk_sum[w] = slice_exp_store_sum(
                 xc, part_of(out2, (r, slice(lo, hi))), maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk)
             )
-    return chunk_max, chunk_sum, per_row
 
 
 @callee(parallel=prange_only())
@@ -731,12 +746,12 @@ def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log
 
 
 @callee(inline="always")
-def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_count, per_row):
-    """Each row's ``(M, s)`` (log_softmax: ``(M, log s)``) from its chunks' states.  A row whose
-    ``M`` is not finite gets its limits from the scalar path here; the second pass skips it."""
+def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_count, row_max, row_factor):
+    """Each row's ``(M, s)`` (log_softmax: ``(M, log s)``) from its chunks' states, into
+    ``row_max`` and ``row_factor``.  A row whose ``M`` is not finite gets its limits from the
+    scalar path here; the second pass skips it."""
     n_rows = x2.shape[0]
-    row_max = np.empty(n_rows, x2.dtype)
-    row_factor = np.zeros(n_rows)
+    per_row = chunk_max.size // n_rows
     for r in range(n_rows):
         states = slice(r * per_row, (r + 1) * per_row)
         big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
@@ -745,7 +760,6 @@ def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_
             slice_special(x2[r], part_of(out2, r), part_of(mask2, r), sign, big_m, mode)
         else:
             row_factor[r] = log_of_sum(rest, k) if mode == _MODE_LOG_SOFTMAX else k + rest
-    return row_max, row_factor
 
 
 # Rows split into chunks of ``chunk`` elements (parallel).  Per chunk, a max pass (reading
@@ -762,34 +776,37 @@ def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_
 
 
 @njit(cache=True)
-def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk):
-    """softmax of rows split into chunks.  The first pass stores ``e = exp(v - m_c)``, the
-    second scales it by ``exp(m_c - M) / s``, so the input is read once.  Each output is rounded
-    as in the unsplit kernel (``e`` to the dtype, then one float64 product)."""
+def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk, states):
+    """softmax of rows split into chunks (``states``: ``split_states``).  The first pass stores
+    ``e = exp(v - m_c)``, the second scales it by ``exp(m_c - M) / s``, so the input is read once.
+    Each output is rounded as in the unsplit kernel (``e`` to the dtype, then one float64
+    product)."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    chunk_max, chunk_sum, per_row = _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk)
-    row_max, row_sum = _merge_row_states(
-        x2, out2, mask2, sign, _MODE_SOFTMAX, chunk_max, chunk_sum, np.zeros_like(chunk_sum), per_row
-    )
+    chunk_max, chunk_sum, chunk_count, row_max, row_sum, _ = states
+    _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum)
+    _merge_row_states(x2, out2, mask2, sign, _MODE_SOFTMAX, chunk_max, chunk_sum, chunk_count, row_max, row_sum)
     _scale_chunks(target(x2, out2), chunk, chunk_max, chunk_sum, row_max, row_sum)
 
 
 @njit(cache=True)
-def log_softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk):
-    """log_softmax of rows split into chunks: each chunk's ``(max, rest, count)``, then
-    ``v - M - log s`` written chunk by chunk."""
+def log_softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk, states):
+    """log_softmax of rows split into chunks (``states``: ``split_states``): each chunk's
+    ``(max, rest, count)``, then ``v - M - log s`` written chunk by chunk."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk)
-    row_max, row_log_sum = _merge_row_states(
-        x2, out2, mask2, sign, _MODE_LOG_SOFTMAX, chunk_max, chunk_rest, chunk_count, per_row
+    chunk_max, chunk_rest, chunk_count, row_max, row_log_sum, terms = states
+    _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms)
+    _merge_row_states(
+        x2, out2, mask2, sign, _MODE_LOG_SOFTMAX, chunk_max, chunk_rest, chunk_count, row_max, row_log_sum
     )
     _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum)
 
 
 @njit(cache=True)
-def logsumexp_rows_split(x2, mask2, res, chunk):
+def logsumexp_rows_split(x2, mask2, res, chunk, states):
     x2, mask2 = borrowed(x2), borrowed(mask2)
-    chunk_max, chunk_rest, chunk_count, per_row = _chunk_log_states(x2, mask2, None, None, None, chunk)
+    chunk_max, chunk_rest, chunk_count, _, _, terms = states
+    _chunk_log_states(x2, mask2, None, None, None, chunk, chunk_max, chunk_rest, chunk_count, terms)
+    per_row = chunk_max.size // x2.shape[0]
     for r in range(x2.shape[0]):
         states = slice(r * per_row, (r + 1) * per_row)
         big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
