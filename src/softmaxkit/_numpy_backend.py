@@ -255,8 +255,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         serial = k.log_softmax_rows_serial if log else k.softmax_rows_serial
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        split = k.log_softmax_rows_split if log else k.softmax_rows_split
-        split(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, _split_states(x2))
+        _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
     elif log:
         terms = k.row_terms(min(n_rows, num_threads()), x2.dtype)
         k.log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, terms)
@@ -269,6 +268,21 @@ def _split_states(x2):
     n_rows, n = x2.shape
     per_row = -(-n // SPLIT_CHUNK)
     return kernels().split_states(n_rows, per_row, min(n_rows * per_row, num_threads()), x2.dtype)
+
+
+def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
+    """softmax or log_softmax of rows split into SPLIT_CHUNK-element chunks: the chunks' states
+    (parallel), their merge per row, the writing pass (parallel)."""
+    k = kernels()
+    chunk_max, chunk_rest, chunk_count, row_max, row_factor, terms = _split_states(x2)
+    if log:
+        k.chunk_log_states(x2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
+        k.merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
+        k.store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, row_max, row_factor)
+    else:
+        k.chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest)
+        k.merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
+        k.scale_chunks(x2 if out2 is None else out2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
@@ -426,7 +440,9 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     if not use_parallel(x2.size):
         k.logsumexp_rows_serial(x2, mask2, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        k.logsumexp_rows_split(x2, mask2, res, SPLIT_CHUNK, _split_states(x2))
+        chunk_max, chunk_rest, chunk_count, _, _, terms = _split_states(x2)
+        k.chunk_log_states(x2, mask2, None, None, None, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
+        k.merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res)
     else:
         k.logsumexp_rows_parallel(x2, mask2, res, k.row_terms(min(n_rows, num_threads()), x2.dtype))
 

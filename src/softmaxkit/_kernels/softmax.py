@@ -669,11 +669,12 @@ def _next_chunk(x2, r, hi, chunk):
     return x2[r, hi : min(x2.shape[1], hi + chunk)]
 
 
-@callee(parallel=prange_only())
-def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms):
+@njit(cache=True, parallel=prange_only())
+def chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms):
     """Each chunk's ``(max, rest, count)`` log state (``rest`` and ``count`` stay 0 where the max
     is not finite): its max pass reads memory, its exp pass re-reads the chunk from L2, and the
     next chunk is prefetched meanwhile.  Each worker takes a contiguous range of chunks."""
+    x2, mask2 = borrowed(x2), borrowed(mask2)
     n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
     n_chunks = chunk_max.size
@@ -691,10 +692,11 @@ def _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest,
                 )
 
 
-@callee(parallel=prange_only())
-def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum):
+@njit(cache=True, parallel=prange_only())
+def chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum):
     """softmax's first pass: each chunk's max ``m_c``, and ``exp(v - m_c)`` stored with its sum
     (a chunk whose max is not finite is left alone, its sum 0)."""
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
     for w in prange(chunk_max.size):
@@ -709,10 +711,11 @@ def _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk
             )
 
 
-@callee(parallel=prange_only())
-def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
+@njit(cache=True, parallel=prange_only())
+def scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
     """softmax's second pass: chunk ``c`` of a row with a finite max ``M`` is scaled by
     ``exp(m_c - M) / s`` (0 for a chunk with no unmasked entry)."""
+    y2 = borrowed(y2)
     n_rows, n = y2.shape
     per_row = (n + chunk - 1) // chunk
     for w in prange(n_rows * per_row):
@@ -728,9 +731,10 @@ def _scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
                 slice_scale(y2[r, lo:hi], q, fma(-q, row_sum[r], a) / row_sum[r])
 
 
-@callee(parallel=prange_only())
-def _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
+@njit(cache=True, parallel=prange_only())
+def store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
     """log_softmax's second pass: ``v - M - log s`` for every chunk of a row with finite max."""
+    x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n_rows, n = x2.shape
     per_row = (n + chunk - 1) // chunk
     for w in prange(n_rows * per_row):
@@ -764,10 +768,12 @@ def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_
 
 # Rows split into chunks of ``chunk`` elements (parallel).  Per chunk, a max pass (reading
 # memory) and an exp pass against that max (re-reading the chunk from L2); the chunks' states
-# merge per row into ``(M, s)``; a second pass writes the results.  One driver per function, as
-# for whole rows: with ``mode`` a runtime argument, a cold first call of softmax also compiled
-# log_softmax's two parallel passes (one row of 2**24 float32, alternated: softmax 7.3-7.4 ->
-# 4.6-4.9 s, log_softmax 7.3-7.8 -> 4.7-4.9 s).
+# merge per row into ``(M, s)``; a second pass writes the results.  The caller runs the three
+# steps, each its own driver (``_numpy_backend._run_split_rows``): one driver calling the two
+# parallel passes compiled everything below it once more, and a cold first call of softmax of
+# one row of 2**24 spent 0.65-0.9 s in that layer alone.  One set of functions per function,
+# as for whole rows: with ``mode`` a runtime argument, a cold first call of softmax also
+# compiled log_softmax's two parallel passes.
 #
 # In place, a chunk's exps replace its input before the row's max is known.  A row whose max
 # turns out NaN or +inf is still right: its entries equal to +inf lie in chunks whose own max is
@@ -776,38 +782,27 @@ def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_
 
 
 @njit(cache=True)
-def softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk, states):
-    """softmax of rows split into chunks (``states``: ``split_states``).  The first pass stores
-    ``e = exp(v - m_c)``, the second scales it by ``exp(m_c - M) / s``, so the input is read once.
-    Each output is rounded as in the unsplit kernel (``e`` to the dtype, then one float64
-    product)."""
+def merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_sum, chunk_count, row_max, row_sum):
+    """softmax's merge (``_merge_row_states``): after ``chunk_exp_states``, before
+    ``scale_chunks``; ``chunk_count`` is zeros (softmax counts no entries at the max)."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    chunk_max, chunk_sum, chunk_count, row_max, row_sum, _ = states
-    _chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum)
     _merge_row_states(x2, out2, mask2, sign, _MODE_SOFTMAX, chunk_max, chunk_sum, chunk_count, row_max, row_sum)
-    _scale_chunks(target(x2, out2), chunk, chunk_max, chunk_sum, row_max, row_sum)
 
 
 @njit(cache=True)
-def log_softmax_rows_split(x2, out2, mask2, sign, t_hi, t_lo, chunk, states):
-    """log_softmax of rows split into chunks (``states``: ``split_states``): each chunk's
-    ``(max, rest, count)``, then ``v - M - log s`` written chunk by chunk."""
+def merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_log_sum):
+    """log_softmax's merge: after ``chunk_log_states``, before ``store_log_chunks``."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    chunk_max, chunk_rest, chunk_count, row_max, row_log_sum, terms = states
-    _chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms)
     _merge_row_states(
         x2, out2, mask2, sign, _MODE_LOG_SOFTMAX, chunk_max, chunk_rest, chunk_count, row_max, row_log_sum
     )
-    _store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum)
 
 
 @njit(cache=True)
-def logsumexp_rows_split(x2, mask2, res, chunk, states):
-    x2, mask2 = borrowed(x2), borrowed(mask2)
-    chunk_max, chunk_rest, chunk_count, _, _, terms = states
-    _chunk_log_states(x2, mask2, None, None, None, chunk, chunk_max, chunk_rest, chunk_count, terms)
-    per_row = chunk_max.size // x2.shape[0]
-    for r in range(x2.shape[0]):
+def merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res):
+    """logsumexp of split rows from their chunks' states (after ``chunk_log_states``)."""
+    per_row = chunk_max.size // res.size
+    for r in range(res.size):
         states = slice(r * per_row, (r + 1) * per_row)
         big_m, rest, k = merge_chunk_states(chunk_max[states], chunk_rest[states], chunk_count[states])
         res[r] = np.float64(big_m) + log_of_sum(rest, k) if math.isfinite(big_m) else np.float64(big_m)
