@@ -296,22 +296,19 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         )
         return
     k = kernels()
-    parallel = use_parallel(x3.size)
     block = column_block_width(n_k, inner, x3.itemsize)
     log = mode == MODE_LOG_SOFTMAX
-    pending = np.zeros(_column_blocks(x3, block), np.bool_)
-    if parallel:  # (the serial drivers allocate their scratch themselves)
-        run = k.log_softmax_columns_parallel if log else k.softmax_columns_parallel
-        scratch = _parallel_column_scratch(x3, block)
-    else:
-        run = k.log_softmax_columns_serial if log else k.softmax_columns_serial
-        scratch = ()
-    run(x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, *scratch)
+    n_blocks = _column_blocks(x3, block)
+    pending = np.zeros(n_blocks, np.bool_)
+    run = k.log_softmax_columns if log else k.softmax_columns
+    workers = _column_workers(x3, n_blocks)
+    wide, narrow = k.column_scratch(workers, block, x3.dtype)
+    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
-        run(x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, *scratch)
+        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values
@@ -348,9 +345,9 @@ def _column_blocks(x3: np.ndarray, block: int) -> int:
     return x3.shape[0] * -(-x3.shape[2] // block)
 
 
-def _parallel_column_scratch(x3: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """The parallel column drivers' scratch for ``x3``: one row per worker."""
-    return kernels().column_scratch(min(_column_blocks(x3, block), num_threads()), block, x3.dtype)
+def _column_workers(x3: np.ndarray, n_blocks: int) -> int:
+    """How many workers share the column blocks of ``x3``: one below the parallel threshold."""
+    return min(n_blocks, num_threads()) if use_parallel(x3.size) else 1
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -417,10 +414,10 @@ def logsumexp(
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
-        if parallel:
-            k.logsumexp_columns_parallel(x3, mask3, res2, block_width, *_parallel_column_scratch(x3, block_width))
-        else:
-            k.logsumexp_columns_serial(x3, mask3, res2, block_width)
+        n_blocks = _column_blocks(x3, block_width)
+        workers = _column_workers(x3, n_blocks)
+        wide, narrow = k.column_scratch(workers, block_width, x3.dtype)
+        k.logsumexp_columns(n_blocks, workers, x3, mask3, res2, block_width, wide, narrow)
     res_t = res2.reshape([x.shape[d] for d in kept_order])
     res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
     return _cast_pair(res, None, result_dtype)

@@ -45,6 +45,7 @@ from numba import njit, prange, types
 
 from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, prange_only
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
+from ._parallel import RangeKernel
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
 from ._scalar import (
@@ -819,11 +820,9 @@ def merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res):
 # fastmath flags would change, and no ``None`` branches that IR inlining would fail to prune.
 # Every column block works in its worker's scratch arrays, allocated once per call, not per
 # block: per-block allocations (seven small arrays) cost about 2 us a block, 0.03 ns per element
-# at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).  As for the log_softmax
-# rows, the parallel drivers take theirs from the caller (``column_scratch``, plain Python),
-# which keeps numba's ``np.empty`` implementations out of their cold first call (about 0.4 s of
-# NCHW log_softmax), and the serial drivers allocate theirs (``_serial_column_scratch``), 0.6 us
-# less per call than allocating them in Python (5-8% of a column softmax of 16x10x32).
+# at NCHW widths and 0.3 at 256 columns (Zen 5, one thread, in cache).  The kernels take them
+# from the caller (``column_scratch``, plain Python), which keeps numba's ``np.empty``
+# implementations out of their cold first call (about 0.4 s of NCHW log_softmax).
 
 
 def column_scratch(workers, width, dtype):
@@ -831,12 +830,6 @@ def column_scratch(workers, width, dtype):
     ``(total, compensation, count)`` and rows of the dtype ``(m, hi, lo, buffer)`` (see
     ``_column_state``)."""
     return np.empty((workers, 3, width)), np.empty((workers, 4, width), dtype)
-
-
-@callee(inline="always")
-def _serial_column_scratch(x3, block):
-    """``column_scratch`` for one worker, inside a serial driver."""
-    return np.empty((1, 3, block)), np.empty((1, 4, block), x3.dtype)
 
 
 @callee(inline="always")
@@ -1169,24 +1162,20 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
     return o, j0, min(inner, j0 + block)
 
 
-# The parallel drivers split the blocks into one contiguous range per worker (numba's static
-# schedule would too), one per row of the scratch arrays, whose first dimension is the number of
-# workers.  With ``stand_ins`` a driver does only the blocks flagged in ``pending`` (see above).
-# The serial and parallel drivers repeat their block loop rather than share a range function:
-# one more @njit layer above the passes costs about 0.2-1.4 s of a cold first call (alternated
-# runs on this VM), and that call is at issue 3's 5 s limit.
+# The column kernels are range functions (``_parallel``): worker ``t`` does blocks
+# ``first:stop`` in its own rows of the scratch arrays (``column_scratch``), and ``RangeKernel``
+# runs them serially or in parallel, compiling each one once for both.  With ``stand_ins`` a
+# kernel does only the blocks flagged in ``pending`` (see above).
 
 
-@njit(cache=True)
-def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending):
+def _softmax_column_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    wide, narrow = _serial_column_scratch(x3, block)
     per_outer = (x3.shape[2] + block - 1) // block
-    for w in range(pending.size):
+    for w in range(first, stop):
         if stand_ins and not pending[w]:
             continue
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(wide, narrow, 0, j1 - j0)
+        state = _column_state(wide, narrow, t, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
@@ -1194,34 +1183,16 @@ def softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, 
             pending[w] = True
 
 
-@njit(cache=True, parallel=prange_only())
-def softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
+def _log_softmax_column_range(
+    t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow
+):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    workers = wide.shape[0]
-    for t in prange(workers):
-        for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
-            if stand_ins and not pending[w]:
-                continue
-            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            state = _column_state(wide, narrow, t, j1 - j0)
-            _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-            if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
-                _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
-            else:
-                pending[w] = True
-
-
-@njit(cache=True)
-def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending):
-    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    wide, narrow = _serial_column_scratch(x3, block)
-    per_outer = (x3.shape[2] + block - 1) // block
-    for w in range(pending.size):
+    for w in range(first, stop):
         if stand_ins and not pending[w]:
             continue
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        state = _column_state(wide, narrow, 0, j1 - j0)
+        state = _column_state(wide, narrow, t, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
@@ -1229,41 +1200,17 @@ def log_softmax_columns_serial(x3, out3, mask3, sign, t_hi, t_lo, block, stand_i
             pending[w] = True
 
 
-@njit(cache=True, parallel=prange_only())
-def log_softmax_columns_parallel(x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
-    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
-    per_outer = (x3.shape[2] + block - 1) // block
-    workers = wide.shape[0]
-    for t in prange(workers):
-        for w in range(t * pending.size // workers, (t + 1) * pending.size // workers):
-            if stand_ins and not pending[w]:
-                continue
-            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            state = _column_state(wide, narrow, t, j1 - j0)
-            _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
-            if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
-                _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
-            else:
-                pending[w] = True
-
-
-@njit(cache=True)
-def logsumexp_columns_serial(x3, mask3, res2, block):
+def _logsumexp_column_range(t, first, stop, x3, mask3, res2, block, wide, narrow):
     x3, mask3 = borrowed(x3), borrowed(mask3)
-    wide, narrow = _serial_column_scratch(x3, block)
     per_outer = (x3.shape[2] + block - 1) // block
-    for w in range(x3.shape[0] * per_outer):
+    for w in range(first, stop):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, 0, j1 - j0))
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
 
 
-@njit(cache=True, parallel=prange_only())
-def logsumexp_columns_parallel(x3, mask3, res2, block, wide, narrow):
-    x3, mask3 = borrowed(x3), borrowed(mask3)
-    per_outer = (x3.shape[2] + block - 1) // block
-    n_blocks = x3.shape[0] * per_outer
-    workers = wide.shape[0]
-    for t in prange(workers):
-        for w in range(t * n_blocks // workers, (t + 1) * n_blocks // workers):
-            o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-            _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
+#: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow)``
+softmax_columns = RangeKernel(_softmax_column_range)
+#: as ``softmax_columns``
+log_softmax_columns = RangeKernel(_log_softmax_column_range)
+#: ``(n_blocks, workers, x3, mask3, res2, block, wide, narrow)``
+logsumexp_columns = RangeKernel(_logsumexp_column_range)
