@@ -63,8 +63,8 @@ def test_kernel_calls_leave_reference_counts_alone(shape):
 
 
 def test_parallel_logsumexp_rows_results_are_written():
-    # Regression: borrowing the result array of logsumexp_rows_parallel (written by
-    # ``res[r] = ...`` inside prange) gave garbage for every row.
+    # Regression: borrowing the result array of the parallel logsumexp row driver (written by
+    # ``res[r] = ...`` inside prange, when that driver was a parfor) gave garbage for every row.
     from softmaxkit import _numpy_backend as backend
 
     x = (np.random.default_rng(0).standard_normal((1000, 1000)) * 4).astype(np.float32)

@@ -257,10 +257,10 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
     elif log:
-        terms = k.row_terms(min(n_rows, num_threads()), x2.dtype)
-        k.log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, terms)
+        workers = min(n_rows, num_threads())
+        k.log_softmax_rows(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
     else:
-        k.softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo)
+        k.softmax_rows(n_rows, min(n_rows, num_threads()), x2, out2, mask2, sign, t_hi, t_lo)
 
 
 def _split_states(x2):
@@ -275,14 +275,16 @@ def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
     (parallel), their merge per row, the writing pass (parallel)."""
     k = kernels()
     chunk_max, chunk_rest, chunk_count, row_max, row_factor, terms = _split_states(x2)
+    n, workers = chunk_max.size, terms.shape[0]
     if log:
-        k.chunk_log_states(x2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
+        k.chunk_log_states(n, workers, x2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
         k.merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
-        k.store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, row_max, row_factor)
+        k.store_log_chunks(n, workers, x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, row_max, row_factor)
     else:
-        k.chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest)
+        k.chunk_exp_states(n, workers, x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest)
         k.merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
-        k.scale_chunks(x2 if out2 is None else out2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
+        y2 = x2 if out2 is None else out2
+        k.scale_chunks(n, workers, y2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
@@ -438,10 +440,13 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
         k.logsumexp_rows_serial(x2, mask2, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         chunk_max, chunk_rest, chunk_count, _, _, terms = _split_states(x2)
-        k.chunk_log_states(x2, mask2, None, None, None, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
+        k.chunk_log_states(
+            chunk_max.size, terms.shape[0], x2, mask2, None, None, None, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms
+        )
         k.merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res)
     else:
-        k.logsumexp_rows_parallel(x2, mask2, res, k.row_terms(min(n_rows, num_threads()), x2.dtype))
+        workers = min(n_rows, num_threads())
+        k.logsumexp_rows(n_rows, workers, x2, mask2, res, k.row_terms(workers, x2.dtype))
 
 
 def _narrow(result: np.ndarray, result_dtype: np.dtype) -> np.ndarray:

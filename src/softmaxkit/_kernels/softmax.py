@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 
-from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, prange_only
+from ._fastmath import ORDERED, REDUCTION, callee, callee_overload
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
 from ._exp import SCALE_LOG2_F64, unscaled
@@ -517,7 +517,8 @@ def _part_of_overload(array, index):
 # passes down then carry no reference count (an atomic increment and decrement per slice and
 # call; see ``_intrinsics.borrowed``).  Not the logsumexp result arrays: they are never sliced,
 # and a borrowed array written by ``res[r] = ...`` inside a ``prange`` loop came out garbage
-# (numba's parfor lowering; regression test in tests/test_borrowed.py).
+# (numba's parfor lowering, when the row kernels were parfor drivers; regression test in
+# tests/test_borrowed.py).
 
 # One driver per function and per serial/parallel, rather than a ``mode`` argument: numba
 # compiles both arms of a runtime branch (``numba.literally`` does not prune them), and the
@@ -539,27 +540,27 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
         )
 
 
-@njit(cache=True, parallel=prange_only())
-def softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo):
+def _softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    for r in prange(x2.shape[0]):
+    for r in range(first, stop):
         probabilities_slice(
-            x2[r],
-            part_of(out2, r),
-            part_of(mask2, r),
-            sign,
-            t_hi,
-            t_lo,
-            x2[min(r + 1, x2.shape[0] - 1)],
+            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)]
         )
+
+
+#: the parallel driver (``_parallel``): ``(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo)``
+softmax_rows = RangeKernel(_softmax_row_range)
 
 
 # log_softmax and logsumexp stage each block's terms in a buffer of _BLOCK elements, one per
 # worker: allocated per row it cost about 100 ns a row, 9% of log_softmax on rows of 4096 in
-# cache and 18% on rows of 1000 (Zen 5, one thread).  The parallel drivers give each worker a
-# contiguous range of rows, as numba's static schedule would, and take the buffers from the
-# caller (``row_terms``); the serial ones allocate theirs (0.3 us less per call than allocating
-# it in Python, 10% of a log_softmax of 8x10).
+# cache and 18% on rows of 1000 (Zen 5, one thread).  The parallel kernels take the buffers from
+# the caller (``row_terms``); the serial ones allocate theirs (0.3 us less per call than
+# allocating it in Python, 10% of a log_softmax of 8x10).
+#
+# The serial row drivers stay ordinary numba functions, not range functions run serially: the
+# smallest calls (8x10, issue 3's per-call-overhead case) would pay the range kernel's extra
+# microsecond.
 
 
 def row_terms(workers, dtype):
@@ -577,16 +578,17 @@ def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
         )
 
 
-@njit(cache=True, parallel=prange_only())
-def log_softmax_rows_parallel(x2, out2, mask2, sign, t_hi, t_lo, terms):
+def _log_softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, terms):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n_rows = x2.shape[0]
-    workers = terms.shape[0]
-    for t in prange(workers):
-        for r in range(t * n_rows // workers, (t + 1) * n_rows // workers):
-            log_probabilities_slice(
-                x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t]
-            )
+    for r in range(first, stop):
+        log_probabilities_slice(
+            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t]
+        )
+
+
+#: ``(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, terms)``, ``terms`` from ``row_terms``
+log_softmax_rows = RangeKernel(_log_softmax_row_range)
 
 
 @njit(cache=True)
@@ -597,14 +599,15 @@ def logsumexp_rows_serial(x2, mask2, res):
         res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)], terms)
 
 
-@njit(cache=True, parallel=prange_only())
-def logsumexp_rows_parallel(x2, mask2, res, terms):
+def _logsumexp_row_range(t, first, stop, x2, mask2, res, terms):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     n_rows = x2.shape[0]
-    workers = terms.shape[0]
-    for t in prange(workers):
-        for r in range(t * n_rows // workers, (t + 1) * n_rows // workers):
-            res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, n_rows - 1)], terms[t])
+    for r in range(first, stop):
+        res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, n_rows - 1)], terms[t])
+
+
+#: ``(n_rows, workers, x2, mask2, res, terms)``
+logsumexp_rows = RangeKernel(_logsumexp_row_range)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,11 +615,9 @@ def logsumexp_rows_parallel(x2, mask2, res, terms):
 # ----------------------------------------------------------------------------------------------
 
 
-# The drivers take their state arrays from the caller (``split_states``, plain Python): numba's
+# The kernels take their state arrays from the caller (``split_states``, plain Python): numba's
 # np.empty/np.zeros, compiled for every call site in and outside the parallel regions, took
-# 0.3-0.4 s of a cold first call.  Functions called with a ``prange`` index are inlined: outside
-# the parallel region numba types that index as int64, inside it as uint64, and compiles a
-# separate function twice.
+# 0.3-0.4 s of a cold first call.
 
 
 def split_states(n_rows, per_row, workers, dtype):
@@ -670,37 +671,32 @@ def _next_chunk(x2, r, hi, chunk):
     return x2[r, hi : min(x2.shape[1], hi + chunk)]
 
 
-@njit(cache=True, parallel=prange_only())
-def chunk_log_states(x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms):
+def _chunk_log_range(t, first, stop, x2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_rest, chunk_count, terms):
     """Each chunk's ``(max, rest, count)`` log state (``rest`` and ``count`` stay 0 where the max
     is not finite): its max pass reads memory, its exp pass re-reads the chunk from L2, and the
-    next chunk is prefetched meanwhile.  Each worker takes a contiguous range of chunks."""
+    next chunk is prefetched meanwhile."""
     x2, mask2 = borrowed(x2), borrowed(mask2)
     n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    n_chunks = chunk_max.size
-    workers = terms.shape[0]
-    for t in prange(workers):
-        for w in range(t * n_chunks // workers, (t + 1) * n_chunks // workers):
-            r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
-            xc = x2[r, lo:hi]
-            maskc = part_of(mask2, (r, slice(lo, hi)))
-            m = slice_max(xc, maskc, sign)
-            chunk_max[w] = m
-            if math.isfinite(m):
-                chunk_rest[w], chunk_count[w] = slice_log_stats(
-                    xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t]
-                )
+    for w in range(first, stop):
+        r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
+        xc = x2[r, lo:hi]
+        maskc = part_of(mask2, (r, slice(lo, hi)))
+        m = slice_max(xc, maskc, sign)
+        chunk_max[w] = m
+        if math.isfinite(m):
+            chunk_rest[w], chunk_count[w] = slice_log_stats(
+                xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t]
+            )
 
 
-@njit(cache=True, parallel=prange_only())
-def chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum):
+def _chunk_exp_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_sum):
     """softmax's first pass: each chunk's max ``m_c``, and ``exp(v - m_c)`` stored with its sum
     (a chunk whose max is not finite is left alone, its sum 0)."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    for w in prange(chunk_max.size):
+    for w in range(first, stop):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         xc = x2[r, lo:hi]
         maskc = part_of(mask2, (r, slice(lo, hi)))
@@ -712,14 +708,13 @@ def chunk_exp_states(x2, out2, mask2, sign, t_hi, t_lo, chunk, chunk_max, chunk_
             )
 
 
-@njit(cache=True, parallel=prange_only())
-def scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
+def _scale_chunk_range(t, first, stop, y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
     """softmax's second pass: chunk ``c`` of a row with a finite max ``M`` is scaled by
     ``exp(m_c - M) / s`` (0 for a chunk with no unmasked entry)."""
     y2 = borrowed(y2)
-    n_rows, n = y2.shape
+    n = y2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    for w in prange(n_rows * per_row):
+    for w in range(first, stop):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         if math.isfinite(row_max[r]):
             if chunk_max[w] == -np.inf:
@@ -732,13 +727,12 @@ def scale_chunks(y2, chunk, chunk_max, chunk_sum, row_max, row_sum):
                 slice_scale(y2[r, lo:hi], q, fma(-q, row_sum[r], a) / row_sum[r])
 
 
-@njit(cache=True, parallel=prange_only())
-def store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
+def _store_log_chunk_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
     """log_softmax's second pass: ``v - M - log s`` for every chunk of a row with finite max."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
-    n_rows, n = x2.shape
+    n = x2.shape[1]
     per_row = (n + chunk - 1) // chunk
-    for w in prange(n_rows * per_row):
+    for w in range(first, stop):
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         big_m = row_max[r]
         if math.isfinite(big_m):
@@ -748,6 +742,13 @@ def store_log_chunks(x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_
                 part_of(mask2, (r, slice(lo, hi))),
                 sign, big_m, t_hi, t_lo, row_log_sum[r],
             )
+
+
+# The split passes, run over the chunks by ``RangeKernel`` (``n_chunks, workers, *args``).
+chunk_log_states = RangeKernel(_chunk_log_range)
+chunk_exp_states = RangeKernel(_chunk_exp_range)
+scale_chunks = RangeKernel(_scale_chunk_range)
+store_log_chunks = RangeKernel(_store_log_chunk_range)
 
 
 @callee(inline="always")
