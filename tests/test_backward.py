@@ -155,3 +155,26 @@ def test_backward_matches_torch_autograd(axis, dtype, rng):
         (expected,) = torch.autograd.grad(torch_fwd(xt, axis), xt, gt)
         r = sk_bwd(g, sk_fwd(x, axis=axis), axis=axis)
         np.testing.assert_allclose(r, expected.numpy(), rtol=tol * 4, atol=tol * 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_parallel_backward_matches_formula(log, dtype, rng):
+    # large enough for the parallel kernel (and an odd row count, so workers split unevenly)
+    from softmaxkit import _numpy_backend as backend
+
+    x, g = _data(rng, (301, 211), dtype)
+    assert backend.use_parallel(x.size) or sk.get_num_threads() == 1
+    fwd, bwd, ref = (
+        (sk.log_softmax, sk.log_softmax_backward, log_softmax_backward_ref)
+        if log
+        else (sk.softmax, sk.softmax_backward, softmax_backward_ref)
+    )
+    y = fwd(x, axis=-1)
+    r = bwd(g, y, axis=-1)
+    expected = ref(g.astype(np.float64), y.astype(np.float64), -1, compute=np.longdouble)
+    eps = float(np.finfo(dtype).eps)
+    # each output is formed in float64 and rounded once; the float64 sums of 211 terms add
+    # up to 211 eps64 of the largest term, below one float32 ulp and ~211 float64 ulps
+    atol = (2 * eps if dtype == np.float32 else 8 * 211 * eps) * np.abs(g).max()
+    np.testing.assert_allclose(r, expected.astype(dtype), rtol=2 * eps, atol=atol)

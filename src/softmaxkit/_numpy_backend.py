@@ -474,11 +474,11 @@ def backward(
     y2 = np.ascontiguousarray(_moved_to_end(y, axes), dtype=kernel_dtype).reshape(-1, n)
     out2 = np.empty_like(g2)
     k = kernels()
-    parallel = use_parallel(g2.size)
-    if log:
-        (k.log_softmax_backward_parallel if parallel else k.log_softmax_backward_serial)(g2, y2, out2)
+    if not use_parallel(g2.size):
+        (k.log_softmax_backward_serial if log else k.softmax_backward_serial)(g2, y2, out2)
     else:
-        (k.softmax_backward_parallel if parallel else k.softmax_backward_serial)(g2, y2, out2)
+        rows = k.log_softmax_backward_rows if log else k.softmax_backward_rows
+        rows(g2.shape[0], min(g2.shape[0], num_threads()), g2, y2, out2)
     moved_shape = _moved_to_end(grad, axes).shape
     result = np.moveaxis(out2.reshape(moved_shape), tuple(range(grad.ndim - len(axes), grad.ndim)), axes)
     return _narrow(result, result_dtype)

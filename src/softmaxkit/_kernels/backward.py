@@ -9,11 +9,12 @@ Sums are accumulated in float64 and each output is formed in float64 and rounded
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._exp import exp_hilo
-from ._fastmath import REDUCTION, callee, prange_only
+from ._fastmath import REDUCTION, callee
 from ._intrinsics import borrowed
+from ._parallel import RangeKernel
 from ._scalar import cast_like
 
 
@@ -43,11 +44,14 @@ def softmax_backward_serial(g2, y2, out2):
         _softmax_backward_row(g2[r], y2[r], out2[r])
 
 
-@njit(cache=True, parallel=prange_only())
-def softmax_backward_parallel(g2, y2, out2):
+def _softmax_backward_range(t, first, stop, g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
-    for r in prange(g2.shape[0]):
+    for r in range(first, stop):
         _softmax_backward_row(g2[r], y2[r], out2[r])
+
+
+#: the parallel kernel (``_parallel``): ``(n_rows, workers, g2, y2, out2)``
+softmax_backward_rows = RangeKernel(_softmax_backward_range)
 
 
 @njit(cache=True)
@@ -57,8 +61,11 @@ def log_softmax_backward_serial(g2, y2, out2):
         _log_softmax_backward_row(g2[r], y2[r], out2[r])
 
 
-@njit(cache=True, parallel=prange_only())
-def log_softmax_backward_parallel(g2, y2, out2):
+def _log_softmax_backward_range(t, first, stop, g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
-    for r in prange(g2.shape[0]):
+    for r in range(first, stop):
         _log_softmax_backward_row(g2[r], y2[r], out2[r])
+
+
+#: ``(n_rows, workers, g2, y2, out2)``
+log_softmax_backward_rows = RangeKernel(_log_softmax_backward_range)
