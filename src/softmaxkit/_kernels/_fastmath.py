@@ -1,6 +1,6 @@
 """The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, the
-decorator for functions that only other kernels call, and the parallel options of the drivers
-that use ``prange``.
+decorator for functions that only other kernels call, and the parallel options of the driver
+that uses ``prange`` (``_parallel``).
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
@@ -34,7 +34,8 @@ assert not (REDUCTION | ORDERED) & FORBIDDEN
 
 
 def prange_only() -> dict[str, bool]:
-    """``parallel=`` options converting only ``prange`` loops, for every parallel driver.
+    """``parallel=`` options converting only ``prange`` loops, for the parallel driver of
+    ``_parallel`` (the one ``prange`` loop left in the kernels).
 
     With ``parallel=True`` numba also turns array expressions into parallel loops: a driver's
     ``np.zeros(n, np.bool_)`` became a second parfor, compiled as its own gufunc on the first call
