@@ -88,6 +88,11 @@ def use_parallel(size: int) -> bool:
     return size >= PARALLEL_MIN_ELEMENTS and num_threads() > 1
 
 
+def _workers(n_items: int) -> int:
+    """How many workers a parallel kernel splits ``n_items`` work items among."""
+    return min(n_items, num_threads())
+
+
 class Block(NamedTuple):
     """How an ndarray maps onto the canonical ``(outer, K, inner)`` block."""
 
@@ -257,30 +262,43 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
     elif log:
-        workers = min(n_rows, num_threads())
+        workers = _workers(n_rows)
         k.log_softmax_rows(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
     else:
-        k.softmax_rows(n_rows, min(n_rows, num_threads()), x2, out2, mask2, sign, t_hi, t_lo)
+        k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, sign, t_hi, t_lo)
 
 
 def _split_states(x2):
-    """State arrays for the split-row drivers (rows of SPLIT_CHUNK-element chunks)."""
+    """State arrays for the split-row kernels (rows of SPLIT_CHUNK-element chunks)."""
     n_rows, n = x2.shape
     per_row = -(-n // SPLIT_CHUNK)
-    return kernels().split_states(n_rows, per_row, min(n_rows * per_row, num_threads()), x2.dtype)
+    return kernels().split_states(n_rows, per_row, _workers(n_rows * per_row), x2.dtype)
+
+
+def _split_log_states(x2, mask2, sign, t_hi, t_lo):
+    """``_split_states`` with the chunks' log states taken (log_softmax's and logsumexp's
+    first pass)."""
+    states = _split_states(x2)
+    chunk_max, chunk_rest, chunk_count, _, _, terms = states
+    kernels().chunk_log_states(
+        chunk_max.size, terms.shape[0],
+        x2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms,
+    )
+    return states
 
 
 def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
     """softmax or log_softmax of rows split into SPLIT_CHUNK-element chunks: the chunks' states
     (parallel), their merge per row, the writing pass (parallel)."""
     k = kernels()
-    chunk_max, chunk_rest, chunk_count, row_max, row_factor, terms = _split_states(x2)
-    n, workers = chunk_max.size, terms.shape[0]
     if log:
-        k.chunk_log_states(n, workers, x2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms)
+        chunk_max, chunk_rest, chunk_count, row_max, row_factor, terms = _split_log_states(x2, mask2, sign, t_hi, t_lo)
+        n, workers = chunk_max.size, terms.shape[0]
         k.merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
         k.store_log_chunks(n, workers, x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, row_max, row_factor)
     else:
+        chunk_max, chunk_rest, chunk_count, row_max, row_factor, terms = _split_states(x2)
+        n, workers = chunk_max.size, terms.shape[0]
         k.chunk_exp_states(n, workers, x2, out2, mask2, sign, t_hi, t_lo, SPLIT_CHUNK, chunk_max, chunk_rest)
         k.merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_factor)
         y2 = x2 if out2 is None else out2
@@ -349,7 +367,7 @@ def _column_blocks(x3: np.ndarray, block: int) -> int:
 
 def _column_workers(x3: np.ndarray, n_blocks: int) -> int:
     """How many workers share the column blocks of ``x3``: one below the parallel threshold."""
-    return min(n_blocks, num_threads()) if use_parallel(x3.size) else 1
+    return _workers(n_blocks) if use_parallel(x3.size) else 1
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
@@ -379,7 +397,6 @@ def logsumexp(
         sign = np.zeros(kept_shape, kernel_dtype) if return_sign else None
         return _cast_pair(res, sign, result_dtype)
     k = kernels()
-    parallel = use_parallel(xk.size)
     if b is not None or return_sign or kernel_dtype.kind == "c":
         moved = np.ascontiguousarray(_moved_to_end(xk, axes)).reshape(-1, n)
         weights = None
@@ -439,13 +456,10 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     if not use_parallel(x2.size):
         k.logsumexp_rows_serial(x2, mask2, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        chunk_max, chunk_rest, chunk_count, _, _, terms = _split_states(x2)
-        k.chunk_log_states(
-            chunk_max.size, terms.shape[0], x2, mask2, None, None, None, SPLIT_CHUNK, chunk_max, chunk_rest, chunk_count, terms
-        )
+        chunk_max, chunk_rest, chunk_count, _, _, _ = _split_log_states(x2, mask2, None, None, None)
         k.merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res)
     else:
-        workers = min(n_rows, num_threads())
+        workers = _workers(n_rows)
         k.logsumexp_rows(n_rows, workers, x2, mask2, res, k.row_terms(workers, x2.dtype))
 
 
@@ -478,7 +492,7 @@ def backward(
         (k.log_softmax_backward_serial if log else k.softmax_backward_serial)(g2, y2, out2)
     else:
         rows = k.log_softmax_backward_rows if log else k.softmax_backward_rows
-        rows(g2.shape[0], min(g2.shape[0], num_threads()), g2, y2, out2)
+        rows(g2.shape[0], _workers(g2.shape[0]), g2, y2, out2)
     moved_shape = _moved_to_end(grad, axes).shape
     result = np.moveaxis(out2.reshape(moved_shape), tuple(range(grad.ndim - len(axes), grad.ndim)), axes)
     return _narrow(result, result_dtype)
