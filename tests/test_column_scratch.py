@@ -1,0 +1,111 @@
+"""The column kernels' scratch (``_numpy_backend.column_scratch``): cache-line aligned, kept per
+calling thread and handed out again, so nothing a call leaves in it may reach a later call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit import _numpy_backend
+from softmaxkit._numpy_backend import aligned_empty, column_scratch
+
+from naive import assert_matches, logsumexp_ref, softmax_ref
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 3, 3120), (7, 1, 17)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_aligned_empty(shape, dtype):
+    a = aligned_empty(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    assert _address(a) % 64 == 0
+    a[...] = 1  # the whole array is ours to write
+    assert (a == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scratch_is_aligned_and_reused_by_its_thread(dtype):
+    dtype = np.dtype(dtype)
+    wide, narrow = column_scratch(2, 3120, dtype)
+    assert wide.shape == (2, 3, 3120) and wide.dtype == np.float64
+    assert narrow.shape == (2, 4, 3120) and narrow.dtype == dtype
+    assert _address(wide) % 64 == 0 and _address(narrow) % 64 == 0
+    again = column_scratch(2, 3120, dtype)
+    assert again[0] is wide and again[1] is narrow
+    other = column_scratch(1, 3120, dtype)  # another shape: other arrays
+    assert other[0] is not wide
+
+
+def test_scratch_is_not_shared_between_threads():
+    mine = column_scratch(2, 256, np.dtype(np.float32))
+    theirs = []
+    worker = threading.Thread(target=lambda: theirs.append(column_scratch(2, 256, np.dtype(np.float32))))
+    worker.start()
+    worker.join()
+    assert theirs[0][0] is not mine[0] and theirs[0][1] is not mine[1]
+    assert not np.shares_memory(theirs[0][0], mine[0])
+
+
+def test_large_scratch_is_not_kept(monkeypatch):
+    monkeypatch.setattr(_numpy_backend, "_SCRATCH_CACHE_BYTES", 1000)
+    first = column_scratch(2, 64, np.dtype(np.float32))  # 2 * 64 * (24 + 16) bytes > 1000
+    assert column_scratch(2, 64, np.dtype(np.float32))[0] is not first[0]
+
+
+def _column_input(rng, dtype, shape=(3, 21, 300)):
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    x[0, :, 7] = np.nan  # a block with a NaN column (the limits path, a second kernel pass)
+    x[1, 3, 250] = np.inf
+    x[-1, :, 100] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reused_scratch_carries_nothing_between_calls(dtype, rng):
+    # softmax, log_softmax and logsumexp of the same (outer, K, inner) shape share one scratch;
+    # each must get the result it gets with scratch nobody used before
+    x = _column_input(rng, dtype)
+    y = (rng.standard_normal(x.shape) * 30).astype(dtype)
+    _numpy_backend._thread_scratch.__dict__.clear()
+    first = sk.softmax(x, axis=1)
+    first_log = sk.log_softmax(y, axis=1)
+    assert_matches(first, softmax_ref(x.astype(np.float64), 1))
+    assert_matches(first_log, softmax_ref(y.astype(np.float64), 1, log=True), log=True)
+    for _ in range(2):
+        sk.log_softmax(y, axis=1)
+        sk.logsumexp(y, axis=1)
+        sk.softmin(y, axis=1, where=y > 0)
+        np.testing.assert_array_equal(sk.softmax(x, axis=1), first)
+        np.testing.assert_array_equal(sk.log_softmax(y, axis=1), first_log)
+    assert_matches(sk.logsumexp(x, axis=1), logsumexp_ref(x.astype(np.float64), 1), log=True)
+
+
+def test_concurrent_column_calls_from_threads(rng, monkeypatch):
+    # Several Python threads, each with its own scratch, run the parallel column kernels at the
+    # same time: every result must equal the one computed alone.
+    monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    inputs = [_column_input(rng, dtype, (2, 13, 700)) for dtype in (np.float32, np.float64) for _ in range(2)]
+    expected = [(sk.softmax(x, axis=1), sk.log_softmax(x, axis=1)) for x in inputs]
+    failures = []
+
+    def work(i):
+        x = inputs[i]
+        for _ in range(20):
+            got = sk.softmax(x, axis=1), sk.log_softmax(x, axis=1)
+            for a, b in zip(got, expected[i]):
+                if not np.array_equal(a, b, equal_nan=True):
+                    failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
