@@ -109,3 +109,19 @@ def test_concurrent_column_calls_from_threads(rng, monkeypatch):
     for t in threads:
         t.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("function", [sk.softmax, sk.log_softmax, sk.softmin])
+@pytest.mark.parametrize("shape, axis", [((600, 512), -1), ((4, 21, 64, 64), 1), ((512, 600), 0)])
+def test_large_results_start_on_a_cache_line(function, shape, axis, rng):
+    # results of at least ALIGNED_RESULT_BYTES that softmaxkit allocates are 64-byte aligned,
+    # and are ordinary writable arrays of the right shape, layout and values
+    x = rng.standard_normal(shape).astype(np.float32)
+    assert x.nbytes >= _numpy_backend.ALIGNED_RESULT_BYTES
+    result = function(x, axis=axis)
+    assert _address(result) % 64 == 0
+    assert result.shape == x.shape and result.dtype == x.dtype and result.flags.writeable
+    assert result.flags.c_contiguous
+    is_log = function is sk.log_softmax
+    sign = -1 if function is sk.softmin else 1
+    assert_matches(result, softmax_ref(sign * x.astype(np.float64), axis, log=is_log), log=is_log)
