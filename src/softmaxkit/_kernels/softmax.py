@@ -962,8 +962,8 @@ def _add_equal_counts(count, row, mask, sign, m):
 # was faster on narrow blocks but 5-7% slower at NCHW's 3120 columns.  Zen 5, one thread, a
 # K = 21 block in cache, ns per float32 element, before -> after, two runs: 256 columns
 # 0.43-0.47 -> 0.39-0.41, 1024 0.31-0.33 -> 0.30, 3120 0.298-0.308 -> 0.29-0.30.  Paired
-# end-to-end (out=, 2 threads), after / before: 4x21x65536 0.96, float64 0.94, 16x64x8192
-# 0.97, 64x10x4096 0.94.
+# end-to-end (out=, 2 threads, with the scratch change), after / before: 4x21x65536 0.95-0.96,
+# float64 0.94, 16x64x8192 0.95-0.97, 64x10x4096 0.94-0.99.
 
 
 def _add_rows(s, s_comp, y3, o, k0, k1, j0, j1):
