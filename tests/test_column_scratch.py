@@ -59,6 +59,19 @@ def test_large_scratch_is_not_kept(monkeypatch):
     assert column_scratch(2, 64, np.dtype(np.float32))[0] is not first[0]
 
 
+def test_a_thread_keeps_at_most_the_cache_bytes(monkeypatch):
+    monkeypatch.setattr(_numpy_backend, "_SCRATCH_CACHE_BYTES", 4000)
+    _numpy_backend._thread_scratch.__dict__.clear()
+    f32 = np.dtype(np.float32)
+    a = column_scratch(1, 32, f32)  # 32 * (24 + 16) = 1280 bytes each
+    b = column_scratch(1, 48, f32)  # 1920: 3200 kept
+    assert column_scratch(1, 32, f32)[0] is a[0] and column_scratch(1, 48, f32)[0] is b[0]
+    column_scratch(1, 64, f32)  # 2560 more would pass 4000: the earlier ones are let go
+    kept = _numpy_backend._thread_scratch.arrays
+    assert sum(w.nbytes + n.nbytes for w, n in kept.values()) <= 4000
+    assert column_scratch(1, 32, f32)[0] is not a[0]
+
+
 def _column_input(rng, dtype, shape=(3, 21, 300)):
     x = (rng.standard_normal(shape) * 5).astype(dtype)
     x[0, :, 7] = np.nan  # a block with a NaN column (the limits path, a second kernel pass)

@@ -372,9 +372,9 @@ def _column_limits(x3, mask3, sign, log: bool, block: int, blocks: np.ndarray) -
 # a fresh allocation per call was measurably slower than a reused one (with 1024-column blocks,
 # 2 threads, Zen 5, against the code before: 4x21x65536 0.93 fresh and aligned, 0.91 reused;
 # 64x10x4096 1.05 and 0.94).  Per thread, so that concurrent calls from several Python threads
-# never share it; the kernels initialise everything they read in it for every block.
+# never share it; the kernels initialise everything they read in it for every block.  A thread
+# keeps at most _SCRATCH_CACHE_BYTES in all: a new shape that would pass it lets the others go.
 _SCRATCH_CACHE_BYTES = 1 << 20
-_SCRATCH_CACHE_ENTRIES = 8
 _thread_scratch = threading.local()
 
 
@@ -413,8 +413,10 @@ def column_scratch(workers: int, width: int, dtype: np.dtype) -> tuple[np.ndarra
     scratch = cache.get(key)
     if scratch is None:
         scratch = aligned_empty((workers, 3, width), np.float64), aligned_empty((workers, 4, width), dtype)
-        if scratch[0].nbytes + scratch[1].nbytes <= _SCRATCH_CACHE_BYTES:
-            if len(cache) >= _SCRATCH_CACHE_ENTRIES:
+        kept = sum(a.nbytes + b.nbytes for a, b in cache.values())
+        size = scratch[0].nbytes + scratch[1].nbytes
+        if size <= _SCRATCH_CACHE_BYTES:
+            if kept + size > _SCRATCH_CACHE_BYTES:
                 cache.clear()
             cache[key] = scratch
     return scratch
