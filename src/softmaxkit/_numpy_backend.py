@@ -390,8 +390,9 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 # Results of at least ALIGNED_RESULT_BYTES that softmaxkit allocates start on a cache line too:
 # the kernels' 512-bit stores into numpy's 16-byte-aligned arrays straddle two lines each.
 # Paired against np.empty (fresh results, 2 threads, Zen 5): 4x21x65536 softmax 0.92,
-# 32x128256 0.94, 4096x4096 1.01.  Not below it: the aligned allocation costs about 2 us a call
-# (64x1000: 17 -> 19 us).
+# 32x128256 0.94, 4096x4096 1.01; in a phase where the VM backed fresh memory slowly (page
+# faults then dominate), 4x21x65536 1.00, float64 2048x2048 0.99-1.02.  Not below it: the
+# aligned allocation costs about 2 us a call (64x1000: 17 -> 19 us).
 ALIGNED_RESULT_BYTES = 1 << 20
 
 
