@@ -990,9 +990,7 @@ def _add_rows_overload(s, s_comp, y3, o, k0, k1, j0, j1):
                 s[j] += (np.float64(a[j]) + np.float64(b[j])) + (np.float64(c[j]) + np.float64(d[j]))
         else:
             for k in range(k0, k1):
-                y = y3[o, k, j0:j1]
-                for j in range(s.size):
-                    s[j] += np.float64(y[j])
+                _add_float32(s, y3[o, k, j0:j1])
 
     return add_float32
 
@@ -1169,8 +1167,8 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
 
 # The column kernels are range functions (``_parallel``): worker ``t`` does blocks
 # ``first:stop`` in its own rows of the scratch arrays (``_numpy_backend.column_scratch``), and
-# ``RangeKernel`` runs them serially or in parallel, compiling each one once for both.  With ``stand_ins`` a
-# kernel does only the blocks flagged in ``pending`` (see above).
+# ``RangeKernel`` runs them serially or in parallel, compiling each one once for both.  With
+# ``stand_ins`` a kernel does only the blocks flagged in ``pending`` (see above).
 
 
 def _softmax_column_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
