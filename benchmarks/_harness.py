@@ -16,7 +16,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ class TimingPlan:
     """
 
     budget_s: float = 1.0
-    min_repeats: int = 5
+    min_repeats: int = 10  # = rounds, so that every callable has a sample in every round
     max_repeats: int = 200
     min_sample_s: float = 2e-3
     warmup_calls: int = 2
@@ -60,7 +60,7 @@ class TimingPlan:
 
 FULL_PLAN = TimingPlan()
 QUICK_PLAN = TimingPlan(
-    budget_s=0.15, min_repeats=3, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=3,
+    budget_s=0.15, min_repeats=5, max_repeats=50, min_sample_s=1e-3, warmup_calls=1, rounds=5,
     rewarm_s=0.005,
 )
 
@@ -76,6 +76,9 @@ class Timing:
     calls_per_sample: int
     first_call_s: float  # includes compilation / tracing for JIT-compiled peers
     samples_s: list[float] = field(repr=False)
+    # time_interleaved: the median of each round's samples, by round number (a round in which
+    # the callable took no sample is absent); paired_ratio compares callables round by round.
+    round_medians_s: dict[int, float] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +91,7 @@ class _Calibrated:
     repeats: int
     first_call_s: float
     samples: list[float] = field(default_factory=list)
+    round_starts: dict[int, int] = field(default_factory=dict)  # round -> index of its first sample
 
     def rewarm(self, seconds: float) -> None:
         """Call ``fn`` unmeasured for ``seconds`` (at least once)."""
@@ -103,6 +107,12 @@ class _Calibrated:
         self.samples.append((time.perf_counter() - t0) / self.calls)
 
     def timing(self) -> Timing:
+        bounds = [*self.round_starts.items(), (None, len(self.samples))]
+        round_medians = {
+            r: statistics.median(self.samples[start:end])
+            for (r, start), (_, end) in zip(bounds, bounds[1:])
+            if end > start
+        }
         return Timing(
             median_s=statistics.median(self.samples),
             min_s=min(self.samples),
@@ -111,6 +121,7 @@ class _Calibrated:
             calls_per_sample=self.calls,
             first_call_s=self.first_call_s,
             samples_s=self.samples,
+            round_medians_s=round_medians,
         )
 
 
@@ -185,7 +196,9 @@ def time_interleaved(
     threads of the callable before it go idle and ``plan.rewarm_s`` of unmeasured calls.  A
     burst of load from another process thus lands on all of them alike instead of on whichever
     ran at the time; on a shared machine this keeps the *ratios* far steadier than timing one
-    callable after another.  A callable that raises (while warming up or sampling) gets its
+    callable after another.  Odd rounds take the callables in reverse order (A B, B A, A B, ...),
+    so that a machine drifting faster or slower during a round favours no one; each round's
+    median is kept for ``paired_ratio``.  A callable that raises (while warming up or sampling) gets its
     exception back instead of a Timing, and the others go on.
     """
     results: dict[str, Timing | Exception] = {}
@@ -199,7 +212,10 @@ def time_interleaved(
     rounds = max(1, plan.rounds)
     with _GcDisabled():
         for i in range(rounds):
-            for name, c in list(calibrated.items()):
+            order = list(calibrated.items())
+            for name, c in order if i % 2 == 0 else reversed(order):
+                if name not in calibrated:  # raised earlier in this round
+                    continue
                 # this round's share of c.repeats samples (the shares add up to c.repeats)
                 share = c.repeats * (i + 1) // rounds - c.repeats * i // rounds
                 if share == 0:
@@ -207,6 +223,7 @@ def time_interleaved(
                 time.sleep(plan.settle_s)
                 try:
                     c.rewarm(plan.rewarm_s)
+                    c.round_starts[i] = len(c.samples)
                     for _ in range(share):
                         c.sample()
                 except Exception as exc:
@@ -215,6 +232,41 @@ def time_interleaved(
     for name, c in calibrated.items():
         results[name] = c.timing()
     return {name: results[name] for name in fns}
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """A ratio of two callables timed by ``time_interleaved``, taken round by round.
+
+    ``median`` is the median over rounds of (numerator's round median / denominator's round
+    median); ``low`` and ``high`` are the quartiles of those per-round ratios (both equal the
+    median when there is only one round).
+    """
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+
+def paired_ratio(numerator: Mapping[int, float], denominator: Mapping[int, float]) -> PairedRatio | None:
+    """The per-round ratio ``numerator / denominator`` of two ``Timing.round_medians_s``, over
+    the rounds both took samples in.
+
+    A round of the full plan lasts about a second, so each per-round ratio compares the two
+    callables in nearly the same state of the machine.  On the Zen 5 VM whole runs vary by up to 2x as its memory goes
+    through slow phases (a fresh 64 MiB copy at 4 to 30 GB/s); a ratio of the two overall medians
+    then depends on which callable happened to take more samples in the slow rounds, while the
+    median of per-round ratios does not.  None when the two share no round.
+    """
+    shared = sorted(numerator.keys() & denominator.keys())
+    ratios = [numerator[r] / denominator[r] for r in shared if denominator[r] > 0]
+    if not ratios:
+        return None
+    if len(ratios) == 1:
+        return PairedRatio(ratios[0], ratios[0], ratios[0], 1)
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return PairedRatio(statistics.median(ratios), low, high, len(ratios))
 
 
 # ---------------------------------------------------------------------------------------------
