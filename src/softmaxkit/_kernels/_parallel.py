@@ -23,7 +23,7 @@ from numba import cfunc, njit, prange, types, typeof
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._fastmath import prange_only
+from ._fastmath import WideVectorCompiler, prange_only
 
 try:  # numba's own C fingerprint of argument types, which its dispatcher keys on (0.1 us)
     from numba._dispatcher import compute_fingerprint as _fingerprint
@@ -99,7 +99,8 @@ class RangeKernel:
 
     def _compile(self, args: tuple):
         # The callback object is kept: its address is valid only while it lives.
-        callback = cfunc(_range_signature([typeof(a) for a in args]), cache=True)(self._py_func)
+        signature = _range_signature([typeof(a) for a in args])
+        callback = cfunc(signature, cache=True, pipeline_class=WideVectorCompiler)(self._py_func)
         _compiled[0] += callback.cache_hits == 0
         self._callbacks[_fingerprint(args)] = callback
         return callback

@@ -9,10 +9,9 @@ Sums are accumulated in float64 and each output is formed in float64 and rounded
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ._exp import exp_hilo
-from ._fastmath import REDUCTION, callee
+from ._fastmath import REDUCTION, callee, kernel
 from ._intrinsics import borrowed
 from ._parallel import RangeKernel
 from ._scalar import cast_like
@@ -37,7 +36,7 @@ def _log_softmax_backward_row(g, y, out):
         out[i] = np.float64(g[i]) - np.float64(exp_hilo(y[i], zero)) * total
 
 
-@njit(cache=True)
+@kernel()
 def softmax_backward_serial(g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in range(g2.shape[0]):
@@ -54,7 +53,7 @@ def _softmax_backward_range(t, first, stop, g2, y2, out2):
 softmax_backward_rows = RangeKernel(_softmax_backward_range)
 
 
-@njit(cache=True)
+@kernel()
 def log_softmax_backward_serial(g2, y2, out2):
     g2, y2, out2 = borrowed(g2), borrowed(y2), borrowed(out2)
     for r in range(g2.shape[0]):

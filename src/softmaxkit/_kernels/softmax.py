@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
-from ._fastmath import ORDERED, REDUCTION, callee, callee_overload
+from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
 from ._exp import SCALE_LOG2_F64, unscaled
@@ -525,7 +525,7 @@ def _part_of_overload(array, index):
 # first call of a fresh install pays for every arm it compiles.
 
 
-@njit(cache=True)
+@kernel()
 def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in range(x2.shape[0]):
@@ -568,7 +568,7 @@ def row_terms(workers, dtype):
     return np.empty((workers, _BLOCK), dtype)
 
 
-@njit(cache=True)
+@kernel()
 def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     terms = np.empty(_BLOCK, x2.dtype)
@@ -591,7 +591,7 @@ def _log_softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, te
 log_softmax_rows = RangeKernel(_log_softmax_row_range)
 
 
-@njit(cache=True)
+@kernel()
 def logsumexp_rows_serial(x2, mask2, res):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     terms = np.empty(_BLOCK, x2.dtype)
@@ -783,7 +783,7 @@ def _merge_row_states(x2, out2, mask2, sign, mode, chunk_max, chunk_rest, chunk_
 # on its value.
 
 
-@njit(cache=True)
+@kernel()
 def merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_sum, chunk_count, row_max, row_sum):
     """softmax's merge (``_merge_row_states``): after ``chunk_exp_states``, before
     ``scale_chunks``; ``chunk_count`` is zeros (softmax counts no entries at the max)."""
@@ -791,7 +791,7 @@ def merge_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_sum, chunk_count,
     _merge_row_states(x2, out2, mask2, sign, _MODE_SOFTMAX, chunk_max, chunk_sum, chunk_count, row_max, row_sum)
 
 
-@njit(cache=True)
+@kernel()
 def merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_count, row_max, row_log_sum):
     """log_softmax's merge: after ``chunk_log_states``, before ``store_log_chunks``."""
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
@@ -800,7 +800,7 @@ def merge_log_softmax_rows(x2, out2, mask2, sign, chunk_max, chunk_rest, chunk_c
     )
 
 
-@njit(cache=True)
+@kernel()
 def merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res):
     """logsumexp of split rows from their chunks' states (after ``chunk_log_states``)."""
     per_row = chunk_max.size // res.size

@@ -14,9 +14,8 @@ import cmath
 import math
 
 import numpy as np
-from numba import njit
 
-from ._fastmath import REDUCTION, callee
+from ._fastmath import REDUCTION, callee, kernel
 from ._exp import unscaled
 from ._scalar import cast_like, scaled_shifted_exp
 
@@ -31,7 +30,7 @@ def _included(b, mask, r, i):
     return keep
 
 
-@njit(cache=True)
+@kernel()
 def signed_logsumexp_rows(x2, b2, mask2, res, sign):
     """``res = log|sum(b * exp(x))|`` and ``sign = sign(sum)`` per row (``b = 1`` if None)."""
     one = cast_like(1.0, x2)
@@ -83,7 +82,7 @@ def signed_logsumexp_rows(x2, b2, mask2, res, sign):
             sign[r] = 1.0 if total > 0 else -1.0
 
 
-@njit(cache=True)
+@kernel()
 def complex_logsumexp_rows(x2, b2, mask2, res, sign):
     """Complex ``res = log(sum(b * exp(x)))`` (imaginary part in (-pi, pi]) and its phase.
 

@@ -40,10 +40,10 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
-from .._kernels._fastmath import REDUCTION, callee_overload
+from .._kernels._fastmath import REDUCTION, callee_overload, kernel
 from .._kernels._intrinsics import prefetch_address
 from . import _vecmath as vm
 
@@ -62,7 +62,7 @@ BLOCK = 32768
 #: Work of this many elements or more is shared between threads.
 PARALLEL_MIN_SIZE = 2 * BLOCK
 
-_LOOP = {"fastmath": REDUCTION, "error_model": "numpy", "cache": True, "nogil": True}
+_LOOP = {"fastmath": REDUCTION, "error_model": "numpy", "nogil": True}
 
 
 def _generic(name: str, f32: Any, f64: Any) -> Any:
@@ -135,7 +135,7 @@ def address_as_pointer(typingctx, address, dtype):
 # loops over one contiguous 1-D block
 
 
-@njit(**_LOOP)
+@kernel(**_LOOP)
 def unary_inplace(op, x):
     """``x[i] = f_op(x[i])`` over a contiguous 1-D array (one loop per op, so each vectorises)."""
     n = x.size
@@ -174,7 +174,7 @@ def unary_inplace(op, x):
             x[i] = g_lgamma(x[i])
 
 
-@njit(**_LOOP)
+@kernel(**_LOOP)
 def unary_out(op, x, out):
     """``out[i] = f_op(x[i])`` over contiguous 1-D arrays of one dtype (``out`` is not ``x``)."""
     n = x.size
@@ -221,7 +221,7 @@ def unary_out(op, x, out):
 _ADDRESS, _END, _WIDE, _START, _STOP = range(5)
 
 
-@njit(**_LOOP)
+@kernel(**_LOOP)
 def unary_inplace_blocks(op, x, counter, block):
     """:func:`unary_inplace` on blocks of ``x`` claimed from ``counter`` until none is left."""
     n = x.size
@@ -234,7 +234,7 @@ def unary_inplace_blocks(op, x, counter, block):
         unary_inplace(op, x[lo : min(lo + block, n)])
 
 
-@njit(**_LOOP)
+@kernel(**_LOOP)
 def unary_out_blocks(op, x, out, counter, block):
     """:func:`unary_out` on blocks claimed from ``counter`` until none is left."""
     n = x.size
@@ -248,7 +248,7 @@ def unary_out_blocks(op, x, out, counter, block):
         unary_out(op, x[lo:hi], out[lo:hi])
 
 
-@njit(**_LOOP)
+@kernel(**_LOOP)
 def unary_inplace_list(op, table, counter, block):
     """:func:`unary_inplace` over a list of arrays given by data address, in claimed blocks.
 
@@ -317,7 +317,7 @@ NO_OVERLAP, OVERLAP, UNSORTED = 0, 1, 2
 PAIRWISE_MAX = 64
 
 
-@njit(cache=True)
+@kernel()
 def survey_list(items, n, layout, table):
     """Read the ndarrays of the tuple at address ``items`` (``n`` items) from their headers.
 
@@ -517,8 +517,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def run_blocks(kernel: Any, nblocks: int, *args: Any, threads: int | None = None) -> None:
-    """Run ``kernel(*args, counter, BLOCK)`` on the caller and up to ``threads - 1`` pool workers.
+def run_blocks(block_kernel: Any, nblocks: int, *args: Any, threads: int | None = None) -> None:
+    """Run ``block_kernel(*args, counter, BLOCK)`` on the caller and up to ``threads - 1`` pool workers.
 
     Each call claims blocks from the shared ``counter`` until none is left.  The caller never
     waits for a worker that has not started: it claims that worker's blocks itself and then
@@ -527,11 +527,11 @@ def run_blocks(kernel: Any, nblocks: int, *args: Any, threads: int | None = None
     counter = np.zeros(1, np.int64)
     nthreads = min(numba.get_num_threads() if threads is None else threads, nblocks)
     if nthreads <= 1:
-        kernel(*args, counter, BLOCK)
+        block_kernel(*args, counter, BLOCK)
         return
     pool = _pool()
-    futures = [pool.submit(kernel, *args, counter, BLOCK) for _ in range(nthreads - 1)]
-    kernel(*args, counter, BLOCK)
+    futures = [pool.submit(block_kernel, *args, counter, BLOCK) for _ in range(nthreads - 1)]
+    block_kernel(*args, counter, BLOCK)
     for fut in futures:
         if not fut.cancel():
             fut.result()
