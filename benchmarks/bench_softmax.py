@@ -383,9 +383,10 @@ def run_case(case: Case, sk: Any, peers: Peers, plan: TimingPlan) -> dict[str, A
 def ratios_and_verdicts(record: dict[str, Any], case: Case) -> None:
     """Add ``ratios`` (peer/softmaxkit, and softmaxkit/roofline) and target verdicts to ``record``.
 
-    Each ratio is the median of the per-round ratios (``paired_ratio``), which the machine's slow
-    phases move far less than the overall medians; ``ratio_quartiles`` gives their spread and
-    ``ratios_of_medians`` the plain ratio of the two median times, for comparison.
+    Each ratio is the median of the per-round ratios (``paired_ratio``): a slow phase of the
+    machine lands on both of its sides, where it could favour one side of a ratio of overall
+    medians; ``ratio_quartiles`` gives their spread and ``ratios_of_medians`` the plain ratio of
+    the two median times, for comparison.
     """
     timings = record["timings"]
     pairs = [(name, name, "softmaxkit") for name in PEERS] + [("roofline", "softmaxkit", "roofline")]
@@ -451,7 +452,7 @@ def print_report(records: list[dict[str, Any]]) -> None:
     print("\nRatios: sk/roofline = softmaxkit time / roofline time (lower is better);")
     print("peer/sk = peer time / softmaxkit time (higher means softmaxkit is faster). [target] from issue 3.")
     print("Each ratio is the median over the rounds of that round's ratio (the two callables timed")
-    print("within a second of each other), so a slow phase of the machine moves it less than the times.")
+    print("within a second of each other), so a slow phase of the machine lands on both of its sides.")
     ratio_columns = ["roofline", *PEERS]
     rows = [[r["description"], *(ratio_cell(r, c) for c in ratio_columns)] for r in records]
     print(render_table(["case", "sk/roofline", *(f"{p}/sk" for p in PEERS)], rows))
