@@ -313,6 +313,15 @@ def thread_env_vars() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith(THREAD_ENV_PREFIXES)}
 
 
+def _host_cpu_name() -> str:
+    try:
+        import llvmlite.binding as llvm
+
+        return llvm.get_host_cpu_name()
+    except Exception:  # llvmlite missing or broken: the name is informative only
+        return "unknown"
+
+
 def numba_thread_info() -> dict[str, Any]:
     """numba's thread count and threading layer.
 
@@ -327,6 +336,9 @@ def numba_thread_info() -> dict[str, Any]:
         "numba": numba.__version__,
         "numba_num_threads": numba.get_num_threads(),
         "numba_threading_layer_config": numba.config.THREADING_LAYER,
+        # The CPU LLVM compiles for: its tuning decides, for example, the vector width of loops
+        # that do not set one (see softmaxkit._kernels._fastmath).
+        "llvm_cpu": numba.config.CPU_NAME or _host_cpu_name(),
     }
     try:
         info["numba_threading_layer"] = numba.threading_layer()

@@ -500,7 +500,8 @@ def print_machine(machine: dict[str, Any]) -> None:
         ("python / numpy", f"{machine['python']} / {machine['numpy']}"),
         ("softmaxkit", f"{machine['softmaxkit']} ({machine['softmaxkit_threads']} threads) from {machine['softmaxkit_path']}"),
         ("numba", f"{machine['numba']}, {machine['numba_num_threads']} threads, threading layer "
-                  f"{machine['numba_threading_layer']} (config: {machine['numba_threading_layer_config']})"),
+                  f"{machine['numba_threading_layer']} (config: {machine['numba_threading_layer_config']}), "
+                  f"LLVM CPU {machine.get('llvm_cpu', '?')}"),
         *[(name, version) for name, version in machine["peers"].items()],
         ("thread env vars", ", ".join(f"{k}={v}" for k, v in machine["thread_env"].items()) or "none set (OPENBLAS_*, OMP_*, NUMBA_*, MKL_*)"),
         ("first touch", f"{machine['first_touch_GBps']:.2f} GB/s writing 1 GiB of fresh memory before the cases "
