@@ -680,6 +680,29 @@ def test_out_may_be_x_itself_with_mask_and_inf():
     np.testing.assert_array_equal(x, expected)
 
 
+@pytest.mark.parametrize("n", [1000, 65536, 70000])  # rows up to 256 KiB stage their exps in `out`
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_softmax_out_rows_match_in_place_whatever_out_held(n, dtype, rng):
+    # log_softmax stages a row's exps in its output row when it has one (not in place) and the
+    # row is short enough; the last pass then overwrites every element, special rows included.
+    x = (rng.standard_normal((7, n)) * 20).astype(dtype)
+    x[1, 5] = NAN
+    x[2, [3, 9]] = INF
+    x[3, :] = -INF
+    x[4, ::7] = -INF
+    x[5, :] = x[5, 0]  # every entry at the max
+    mask = np.ones(n, bool)
+    mask[::3] = False
+    for kwargs in ({}, {"where": mask}, {"temperature": 0.7}):
+        in_place = x.copy()
+        sk.log_softmax(in_place, out=in_place, **kwargs)
+        out = np.full_like(x, 7.0)
+        assert sk.log_softmax(x, out=out, **kwargs) is out
+        np.testing.assert_array_equal(out, in_place)
+        np.testing.assert_array_equal(sk.log_softmax(x, **kwargs), in_place)
+    assert np.isnan(out[1]).all() and np.isfinite(out[0]).all()
+
+
 @pytest.mark.parametrize("out_dtype", [np.float32, np.float16, np.complex128],
                          ids=lambda d: np.dtype(d).name)
 def test_out_same_kind_cast(out_dtype, rng):
