@@ -703,6 +703,27 @@ def test_log_softmax_out_rows_match_in_place_whatever_out_held(n, dtype, rng):
     assert np.isnan(out[1]).all() and np.isfinite(out[0]).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_softmax_out_columns_match_in_place_whatever_out_held(dtype, rng):
+    # The column kernel stages each row's terms in the output block too (not in place).
+    x = (rng.standard_normal((3, 21, 200)) * 20).astype(dtype)
+    x[0, 4, 7] = NAN
+    x[1, :, 3] = INF
+    x[1, :, 5] = -INF
+    x[2, ::2, 9] = -INF
+    x[2, :, 11] = x[2, 0, 11]
+    mask = np.ones((21, 1), bool)
+    mask[::4] = False
+    for kwargs in ({}, {"where": mask}, {"temperature": 1.3}):
+        in_place = x.copy()
+        sk.log_softmax(in_place, axis=1, out=in_place, **kwargs)
+        out = np.full_like(x, 7.0)
+        assert sk.log_softmax(x, axis=1, out=out, **kwargs) is out
+        np.testing.assert_array_equal(out, in_place)
+        np.testing.assert_array_equal(sk.log_softmax(x, axis=1, **kwargs), in_place)
+    assert np.isnan(out[0, :, 7]).all() and np.isfinite(out[0, :, 8]).all()
+
+
 @pytest.mark.parametrize("out_dtype", [np.float32, np.float16, np.complex128],
                          ids=lambda d: np.dtype(d).name)
 def test_out_same_kind_cast(out_dtype, rng):

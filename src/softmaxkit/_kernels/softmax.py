@@ -1157,17 +1157,34 @@ def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, s
     _scale_rows(y3, o, j0, j1, inv_s_hi, inv_s_lo)
 
 
+def _column_terms_staging(out3, buffer, o, k, j0, j1):
+    """Where ``_column_log_sums`` stages row ``k``'s terms: its output row ``out3[o, k, j0:j1]``
+    (a block of output fits in L2 beside its input, so the writing pass then finds it in cache),
+    or ``buffer`` for ``out3=None`` (numba only)."""
+    raise NotImplementedError("_column_terms_staging is callable from numba-compiled code only")
+
+
+@callee_overload(_column_terms_staging)
+def _column_terms_staging_overload(out3, buffer, o, k, j0, j1):
+    if isinstance(out3, types.NoneType):  # in place, or logsumexp
+        return lambda out3, buffer, o, k, j0, j1: buffer
+    return lambda out3, buffer, o, k, j0, j1: out3[o, k, j0:j1]
+
+
 @callee()
-def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
+def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
-    the entries below the max summed, those at it counted, then ``log_of_sums``."""
+    the entries below the max summed, those at it counted, then ``log_of_sums``.  Each row's
+    terms are staged in its output row (``out3``, see ``_log_terms_staging``), or in ``buffer``
+    for ``out3=None``."""
     log_sum[:] = 0.0
     compensation[:] = 0.0
     count[:] = 0.0
     for k in range(x3.shape[1]):
         mask_row = part_of(mask3, (o, k, slice(j0, j1)))
-        _store_exp_columns(x3[o, k, j0:j1], buffer, mask_row, sign, m, t_hi, t_lo, True)
-        _add_widened(log_sum, compensation, buffer)
+        terms = _column_terms_staging(out3, buffer, o, k, j0, j1)
+        _store_exp_columns(x3[o, k, j0:j1], terms, mask_row, sign, m, t_hi, t_lo, True)
+        _add_widened(log_sum, compensation, terms)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
     log_of_sums(log_sum, compensation, count, x3)
 
@@ -1176,7 +1193,7 @@ def _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compens
 def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
     m, log_sum, compensation, count, hi, lo, buffer = state
-    _column_log_sums(x3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
 
 
@@ -1187,7 +1204,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state):
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
-    _column_log_sums(x3, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer)
+    _column_log_sums(x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer)
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
