@@ -70,12 +70,20 @@ def prange_only() -> dict[str, bool]:
 PREFERRED_VECTOR_WIDTH = '"prefer-vector-width"="512"'
 
 
+# This leans on numba and llvmlite internals (``Lower.pre_lower``, ``NativeLowering.lowering_class``,
+# a pipeline's ``passes`` list, ``FunctionAttributes`` being a set).  Should one of them change,
+# the kernels lose the attribute, not their correctness: each step below does nothing rather
+# than fail, and ``tests/test_vector_width.py`` reports the loss.
+
+
 class _WideVectorLower(lowering.Lower):
     def pre_lower(self):
         super().pre_lower()
         # llvmlite's FunctionAttributes accepts only enum attributes (its add() checks a fixed
         # list); a string attribute is printed as it is, in the function's definition.
-        set.add(self.builder.function.attributes, PREFERRED_VECTOR_WIDTH)
+        attributes = self.builder.function.attributes
+        if isinstance(attributes, set):
+            set.add(attributes, PREFERRED_VECTOR_WIDTH)
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
@@ -96,6 +104,8 @@ class WideVectorCompiler(Compiler):
     def define_pipelines(self):
         pipelines = super().define_pipelines()
         for pipeline in pipelines:
+            if not isinstance(getattr(pipeline, "passes", None), list):
+                continue
             pipeline.passes[:] = [
                 ((_WideVectorLowering if cls is NativeLowering else cls), description)
                 for cls, description in pipeline.passes
