@@ -50,7 +50,11 @@ def test_every_kernel_module_compiles_with_the_wide_vector_pipeline():
     found = dict(_dispatchers())
     assert len(found) > 60  # the modules were really searched
     assert DRIVERS <= set(found)
-    wrong = sorted(name for name, d in found.items() if name not in DRIVERS and d._compiler.pipeline_class is not WideVectorCompiler)
+    wrong = sorted(
+        name
+        for name, d in found.items()
+        if name not in DRIVERS and d._compiler.pipeline_class is not WideVectorCompiler
+    )
     assert wrong == []
 
 
