@@ -269,12 +269,12 @@ def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
 
 
 @callee()
-def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, buffer, whole_row):
+def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, buffer):
     """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
     entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead``.
-    The terms of each block are staged in ``buffer``: at its start, when it holds at least
-    ``min(x.size, _BLOCK)`` elements of the dtype, or at the block's own place, when
-    ``whole_row`` (then it has ``x.size`` elements)."""
+    The terms of each block are staged in ``buffer`` (of the dtype): at the block's own place
+    when it has ``x.size`` elements or more, else at its start (it then holds at least
+    ``min(x.size, _BLOCK)``)."""
     rest = 0.0
     c = 0.0
     k = 0.0
@@ -282,7 +282,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, buffer, whole_row):
         stop = min(x.size, start + _BLOCK)
         x_block = x[start:stop]
         mask_block = part_of(mask, slice(start, stop))
-        terms = buffer[start:stop] if whole_row else buffer[: stop - start]
+        terms = buffer[start:stop] if buffer.size >= x.size else buffer[: stop - start]
         prefetch_block(ahead, start, stop)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
         rest, c = _accumulate(rest, c, terms)
@@ -481,20 +481,18 @@ _OUT_AS_TERMS_BYTES = 1 << 18
 
 
 def _log_terms_staging(x, out, buffer):
-    """``(staging, whole_row)`` for ``slice_log_stats``: ``(out, True)`` for an output row of up
-    to _OUT_AS_TERMS_BYTES, else ``(buffer, False)`` (numba only)."""
+    """The staging ``buffer`` for ``slice_log_stats``: ``out`` for an output row of up to
+    _OUT_AS_TERMS_BYTES, else ``buffer`` (numba only)."""
     raise NotImplementedError("_log_terms_staging is callable from numba-compiled code only")
 
 
 @callee_overload(_log_terms_staging)
 def _log_terms_staging_overload(x, out, buffer):
     if isinstance(out, types.NoneType):  # in place: x must keep its values until the last pass
-        return lambda x, out, buffer: (buffer, False)
+        return lambda x, out, buffer: buffer
 
     def staging(x, out, buffer):
-        if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES:
-            return out, True
-        return buffer, False
+        return out if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES else buffer
 
     return staging
 
@@ -507,8 +505,8 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_LOG_SOFTMAX)
     else:
-        staging, whole_row = _log_terms_staging(x, out, buffer)
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, staging, whole_row)
+        staging = _log_terms_staging(x, out, buffer)
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, staging)
         if rest != rest:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
@@ -522,7 +520,7 @@ def logsumexp_slice(x, mask, ahead, buffer):
     m = slice_max_unchecked(x, mask, None)
     if not math.isfinite(m):
         return np.float64(slice_max(x, mask, None))
-    rest, k = slice_log_stats(x, mask, None, m, None, None, ahead, buffer, False)
+    rest, k = slice_log_stats(x, mask, None, m, None, None, ahead, buffer)
     return np.float64(m) + log_of_sum(rest, k)
 
 
@@ -721,7 +719,7 @@ def _chunk_log_range(t, first, stop, x2, mask2, sign, t_hi, t_lo, chunk, chunk_m
         chunk_max[w] = m
         if math.isfinite(m):
             chunk_rest[w], chunk_count[w] = slice_log_stats(
-                xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t], False
+                xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t]
             )
 
 
