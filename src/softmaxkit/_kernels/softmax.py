@@ -122,16 +122,63 @@ _BLOCK = 512
 # follows the max pass anyway).  Zen 5, 2 threads, float32 out=, interleaved medians, whole row
 # against the first 256 KiB: 4x2**22 8.64 -> 6.81 ms, 8x2**20 3.03 -> 2.64, 64x2**17 2.70 ->
 # 2.56, 32x128256 0.80 -> 0.79 (64 KiB: 0.91).
+#
+# A row longer than _SPLIT_ABOVE spreads that prefetch over two passes: the first
+# _EARLY_EIGHTHS eighths evenly through its exp pass, the rest evenly through its final pass
+# (the scaling, or log_softmax's writing), which otherwise left the memory system idle while
+# it ran.  Xeon, 2 threads, float32, paired against the whole prefetch in the exp pass:
+# 4096x4096 in place 0.87-0.91, out= 0.92-0.95, fresh 0.93-0.95, log_softmax fresh 0.93-0.96;
+# 8192x2048 in place 0.92; 128x65536 out= 0.91; 32x128256 fresh 0.96-0.97; float64 2048x2048
+# fresh 0.97.  5 to 7 eighths early did alike; 4 and 2 less well (in place 0.95, 0.96);
+# scaling in blocks without prefetching there: 1.00.  Rows of two blocks or less gained nothing
+# (16384x1000 in place 1.03 slower split) and keep one scaling call (8x10: 1.05 slower with
+# the blocked final pass).
 _LINE_BYTES = 64
 _PREFETCH_BYTES = 1 << 18
+_EARLY_EIGHTHS = 6
+_SPLIT_ABOVE = 2 * _BLOCK
+
+
+# A pass prefetches by a plan ``(first, stop, pace)``: ``ahead[first:stop]``, ``pace`` eighths of
+# an element of it per element of the pass (8: one for one).  Index bounds rather than slices of
+# ``ahead``: a slice is a new array struct, which cost 3.5% of a softmax of 8x10.
+
+
+def prefetch_plan(ahead):
+    """The plan for a slice with one pass: the first _PREFETCH_BYTES of ``ahead`` (the next row
+    or chunk, or None), one for one (numba only)."""
+    raise NotImplementedError("prefetch_plan is callable from numba-compiled code only")
+
+
+@callee_overload(prefetch_plan)
+def _prefetch_plan_overload(ahead):
+    if isinstance(ahead, types.NoneType):
+        return lambda ahead: (0, 0, 8)
+    return lambda ahead: (0, min(ahead.size, _PREFETCH_BYTES // ahead.itemsize), 8)
 
 
 @callee()
-def prefetch_block(ahead, start, stop):
-    """Hint that ``ahead[start:stop]`` will be read soon (``ahead=None``, or ``start`` past the
-    first _PREFETCH_BYTES of ``ahead``: nothing)."""
-    if ahead is not None and start < _PREFETCH_BYTES // ahead.itemsize:
-        for i in range(start, min(stop, ahead.size), _LINE_BYTES // ahead.itemsize):
+def prefetch_plans(ahead, size):
+    """``(early, late)`` plans for a slice of ``size`` elements with an exp pass and a final pass:
+    ``prefetch_plan``'s range split at _EARLY_EIGHTHS eighths, each part spread over its pass.
+    A slice of at most _SPLIT_ABOVE elements prefetches it all in its exp pass."""
+    plan = prefetch_plan(ahead)
+    if size <= _SPLIT_ABOVE:
+        return plan, (0, 0, 8)
+    stop = plan[1]
+    split = stop * _EARLY_EIGHTHS // 8
+    return (0, split, _EARLY_EIGHTHS), (split, stop, 8 - _EARLY_EIGHTHS)
+
+
+@callee()
+def prefetch_share(ahead, plan, start):
+    """Hint that the share of ``ahead`` (None: nothing) that goes with the block of a pass at
+    ``start`` (a multiple of _BLOCK) will be read soon, following ``plan``, one cache line at
+    a time."""
+    if ahead is not None:
+        first, stop, pace = plan
+        lo = first + start * pace // 8
+        for i in range(lo, min(stop, lo + _BLOCK * pace // 8), _LINE_BYTES // ahead.itemsize):
             prefetch_read(ahead, i)
 
 
@@ -254,24 +301,25 @@ def _accumulate_overload(total, compensation, y):
 
 
 @callee()
-def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead):
+def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, plan):
     """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64;
-    prefetch ``ahead`` (the next row, or None) alongside."""
+    prefetch ``ahead`` (or None) alongside by ``plan`` (see ``prefetch_share``)."""
     s = 0.0
     c = 0.0
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         mask_block = part_of(mask, slice(start, stop))
-        prefetch_block(ahead, start, stop)
+        prefetch_share(ahead, plan, start)
         _store_exp(x[start:stop], part_of(out, slice(start, stop)), mask_block, sign, m, t_hi, t_lo)
         s, c = _accumulate(s, c, target(x, out)[start:stop])
     return s + c
 
 
 @callee()
-def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, buffer):
+def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
     """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
-    entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead``.
+    entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead`` (or
+    None) alongside by ``plan`` (see ``prefetch_share``).
     The terms of each block are staged in ``buffer`` (of the dtype): at the block's own place
     when it has ``x.size`` elements or more, else at its start (it then holds at least
     ``min(x.size, _BLOCK)``)."""
@@ -283,7 +331,7 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, buffer):
         x_block = x[start:stop]
         mask_block = part_of(mask, slice(start, stop))
         terms = buffer[start:stop] if buffer.size >= x.size else buffer[: stop - start]
-        prefetch_block(ahead, start, stop)
+        prefetch_share(ahead, plan, start)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
         rest, c = _accumulate(rest, c, terms)
         k += _count_equal(x_block, mask_block, sign, m)
@@ -462,11 +510,19 @@ def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_SOFTMAX)
     else:
-        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead)
+        early, late = prefetch_plans(ahead, x.size)
+        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, early)
         if s != s:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_SOFTMAX)
         else:
-            slice_scale(target(x, out), 1.0 / s, 0.0)
+            y = target(x, out)
+            factor = 1.0 / s
+            if x.size <= _SPLIT_ABOVE:
+                slice_scale(y, factor, 0.0)
+            else:
+                for start in range(0, x.size, _BLOCK):
+                    prefetch_share(ahead, late, start)
+                    slice_scale(y[start : min(x.size, start + _BLOCK)], factor, 0.0)
 
 
 # log_softmax stages each block's exps (to be summed) in a buffer, and only its last pass writes
@@ -505,12 +561,23 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_LOG_SOFTMAX)
     else:
+        early, late = prefetch_plans(ahead, x.size)
         staging = _log_terms_staging(x, out, buffer)
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, staging)
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, early, staging)
         if rest != rest:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
-            write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_of_sum(rest, k))
+            log_sum = log_of_sum(rest, k)
+            if x.size <= _SPLIT_ABOVE:
+                write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_sum)
+            else:
+                for start in range(0, x.size, _BLOCK):
+                    stop = min(x.size, start + _BLOCK)
+                    prefetch_share(ahead, late, start)
+                    write_log_probabilities(
+                        x[start:stop], part_of(out, slice(start, stop)), part_of(mask, slice(start, stop)),
+                        sign, m, t_hi, t_lo, log_sum,
+                    )
 
 
 @callee()
@@ -520,7 +587,7 @@ def logsumexp_slice(x, mask, ahead, buffer):
     m = slice_max_unchecked(x, mask, None)
     if not math.isfinite(m):
         return np.float64(slice_max(x, mask, None))
-    rest, k = slice_log_stats(x, mask, None, m, None, None, ahead, buffer)
+    rest, k = slice_log_stats(x, mask, None, m, None, None, ahead, prefetch_plan(ahead), buffer)
     return np.float64(m) + log_of_sum(rest, k)
 
 
@@ -718,8 +785,9 @@ def _chunk_log_range(t, first, stop, x2, mask2, sign, t_hi, t_lo, chunk, chunk_m
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if math.isfinite(m):
+            ahead = _next_chunk(x2, r, hi, chunk)
             chunk_rest[w], chunk_count[w] = slice_log_stats(
-                xc, maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk), terms[t]
+                xc, maskc, sign, m, t_hi, t_lo, ahead, prefetch_plan(ahead), terms[t]
             )
 
 
@@ -736,8 +804,9 @@ def _chunk_exp_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, chunk, c
         m = slice_max(xc, maskc, sign)
         chunk_max[w] = m
         if math.isfinite(m):
+            ahead = _next_chunk(x2, r, hi, chunk)
             chunk_sum[w] = slice_exp_store_sum(
-                xc, part_of(out2, (r, slice(lo, hi))), maskc, sign, m, t_hi, t_lo, _next_chunk(x2, r, hi, chunk)
+                xc, part_of(out2, (r, slice(lo, hi))), maskc, sign, m, t_hi, t_lo, ahead, prefetch_plan(ahead)
             )
 
 
