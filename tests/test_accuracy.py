@@ -204,6 +204,29 @@ def test_masked_softmax_within_4_ulp(dtype, rng):
                 LOG_ULP, floor=1, what="masked log_softmax")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [1024, 1025, 2048 + 7, 4096])
+def test_rows_with_a_blocked_final_pass_within_4_ulp(dtype, n, rng):
+    # Rows longer than two blocks (1024) scale, or write their log-probabilities, block by block
+    # (the next row is prefetched alongside): every block must get the whole treatment, in
+    # place, into out= and into a fresh result, with and without a mask or temperature.
+    x = _rows("trap", dtype, rng, shape=(6, n))
+    mask = rng.random(x.shape) < 0.7
+    mask[:, :2] = True
+    for kwargs, xt in (({}, x), ({"where": mask}, x), ({"temperature": 0.5}, x * dtype(2))):
+        where = kwargs.get("where")
+        ref = softmax_ref(xt, -1, where=where, compute=_compute_for(x))
+        log_ref = log_softmax_ref(xt, -1, where=where, compute=_compute_for(x))
+        for fn, reference, floor in ((sk.softmax, ref, None), (sk.log_softmax, log_ref, 1)):
+            fresh = fn(x, **kwargs)
+            out = fn(x, out=np.full_like(x, np.nan), **kwargs)
+            in_place = x.copy()
+            fn(in_place, out=in_place, **kwargs)
+            for got in (fresh, out, in_place):
+                assert_ulps(got, reference, LOG_ULP if floor else SOFTMAX_ULP, floor=floor,
+                            what=f"{fn.__name__} n={n} {sorted(kwargs)}")
+
+
 def test_float32_x_minus_max_rounding_is_not_amplified():
     # The classic float32 kernel computes (x - max) in float32: here that rounding alone is
     # ~30 ulp of the result. softmaxkit must stay within 4.
