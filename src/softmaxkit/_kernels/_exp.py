@@ -21,6 +21,7 @@ from numba import types
 
 from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import pow2_of_integral, pow2_of_rounded, trunc
+from ._vector import Vector, select
 
 # float32 constants (reduction as in Cephes expf).  LN2_HI_F32 has 15 significant bits so
 # n * LN2_HI_F32 is exact for |n| <= 2**9, which covers every n the clamps below let through.
@@ -176,6 +177,26 @@ def scaled_exp_nonpositive_hilo_f64(hi, lo):
     return y
 
 
+# The same for a ``_vector.Vector`` of arguments, lane by lane: the operations of the scalar
+# functions above, with the underflow test a select.
+
+
+@callee(fastmath=ORDERED)
+def scaled_exp_nonpositive_lanes_f32(hi, lo):
+    """``scaled_exp_nonpositive_hilo_f32`` of each lane of float32 vectors."""
+    q, kf, _ = _reduced_exp_f32(hi, lo)
+    s = pow2_of_rounded(kf, _BIAS_F32)
+    return select(hi < _LOW_F32, _ZERO_F32, q * s + s)
+
+
+@callee(fastmath=ORDERED)
+def scaled_exp_nonpositive_lanes_f64(hi, lo):
+    """``scaled_exp_nonpositive_hilo_f64`` of each lane of float64 vectors."""
+    q, kf, _ = _reduced_exp_f64(hi, lo)
+    s = pow2_of_rounded(kf, _BIAS_F64)
+    return select(hi < _LOW_F64, 0.0, q * s + s)
+
+
 def scaled_exp_hilo_nonpositive(hi, lo):
     """``exp(hi + lo) * 2**B`` for ``hi <= 0``, float32 (B = 64) or float64 (B = 600) by type
     (numba only)."""
@@ -188,6 +209,10 @@ def _scaled_exp_hilo_nonpositive_overload(hi, lo):
         return lambda hi, lo: scaled_exp_nonpositive_hilo_f32(hi, lo)
     if hi == types.float64 and lo == types.float64:
         return lambda hi, lo: scaled_exp_nonpositive_hilo_f64(hi, lo)
+    if isinstance(hi, Vector) and hi == lo:
+        if hi.dtype == types.float32:
+            return lambda hi, lo: scaled_exp_nonpositive_lanes_f32(hi, lo)
+        return lambda hi, lo: scaled_exp_nonpositive_lanes_f64(hi, lo)
     return None
 
 

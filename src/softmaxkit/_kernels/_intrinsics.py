@@ -15,42 +15,59 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._fastmath import callee_overload
+from ._vector import Vector, as_vectors, splat_value, vector_operands
+
+
+def _float_operands(operands):
+    """The type that float operands combine to: one float type, or one ``_vector.Vector`` with
+    scalars of its element type (broadcast); else None."""
+    if all(isinstance(t, types.Float) for t in operands) and len(set(operands)) == 1:
+        return operands[0]
+    return vector_operands(*operands)
+
+
+def _overloaded_name(name, llty):
+    """``llvm.<name>.f32``, ``.f64``, ``.v16f32``, ``.v8f64``: an overloaded intrinsic's name."""
+    if isinstance(llty, ir.VectorType):
+        return f"{name}.v{llty.count}{'f32' if llty.element == ir.FloatType() else 'f64'}"
+    return f"{name}.{'f32' if llty == ir.FloatType() else 'f64'}"
+
+
+def _call_overloaded(context, builder, name, signature, args):
+    result = signature.return_type
+    llty = context.get_value_type(result)
+    if isinstance(result, Vector):
+        args = as_vectors(context, builder, signature.args, args, result)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(llty, [llty] * len(args)), _overloaded_name(name, llty))
+    return builder.call(fn, args)
 
 
 @intrinsic
 def nan_max(typingctx, a, b):
-    """``llvm.maximum`` on two floats of the same type: NaN if either is NaN."""
-    if not (isinstance(a, types.Float) and a == b):
+    """``llvm.maximum`` on two floats of the same type (or vectors, lane by lane): NaN if either
+    is NaN."""
+    result = _float_operands((a, b))
+    if result is None:
         return None
 
     def codegen(context, builder, signature, args):
-        llty = context.get_value_type(signature.args[0])
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(llty, [llty, llty]),
-            f"llvm.maximum.{'f32' if llty == ir.FloatType() else 'f64'}",
-        )
-        return builder.call(fn, args)
+        return _call_overloaded(context, builder, "llvm.maximum", signature, args)
 
-    return a(a, b), codegen
+    return result(a, b), codegen
 
 
 @intrinsic
 def fma(typingctx, a, b, c):
-    """``llvm.fma``: ``a * b + c`` with one rounding (the hardware instruction on x86-64-v3+)."""
-    if not (isinstance(a, types.Float) and a == b == c):
+    """``llvm.fma``: ``a * b + c`` with one rounding (the hardware instruction on x86-64-v3+);
+    lane by lane for vectors, scalars broadcast."""
+    result = _float_operands((a, b, c))
+    if result is None:
         return None
 
     def codegen(context, builder, signature, args):
-        llty = context.get_value_type(signature.args[0])
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(llty, [llty, llty, llty]),
-            f"llvm.fma.{'f32' if llty == ir.FloatType() else 'f64'}",
-        )
-        return builder.call(fn, args)
+        return _call_overloaded(context, builder, "llvm.fma", signature, args)
 
-    return a(a, b, c), codegen
+    return result(a, b, c), codegen
 
 
 # Float layouts: (integer type, exponent bias, mantissa bits, 1.5 * 2**mantissa_bits).
@@ -62,6 +79,13 @@ _LAYOUT = {
 
 def _layout(llty):
     return _LAYOUT["float" if llty == ir.FloatType() else "double"]
+
+
+def _constant_like(llty, value):
+    """The integer constant ``value``, in every lane if ``llty`` is a vector type."""
+    if isinstance(llty, ir.VectorType):
+        return ir.Constant(llty, [value] * llty.count)
+    return ir.Constant(llty, value)
 
 
 @intrinsic
@@ -100,15 +124,20 @@ def pow2_of_rounded(typingctx, kf, offset):
     image plus the biased offset are shifted into the exponent field, and the high bits of the
     image shift out.  Two integer instructions, no conversion.
     """
-    if not (isinstance(kf, types.Float) and kf == offset):
+    element = kf.dtype if isinstance(kf, Vector) else kf
+    if not (isinstance(element, types.Float) and element == offset):
         return None
 
     def codegen(context, builder, signature, args):
         llty = context.get_value_type(signature.args[0])
-        ity, bias, shift, _ = _layout(llty)
-        n = builder.bitcast(args[0], ity)
-        n = builder.add(n, builder.add(builder.fptosi(args[1], ity), ir.Constant(ity, bias)))
-        n = builder.shl(n, ir.Constant(ity, shift))
+        scalar_type = llty.element if isinstance(llty, ir.VectorType) else llty
+        ity, bias, shift, _ = _layout(scalar_type)
+        exponent = builder.add(builder.fptosi(args[1], ity), ir.Constant(ity, bias))
+        if isinstance(llty, ir.VectorType):  # a vector kf: every lane gets the same offset
+            ity = ir.VectorType(ity, llty.count)
+            exponent = splat_value(builder, exponent, ity)
+        n = builder.add(builder.bitcast(args[0], ity), exponent)
+        n = builder.shl(n, _constant_like(ity, shift))
         return builder.bitcast(n, llty)
 
     return kf(kf, offset), codegen
@@ -145,16 +174,20 @@ def _emit_prefetch(builder, pointer) -> None:
 
 @intrinsic
 def prefetch_read(typingctx, array, index):
-    """``llvm.prefetch`` of ``array[index]`` for reading: a hint that never faults, so an index
-    past the end is harmless (callers stay in bounds anyway)."""
-    if not (isinstance(array, types.Array) and isinstance(index, types.Integer)):
+    """``llvm.prefetch`` of ``array[index]`` (``index`` an integer, or a tuple of one per
+    dimension) for reading: a hint that never faults, so an index past the end is harmless
+    (callers stay in bounds anyway)."""
+    one_index = isinstance(index, types.Integer) and array.ndim == 1
+    index_tuple = isinstance(index, types.UniTuple) and isinstance(index.dtype, types.Integer) and len(index) == array.ndim
+    if not (isinstance(array, types.Array) and (one_index or index_tuple)):
         return None
 
     def codegen(context, builder, signature, args):
         array_type = signature.args[0]
         array_value = context.make_array(array_type)(context, builder, args[0])
+        indices = [builder.extract_value(args[1], i) for i in range(array_type.ndim)] if index_tuple else [args[1]]
         _emit_prefetch(
-            builder, cgutils.get_item_pointer(context, builder, array_type, array_value, [args[1]], wraparound=False)
+            builder, cgutils.get_item_pointer(context, builder, array_type, array_value, indices, wraparound=False)
         )
         return context.get_dummy_value()
 

@@ -1,0 +1,393 @@
+"""Explicit SIMD vectors for numba kernels: a ``Vector`` type of ``lanes`` floats that the
+scalar arithmetic of our kernels (``+ - * /``, unary ``-``, comparisons, and the intrinsics
+``fma``, ``nan_max``, ``pow2_of_rounded``) accepts as it accepts a float.
+
+Why: LLVM's loop vectoriser only vectorises innermost loops, so a kernel whose state must stay
+in registers across an outer loop (a tile of columns reduced over K rows: its max, its sum, its
+``1/s``) cannot be written as scalar loops.  With ``Vector`` the same algorithm code runs on a
+register of 16 float32 (or 8 float64) columns: ``two_sum(v, -m)``, ``_reduced_exp_f32`` and
+their kin are compiled once more for ``Vector`` arguments, operation for operation the scalar
+code, so the results are bit for bit those of the scalar loops.
+
+Every operation is emitted as plain LLVM IR into the calling function (``lower_builtin``,
+``intrinsic``), so the caller's fastmath flags (``ORDERED`` or ``REDUCTION``) apply to it as to
+its scalar operations.  A scalar operand must have the vector's own float type (no implicit
+float32/float64 promotion), and is broadcast.  Vectors are 512 bits wide; LLVM splits them into
+two registers on AVX2.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, lower_builtin, models, register_model, type_callable
+
+from ._fastmath import callee_overload
+
+#: lanes per vector, by element type: one 512-bit register
+LANES = {types.float32: 16, types.float64: 8}
+
+
+class Vector(types.Type):
+    """``lanes`` floats of type ``dtype`` held in one SIMD value."""
+
+    def __init__(self, dtype, lanes):
+        self.dtype = dtype
+        self.lanes = lanes
+        super().__init__(name=f"Vector({dtype}, {lanes})")
+
+
+class VectorMask(types.Type):
+    """``lanes`` booleans: a comparison of vectors, for ``select``."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__(name=f"VectorMask({lanes})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+@register_model(VectorMask)
+class _VectorMaskModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(ir.IntType(1), fe_type.lanes))
+
+
+def vector_of(dtype) -> Vector:
+    """The ``Vector`` type of ``dtype`` elements (a numba float type)."""
+    return Vector(dtype, LANES[dtype])
+
+
+def splat_value(builder, value, vector_type: ir.VectorType):
+    """``value`` (a scalar of the element type) in every lane."""
+    undef = ir.Constant(vector_type, ir.Undefined)
+    lane0 = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count))
+
+
+def vector_operands(*operands):
+    """The ``Vector`` type that ``operands`` (numba types) combine to: at least one ``Vector``,
+    the others the same ``Vector`` or its element type; else None."""
+    vectors = {t for t in operands if isinstance(t, Vector)}
+    if len(vectors) != 1:
+        return None
+    (vector,) = vectors
+    if all(t == vector or t == vector.dtype for t in operands):
+        return vector
+    return None
+
+
+def as_vectors(context, builder, operand_types, values, vector: Vector):
+    """``values`` with the scalars among them broadcast to ``vector``'s lanes."""
+    vector_type = context.get_value_type(vector)
+    return [value if isinstance(t, Vector) else splat_value(builder, value, vector_type) for t, value in zip(operand_types, values)]
+
+
+# ---- arithmetic and comparisons -------------------------------------------------------------
+
+_BINARY = {operator.add: "fadd", operator.sub: "fsub", operator.mul: "fmul", operator.truediv: "fdiv"}
+_COMPARE = {operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=", operator.eq: "=="}
+
+
+def _register_binary(op, instruction):
+    @type_callable(op)
+    def _typer(context):
+        def typer(a, b):
+            return vector_operands(a, b)
+
+        return typer
+
+    def lower(context, builder, signature, args):
+        a, b = as_vectors(context, builder, signature.args, args, signature.return_type)
+        return getattr(builder, instruction)(a, b)
+
+    for operands in ((Vector, Vector), (Vector, types.Float), (types.Float, Vector)):
+        lower_builtin(op, *operands)(lower)
+
+
+def _register_compare(op, predicate):
+    @type_callable(op)
+    def _typer(context):
+        def typer(a, b):
+            vector = vector_operands(a, b)
+            return None if vector is None else VectorMask(vector.lanes)
+
+        return typer
+
+    def lower(context, builder, signature, args):
+        vector = vector_operands(*signature.args)
+        a, b = as_vectors(context, builder, signature.args, args, vector)
+        return builder.fcmp_ordered(predicate, a, b)
+
+    for operands in ((Vector, Vector), (Vector, types.Float), (types.Float, Vector)):
+        lower_builtin(op, *operands)(lower)
+
+
+for _op, _instruction in _BINARY.items():
+    _register_binary(_op, _instruction)
+for _op, _predicate in _COMPARE.items():
+    _register_compare(_op, _predicate)
+
+
+@type_callable(operator.neg)
+def _neg_typer(context):
+    def typer(a):
+        return a if isinstance(a, Vector) else None
+
+    return typer
+
+
+@lower_builtin(operator.neg, Vector)
+def _neg_lower(context, builder, signature, args):
+    return builder.fneg(args[0])
+
+
+# ---- construction, conversion, selection ----------------------------------------------------
+
+
+@intrinsic
+def splat(typingctx, value):
+    """A ``Vector`` with ``value`` (float32 or float64) in every lane."""
+    if value not in LANES:
+        return None
+    vector = vector_of(value)
+
+    def codegen(context, builder, signature, args):
+        return splat_value(builder, args[0], context.get_value_type(vector))
+
+    return vector(value), codegen
+
+
+@intrinsic
+def select(typingctx, mask, a, b):
+    """Per lane ``a if mask else b`` (``a``, ``b`` vectors or scalars of their element type)."""
+    vector = vector_operands(a, b)
+    if not (isinstance(mask, VectorMask) and vector is not None and vector.lanes == mask.lanes):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x, y = as_vectors(context, builder, signature.args[1:], args[1:], vector)
+        return builder.select(args[0], x, y)
+
+    return vector(mask, a, b), codegen
+
+
+def _half(builder, value, first, count):
+    indices = ir.Constant(ir.VectorType(ir.IntType(32), count), list(range(first, first + count)))
+    return builder.shuffle_vector(value, value, indices)
+
+
+@intrinsic
+def widen_low(typingctx, v):
+    """float64 ``Vector`` of the first half of the float32 ``Vector`` ``v`` (exact)."""
+    if not (isinstance(v, Vector) and v.dtype == types.float32):
+        return None
+    wide = Vector(types.float64, v.lanes // 2)
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(_half(builder, args[0], 0, wide.lanes), context.get_value_type(wide))
+
+    return wide(v), codegen
+
+
+@intrinsic
+def widen_high(typingctx, v):
+    """float64 ``Vector`` of the second half of the float32 ``Vector`` ``v`` (exact)."""
+    if not (isinstance(v, Vector) and v.dtype == types.float32):
+        return None
+    wide = Vector(types.float64, v.lanes // 2)
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(_half(builder, args[0], wide.lanes, wide.lanes), context.get_value_type(wide))
+
+    return wide(v), codegen
+
+
+@intrinsic
+def narrow(typingctx, low, high):
+    """The float32 ``Vector`` of float64 ``low`` then ``high``, each lane rounded to nearest."""
+    if not (isinstance(low, Vector) and low == high and low.dtype == types.float64):
+        return None
+    result = Vector(types.float32, 2 * low.lanes)
+
+    def codegen(context, builder, signature, args):
+        half_type = ir.VectorType(ir.FloatType(), low.lanes)
+        a = builder.fptrunc(args[0], half_type)
+        b = builder.fptrunc(args[1], half_type)
+        indices = ir.Constant(ir.VectorType(ir.IntType(32), result.lanes), list(range(result.lanes)))
+        return builder.shuffle_vector(a, b, indices)
+
+    return result(low, high), codegen
+
+
+# ---- memory ---------------------------------------------------------------------------------
+
+
+def _contiguous_rows(array) -> bool:
+    return isinstance(array, types.Array) and array.layout == "C" and array.dtype in LANES
+
+
+def _lane_pointer(context, builder, array_type, array_value, indices, vector_type):
+    view = context.make_array(array_type)(context, builder, array_value)
+    pointer = cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
+    return builder.bitcast(pointer, vector_type.as_pointer())
+
+
+def _index_values(builder, index_type, index_value):
+    if isinstance(index_type, types.BaseTuple):
+        return [builder.extract_value(index_value, i) for i in range(len(index_type))]
+    return [index_value]
+
+
+def _valid_index(array, index) -> bool:
+    if isinstance(index, types.Integer):
+        return array.ndim == 1
+    return isinstance(index, types.UniTuple) and isinstance(index.dtype, types.Integer) and len(index) == array.ndim
+
+
+@intrinsic
+def load(typingctx, array, index):
+    """The ``Vector`` of ``array[index]`` and the ``lanes - 1`` entries after it (C-contiguous
+    ``array``; ``index`` an integer, or a tuple of one per dimension).  Unchecked: the caller
+    keeps all lanes inside the array's last dimension."""
+    if not (_contiguous_rows(array) and _valid_index(array, index)):
+        return None
+    vector = vector_of(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(vector)
+        indices = _index_values(builder, signature.args[1], args[1])
+        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        return builder.load(pointer, align=array.dtype.bitwidth // 8)
+
+    return vector(array, index), codegen
+
+
+@intrinsic
+def store(typingctx, array, index, value):
+    """``array[index:index + lanes] = value`` (see ``load``)."""
+    if not (_contiguous_rows(array) and _valid_index(array, index) and value == vector_of(array.dtype)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(signature.args[2])
+        indices = _index_values(builder, signature.args[1], args[1])
+        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        builder.store(args[2], pointer, align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(array, index, value), codegen
+
+
+def _first_lanes(builder, count, lanes):
+    """``<lanes x i1>``: lane ``i`` is ``i < count``."""
+    ity = count.type
+    lane_numbers = ir.Constant(ir.VectorType(ity, lanes), list(range(lanes)))
+    counts = splat_value(builder, count, ir.VectorType(ity, lanes))
+    return builder.icmp_signed("<", lane_numbers, counts)
+
+
+def _masked_memory_function(builder, name, vector_type, store_form):
+    element = "f32" if vector_type.element == ir.FloatType() else "f64"
+    suffix = f"v{vector_type.count}{element}.p0"
+    mask_type = ir.VectorType(ir.IntType(1), vector_type.count)
+    i32 = ir.IntType(32)
+    pointer_type = vector_type.as_pointer()
+    if store_form:
+        signature = ir.FunctionType(ir.VoidType(), [vector_type, pointer_type, i32, mask_type])
+    else:
+        signature = ir.FunctionType(vector_type, [pointer_type, i32, mask_type, vector_type])
+    return cgutils.get_or_insert_function(builder.module, signature, f"llvm.masked.{name}.{suffix}")
+
+
+@intrinsic
+def load_first(typingctx, array, index, count):
+    """``load``, reading only the first ``count`` lanes (the others are 0): for a tile at the
+    end of a row.  The entries past them are not touched."""
+    if not (_contiguous_rows(array) and _valid_index(array, index) and isinstance(count, types.Integer)):
+        return None
+    vector = vector_of(array.dtype)
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(vector)
+        indices = _index_values(builder, signature.args[1], args[1])
+        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        mask = _first_lanes(builder, args[2], vector.lanes)
+        function = _masked_memory_function(builder, "load", vector_type, store_form=False)
+        zeros = ir.Constant(vector_type, [0.0] * vector.lanes)
+        return builder.call(function, [pointer, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask, zeros])
+
+    return vector(array, index, count), codegen
+
+
+@intrinsic
+def store_first(typingctx, array, index, value, count):
+    """``store`` of the first ``count`` lanes of ``value`` only (see ``load_first``)."""
+    if not (
+        _contiguous_rows(array)
+        and _valid_index(array, index)
+        and value == vector_of(array.dtype)
+        and isinstance(count, types.Integer)
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(signature.args[2])
+        indices = _index_values(builder, signature.args[1], args[1])
+        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        mask = _first_lanes(builder, args[3], vector_type.count)
+        function = _masked_memory_function(builder, "store", vector_type, store_form=True)
+        builder.call(function, [args[2], pointer, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask])
+        return context.get_dummy_value()
+
+    return types.none(array, index, value, count), codegen
+
+
+# ---- whole or partial vectors, chosen at typing time ----------------------------------------
+
+
+def load_part(array, index, part):
+    """``load(array, index)`` for ``part=None``, ``load_first(array, index, part)`` for an
+    integer ``part``: one kernel body serves full tiles and the tile at a row's end (numba only)."""
+    raise NotImplementedError("load_part is callable from numba-compiled code only")
+
+
+@callee_overload(load_part)
+def _load_part_overload(array, index, part):
+    if isinstance(part, types.NoneType):
+        return lambda array, index, part: load(array, index)
+    return lambda array, index, part: load_first(array, index, part)
+
+
+def store_part(array, index, value, part):
+    """``store`` or ``store_first``, as ``load_part`` (numba only)."""
+    raise NotImplementedError("store_part is callable from numba-compiled code only")
+
+
+@callee_overload(store_part)
+def _store_part_overload(array, index, value, part):
+    if isinstance(part, types.NoneType):
+        return lambda array, index, value, part: store(array, index, value)
+    return lambda array, index, value, part: store_first(array, index, value, part)
+
+
+def lanes_of(array):
+    """How many lanes a ``Vector`` of ``array``'s elements has (a compile-time constant; numba
+    only)."""
+    raise NotImplementedError("lanes_of is callable from numba-compiled code only")
+
+
+@callee_overload(lanes_of)
+def _lanes_of_overload(array):
+    if isinstance(array, types.Array) and array.dtype in LANES:
+        lanes = LANES[array.dtype]
+        return lambda array: lanes
+    return None
