@@ -185,30 +185,29 @@ def _half(builder, value, first, count):
     return builder.shuffle_vector(value, value, indices)
 
 
-@intrinsic
-def widen_low(typingctx, v):
-    """float64 ``Vector`` of the first half of the float32 ``Vector`` ``v`` (exact)."""
+def _widen_half(v, second: bool):
+    """Typing and codegen of ``widen_low``/``widen_high``: float64 lanes of one half of ``v``."""
     if not (isinstance(v, Vector) and v.dtype == types.float32):
         return None
     wide = Vector(types.float64, v.lanes // 2)
 
     def codegen(context, builder, signature, args):
-        return builder.fpext(_half(builder, args[0], 0, wide.lanes), context.get_value_type(wide))
+        half = _half(builder, args[0], wide.lanes if second else 0, wide.lanes)
+        return builder.fpext(half, context.get_value_type(wide))
 
     return wide(v), codegen
+
+
+@intrinsic
+def widen_low(typingctx, v):
+    """float64 ``Vector`` of the first half of the float32 ``Vector`` ``v`` (exact)."""
+    return _widen_half(v, second=False)
 
 
 @intrinsic
 def widen_high(typingctx, v):
     """float64 ``Vector`` of the second half of the float32 ``Vector`` ``v`` (exact)."""
-    if not (isinstance(v, Vector) and v.dtype == types.float32):
-        return None
-    wide = Vector(types.float64, v.lanes // 2)
-
-    def codegen(context, builder, signature, args):
-        return builder.fpext(_half(builder, args[0], wide.lanes, wide.lanes), context.get_value_type(wide))
-
-    return wide(v), codegen
+    return _widen_half(v, second=True)
 
 
 @intrinsic
@@ -235,16 +234,17 @@ def _contiguous_rows(array) -> bool:
     return isinstance(array, types.Array) and array.layout == "C" and array.dtype in LANES
 
 
-def _lane_pointer(context, builder, array_type, array_value, indices, vector_type):
-    view = context.make_array(array_type)(context, builder, array_value)
+def _vector_pointer(context, builder, signature, args, vector_type):
+    """Pointer to the first lane of ``array[index]`` for an intrinsic's ``(array, index, ...)``
+    arguments, typed as a pointer to ``vector_type``."""
+    array_type, index_type = signature.args[0], signature.args[1]
+    if isinstance(index_type, types.BaseTuple):
+        indices = [builder.extract_value(args[1], i) for i in range(len(index_type))]
+    else:
+        indices = [args[1]]
+    view = context.make_array(array_type)(context, builder, args[0])
     pointer = cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
     return builder.bitcast(pointer, vector_type.as_pointer())
-
-
-def _index_values(builder, index_type, index_value):
-    if isinstance(index_type, types.BaseTuple):
-        return [builder.extract_value(index_value, i) for i in range(len(index_type))]
-    return [index_value]
 
 
 def _valid_index(array, index) -> bool:
@@ -264,8 +264,7 @@ def load(typingctx, array, index):
 
     def codegen(context, builder, signature, args):
         vector_type = context.get_value_type(vector)
-        indices = _index_values(builder, signature.args[1], args[1])
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
         return builder.load(pointer, align=array.dtype.bitwidth // 8)
 
     return vector(array, index), codegen
@@ -279,8 +278,7 @@ def store(typingctx, array, index, value):
 
     def codegen(context, builder, signature, args):
         vector_type = context.get_value_type(signature.args[2])
-        indices = _index_values(builder, signature.args[1], args[1])
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
         builder.store(args[2], pointer, align=array.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
@@ -318,8 +316,7 @@ def load_first(typingctx, array, index, count):
 
     def codegen(context, builder, signature, args):
         vector_type = context.get_value_type(vector)
-        indices = _index_values(builder, signature.args[1], args[1])
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
         mask = _first_lanes(builder, args[2], vector.lanes)
         function = _masked_memory_function(builder, "load", vector_type, store_form=False)
         zeros = ir.Constant(vector_type, [0.0] * vector.lanes)
@@ -341,8 +338,7 @@ def store_first(typingctx, array, index, value, count):
 
     def codegen(context, builder, signature, args):
         vector_type = context.get_value_type(signature.args[2])
-        indices = _index_values(builder, signature.args[1], args[1])
-        pointer = _lane_pointer(context, builder, signature.args[0], args[0], indices, vector_type)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
         mask = _first_lanes(builder, args[3], vector_type.count)
         function = _masked_memory_function(builder, "store", vector_type, store_form=True)
         builder.call(function, [args[2], pointer, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask])
