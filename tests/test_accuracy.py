@@ -230,32 +230,42 @@ def test_rows_with_a_blocked_final_pass_within_4_ulp(dtype, n, rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, rng, monkeypatch):
-    # softmax over a non-last axis: unmasked blocks store and sum their exps by explicit vectors
-    # of 16 / 8 columns, four rows at a time, prefetching the worker's next block.  Widths with
-    # a partial last vector (1, 17, 40, ...), K not a multiple of four, blocks of 16 columns (so
-    # every worker has several, across outer indices), in place, into out= and fresh, softmin and
-    # a temperature: every column must get the whole treatment.
+    # A non-last axis: unmasked blocks compute their exps, sums and (log_softmax, logsumexp)
+    # counts at the max by explicit vectors of 16 / 8 columns, four rows at a time, prefetching
+    # the worker's next block.  Widths with a partial last vector (1, 17, 40, ...), K not a
+    # multiple of four, ties at the max, blocks of 16 columns (so every worker has several,
+    # across outer indices), in place, into out= and fresh, softmin and a temperature: every
+    # column must get the whole treatment.
     from softmaxkit import _numpy_backend
     from softmaxkit._threads import max_threads
 
     monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", 1)  # blocks of the minimum width,
     monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)  # one float32 vector
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    compute = _compute_for(np.zeros(1, dtype))
     before = sk.get_num_threads()
     sk.set_num_threads(min(threads, max_threads()))
     try:
         for k, inner in ((1, 17), (3, 1), (4, 16), (5, 40), (9, 33), (21, 100)):
-            rows = _rows("trap" if k > 1 else "normal10", dtype, rng, shape=(3 * inner, k))
-            x = np.ascontiguousarray(np.moveaxis(rows.reshape(3, inner, k), 2, 1))  # (3, K, inner)
-            for fn, xt in ((sk.softmax, x), (sk.softmin, -x)):
-                for kwargs, scale in (({}, 1), ({"temperature": 0.5}, 2)):
-                    ref = softmax_reference(xt * dtype(scale), axis=1)
-                    fresh = fn(x, axis=1, **kwargs)
-                    out = fn(x, axis=1, out=np.full_like(x, np.nan), **kwargs)
-                    in_place = x.copy()
-                    fn(in_place, axis=1, out=in_place, **kwargs)
-                    for got in (fresh, out, in_place):
-                        assert_ulps(got, ref, SOFTMAX_ULP, what=f"{fn.__name__} K={k} inner={inner} {kwargs}")
+            for kind in ("trap" if k > 1 else "normal10", "ties"):
+                rows = _rows(kind, dtype, rng, shape=(3 * inner, k))
+                x = np.ascontiguousarray(np.moveaxis(rows.reshape(3, inner, k), 2, 1))  # (3, K, inner)
+                what = f"K={k} inner={inner} {kind}"
+                for fn, negate, log in (
+                    (sk.softmax, False, False), (sk.softmin, True, False), (sk.log_softmax, False, True)
+                ):
+                    for kwargs, scale in (({}, 1), ({"temperature": 0.5}, 2)):
+                        xt = (-x if negate else x) * dtype(scale)
+                        ref = softmax_ref(xt, 1, log=log, compute=compute)
+                        fresh = fn(x, axis=1, **kwargs)
+                        out = fn(x, axis=1, out=np.full_like(x, np.nan), **kwargs)
+                        in_place = x.copy()
+                        fn(in_place, axis=1, out=in_place, **kwargs)
+                        for got in (fresh, out, in_place):
+                            assert_ulps(got, ref, LOG_ULP if log else SOFTMAX_ULP, floor=1 if log else None,
+                                        what=f"{fn.__name__} {what} {kwargs}")
+                assert_ulps(sk.logsumexp(x, axis=1), logsumexp_ref(x, 1, compute=compute), LOG_ULP, floor=1,
+                            what=f"logsumexp {what}")
     finally:
         sk.set_num_threads(before)
 

@@ -168,9 +168,14 @@ def splat(typingctx, value):
 
 @intrinsic
 def select(typingctx, mask, a, b):
-    """Per lane ``a if mask else b`` (``a``, ``b`` vectors or scalars of their element type)."""
+    """Per lane ``a if mask else b`` (``a``, ``b`` vectors, or scalars of one float type, which
+    are broadcast)."""
+    if not isinstance(mask, VectorMask):
+        return None
     vector = vector_operands(a, b)
-    if not (isinstance(mask, VectorMask) and vector is not None and vector.lanes == mask.lanes):
+    if vector is None and a == b and a in LANES:
+        vector = Vector(a, mask.lanes)
+    if vector is None or vector.lanes != mask.lanes:
         return None
 
     def codegen(context, builder, signature, args):

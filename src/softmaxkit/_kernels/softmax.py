@@ -46,7 +46,7 @@ from numba import types
 from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
-from ._vector import LANES, lanes_of, load, load_first, load_part, store_first, store_part, widen_high, widen_low
+from ._vector import LANES, lanes_of, load, load_first, load_part, select, splat, store_first, store_part, widen_high, widen_low
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
 from ._scalar import (
@@ -1389,12 +1389,126 @@ def _column_terms_staging_overload(out3, buffer, o, k, j0, j1):
     return lambda out3, buffer, o, k, j0, j1: out3[o, k, j0:j1]
 
 
-@callee()
-def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
+# log_softmax and logsumexp by vectors, as softmax above: per vector of columns and group of four
+# rows, the exps below the max summed and the entries at it counted in registers, each row's
+# terms still staged in its output row for out= (it warms the output lines for the writing
+# pass), and one line of the worker's next block prefetched per vector.
+
+
+def _lane_counts(count, index, part, like):
+    """The float64 counts of the lanes at ``index``: two halves for float32 lanes, the counts and
+    an unused zero vector for float64 ones (numba only)."""
+    raise NotImplementedError("_lane_counts is callable from numba-compiled code only")
+
+
+@callee_overload(_lane_counts)
+def _lane_counts_overload(count, index, part, like):
+    if like.dtype == types.float32:
+        return lambda count, index, part, like: _lane_sums(count, None, index, part)
+    return lambda count, index, part, like: (load_part(count, index, part), splat(0.0))
+
+
+def _store_lane_counts(count, index, part, like, ca, cb):
+    """Store what ``_lane_counts`` loads (numba only)."""
+    raise NotImplementedError("_store_lane_counts is callable from numba-compiled code only")
+
+
+@callee_overload(_store_lane_counts)
+def _store_lane_counts_overload(count, index, part, like, ca, cb):
+    if like.dtype == types.float32:
+        return lambda count, index, part, like, ca, cb: _store_lane_sums(count, None, index, part, ca, cb)
+    return lambda count, index, part, like, ca, cb: store_part(count, index, ca, part)
+
+
+def _add_counts(ca, cb, ones):
+    """``(ca, cb) += ones`` per lane (see ``_lane_counts``; numba only)."""
+    raise NotImplementedError("_add_counts is callable from numba-compiled code only")
+
+
+@callee_overload(_add_counts)
+def _add_counts_overload(ca, cb, ones):
+    if ones.dtype == types.float32:
+        return lambda ca, cb, ones: (ca + widen_low(ones), cb + widen_high(ones))
+    return lambda ca, cb, ones: (ca + ones, cb)
+
+
+def _stage_terms(out3, index, terms, part):
+    """``out3[index:] = terms`` (lanes as ``store_part``); nothing for ``out3=None`` (numba only)."""
+    raise NotImplementedError("_stage_terms is callable from numba-compiled code only")
+
+
+@callee_overload(_stage_terms)
+def _stage_terms_overload(out3, index, terms, part):
+    if isinstance(out3, types.NoneType):
+        return lambda out3, index, terms, part: None
+    return lambda out3, index, terms, part: store_part(out3, index, terms, part)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, index, part, ahead):
+    """Rows ``k0:k1`` of the lanes at column ``j`` of block ``o``: the exps below the max added to
+    the sums and staged in ``out3``, the entries at the max counted; the block at ``ahead``
+    prefetched (see ``_store_exp_lanes``)."""
+    mm = load_part(m, index, part)
+    a, b = _lane_sums(total, compensation, index, part)
+    ca, cb = _lane_counts(count, index, part, x3)
+    for k in range(k0, k1):
+        v = signed(load_part(x3, (o, k, j), part), sign)
+        e = select(v < mm, scaled_shifted_exp(v, mm, t_hi, t_lo), cast_like(0.0, x3))
+        _stage_terms(out3, (o, k, j), e, part)
+        prefetch_read(x3, (ahead[0], k, ahead[1] + index))
+        a, b = _add_lanes(a, b, e)
+        ca, cb = _add_counts(ca, cb, select(v == mm, cast_like(1.0, x3), cast_like(0.0, x3)))
+    _store_lane_sums(total, compensation, index, part, a, b)
+    _store_lane_counts(count, index, part, x3, ca, cb)
+
+
+@callee(fastmath=ORDERED)
+def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, compensation, count, ahead):
+    """``_log_stats_lanes`` for every vector of columns ``j0:j1``."""
+    lanes = lanes_of(x3)
+    j = j0
+    while j + lanes <= j1:
+        _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, None, ahead)
+        j += lanes
+    if j < j1:
+        _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, j1 - j, ahead)
+
+
+def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
-    the entries below the max summed, those at it counted, then ``log_of_sums``.  Each row's
-    terms are staged in its output row (``out3``, see ``_log_terms_staging``), or in ``buffer``
-    for ``out3=None``."""
+    the entries below the max summed, those at it counted, then ``log_of_sums``; by vectors
+    without a mask (prefetching the block at ``ahead``), else row by row (numba only)."""
+    raise NotImplementedError("_column_log_sums is callable from numba-compiled code only")
+
+
+@callee_overload(_column_log_sums)
+def _column_log_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
+    contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
+    if isinstance(mask3, types.NoneType) and contiguous:
+
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
+            log_sum[:] = 0.0
+            compensation[:] = 0.0
+            count[:] = 0.0
+            narrow_compensation = _lane_compensation(compensation, x3)
+            for k0 in range(0, x3.shape[1], 4):
+                k1 = min(x3.shape[1], k0 + 4)
+                _log_stats_row_group(
+                    x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead
+                )
+            log_of_sums(log_sum, compensation, count, x3)
+
+        return by_vectors
+    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead: (
+        _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    )
+
+
+@callee()
+def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
+    """``_column_log_sums`` row by row.  Each row's terms are staged in its output row
+    (``out3``, see ``_log_terms_staging``), or in ``buffer`` for ``out3=None``."""
     log_sum[:] = 0.0
     compensation[:] = 0.0
     count[:] = 0.0
@@ -1408,21 +1522,22 @@ def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, c
 
 
 @callee()
-def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state):
-    """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max."""
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead):
+    """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max;
+    ``ahead = (o, j0)`` is the block to prefetch meanwhile."""
     m, log_sum, compensation, count, hi, lo, buffer = state
-    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead)
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
 
 
 @callee()
-def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state):
+def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, ahead):
     w = j1 - j0
     m, log_sum, compensation, count, finite_m, _, buffer = state
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
-    _column_log_sums(x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer)
+    _column_log_sums(x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead)
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
@@ -1469,7 +1584,8 @@ def _log_softmax_column_range(
         state = _column_state(wide, narrow, t, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
-            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state)
+            next_o, next_j0, _ = _column_block_bounds(min(w + 1, stop - 1), per_outer, block, x3.shape[2])
+            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, (next_o, next_j0))
         else:
             pending[w] = True
 
@@ -1479,7 +1595,9 @@ def _logsumexp_column_range(t, first, stop, x3, mask3, res2, block, wide, narrow
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(first, stop):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, _column_state(wide, narrow, t, j1 - j0))
+        next_o, next_j0, _ = _column_block_bounds(min(w + 1, stop - 1), per_outer, block, x3.shape[2])
+        state = _column_state(wide, narrow, t, j1 - j0)
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, (next_o, next_j0))
 
 
 #: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow)``
