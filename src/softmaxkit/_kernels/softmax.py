@@ -1202,22 +1202,124 @@ def _all_finite(m):
     return True
 
 
-# Unmasked blocks store and sum their exps in one pass, by explicit vectors (``_vector``): per
-# vector of 16 float32 (8 float64) columns and group of four rows, the max and the float64 sums
-# loaded once, the rows' exps stored and added, the sums stored back.  The same scalar code
+# Unmasked softmax blocks store their exps by explicit vectors (``_vector``), a row at a time, and
+# each vector also prefetches one cache line of the worker's next block (the same row, the same
+# column offset): the whole next block is requested evenly through the exp pass, one line per
+# line computed, and its max pass then reads it from L2 instead of waiting for memory.  (A
+# scalar loop does not vectorise with a prefetch in it.)  The same scalar code
 # (``scaled_shifted_exp``, TwoSum) runs on the lanes, so each exp is bit for bit the scalar one;
-# float32 exps are summed in float64, float64 ones by TwoSum, as in the masked block passes.
-# Each vector also prefetches one cache line of the worker's next block (the same rows, the same
-# column offset), so the whole next block is requested evenly through this pass, one line per
-# line computed: its max pass then reads it from L2 instead of waiting for memory.
+# the sums are then added four rows at a time, as for masked blocks.
 #
-# It is the prefetch that pays: the fused pass costs what the two loops it replaces cost (0.28 ns
-# per element in cache, Xeon, one thread: it is bound by the exp's vector arithmetic), and
-# without the prefetch it ran 6-9% slower through the library (NCHW 4x21x65536 out=).  A burst of
-# one row's prefetches after each row's exp loop (in the two-loop form) was 7% slower, not
-# faster.  Four rows per group: two were 14% slower on 8x256x4096 (256-column blocks), eight
-# alike.  Register tiles (a 16-column tile's max, exps, sum and scaling over all K rows in L1)
-# lost 1.4x on NCHW: its rows are 256 KiB apart, so a tile's 42 lines share one L1 set.
+# NCHW 4x21x65536 one thread, in cache: max 0.05 ns per element, exps 0.20, sums 0.08, scaling
+# 0.10; two threads through the library took the copy's time, so the prefetch hides the memory
+# behind the exps.  Tried (Xeon, paired against the two-loop passes): summing in the same
+# vector pass, four rows per group with the sums in registers (NCHW 0.96, but 8x256x4096 1.09 and
+# 16x64x8192 1.02 slower, against 0.97 / 0.97 / 0.92 this way); the same without the prefetch
+# (NCHW 1.06-1.09); one row's prefetches as a burst after its exp loop (1.07); a quarter of the
+# prefetch in the scaling pass (1.05); register tiles, a 16-column tile's max, exps, sum and
+# scaling over all K rows in L1 (1.39: NCHW's rows are 256 KiB apart, so a tile's 42 lines
+# share one L1 set).
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, index, part, ahead):
+    """The exps of the lanes at ``y3[o, k, j]`` (the whole vector for ``part=None``, else its
+    first ``part`` lanes), given their max at ``m[index]``; the line at ``index`` of row ``k`` of
+    the block at ``ahead = (o, j0)`` prefetched."""
+    e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), load_part(m, index, part), t_hi, t_lo)
+    store_part(y3, (o, k, j), e, part)
+    prefetch_read(x3, (ahead[0], k, ahead[1] + index))
+
+
+@callee(fastmath=ORDERED)
+def _exp_row(x3, y3, sign, t_hi, t_lo, o, k, j0, j1, m, ahead):
+    """``y3[o, k, j0:j1] = `` the exps of row ``k`` of block ``o``, by vectors, prefetching the
+    same part of the block at ``ahead``."""
+    lanes = lanes_of(x3)
+    j = j0
+    while j + lanes <= j1:
+        _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, j - j0, None, ahead)
+        j += lanes
+    if j < j1:
+        _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, j - j0, j1 - j, ahead)
+
+
+def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+    """The exps of block ``o``'s columns ``j0:j1`` stored and summed (``total + compensation``)
+    per column, four rows at a time: stored by vectors, prefetching the block at ``ahead =
+    (o, j0)``, without a mask; else by scalar loops (numba only)."""
+    raise NotImplementedError("_store_exps_and_sums is callable from numba-compiled code only")
+
+
+@callee_overload(_store_exps_and_sums)
+def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+    contiguous = all(a.layout == "C" for a in (x3, out3, m) if isinstance(a, types.Array))
+    if isinstance(mask3, types.NoneType) and contiguous:  # (vector loads need rows of stride 1)
+
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+            y3 = target(x3, out3)
+            for k0 in range(0, x3.shape[1], 4):
+                k1 = min(x3.shape[1], k0 + 4)
+                for k in range(k0, k1):
+                    _exp_row(x3, y3, sign, t_hi, t_lo, o, k, j0, j1, m, ahead)
+                _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
+
+        return by_vectors
+
+    def by_loops(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+        y3 = target(x3, out3)
+        for k0 in range(0, x3.shape[1], 4):
+            k1 = min(x3.shape[1], k0 + 4)
+            for k in range(k0, k1):
+                _store_exp_columns(
+                    x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
+                    part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, False,
+                )
+            _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
+
+    return by_loops
+
+
+@callee()
+def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead):
+    """softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max in
+    ``state``: exps stored and summed four rows at a time, then scaled by ``1/s``; ``ahead =
+    (o, j0)`` is the block to prefetch meanwhile."""
+    m, total, compensation, _, inv_s_hi, inv_s_lo, _ = state
+    total[:] = 0.0
+    compensation[:] = 0.0
+    _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead)
+    y3 = target(x3, out3)
+    for j in range(m.size):
+        s = total[j] + compensation[j]
+        inv_s_hi[j], inv_s_lo[j] = pair_like(1.0 / s if s > 0.0 else 0.0, 0.0, x3)
+    _scale_rows(y3, o, j0, j1, inv_s_hi, inv_s_lo)
+
+
+def _column_terms_staging(out3, buffer, o, k, j0, j1):
+    """Where ``_column_log_sums`` stages row ``k``'s terms: its output row ``out3[o, k, j0:j1]``
+    (a block of output fits in L2 beside its input, so the writing pass then finds it in cache),
+    or ``buffer`` for ``out3=None`` (numba only)."""
+    raise NotImplementedError("_column_terms_staging is callable from numba-compiled code only")
+
+
+@callee_overload(_column_terms_staging)
+def _column_terms_staging_overload(out3, buffer, o, k, j0, j1):
+    if isinstance(out3, types.NoneType):  # in place, or logsumexp
+        return lambda out3, buffer, o, k, j0, j1: buffer
+    return lambda out3, buffer, o, k, j0, j1: out3[o, k, j0:j1]
+
+
+# log_softmax and logsumexp of unmasked blocks take their stats by vectors in one pass, per vector
+# of columns and group of four rows: the max, the float64 sums and the counts at the max loaded
+# once, the exps below the max added and the entries at it counted in registers, the state stored
+# back; each row's terms are still staged in its output row for out= (it warms the output lines
+# for the writing pass), and one line of the worker's next block is prefetched per vector, as
+# for softmax.  float32 exps are summed in float64 (two 8-lane halves), float64 ones by TwoSum,
+# as in the row-by-row passes.  Here the fused pass replaces three loops over the block's rows
+# (and, in place and for logsumexp, the staging of terms in a buffer): paired on the Xeon against
+# those, NCHW log_softmax 0.78-0.81, logsumexp 0.73, 8x256x4096 logsumexp 0.79.
+
 
 def _lane_sums(total, compensation, index, part):
     """The float64 sums of the lanes at ``index`` of a float32 (``compensation`` None) or
@@ -1282,35 +1384,6 @@ def _add_lanes_overload(a, b, e):
     return lambda a, b, e: compensated_add(a, b, e)
 
 
-@callee(fastmath=ORDERED, inline="always")
-def _store_exp_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, index, part, ahead):
-    """Rows ``k0:k1`` of the lanes at column ``j`` of block ``o`` (the whole vector for
-    ``part=None``, else its first ``part`` lanes): exps stored, and added to the sums at
-    ``index``; the lines at ``index`` of the same rows of the block at ``ahead = (o, j0)``
-    prefetched."""
-    mm = load_part(m, index, part)
-    a, b = _lane_sums(total, compensation, index, part)
-    for k in range(k0, k1):
-        e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), mm, t_hi, t_lo)
-        store_part(y3, (o, k, j), e, part)
-        prefetch_read(x3, (ahead[0], k, ahead[1] + index))
-        a, b = _add_lanes(a, b, e)
-    _store_lane_sums(total, compensation, index, part, a, b)
-
-
-@callee(fastmath=ORDERED)
-def _store_exp_row_group(x3, y3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, compensation, ahead):
-    """``y3[o, k0:k1, j0:j1] = `` the exps, added to the per-column sums (``_lane_sums``), the
-    same part of the block at ``ahead`` prefetched."""
-    lanes = lanes_of(x3)
-    j = j0
-    while j + lanes <= j1:
-        _store_exp_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, j - j0, None, ahead)
-        j += lanes
-    if j < j1:
-        _store_exp_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, j - j0, j1 - j, ahead)
-
-
 def _lane_compensation(compensation, like):
     """``compensation`` for float64 blocks, None for float32 ones (their float64 sums need none;
     numba only)."""
@@ -1324,80 +1397,10 @@ def _lane_compensation_overload(compensation, like):
     return lambda compensation, like: compensation
 
 
-def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-    """The exps of block ``o``'s columns ``j0:j1`` stored and summed (``total + compensation``)
-    per column: fused by vectors, prefetching the block at ``ahead = (o, j0)``, without a mask;
-    else in two loops (numba only)."""
-    raise NotImplementedError("_store_exps_and_sums is callable from numba-compiled code only")
-
-
-@callee_overload(_store_exps_and_sums)
-def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-    contiguous = all(a.layout == "C" for a in (x3, out3, m, total, compensation) if isinstance(a, types.Array))
-    if isinstance(mask3, types.NoneType) and contiguous:  # (vector loads need rows of stride 1)
-
-        def fused(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-            y3 = target(x3, out3)
-            narrow_compensation = _lane_compensation(compensation, x3)
-            for k0 in range(0, x3.shape[1], 4):
-                k1 = min(x3.shape[1], k0 + 4)
-                _store_exp_row_group(x3, y3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, narrow_compensation, ahead)
-
-        return fused
-
-    def separate(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-        y3 = target(x3, out3)
-        for k0 in range(0, x3.shape[1], 4):
-            k1 = min(x3.shape[1], k0 + 4)
-            for k in range(k0, k1):
-                _store_exp_columns(
-                    x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
-                    part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, False,
-                )
-            _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
-
-    return separate
-
-
-@callee()
-def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead):
-    """softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max in
-    ``state``: exps stored and summed four rows at a time, then scaled by ``1/s``; ``ahead =
-    (o, j0)`` is the block to prefetch meanwhile."""
-    m, total, compensation, _, inv_s_hi, inv_s_lo, _ = state
-    total[:] = 0.0
-    compensation[:] = 0.0
-    _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead)
-    y3 = target(x3, out3)
-    for j in range(m.size):
-        s = total[j] + compensation[j]
-        inv_s_hi[j], inv_s_lo[j] = pair_like(1.0 / s if s > 0.0 else 0.0, 0.0, x3)
-    _scale_rows(y3, o, j0, j1, inv_s_hi, inv_s_lo)
-
-
-def _column_terms_staging(out3, buffer, o, k, j0, j1):
-    """Where ``_column_log_sums`` stages row ``k``'s terms: its output row ``out3[o, k, j0:j1]``
-    (a block of output fits in L2 beside its input, so the writing pass then finds it in cache),
-    or ``buffer`` for ``out3=None`` (numba only)."""
-    raise NotImplementedError("_column_terms_staging is callable from numba-compiled code only")
-
-
-@callee_overload(_column_terms_staging)
-def _column_terms_staging_overload(out3, buffer, o, k, j0, j1):
-    if isinstance(out3, types.NoneType):  # in place, or logsumexp
-        return lambda out3, buffer, o, k, j0, j1: buffer
-    return lambda out3, buffer, o, k, j0, j1: out3[o, k, j0:j1]
-
-
-# log_softmax and logsumexp by vectors, as softmax above: per vector of columns and group of four
-# rows, the exps below the max summed and the entries at it counted in registers, each row's
-# terms still staged in its output row for out= (it warms the output lines for the writing
-# pass), and one line of the worker's next block prefetched per vector.
-
-
 def _lane_counts(count, index, part, like):
-    """The float64 counts of the lanes at ``index``: two halves for float32 lanes, the counts and
-    an unused zero vector for float64 ones (numba only)."""
+    """The float64 counts of the lanes at ``index``, for ``_add_lanes``: two halves for float32
+    lanes; for float64 ones the counts and a zero compensation (their TwoSum of small integers
+    leaves it zero, so it is not stored; numba only)."""
     raise NotImplementedError("_lane_counts is callable from numba-compiled code only")
 
 
@@ -1418,18 +1421,6 @@ def _store_lane_counts_overload(count, index, part, like, ca, cb):
     if like.dtype == types.float32:
         return lambda count, index, part, like, ca, cb: _store_lane_sums(count, None, index, part, ca, cb)
     return lambda count, index, part, like, ca, cb: store_part(count, index, ca, part)
-
-
-def _add_counts(ca, cb, ones):
-    """``(ca, cb) += ones`` per lane (see ``_lane_counts``; numba only)."""
-    raise NotImplementedError("_add_counts is callable from numba-compiled code only")
-
-
-@callee_overload(_add_counts)
-def _add_counts_overload(ca, cb, ones):
-    if ones.dtype == types.float32:
-        return lambda ca, cb, ones: (ca + widen_low(ones), cb + widen_high(ones))
-    return lambda ca, cb, ones: (ca + ones, cb)
 
 
 def _stage_terms(out3, index, terms, part):
@@ -1458,7 +1449,7 @@ def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compens
         _stage_terms(out3, (o, k, j), e, part)
         prefetch_read(x3, (ahead[0], k, ahead[1] + index))
         a, b = _add_lanes(a, b, e)
-        ca, cb = _add_counts(ca, cb, select(v == mm, cast_like(1.0, x3), cast_like(0.0, x3)))
+        ca, cb = _add_lanes(ca, cb, select(v == mm, cast_like(1.0, x3), cast_like(0.0, x3)))
     _store_lane_sums(total, compensation, index, part, a, b)
     _store_lane_counts(count, index, part, x3, ca, cb)
 
