@@ -1202,52 +1202,33 @@ def _all_finite(m):
     return True
 
 
-# Unmasked softmax blocks store their exps by explicit vectors (``_vector``), a row at a time, and
-# each vector also prefetches one cache line of the worker's next block (the same row, the same
-# column offset): the whole next block is requested evenly through the exp pass, one line per
-# line computed, and its max pass then reads it from L2 instead of waiting for memory.  (A
-# scalar loop does not vectorise with a prefetch in it.)  The same scalar code
-# (``scaled_shifted_exp``, TwoSum) runs on the lanes, so each exp is bit for bit the scalar one;
-# the sums are then added four rows at a time, as for masked blocks.
+# Wide unmasked softmax blocks store and sum their exps in one pass of explicit vectors
+# (``_vector``; the functions are with log_softmax's below): per vector of columns and group of
+# four rows, the float64 sums loaded once, the rows' exps stored and added, the sums stored back,
+# and one cache line of the worker's next block prefetched per vector (the same row, the same
+# column offset).  The whole next block is so requested evenly through the exp pass, and its max
+# pass reads it from L2 instead of waiting for memory.  (A scalar loop does not vectorise with a
+# prefetch in it, nor when it both stores the exps and adds them to the state.)  "Wide" is four
+# output rows of the block larger than ``_SUM_IN_L1_BYTES``: then the separate sum pass would
+# read them back from L2.  Narrower blocks keep the two loops, exps then sums, whose sums read L1.
 #
-# NCHW 4x21x65536 one thread, in cache: max 0.05 ns per element, exps 0.20, sums 0.08, scaling
-# 0.10; two threads through the library took the copy's time, so the prefetch hides the memory
-# behind the exps.  Tried (Xeon, paired against the two-loop passes): summing in the same
-# vector pass, four rows per group with the sums in registers (NCHW 0.96, but 8x256x4096 1.09 and
-# 16x64x8192 1.02 slower, against 0.97 / 0.97 / 0.92 this way); the same without the prefetch
-# (NCHW 1.06-1.09); one row's prefetches as a burst after its exp loop (1.07); a quarter of the
-# prefetch in the scaling pass (1.05); register tiles, a 16-column tile's max, exps, sum and
-# scaling over all K rows in L1 (1.39: NCHW's rows are 256 KiB apart, so a tile's 42 lines
-# share one L1 set).
-
-
-@callee(fastmath=ORDERED, inline="always")
-def _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, index, part, ahead):
-    """The exps of the lanes at ``y3[o, k, j]`` (the whole vector for ``part=None``, else its
-    first ``part`` lanes), given their max at ``m[index]``; the line at ``index`` of row ``k`` of
-    the block at ``ahead = (o, j0)`` prefetched."""
-    e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), load_part(m, index, part), t_hi, t_lo)
-    store_part(y3, (o, k, j), e, part)
-    prefetch_read(x3, (ahead[0], k, ahead[1] + index))
-
-
-@callee(fastmath=ORDERED)
-def _exp_row(x3, y3, sign, t_hi, t_lo, o, k, j0, j1, m, ahead):
-    """``y3[o, k, j0:j1] = `` the exps of row ``k`` of block ``o``, by vectors, prefetching the
-    same part of the block at ``ahead``."""
-    lanes = lanes_of(x3)
-    j = j0
-    while j + lanes <= j1:
-        _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, j - j0, None, ahead)
-        j += lanes
-    if j < j1:
-        _exp_lanes(x3, y3, sign, t_hi, t_lo, o, k, j, m, j - j0, j1 - j, ahead)
+# NCHW 4x21x65536 (3120-column blocks), one thread, in cache: max 0.05 ns per element, exps 0.20,
+# sums 0.08, scaling 0.10; the fused pass costs what the exp and sum loops cost (0.28: the exp's
+# vector arithmetic bounds both), so the gain is the prefetch (without it the fused pass was
+# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.92-0.97, float64 0.89, 2x1000x8192
+# 0.78.  On narrow blocks the fused pass lost (8x256x4096 1.09, 16x64x8192 1.02), and an exp
+# pass by vectors with the prefetch but the sums apart was mixed (8x256x4096 0.96, 16x64x8192
+# 0.94, 4x150x4096 1.05, 1024x3x1024 1.06 slower).  Also tried: one row's prefetches as a burst
+# after its exp loop (1.07 slower), a quarter of the prefetch in the scaling pass (1.05), and
+# register tiles, a 16-column tile's max, exps, sum and scaling over all K rows in L1 (1.39:
+# NCHW's rows are 256 KiB apart, so a tile's 42 lines share one L1 set).
+_SUM_IN_L1_BYTES = 32 << 10
 
 
 def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
     """The exps of block ``o``'s columns ``j0:j1`` stored and summed (``total + compensation``)
-    per column, four rows at a time: stored by vectors, prefetching the block at ``ahead =
-    (o, j0)``, without a mask; else by scalar loops (numba only)."""
+    per column: by one pass of vectors, prefetching the block at ``ahead = (o, j0)``, for wide
+    blocks without a mask; else by scalar loops (numba only)."""
     raise NotImplementedError("_store_exps_and_sums is callable from numba-compiled code only")
 
 
@@ -1257,27 +1238,35 @@ def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, 
     if isinstance(mask3, types.NoneType) and contiguous:  # (vector loads need rows of stride 1)
 
         def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+            if 4 * (j1 - j0) * x3.itemsize <= _SUM_IN_L1_BYTES:
+                _exps_then_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation)
+                return
             y3 = target(x3, out3)
+            narrow_compensation = _lane_compensation(compensation, x3)
             for k0 in range(0, x3.shape[1], 4):
                 k1 = min(x3.shape[1], k0 + 4)
-                for k in range(k0, k1):
-                    _exp_row(x3, y3, sign, t_hi, t_lo, o, k, j0, j1, m, ahead)
-                _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
+                _exp_sum_row_group(x3, y3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, narrow_compensation, ahead)
 
         return by_vectors
 
-    def by_loops(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-        y3 = target(x3, out3)
-        for k0 in range(0, x3.shape[1], 4):
-            k1 = min(x3.shape[1], k0 + 4)
-            for k in range(k0, k1):
-                _store_exp_columns(
-                    x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
-                    part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, False,
-                )
-            _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
+    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead: _exps_then_sums(
+        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation
+    )
 
-    return by_loops
+
+@callee(inline="always")
+def _exps_then_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation):
+    """The exps of block ``o``'s columns ``j0:j1`` stored by one loop per row, then summed four
+    rows at a time by another."""
+    y3 = target(x3, out3)
+    for k0 in range(0, x3.shape[1], 4):
+        k1 = min(x3.shape[1], k0 + 4)
+        for k in range(k0, k1):
+            _store_exp_columns(
+                x3[o, k, j0:j1], part_of(out3, (o, k, slice(j0, j1))),
+                part_of(mask3, (o, k, slice(j0, j1))), sign, m, t_hi, t_lo, False,
+            )
+        _add_rows(total, compensation, y3, o, k0, k1, j0, j1)
 
 
 @callee()
@@ -1436,10 +1425,37 @@ def _stage_terms_overload(out3, index, terms, part):
 
 
 @callee(fastmath=ORDERED, inline="always")
+def _exp_sum_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, index, part, ahead):
+    """Rows ``k0:k1`` of the lanes at column ``j`` of block ``o``: their exps stored and added to
+    the sums at ``index`` (``_lane_sums``); the lines at ``index`` of the same rows of the block at
+    ``ahead`` prefetched."""
+    mm = load_part(m, index, part)
+    a, b = _lane_sums(total, compensation, index, part)
+    for k in range(k0, k1):
+        e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), mm, t_hi, t_lo)
+        store_part(y3, (o, k, j), e, part)
+        prefetch_read(x3, (ahead[0], k, ahead[1] + index))
+        a, b = _add_lanes(a, b, e)
+    _store_lane_sums(total, compensation, index, part, a, b)
+
+
+@callee(fastmath=ORDERED)
+def _exp_sum_row_group(x3, y3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, compensation, ahead):
+    """``_exp_sum_lanes`` for every vector of columns ``j0:j1``."""
+    lanes = lanes_of(x3)
+    j = j0
+    while j + lanes <= j1:
+        _exp_sum_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, j - j0, None, ahead)
+        j += lanes
+    if j < j1:
+        _exp_sum_lanes(x3, y3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, j - j0, j1 - j, ahead)
+
+
+@callee(fastmath=ORDERED, inline="always")
 def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, index, part, ahead):
     """Rows ``k0:k1`` of the lanes at column ``j`` of block ``o``: the exps below the max added to
     the sums and staged in ``out3``, the entries at the max counted; the block at ``ahead``
-    prefetched (see ``_store_exp_lanes``)."""
+    prefetched (see ``_exp_sum_lanes``)."""
     mm = load_part(m, index, part)
     a, b = _lane_sums(total, compensation, index, part)
     ca, cb = _lane_counts(count, index, part, x3)
