@@ -25,7 +25,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, lower_builtin, models, register_model, type_callable
 
-from ._fastmath import callee_overload
 
 #: lanes per vector, by element type: one 512-bit register
 LANES = {types.float32: 16, types.float64: 8}
@@ -258,6 +257,42 @@ def _valid_index(array, index) -> bool:
     return isinstance(index, types.UniTuple) and isinstance(index.dtype, types.Integer) and len(index) == array.ndim
 
 
+def _load_codegen(vector: Vector, masked: bool):
+    """Codegen of a load of ``vector`` at ``(array, index[, count])``: plain, or of the first
+    ``count`` lanes (``llvm.masked.load``, the other lanes 0)."""
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(vector)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
+        align = vector.dtype.bitwidth // 8
+        if not masked:
+            return builder.load(pointer, align=align)
+        mask = _first_lanes(builder, args[2], vector.lanes)
+        function = _masked_memory_function(builder, "load", vector_type, store_form=False)
+        zeros = ir.Constant(vector_type, [0.0] * vector.lanes)
+        return builder.call(function, [pointer, ir.Constant(ir.IntType(32), align), mask, zeros])
+
+    return codegen
+
+
+def _store_codegen(vector: Vector, masked: bool):
+    """Codegen of a store of ``(array, index, value[, count])``, as ``_load_codegen``."""
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(vector)
+        pointer = _vector_pointer(context, builder, signature, args, vector_type)
+        align = vector.dtype.bitwidth // 8
+        if masked:
+            mask = _first_lanes(builder, args[3], vector.lanes)
+            function = _masked_memory_function(builder, "store", vector_type, store_form=True)
+            builder.call(function, [args[2], pointer, ir.Constant(ir.IntType(32), align), mask])
+        else:
+            builder.store(args[2], pointer, align=align)
+        return context.get_dummy_value()
+
+    return codegen
+
+
 @intrinsic
 def load(typingctx, array, index):
     """The ``Vector`` of ``array[index]`` and the ``lanes - 1`` entries after it (C-contiguous
@@ -266,13 +301,7 @@ def load(typingctx, array, index):
     if not (_contiguous_rows(array) and _valid_index(array, index)):
         return None
     vector = vector_of(array.dtype)
-
-    def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(vector)
-        pointer = _vector_pointer(context, builder, signature, args, vector_type)
-        return builder.load(pointer, align=array.dtype.bitwidth // 8)
-
-    return vector(array, index), codegen
+    return vector(array, index), _load_codegen(vector, masked=False)
 
 
 @intrinsic
@@ -280,14 +309,7 @@ def store(typingctx, array, index, value):
     """``array[index:index + lanes] = value`` (see ``load``)."""
     if not (_contiguous_rows(array) and _valid_index(array, index) and value == vector_of(array.dtype)):
         return None
-
-    def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(signature.args[2])
-        pointer = _vector_pointer(context, builder, signature, args, vector_type)
-        builder.store(args[2], pointer, align=array.dtype.bitwidth // 8)
-        return context.get_dummy_value()
-
-    return types.none(array, index, value), codegen
+    return types.none(array, index, value), _store_codegen(value, masked=False)
 
 
 def _first_lanes(builder, count, lanes):
@@ -318,16 +340,7 @@ def load_first(typingctx, array, index, count):
     if not (_contiguous_rows(array) and _valid_index(array, index) and isinstance(count, types.Integer)):
         return None
     vector = vector_of(array.dtype)
-
-    def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(vector)
-        pointer = _vector_pointer(context, builder, signature, args, vector_type)
-        mask = _first_lanes(builder, args[2], vector.lanes)
-        function = _masked_memory_function(builder, "load", vector_type, store_form=False)
-        zeros = ir.Constant(vector_type, [0.0] * vector.lanes)
-        return builder.call(function, [pointer, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask, zeros])
-
-    return vector(array, index, count), codegen
+    return vector(array, index, count), _load_codegen(vector, masked=True)
 
 
 @intrinsic
@@ -340,55 +353,48 @@ def store_first(typingctx, array, index, value, count):
         and isinstance(count, types.Integer)
     ):
         return None
-
-    def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(signature.args[2])
-        pointer = _vector_pointer(context, builder, signature, args, vector_type)
-        mask = _first_lanes(builder, args[3], vector_type.count)
-        function = _masked_memory_function(builder, "store", vector_type, store_form=True)
-        builder.call(function, [args[2], pointer, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask])
-        return context.get_dummy_value()
-
-    return types.none(array, index, value, count), codegen
+    return types.none(array, index, value, count), _store_codegen(value, masked=True)
 
 
 # ---- whole or partial vectors, chosen at typing time ----------------------------------------
+# (Intrinsics rather than overloads choosing between ``load`` and ``load_first``: an overload is
+# a function numba compiles once per signature on a cold first call, and these are called with
+# many.)
 
 
-def load_part(array, index, part):
+@intrinsic
+def load_part(typingctx, array, index, part):
     """``load(array, index)`` for ``part=None``, ``load_first(array, index, part)`` for an
-    integer ``part``: one kernel body serves full tiles and the tile at a row's end (numba only)."""
-    raise NotImplementedError("load_part is callable from numba-compiled code only")
+    integer ``part``: one kernel body serves whole vectors and the one at a row's end."""
+    whole = isinstance(part, types.NoneType)
+    if not (_contiguous_rows(array) and _valid_index(array, index) and (whole or isinstance(part, types.Integer))):
+        return None
+    vector = vector_of(array.dtype)
+    return vector(array, index, part), _load_codegen(vector, masked=not whole)
 
 
-@callee_overload(load_part)
-def _load_part_overload(array, index, part):
-    if isinstance(part, types.NoneType):
-        return lambda array, index, part: load(array, index)
-    return lambda array, index, part: load_first(array, index, part)
+@intrinsic
+def store_part(typingctx, array, index, value, part):
+    """``store`` or ``store_first``, as ``load_part``."""
+    whole = isinstance(part, types.NoneType)
+    if not (
+        _contiguous_rows(array)
+        and _valid_index(array, index)
+        and value == vector_of(array.dtype)
+        and (whole or isinstance(part, types.Integer))
+    ):
+        return None
+    return types.none(array, index, value, part), _store_codegen(value, masked=not whole)
 
 
-def store_part(array, index, value, part):
-    """``store`` or ``store_first``, as ``load_part`` (numba only)."""
-    raise NotImplementedError("store_part is callable from numba-compiled code only")
+@intrinsic
+def lanes_of(typingctx, array):
+    """How many lanes a ``Vector`` of ``array``'s elements has (a compile-time constant)."""
+    if not (isinstance(array, types.Array) and array.dtype in LANES):
+        return None
+    lanes = LANES[array.dtype]
 
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, lanes)
 
-@callee_overload(store_part)
-def _store_part_overload(array, index, value, part):
-    if isinstance(part, types.NoneType):
-        return lambda array, index, value, part: store(array, index, value)
-    return lambda array, index, value, part: store_first(array, index, value, part)
-
-
-def lanes_of(array):
-    """How many lanes a ``Vector`` of ``array``'s elements has (a compile-time constant; numba
-    only)."""
-    raise NotImplementedError("lanes_of is callable from numba-compiled code only")
-
-
-@callee_overload(lanes_of)
-def _lanes_of_overload(array):
-    if isinstance(array, types.Array) and array.dtype in LANES:
-        lanes = LANES[array.dtype]
-        return lambda array: lanes
-    return None
+    return types.intp(array), codegen
