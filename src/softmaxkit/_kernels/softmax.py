@@ -1215,10 +1215,10 @@ def _all_finite(m):
 # NCHW 4x21x65536 (3120-column blocks), one thread, in cache: max 0.05 ns per element, exps 0.20,
 # sums 0.08, scaling 0.10; the fused pass costs what the exp and sum loops cost (0.28: the exp's
 # vector arithmetic bounds both), so the gain is the prefetch (without it the fused pass was
-# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.92-0.97, float64 0.89, 2x1000x8192
-# 0.78.  On narrow blocks the fused pass lost (8x256x4096 1.09, 16x64x8192 1.02), and an exp
-# pass by vectors with the prefetch but the sums apart was mixed (8x256x4096 0.96, 16x64x8192
-# 0.94, 4x150x4096 1.05, 1024x3x1024 1.06 slower).  Also tried: one row's prefetches as a burst
+# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.91-0.97, float64 0.87.  On narrow
+# blocks the fused pass lost (8x256x4096 1.09, 16x64x8192 1.02), and an exp pass by vectors with
+# the prefetch but the sums apart was mixed (8x256x4096 0.91-0.97, 16x64x8192 0.94, but
+# 4x150x4096 1.05 and 1024x3x1024 1.06 slower).  Also tried: one row's prefetches as a burst
 # after its exp loop (1.07 slower), a quarter of the prefetch in the scaling pass (1.05), and
 # register tiles, a 16-column tile's max, exps, sum and scaling over all K rows in L1 (1.39:
 # NCHW's rows are 256 KiB apart, so a tile's 42 lines share one L1 set).
