@@ -1234,7 +1234,7 @@ def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total,
 
 @callee_overload(_store_exps_and_sums)
 def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-    contiguous = all(a.layout == "C" for a in (x3, out3, m) if isinstance(a, types.Array))
+    contiguous = all(a.layout == "C" for a in (x3, out3, m, total, compensation) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:  # (vector loads need rows of stride 1)
 
         def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
