@@ -398,3 +398,36 @@ def lanes_of(typingctx, array):
         return context.get_constant(types.intp, lanes)
 
     return types.intp(array), codegen
+
+
+@intrinsic
+def sum_lanes(typingctx, v):
+    """The sum of the lanes of ``v`` (pairwise: halves added until one lane is left)."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        width = v.lanes
+        while width > 1:
+            width //= 2
+            value = builder.fadd(_half(builder, value, 0, width), _half(builder, value, width, width))
+        return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+
+    return v.dtype(v), codegen
+
+
+@intrinsic
+def only_first(typingctx, v, part):
+    """``v`` with the lanes from ``part`` on set to 0 (``part=None``: ``v`` itself), so that a
+    partial vector's lanes past the row's end add nothing to a sum kept in registers."""
+    if not (isinstance(v, Vector) and (isinstance(part, types.NoneType) or isinstance(part, types.Integer))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if isinstance(signature.args[1], types.NoneType):
+            return args[0]
+        zeros = ir.Constant(context.get_value_type(v), [0.0] * v.lanes)
+        return builder.select(_first_lanes(builder, args[1], v.lanes), args[0], zeros)
+
+    return v(v, part), codegen
