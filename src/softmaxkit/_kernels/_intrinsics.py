@@ -15,7 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._fastmath import callee_overload
-from ._vector import Vector, as_vectors, splat_value, vector_operands
+from ._vector import Vector, as_vectors, item_pointer, splat_value, valid_index, vector_operands
 
 
 def _float_operands(operands):
@@ -38,7 +38,8 @@ def _call_overloaded(context, builder, name, signature, args):
     llty = context.get_value_type(result)
     if isinstance(result, Vector):
         args = as_vectors(context, builder, signature.args, args, result)
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(llty, [llty] * len(args)), _overloaded_name(name, llty))
+    signature_type = ir.FunctionType(llty, [llty] * len(args))
+    fn = cgutils.get_or_insert_function(builder.module, signature_type, _overloaded_name(name, llty))
     return builder.call(fn, args)
 
 
@@ -175,20 +176,13 @@ def _emit_prefetch(builder, pointer) -> None:
 @intrinsic
 def prefetch_read(typingctx, array, index):
     """``llvm.prefetch`` of ``array[index]`` (``index`` an integer, or a tuple of one per
-    dimension) for reading: a hint that never faults, so an index past the end is harmless
-    (callers stay in bounds anyway)."""
-    one_index = isinstance(index, types.Integer) and array.ndim == 1
-    index_tuple = isinstance(index, types.UniTuple) and isinstance(index.dtype, types.Integer) and len(index) == array.ndim
-    if not (isinstance(array, types.Array) and (one_index or index_tuple)):
+    dimension) for reading: a hint that never faults, so an index past the end is harmless (the
+    column kernels' prefetch of a narrower next block runs past its row's end)."""
+    if not valid_index(array, index):
         return None
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        array_value = context.make_array(array_type)(context, builder, args[0])
-        indices = [builder.extract_value(args[1], i) for i in range(array_type.ndim)] if index_tuple else [args[1]]
-        _emit_prefetch(
-            builder, cgutils.get_item_pointer(context, builder, array_type, array_value, indices, wraparound=False)
-        )
+        _emit_prefetch(builder, item_pointer(context, builder, signature, args))
         return context.get_dummy_value()
 
     return types.none(array, index), codegen

@@ -2,12 +2,13 @@
 scalar arithmetic of our kernels (``+ - * /``, unary ``-``, comparisons, and the intrinsics
 ``fma``, ``nan_max``, ``pow2_of_rounded``) accepts as it accepts a float.
 
-Why: LLVM's loop vectoriser only vectorises innermost loops, so a kernel whose state must stay
-in registers across an outer loop (a tile of columns reduced over K rows: its max, its sum, its
-``1/s``) cannot be written as scalar loops.  With ``Vector`` the same algorithm code runs on a
-register of 16 float32 (or 8 float64) columns: ``two_sum(v, -m)``, ``_reduced_exp_f32`` and
-their kin are compiled once more for ``Vector`` arguments, operation for operation the scalar
-code, so the results are bit for bit those of the scalar loops.
+Why: LLVM's loop vectoriser only vectorises innermost loops, and not a loop with a prefetch in
+it, so a pass whose state stays in registers across an outer loop (a column block's per-column
+sums over a group of rows) or that prefetches as it goes cannot be written as scalar loops.
+With ``Vector`` the same algorithm code runs on a register of 16 float32 (or 8 float64)
+elements: ``two_sum(v, -m)``, ``_reduced_exp_f32`` and their kin are compiled once more for
+``Vector`` arguments, operation for operation the scalar code, so the results are bit for bit
+those of the scalar loops.
 
 Every operation is emitted as plain LLVM IR into the calling function (``lower_builtin``,
 ``intrinsic``), so the caller's fastmath flags (``ORDERED`` or ``REDUCTION``) apply to it as to
@@ -69,7 +70,8 @@ def splat_value(builder, value, vector_type: ir.VectorType):
     """``value`` (a scalar of the element type) in every lane."""
     undef = ir.Constant(vector_type, ir.Undefined)
     lane0 = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count)
+    return builder.shuffle_vector(lane0, undef, zeros)
 
 
 def vector_operands(*operands):
@@ -87,7 +89,10 @@ def vector_operands(*operands):
 def as_vectors(context, builder, operand_types, values, vector: Vector):
     """``values`` with the scalars among them broadcast to ``vector``'s lanes."""
     vector_type = context.get_value_type(vector)
-    return [value if isinstance(t, Vector) else splat_value(builder, value, vector_type) for t, value in zip(operand_types, values)]
+    return [
+        value if isinstance(t, Vector) else splat_value(builder, value, vector_type)
+        for t, value in zip(operand_types, values)
+    ]
 
 
 # ---- arithmetic and comparisons -------------------------------------------------------------
@@ -214,23 +219,6 @@ def widen_high(typingctx, v):
     return _widen_half(v, second=True)
 
 
-@intrinsic
-def narrow(typingctx, low, high):
-    """The float32 ``Vector`` of float64 ``low`` then ``high``, each lane rounded to nearest."""
-    if not (isinstance(low, Vector) and low == high and low.dtype == types.float64):
-        return None
-    result = Vector(types.float32, 2 * low.lanes)
-
-    def codegen(context, builder, signature, args):
-        half_type = ir.VectorType(ir.FloatType(), low.lanes)
-        a = builder.fptrunc(args[0], half_type)
-        b = builder.fptrunc(args[1], half_type)
-        indices = ir.Constant(ir.VectorType(ir.IntType(32), result.lanes), list(range(result.lanes)))
-        return builder.shuffle_vector(a, b, indices)
-
-    return result(low, high), codegen
-
-
 # ---- memory ---------------------------------------------------------------------------------
 
 
@@ -238,20 +226,28 @@ def _contiguous_rows(array) -> bool:
     return isinstance(array, types.Array) and array.layout == "C" and array.dtype in LANES
 
 
-def _vector_pointer(context, builder, signature, args, vector_type):
-    """Pointer to the first lane of ``array[index]`` for an intrinsic's ``(array, index, ...)``
-    arguments, typed as a pointer to ``vector_type``."""
+def item_pointer(context, builder, signature, args):
+    """Pointer to ``array[index]`` for an intrinsic's ``(array, index, ...)`` arguments, ``index``
+    an integer or a tuple of one per dimension (see ``valid_index``); unchecked."""
     array_type, index_type = signature.args[0], signature.args[1]
     if isinstance(index_type, types.BaseTuple):
         indices = [builder.extract_value(args[1], i) for i in range(len(index_type))]
     else:
         indices = [args[1]]
     view = context.make_array(array_type)(context, builder, args[0])
-    pointer = cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
-    return builder.bitcast(pointer, vector_type.as_pointer())
+    return cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
 
 
-def _valid_index(array, index) -> bool:
+def _vector_pointer(context, builder, signature, args, vector_type):
+    """``item_pointer``, typed as a pointer to ``vector_type``."""
+    return builder.bitcast(item_pointer(context, builder, signature, args), vector_type.as_pointer())
+
+
+def valid_index(array, index) -> bool:
+    """Whether ``index`` addresses one element of the numba array type ``array``: an integer for
+    a 1-d array, or a tuple of one integer per dimension."""
+    if not isinstance(array, types.Array):
+        return False
     if isinstance(index, types.Integer):
         return array.ndim == 1
     return isinstance(index, types.UniTuple) and isinstance(index.dtype, types.Integer) and len(index) == array.ndim
@@ -293,23 +289,34 @@ def _store_codegen(vector: Vector, masked: bool):
     return codegen
 
 
+def _addressed(array, index, part):
+    """The ``Vector`` that ``(array, index, part)`` address (``part`` None: a whole vector, an
+    integer: its first ``part`` lanes), or None if they address none."""
+    if not (_contiguous_rows(array) and valid_index(array, index)):
+        return None
+    if not isinstance(part, (types.NoneType, types.Integer)):
+        return None
+    return vector_of(array.dtype)
+
+
 @intrinsic
 def load(typingctx, array, index):
     """The ``Vector`` of ``array[index]`` and the ``lanes - 1`` entries after it (C-contiguous
     ``array``; ``index`` an integer, or a tuple of one per dimension).  Unchecked: the caller
     keeps all lanes inside the array's last dimension."""
-    if not (_contiguous_rows(array) and _valid_index(array, index)):
+    vector = _addressed(array, index, types.none)
+    if vector is None:
         return None
-    vector = vector_of(array.dtype)
     return vector(array, index), _load_codegen(vector, masked=False)
 
 
 @intrinsic
 def store(typingctx, array, index, value):
     """``array[index:index + lanes] = value`` (see ``load``)."""
-    if not (_contiguous_rows(array) and _valid_index(array, index) and value == vector_of(array.dtype)):
+    vector = _addressed(array, index, types.none)
+    if vector is None or value != vector:
         return None
-    return types.none(array, index, value), _store_codegen(value, masked=False)
+    return types.none(array, index, value), _store_codegen(vector, masked=False)
 
 
 def _first_lanes(builder, count, lanes):
@@ -321,6 +328,7 @@ def _first_lanes(builder, count, lanes):
 
 
 def _masked_memory_function(builder, name, vector_type, store_form):
+    """``llvm.masked.load`` / ``llvm.masked.store`` for ``vector_type``."""
     element = "f32" if vector_type.element == ir.FloatType() else "f64"
     suffix = f"v{vector_type.count}{element}.p0"
     mask_type = ir.VectorType(ir.IntType(1), vector_type.count)
@@ -333,58 +341,30 @@ def _masked_memory_function(builder, name, vector_type, store_form):
     return cgutils.get_or_insert_function(builder.module, signature, f"llvm.masked.{name}.{suffix}")
 
 
-@intrinsic
-def load_first(typingctx, array, index, count):
-    """``load``, reading only the first ``count`` lanes (the others are 0): for a tile at the
-    end of a row.  The entries past them are not touched."""
-    if not (_contiguous_rows(array) and _valid_index(array, index) and isinstance(count, types.Integer)):
-        return None
-    vector = vector_of(array.dtype)
-    return vector(array, index, count), _load_codegen(vector, masked=True)
-
-
-@intrinsic
-def store_first(typingctx, array, index, value, count):
-    """``store`` of the first ``count`` lanes of ``value`` only (see ``load_first``)."""
-    if not (
-        _contiguous_rows(array)
-        and _valid_index(array, index)
-        and value == vector_of(array.dtype)
-        and isinstance(count, types.Integer)
-    ):
-        return None
-    return types.none(array, index, value, count), _store_codegen(value, masked=True)
-
-
-# ---- whole or partial vectors, chosen at typing time ----------------------------------------
-# (Intrinsics rather than overloads choosing between ``load`` and ``load_first``: an overload is
-# a function numba compiles once per signature on a cold first call, and these are called with
-# many.)
+# Whole or partial vectors, chosen at typing time.  (Intrinsics rather than overloads choosing
+# between a plain and a masked form: an overload is a function numba compiles once per signature
+# on a cold first call, and these are called with many.)
 
 
 @intrinsic
 def load_part(typingctx, array, index, part):
-    """``load(array, index)`` for ``part=None``, ``load_first(array, index, part)`` for an
-    integer ``part``: one kernel body serves whole vectors and the one at a row's end."""
-    whole = isinstance(part, types.NoneType)
-    if not (_contiguous_rows(array) and _valid_index(array, index) and (whole or isinstance(part, types.Integer))):
+    """``load(array, index)`` for ``part=None``; for an integer ``part`` only the first ``part``
+    lanes are read (``llvm.masked.load``; the others are 0, and the entries past them are not
+    touched): one kernel body serves whole vectors and the one at a row's end."""
+    vector = _addressed(array, index, part)
+    if vector is None:
         return None
-    vector = vector_of(array.dtype)
-    return vector(array, index, part), _load_codegen(vector, masked=not whole)
+    return vector(array, index, part), _load_codegen(vector, masked=not isinstance(part, types.NoneType))
 
 
 @intrinsic
 def store_part(typingctx, array, index, value, part):
-    """``store`` or ``store_first``, as ``load_part``."""
-    whole = isinstance(part, types.NoneType)
-    if not (
-        _contiguous_rows(array)
-        and _valid_index(array, index)
-        and value == vector_of(array.dtype)
-        and (whole or isinstance(part, types.Integer))
-    ):
+    """``store(array, index, value)`` for ``part=None``; for an integer ``part`` only the first
+    ``part`` lanes are written (see ``load_part``)."""
+    vector = _addressed(array, index, part)
+    if vector is None or value != vector:
         return None
-    return types.none(array, index, value, part), _store_codegen(value, masked=not whole)
+    return types.none(array, index, value, part), _store_codegen(vector, masked=not isinstance(part, types.NoneType))
 
 
 @intrinsic

@@ -46,7 +46,9 @@ from numba import types
 from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
-from ._vector import LANES, lanes_of, load, load_first, load_part, select, splat, only_first, store_first, store_part, sum_lanes, widen_high, widen_low
+from ._vector import (
+    LANES, lanes_of, load, load_part, only_first, select, splat, store_part, sum_lanes, widen_high, widen_low,
+)
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
 from ._scalar import (
@@ -323,11 +325,12 @@ def unstaged_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
     (numba only).
 
     Measured on the Xeon against ``slice_log_stats``'s three loops per block (exps staged, then
-    summed, then the ties counted): logsumexp 4096x4096 0.75-0.86, log_softmax 32x128256 fresh
-    0.88-0.94, logsumexp 64x1000 0.98; but log_softmax 4096x4096 1.02-1.03 and 64x1000 1.02
-    slower, so log_softmax's rows keep the loops and their staging (without the staging store in
-    the vector pass, log_softmax ``out=`` was 1.5x slower: it warms the output lines for the
-    writing pass)."""
+    summed, then the ties counted): logsumexp 4096x4096 0.78-0.91, 32x128256 0.74-0.83, one row
+    of 2**24 0.71-0.91, 64x1000 0.92-0.96; log_softmax one row of 2**24 (chunks) fresh 0.89.  On
+    log_softmax's own rows the vector pass (still staging its terms) was 1.02-1.03 slower
+    (4096x4096 fresh, 64x1000), so they keep the loops and their staging (without the staging
+    store, log_softmax ``out=`` was 1.5x slower: it warms the output lines for the writing
+    pass)."""
     raise NotImplementedError("unstaged_log_stats is callable from numba-compiled code only")
 
 
@@ -1382,7 +1385,7 @@ def _lane_sums_overload(total, compensation, index, part):
         if isinstance(part, types.NoneType):
             return lambda total, compensation, index, part: (load(total, index), load(total, index + half))
         return lambda total, compensation, index, part: (
-            load_first(total, index, min(part, half)), load_first(total, index + half, part - half)
+            load_part(total, index, min(part, half)), load_part(total, index + half, part - half)
         )
     return lambda total, compensation, index, part: (
         load_part(total, index, part), load_part(compensation, index, part)
@@ -1406,11 +1409,11 @@ def _store_lane_sums_overload(total, compensation, index, part, a, b):
 
             return store_halves
 
-        def store_first_halves(total, compensation, index, part, a, b):
-            store_first(total, index, a, min(part, half))
-            store_first(total, index + half, b, part - half)
+        def store_part_halves(total, compensation, index, part, a, b):
+            store_part(total, index, a, min(part, half))
+            store_part(total, index + half, b, part - half)
 
-        return store_first_halves
+        return store_part_halves
 
     def store_pair(total, compensation, index, part, a, b):
         store_part(total, index, a, part)
@@ -1548,7 +1551,9 @@ def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, c
 
 
 @callee_overload(_column_log_sums)
-def _column_log_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
+def _column_log_sums_overload(
+    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead
+):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:
 
@@ -1573,7 +1578,7 @@ def _column_log_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, l
 @callee()
 def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
     """``_column_log_sums`` row by row.  Each row's terms are staged in its output row
-    (``out3``, see ``_log_terms_staging``), or in ``buffer`` for ``out3=None``."""
+    (``out3``, see ``_column_terms_staging``), or in ``buffer`` for ``out3=None``."""
     log_sum[:] = 0.0
     compensation[:] = 0.0
     count[:] = 0.0
@@ -1602,7 +1607,9 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, ahead):
     _column_block_max(x3, mask3, o, j0, j1, None, m)
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
-    _column_log_sums(x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead)
+    _column_log_sums(
+        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead
+    )
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
 
@@ -1612,6 +1619,14 @@ def _column_block_bounds(w, blocks_per_outer, block, inner):
     o = w // blocks_per_outer
     j0 = (w - o * blocks_per_outer) * block
     return o, j0, min(inner, j0 + block)
+
+
+@callee(inline="always")
+def _next_block(w, stop, blocks_per_outer, block, inner):
+    """``(o, j0)`` of the block a worker doing blocks ``..stop`` prefetches while it does block
+    ``w``: the next one (its last block prefetches itself: in cache, no cost)."""
+    o, j0, _ = _column_block_bounds(min(w + 1, stop - 1), blocks_per_outer, block, inner)
+    return o, j0
 
 
 # The column kernels are range functions (``_parallel``): worker ``t`` does blocks
@@ -1630,9 +1645,8 @@ def _softmax_column_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, blo
         state = _column_state(wide, narrow, t, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
-            # the worker's next block (its last block prefetches itself: in cache, no cost)
-            next_o, next_j0, _ = _column_block_bounds(min(w + 1, stop - 1), per_outer, block, x3.shape[2])
-            _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, (next_o, next_j0))
+            ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
+            _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead)
         else:
             pending[w] = True
 
@@ -1649,8 +1663,8 @@ def _log_softmax_column_range(
         state = _column_state(wide, narrow, t, j1 - j0)
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
-            next_o, next_j0, _ = _column_block_bounds(min(w + 1, stop - 1), per_outer, block, x3.shape[2])
-            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, (next_o, next_j0))
+            ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
+            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead)
         else:
             pending[w] = True
 
@@ -1660,9 +1674,8 @@ def _logsumexp_column_range(t, first, stop, x3, mask3, res2, block, wide, narrow
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(first, stop):
         o, j0, j1 = _column_block_bounds(w, per_outer, block, x3.shape[2])
-        next_o, next_j0, _ = _column_block_bounds(min(w + 1, stop - 1), per_outer, block, x3.shape[2])
         state = _column_state(wide, narrow, t, j1 - j0)
-        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, (next_o, next_j0))
+        _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, _next_block(w, stop, per_outer, block, x3.shape[2]))
 
 
 #: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow)``
