@@ -1276,7 +1276,9 @@ def _all_finite(m):
 # NCHW 4x21x65536 (3120-column blocks), one thread, in cache: max 0.05 ns per element, exps 0.20,
 # sums 0.08, scaling 0.10; the fused pass costs what the exp and sum loops cost (0.28: the exp's
 # vector arithmetic bounds both), so the gain is the prefetch (without it the fused pass was
-# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.91-0.97, float64 0.87.  On narrow
+# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.91-0.97, float64 0.87; (Zen 5)
+# float32 0.86-0.96 in every mode, float64 in place 0.88-0.93 but out= 1.18-1.20 slower (kept:
+# a float64 switch for Zen is in docs/performance.md, "An eighth Zen 5 session").  On narrow
 # blocks the fused pass lost (8x256x4096 1.09, 16x64x8192 1.02), and an exp pass by vectors with
 # the prefetch but the sums apart was mixed (8x256x4096 0.91-0.97, 16x64x8192 0.94, but
 # 4x150x4096 1.05 and 1024x3x1024 1.06 slower).  Also tried: one row's prefetches as a burst
