@@ -229,23 +229,26 @@ def test_rows_with_a_blocked_final_pass_within_4_ulp(dtype, n, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, rng, monkeypatch):
+@pytest.mark.parametrize("fuse_above", [-1, 1 << 60], ids=["softmax fused", "softmax by two loops"])
+def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, fuse_above, rng, monkeypatch):
     # A non-last axis: unmasked blocks compute their exps, sums and (log_softmax, logsumexp)
     # counts at the max by explicit vectors of 16 / 8 columns, four rows at a time, prefetching
     # the worker's next block.  Widths with a partial last vector (1, 17, 40, 2100, ...), K not
     # a multiple of four, ties at the max, several blocks per worker (across outer indices), in
     # place, into out= and fresh, softmin and a temperature: every column must get the whole
-    # treatment.
+    # treatment.  softmax sums in the vector pass or by two loops depending on the block's width
+    # and the CPU (``COLUMN_FUSE_ABOVE_BYTES``): both forms, on every block width, whatever the CPU.
     from softmaxkit import _numpy_backend
     from softmaxkit._threads import max_threads
 
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_FUSE_ABOVE_BYTES", fuse_above)
     compute = _compute_for(np.zeros(1, dtype))
     before = sk.get_num_threads()
     sk.set_num_threads(min(threads, max_threads()))
     # Blocks of 16 columns (the two settings below) for the narrow shapes; the library's own
-    # blocks for the wide ones, where softmax too sums in the vector pass (four output rows over
-    # 32 KiB), and 4100 columns of K = 21 make a 3120-column block and a narrow one.
+    # blocks for the wide ones (four output rows over 32 KiB), and 4100 columns of K = 21 make a
+    # 3120-column block and a narrow one.
     narrow = ((1, 17), (3, 1), (4, 16), (5, 40), (9, 33), (21, 100))
     wide = ((3, 2100), (5, 2100), (21, 4100))
     try:
@@ -256,6 +259,7 @@ def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, rng, mo
             if (k, inner) == wide[0]:
                 monkeypatch.undo()
                 monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+                monkeypatch.setattr(_numpy_backend, "COLUMN_FUSE_ABOVE_BYTES", fuse_above)
             for kind in ("trap" if k > 1 else "normal10", "ties"):
                 rows = _rows(kind, dtype, rng, shape=(3 * inner, k))
                 x = np.ascontiguousarray(np.moveaxis(rows.reshape(3, inner, k), 2, 1))  # (3, K, inner)

@@ -39,6 +39,10 @@ SPLIT_CHUNK = 1 << 14
 # For large K the minimum decides: 1x10000x2048 at least 16 / 64 / 128 columns 55 / 20 / 18 ms.
 COLUMN_BLOCK_BYTES = 1 << 19
 COLUMN_MIN_BLOCK_WIDTH = 128
+# Column softmax blocks whose four output rows take more than this many bytes store and sum
+# their exps in one vector pass, narrower ones by two loops; None: the kernels' choice for the
+# CPU they compile for (``_kernels.softmax.COLUMN_FUSE_ABOVE_BYTES``).
+COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
 
@@ -329,12 +333,14 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     run = k.log_softmax_columns if log else k.softmax_columns
     workers = _column_workers(x3, n_blocks)
     wide, narrow = column_scratch(workers, block, x3.dtype)
-    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow)
+    fuse_above = k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
+    fuse = () if log else (fuse_above,)
+    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
-        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow)
+        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow, *fuse)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values

@@ -113,6 +113,16 @@ class WideVectorCompiler(Compiler):
         return pipelines
 
 
+def target_cpu() -> str:
+    """The CPU LLVM compiles our kernels for: numba's ``NUMBA_CPU_NAME`` when set (a portable
+    cache), else the host's (``"znver5"``, ``"rocketlake"``, ...), for the few choices whose
+    measured effect depends on the microarchitecture."""
+    from llvmlite import binding
+    from numba import config
+
+    return config.CPU_NAME or binding.get_host_cpu_name()
+
+
 def kernel(**options):
     """``numba.njit``, cached, with ``WideVectorCompiler``: for every compiled function of ours
     that Python calls."""

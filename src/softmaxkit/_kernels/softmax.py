@@ -43,7 +43,7 @@ import math
 import numpy as np
 from numba import types
 
-from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel
+from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, target_cpu
 from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
 from ._vector import (
@@ -1263,45 +1263,59 @@ def _all_finite(m):
     return True
 
 
-# Wide unmasked softmax blocks store and sum their exps in one pass of explicit vectors
-# (``_vector``; the functions are with log_softmax's below): per vector of columns and group of
-# four rows, the float64 sums loaded once, the rows' exps stored and added, the sums stored back,
-# and one cache line of the worker's next block prefetched per vector (the same row, the same
-# column offset).  The whole next block is so requested evenly through the exp pass, and its max
-# pass reads it from L2 instead of waiting for memory.  (A scalar loop does not vectorise with a
-# prefetch in it, nor when it both stores the exps and adds them to the state.)  "Wide" is four
-# output rows of the block larger than ``_SUM_IN_L1_BYTES``: then the separate sum pass would
-# read them back from L2.  Narrower blocks keep the two loops, exps then sums, whose sums read L1.
+# Unmasked softmax blocks (the wide ones, on most CPUs) store and sum their exps in one pass of
+# explicit vectors (``_vector``; the functions are with log_softmax's below): per vector of
+# columns and group of four rows, the float64 sums loaded once, the rows' exps stored and added,
+# the sums stored back, and one cache line of the worker's next block prefetched per vector (the
+# same row, the same column offset).  The whole next block is so requested evenly through the exp
+# pass, and its max pass reads it from L2 instead of waiting for memory.  (A scalar loop does not
+# vectorise with a prefetch in it, nor when it both stores the exps and adds them to the state.)
+# "Wide" is four output rows of the block larger than ``COLUMN_FUSE_ABOVE_BYTES``, 32 KiB: then
+# the separate sum pass would read them back from L2.  Narrower blocks keep the two loops, exps
+# then sums, whose sums read L1 -- except on Zen 5, which fuses every block (below).
 #
 # NCHW 4x21x65536 (3120-column blocks), one thread, in cache: max 0.05 ns per element, exps 0.20,
 # sums 0.08, scaling 0.10; the fused pass costs what the exp and sum loops cost (0.28: the exp's
 # vector arithmetic bounds both), so the gain is the prefetch (without it the fused pass was
-# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.91-0.97, float64 0.87; (Zen 5)
-# float32 0.86-0.96 in every mode, float64 in place 0.88-0.93 but out= 1.18-1.20 slower (kept:
-# a float64 switch for Zen is in docs/performance.md, "An eighth Zen 5 session").  On narrow
-# blocks the fused pass lost (8x256x4096 1.09, 16x64x8192 1.02), and an exp pass by vectors with
-# the prefetch but the sums apart was mixed (8x256x4096 0.91-0.97, 16x64x8192 0.94, but
+# 6-9% slower).  Paired against the two loops (Xeon): NCHW 0.91-0.97, float64 0.87.  On narrow
+# blocks the fused pass lost there (8x256x4096 1.09, 16x64x8192 1.02), and an exp pass by vectors
+# with the prefetch but the sums apart was mixed (8x256x4096 0.91-0.97, 16x64x8192 0.94, but
 # 4x150x4096 1.05 and 1024x3x1024 1.06 slower).  Also tried: one row's prefetches as a burst
 # after its exp loop (1.07 slower), a quarter of the prefetch in the scaling pass (1.05), and
 # register tiles, a 16-column tile's max, exps, sum and scaling over all K rows in L1 (1.39:
 # NCHW's rows are 256 KiB apart, so a tile's 42 lines share one L1 set).
-_SUM_IN_L1_BYTES = 32 << 10
+#
+# On Zen 5 the fused pass won on narrow blocks too.  Paired both ways against the two loops, 2
+# threads: 8x256x4096 out= 0.81, fresh 0.88, in place 0.93, float64 0.75; 1024x3x1024 0.84 /
+# 0.83 / 0.92, float64 0.81; 2x1000x8192 0.84; 16x64x8192 0.93; 4x150x4096 0.98; 64x10x4096
+# 0.99.  NCHW (wide): float32 0.86-0.96 in every mode; float64 in place 0.88-0.93, but out=
+# 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures were
+# taken with a pairing that, on Zen 5, favoured the older code by 5-7% (docs/performance.md, "An
+# eighth Zen 5 session"); until a Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB
+# threshold.  The backend passes the threshold per call, so tests can pick either form anywhere.
+_FUSE_EVERY_COLUMN_BLOCK = ("znver5",)
+#: Four output rows of an unmasked softmax column block above this many bytes: the exps are
+#: summed in the vector pass; at or below it, by the two loops.
+COLUMN_FUSE_ABOVE_BYTES = -1 if target_cpu() in _FUSE_EVERY_COLUMN_BLOCK else 32 << 10
 
 
-def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above):
     """The exps of block ``o``'s columns ``j0:j1`` stored and summed (``total + compensation``)
-    per column: by one pass of vectors, prefetching the block at ``ahead = (o, j0)``, for wide
-    blocks without a mask; else by scalar loops (numba only)."""
+    per column: by one pass of vectors, prefetching the block at ``ahead = (o, j0)``, for blocks
+    without a mask whose four output rows take more than ``fuse_above`` bytes; else by scalar
+    loops (numba only)."""
     raise NotImplementedError("_store_exps_and_sums is callable from numba-compiled code only")
 
 
 @callee_overload(_store_exps_and_sums)
-def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
+def _store_exps_and_sums_overload(
+    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above
+):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, total, compensation) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:  # (vector loads need rows of stride 1)
 
-        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead):
-            if 4 * (j1 - j0) * x3.itemsize <= _SUM_IN_L1_BYTES:
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above):
+            if 4 * (j1 - j0) * x3.itemsize <= fuse_above:
                 _exps_then_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation)
                 return
             y3 = target(x3, out3)
@@ -1312,8 +1326,8 @@ def _store_exps_and_sums_overload(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, 
 
         return by_vectors
 
-    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead: _exps_then_sums(
-        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation
+    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above: (
+        _exps_then_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation)
     )
 
 
@@ -1333,14 +1347,14 @@ def _exps_then_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, comp
 
 
 @callee()
-def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead):
+def _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, fuse_above):
     """softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max in
     ``state``: exps stored and summed four rows at a time, then scaled by ``1/s``; ``ahead =
-    (o, j0)`` is the block to prefetch meanwhile."""
+    (o, j0)`` is the block to prefetch meanwhile (``fuse_above``: see ``_store_exps_and_sums``)."""
     m, total, compensation, _, inv_s_hi, inv_s_lo, _ = state
     total[:] = 0.0
     compensation[:] = 0.0
-    _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead)
+    _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above)
     y3 = target(x3, out3)
     for j in range(m.size):
         s = total[j] + compensation[j]
@@ -1637,7 +1651,9 @@ def _next_block(w, stop, blocks_per_outer, block, inner):
 # ``stand_ins`` a kernel does only the blocks flagged in ``pending`` (see above).
 
 
-def _softmax_column_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow):
+def _softmax_column_range(
+    t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow, fuse_above
+):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
     for w in range(first, stop):
@@ -1648,7 +1664,7 @@ def _softmax_column_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, blo
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
-            _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead)
+            _probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, fuse_above)
         else:
             pending[w] = True
 
@@ -1680,9 +1696,10 @@ def _logsumexp_column_range(t, first, stop, x3, mask3, res2, block, wide, narrow
         _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, _next_block(w, stop, per_outer, block, x3.shape[2]))
 
 
-#: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow)``
+#: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow,
+#: fuse_above)``, ``fuse_above`` usually ``COLUMN_FUSE_ABOVE_BYTES``
 softmax_columns = RangeKernel(_softmax_column_range)
-#: as ``softmax_columns``
+#: as ``softmax_columns``, without ``fuse_above``
 log_softmax_columns = RangeKernel(_log_softmax_column_range)
 #: ``(n_blocks, workers, x3, mask3, res2, block, wide, narrow)``
 logsumexp_columns = RangeKernel(_logsumexp_column_range)
