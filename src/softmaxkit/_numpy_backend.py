@@ -333,8 +333,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     run = k.log_softmax_columns if log else k.softmax_columns
     workers = _column_workers(x3, n_blocks)
     wide, narrow = column_scratch(workers, block, x3.dtype)
-    fuse_above = k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
-    fuse = () if log else (fuse_above,)
+    # softmax's kernel only: the width from which a block's exps are summed in its vector pass
+    fuse = () if log else (k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES,)
     run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)

@@ -1289,10 +1289,10 @@ def _all_finite(m):
 # threads: 8x256x4096 out= 0.81, fresh 0.88, in place 0.93, float64 0.75; 1024x3x1024 0.84 /
 # 0.83 / 0.92, float64 0.81; 2x1000x8192 0.84; 16x64x8192 0.93; 4x150x4096 0.98; 64x10x4096
 # 0.99.  NCHW (wide): float32 0.86-0.96 in every mode; float64 in place 0.88-0.93, but out=
-# 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures were
-# taken with a pairing that, on Zen 5, favoured the older code by 5-7% (docs/performance.md, "An
-# eighth Zen 5 session"); until a Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB
-# threshold.  The backend passes the threshold per call, so tests can pick either form anywhere.
+# 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures may
+# carry the bias that, on Zen 5, favoured the older code by 5-7% when each version had its own
+# out= buffer (docs/performance.md, "An eighth Zen 5 session"; not checked on the Xeon); until a
+# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  The backend passes the threshold per call, so tests can pick either form anywhere.
 _FUSE_EVERY_COLUMN_BLOCK = ("znver5",)
 #: Four output rows of an unmasked softmax column block above this many bytes: the exps are
 #: summed in the vector pass; at or below it, by the two loops.
