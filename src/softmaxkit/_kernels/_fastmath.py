@@ -1,8 +1,8 @@
 """The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, the
 decorators every kernel is compiled with (``kernel``, and ``callee`` for functions that only
-other kernels call), the compiler pipeline they share (``WideVectorCompiler``), the parallel
-options of the driver that uses ``prange`` (``_parallel``), and the CPU they are compiled for
-(``target_cpu``).
+other kernels call), the compiler pipeline they share (``WideVectorCompiler``), the on-disk cache
+they load from (``cached``), the parallel options of the driver that uses ``prange``
+(``_parallel``), and the CPU they are compiled for (``target_cpu``).
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from numba import njit
 from numba.core import lowering
+from numba.core.caching import FunctionCache
 from numba.core.compiler import Compiler
 from numba.core.compiler_machinery import register_pass
 from numba.core.typed_passes import NativeLowering
@@ -124,10 +125,48 @@ def target_cpu() -> str:
     return config.CPU_NAME or binding.get_host_cpu_name()
 
 
+# ---------------------------------------------------------------------------------------------
+# Loading from numba's on-disk cache without numba's registries
+#
+# Before numba loads a function from its on-disk cache it "refreshes" its compiler: it imports and
+# installs every typing and lowering registry it has (linear algebra, random generators, typed
+# containers, datetimes, ...; ``numba.np.arraymath`` imports scipy.linalg, when scipy is installed,
+# to see whether BLAS is there).  Loading compiled code and running it needs none of that, only
+# numba's runtime (NRT), which the refresh initialises first.  On the 2-core Zen 5 VM the refresh
+# took 0.2-0.45 s of a first call with a warm cache: from ``import softmaxkit`` to the result,
+# 0.58-0.72 s with it and 0.28-0.43 s without.  Our functions' caches therefore initialise the
+# runtime and load.  A miss falls through to numba's compiler, which refreshes as always, and
+# every other numba function in the process keeps numba's own cache (and its refresh).
+
+
+class _RegistryFreeCache(FunctionCache):
+    """numba's on-disk cache of one function, loading without numba's registries."""
+
+    def load_overload(self, sig, target_context):
+        try:
+            load, guard = self._load_overload, self._guard_against_spurious_io_errors
+        except AttributeError:  # pragma: no cover - numba renamed them: load its own way
+            return super().load_overload(sig, target_context)
+        from numba.core.runtime import rtsys
+
+        rtsys.initialize(target_context)  # what compiled code needs of the refresh
+        with guard():
+            return load(sig, target_context)
+
+
+def cached(function):
+    """Give a numba dispatcher or C callback compiled without ``cache=True`` numba's on-disk
+    cache, loading without numba's registries (see above).  Returns ``function``."""
+    python_function = getattr(function, "py_func", None) or function.__wrapped__
+    function._cache = _RegistryFreeCache(python_function)
+    return function
+
+
 def kernel(**options):
-    """``numba.njit``, cached, with ``WideVectorCompiler``: for every compiled function of ours
-    that Python calls."""
-    return njit(cache=True, pipeline_class=WideVectorCompiler, **options)
+    """``numba.njit`` with ``WideVectorCompiler``, cached (``cached``): for every compiled
+    function of ours that Python calls."""
+    compile_on_call = njit(pipeline_class=WideVectorCompiler, **options)
+    return lambda function: cached(compile_on_call(function))
 
 
 def callee(**options):

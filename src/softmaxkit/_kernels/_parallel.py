@@ -19,11 +19,12 @@ The range function must not raise: a C callback cannot propagate an exception.
 from __future__ import annotations
 
 import numpy as np
-from numba import cfunc, njit, prange, types, typeof
+from numba import njit, prange, types, typeof
 from numba.core import cgutils
+from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
-from ._fastmath import WideVectorCompiler, prange_only
+from ._fastmath import WideVectorCompiler, cached, prange_only
 
 try:  # numba's own C fingerprint of argument types, which its dispatcher keys on (0.1 us)
     from numba._dispatcher import compute_fingerprint as _fingerprint
@@ -53,7 +54,8 @@ def _range_function_at(typingctx, address, args):
     return function_type(address, args), codegen
 
 
-@njit(cache=True, parallel=prange_only())
+@cached
+@njit(parallel=prange_only())
 def _run_ranges(address, n_items, workers, args):
     for t in prange(workers):
         w = np.int64(t)  # prange's index is unsigned inside the parallel region
@@ -61,7 +63,8 @@ def _run_ranges(address, n_items, workers, args):
         run(w, w * n_items // workers, (w + 1) * n_items // workers, *args)
 
 
-@njit(cache=True)
+@cached
+@njit
 def _run_range(address, n_items, args):
     run = _range_function_at(address, args)
     run(0, 0, n_items, *args)
@@ -99,8 +102,11 @@ class RangeKernel:
 
     def _compile(self, args: tuple):
         # The callback object is kept: its address is valid only while it lives.
+        # what ``numba.cfunc(signature, cache=True, ...)`` does, with our cache (``cached``)
         signature = _range_signature([typeof(a) for a in args])
-        callback = cfunc(signature, cache=True, pipeline_class=WideVectorCompiler)(self._py_func)
+        callback = CFunc(self._py_func, (signature.args, signature.return_type), locals={}, options={},
+                         pipeline_class=WideVectorCompiler)
+        cached(callback).compile()
         _compiled[0] += callback.cache_hits == 0
         self._callbacks[_fingerprint(args)] = callback
         return callback
