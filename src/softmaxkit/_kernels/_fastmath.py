@@ -18,11 +18,13 @@ merge the terms that carry the low-order bits.
 
 from __future__ import annotations
 
-from numba import njit
+from numba import _dynfunc, njit
 from numba.core import lowering
 from numba.core.caching import FunctionCache
+from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import Compiler
 from numba.core.compiler_machinery import register_pass
+from numba.core.registry import CPUDispatcher
 from numba.core.typed_passes import NativeLowering
 from numba.extending import overload
 
@@ -96,6 +98,11 @@ class _WideVectorLowering(NativeLowering):
     def lowering_class(self):
         return _WideVectorLower
 
+    def run_pass(self, state):
+        if _compiles_for_linking_only(state):
+            return _lower_for_linking_only(self, state)
+        return super().run_pass(state)
+
 
 class WideVectorCompiler(Compiler):
     """numba's default pipeline, lowering every function with ``PREFERRED_VECTOR_WIDTH``.
@@ -113,6 +120,93 @@ class WideVectorCompiler(Compiler):
                 for cls, description in pipeline.passes
             ]
         return pipelines
+
+
+# ---------------------------------------------------------------------------------------------
+# Callees: compiled for linking only
+#
+# numba compiles each function into a code library of its own and makes machine code of it; a
+# caller links the callee's IR into its own library, optimises the whole and makes machine code
+# of that.  A callee's own machine code is never run: it has no wrapper for Python or C to call
+# it through, and compiled callers run their linked copies.  Making it was most of numba's
+# machine-code time on a cold first call: NCHW softmax compiles 39 callees, and on the 2-core
+# Zen 5 VM its cold first call took 4.2-4.4 s without their machine code, 5.1-5.2 s with it.
+# So a callee's library (``_LinkOnlyLibrary``) stops after optimisation.  Two things change:
+# - what callers link: numba linked a callee's module *after* making machine code of it, which
+#   rewrites the module in place (loop strength reduction, address-mode sinking); they now link
+#   the optimised module, as LLVM's own link-time optimisation would.  Kernel timings paired on
+#   the VM (aligned buffers, both orders): NCHW softmax/log_softmax/logsumexp 0.99-1.01, rows
+#   0.99-1.00, 8x256x4096 columns within its noise (0.92-1.08 from one pairing to the next).
+# - numba's on-disk cache: it keeps a callee's bitcode only (numba's "bitcode" kind), from which
+#   a later process that compiles another caller gets the machine code numba makes on loading.
+# A callee whose code reads its numba environment (an ``objmode`` block, an exception raised with
+# run-time values) gets machine code as before: numba stores the environment's address into the
+# machine code's copy of a global, which callers' linked copies share.
+# This leans on numba internals (``CPUCodeLibrary``'s finalising steps, ``Flags.no_compile``,
+# ``_dynfunc.make_function``); without them callees compile as numba compiles them, and
+# ``tests/test_callees.py`` reports it.
+
+_LINK_ONLY_PARTS = all(
+    hasattr(JITCodeLibrary, name) for name in ("_finalize_dynamic_globals", "_verify_declare_only_symbols")
+) and hasattr(_dynfunc, "make_function")
+
+
+class _LinkOnlyLibrary(JITCodeLibrary):
+    """A callee's code library: optimised and linked into its callers' libraries, without
+    machine code of its own unless its code reads its numba environment (``env_name``)."""
+
+    env_name: str | None = None  # the environment global's name, set before finalising
+    needs_machine_code = True
+
+    def _finalize_final_module(self):
+        # the global's definition, plus any use (an unused one is optimised away)
+        self.needs_machine_code = self.env_name is None or str(self._final_module).count(self.env_name) > 1
+        if self.needs_machine_code:
+            super()._finalize_final_module()
+            return
+        self._finalize_dynamic_globals()
+        self._verify_declare_only_symbols()
+        self._finalized = True
+
+    def serialize_using_object_code(self):
+        # numba caches a library's machine code with its bitcode for linking; without machine
+        # code, the bitcode alone (numba's "bitcode" kind: loading it makes the machine code)
+        if self.needs_machine_code:
+            return super().serialize_using_object_code()
+        return self.serialize_using_bitcode()
+
+
+def _compiles_for_linking_only(state) -> bool:
+    """A function only compiled functions call (``callee``, ``callee_overload``: neither wrapper)."""
+    flags = state.flags
+    return _LINK_ONLY_PARTS and flags.no_cpython_wrapper and flags.no_cfunc_wrapper and state.library is None
+
+
+def _lower_for_linking_only(lowering_pass, state) -> bool:
+    """numba's lowering pass into a ``_LinkOnlyLibrary``: lowered as numba would, without asking
+    for machine code (``no_compile``); then, what numba does on that path, finalising the library
+    as what it is.  The entry point numba keeps for Python calls is a null function, as numba's
+    own is for a function without a CPython wrapper."""
+    library = state.library = _LinkOnlyLibrary(state.targetctx.codegen(), state.func_id.func_qualname)
+    library.enable_object_caching()
+    state.flags.no_compile = True
+    try:
+        NativeLowering.run_pass(lowering_pass, state)
+    finally:
+        state.flags.no_compile = False
+    lowered, context = state["cr"], state.targetctx
+    fndesc = lowered.fndesc
+    library.env_name = context.get_env_name(fndesc)
+    library._ensure_finalized()
+    if library.needs_machine_code:
+        entry = context.get_executable(library, fndesc, lowered.env)
+    else:
+        entry = _dynfunc.make_function(fndesc.lookup_module(), fndesc.qualname.split(".")[-1],
+                                       f"compiled wrapper for {fndesc.qualname!r}", 0, lowered.env, (library,))
+    context.insert_user_function(entry, fndesc, [library])
+    state.reload_init.extend(library._reload_init)
+    state["cr"] = lowered._replace(cfunc=entry)
+    return True
 
 
 def target_cpu() -> str:
@@ -169,14 +263,32 @@ def kernel(**options):
     return lambda function: cached(compile_on_call(function))
 
 
+class _CalleeDispatcher(CPUDispatcher):
+    """A ``callee``: numba's dispatcher, refusing calls from Python.  (numba would call its
+    missing CPython wrapper, a null function: the process would crash.)"""
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"{self.py_func.__qualname__} is compiled only to be called by compiled functions; "
+                        "call it from a numba.njit function")
+
+
 def callee(**options):
     """``kernel`` for a function that only other compiled functions call.
 
     It gets neither the CPython wrapper nor the C callback wrapper that numba otherwise builds
     for every function it compiles, which only a call from Python (or from C) needs: about 20 ms
-    of each function's compile, of which a cold first call compiles 40-60.  Calling such a
-    function from Python raises; wrap it in an ``njit`` function (as the tests do)."""
-    return kernel(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+    of each function's compile, of which a cold first call compiles 40-60; and it is compiled
+    for linking only (see above).  Calling such a function from Python raises ``TypeError``;
+    wrap it in an ``njit`` function (as the tests do)."""
+    compile_for_kernels = kernel(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+
+    def decorate(function):
+        dispatcher = compile_for_kernels(function)
+        if type(dispatcher) is CPUDispatcher:  # (what numba.njit makes)
+            dispatcher.__class__ = _CalleeDispatcher
+        return dispatcher
+
+    return decorate
 
 
 def callee_overload(function, **options):
