@@ -6,7 +6,7 @@ compiles them).  Each case runs in two child processes that share a new, empty c
 (``NUMBA_CACHE_DIR``): the first compiles and fills it (cold), the second loads from it (warm).
 Each child also counts the functions numba compiled, so a kernel that cannot be cached shows up as
 compiles in the warm column, whatever the timings.  A first call includes importing numba, which
-softmaxkit defers to it (0.25-0.35 s of the warm first call on the 2-core VMs we measured).
+softmaxkit defers to it (0.14-0.35 s of the warm first call on the 2-core VMs we measured).
 
 Nothing is asserted: the script prints, and with ``--json`` writes the records.  Usage::
 

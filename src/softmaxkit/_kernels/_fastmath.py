@@ -1,8 +1,9 @@
 """The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, the
 decorators every kernel is compiled with (``kernel``, and ``callee`` for functions that only
-other kernels call), the compiler pipeline they share (``WideVectorCompiler``), the on-disk cache
-they load from (``cached``), the parallel options of the driver that uses ``prange``
-(``_parallel``), and the CPU they are compiled for (``target_cpu``).
+other kernels call, compiled for linking only), the compiler pipeline they share
+(``WideVectorCompiler``), the on-disk cache they load from (``cached``), the parallel options of
+the driver that uses ``prange`` (``_parallel``), and the CPU they are compiled for
+(``target_cpu``).
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
