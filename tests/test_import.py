@@ -85,3 +85,13 @@ def test_version():
     import softmaxkit
 
     assert isinstance(softmaxkit.__version__, str) and softmaxkit.__version__.count(".") >= 1
+
+
+def test_numba_disable_jit_gets_a_clear_error():
+    # numba.njit then returns plain Python functions; the kernels' intrinsics cannot run that way
+    code = "import numpy as np, softmaxkit as sk; sk.softmax(np.ones((4, 8), np.float32))"
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "RuntimeError: softmaxkit's kernels need numba's compiler, and NUMBA_DISABLE_JIT is set" in proc.stderr

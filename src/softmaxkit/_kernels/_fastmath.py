@@ -19,7 +19,7 @@ merge the terms that carry the low-order bits.
 
 from __future__ import annotations
 
-from numba import _dynfunc, njit
+from numba import _dynfunc, config, njit
 from numba.core import lowering
 from numba.core.caching import FunctionCache
 from numba.core.codegen import JITCodeLibrary
@@ -28,6 +28,9 @@ from numba.core.compiler_machinery import register_pass
 from numba.core.registry import CPUDispatcher
 from numba.core.typed_passes import NativeLowering
 from numba.extending import overload
+
+if config.DISABLE_JIT:  # njit would hand back plain Python functions, which cannot run our kernels
+    raise RuntimeError("softmaxkit's kernels need numba's compiler, and NUMBA_DISABLE_JIT is set; unset it")
 
 #: For loops whose result does not depend on summation order beyond rounding.
 REDUCTION: set[str] = {"reassoc", "contract", "arcp", "nsz", "afn"}
@@ -215,7 +218,6 @@ def target_cpu() -> str:
     cache), else the host's (``"znver5"``, ``"rocketlake"``, ...), for the few choices whose
     measured effect depends on the microarchitecture."""
     from llvmlite import binding
-    from numba import config
 
     return config.CPU_NAME or binding.get_host_cpu_name()
 
