@@ -255,10 +255,11 @@ def softmax_last_axis(
         result = np.empty(x.shape, dtype)
     else:
         result = aligned_empty(x.shape, dtype)
-    _run_rows(
-        x.reshape(-1, n), None if result is x else result.reshape(-1, n), None,
-        dtype.type(-1.0) if negate else None, t_hi, t_lo, mode,
-    )
+    if x.ndim == 2:  # a 2-D array is its own rows: two reshapes were ~12% of an 8 x 10 call
+        x2, out2 = x, result
+    else:
+        x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
+    _run_rows(x2, None if result is x else out2, None, dtype.type(-1.0) if negate else None, t_hi, t_lo, mode)
     return result
 
 
