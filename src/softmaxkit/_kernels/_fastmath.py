@@ -262,6 +262,7 @@ def cached(function):
 def kernel(**options):
     """``numba.njit`` with ``WideVectorCompiler``, cached (``cached``): for every compiled
     function of ours that Python calls."""
+    options.setdefault("forceinline", False)  # not inherited from whichever caller compiles it first
     compile_on_call = njit(pipeline_class=WideVectorCompiler, **options)
     return lambda function: cached(compile_on_call(function))
 
@@ -294,8 +295,9 @@ def callee(**options):
     return decorate
 
 
-def callee_overload(function, **options):
+def callee_overload(function, forceinline=False, **options):
     """``numba.extending.overload`` for a typing-time choice between implementations: numba
-    compiles those without the CPython wrapper already; this drops the C callback wrapper too."""
-    jit_options = {"no_cfunc_wrapper": True, "pipeline_class": WideVectorCompiler}
+    compiles those without the CPython wrapper already; this drops the C callback wrapper too.
+    ``forceinline``: numba's option (LLVM's ``alwaysinline``) for the implementations."""
+    jit_options = {"no_cfunc_wrapper": True, "pipeline_class": WideVectorCompiler, "forceinline": forceinline}
     return overload(function, jit_options=jit_options, **options)
