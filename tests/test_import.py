@@ -16,11 +16,16 @@ SRC = str(Path(__file__).resolve().parent.parent / "src")
 HEAVY = ("numba", "llvmlite", "torch", "jax", "jaxlib", "dask", "scipy", "ml_dtypes", "tensorflow")
 
 
-def _run(code: str) -> dict:
-    env = dict(os.environ)
+def _child(code: str, **env_vars: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter importing softmaxkit from SRC, with ``env_vars`` set."""
+    env = dict(os.environ, **env_vars)
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
+
+
+def _run(code: str) -> dict:
+    proc = _child(code)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -89,9 +94,7 @@ def test_version():
 
 def test_numba_disable_jit_gets_a_clear_error():
     # numba.njit then returns plain Python functions; the kernels' intrinsics cannot run that way
-    code = "import numpy as np, softmaxkit as sk; sk.softmax(np.ones((4, 8), np.float32))"
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc = _child("import numpy as np, softmaxkit as sk; sk.softmax(np.ones((4, 8), np.float32))",
+                  NUMBA_DISABLE_JIT="1")
     assert proc.returncode != 0
     assert "RuntimeError: softmaxkit's kernels need numba's compiler, and NUMBA_DISABLE_JIT is set" in proc.stderr

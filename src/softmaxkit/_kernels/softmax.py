@@ -573,11 +573,11 @@ def log_of_sums(rest, compensation, count, like):
 # softmax's slice function is inlined into the row drivers, with its max and its exp-and-sum
 # loop (not the exp loop itself): called, the three cost 25-30 ns a row, most of a row of 10.
 # Paired against the calls (Zen 5, float32 unless stated): 8x10 0.90, 64x10 0.72, 64x1000 0.93,
-# 4096x4096 out= 0.97, in place 0.96, float64 64x1000 0.95, 2048x2048 out= 0.96.  Inlining the exp
-# loop too made float64 rows slower (64x1000 1.06-1.08); log_softmax, inlining the same max, ran
-# 2-6% slower (4096x4096 1.06, 2**24 1.02), so it keeps the called one.  (numba's ``forceinline``: LLVM's
-# ``alwaysinline``.  ``kernel`` sets it explicitly false elsewhere: numba would otherwise let a
-# callee inherit it from whichever caller compiled it first.)
+# 4096x4096 out= 0.97, in place 0.96, float64 64x1000 0.95, 2048x2048 out= 0.96.  Inlining the
+# exp loop too made float64 rows slower (64x1000 1.06-1.08); log_softmax, inlining the same max,
+# ran 2-6% slower (4096x4096 1.06, 2**24 1.02), so it keeps the called one.  (numba's
+# ``forceinline``: LLVM's ``alwaysinline``.  ``kernel`` sets it explicitly false elsewhere: numba
+# would otherwise let a callee inherit it from whichever caller compiled it first.)
 
 
 @callee(forceinline=True)
@@ -1310,7 +1310,8 @@ def _all_finite(m):
 # 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures may
 # carry the bias that, on Zen 5, favoured the older code by 5-7% when each version had its own
 # out= buffer (docs/performance.md, "An eighth Zen 5 session"; not checked on the Xeon); until a
-# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  The backend passes the threshold per call, so tests can pick either form anywhere.
+# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  The backend passes
+# the threshold per call, so tests can pick either form anywhere.
 _FUSE_EVERY_COLUMN_BLOCK = ("znver5",)
 #: Four output rows of an unmasked softmax column block above this many bytes: the exps are
 #: summed in the vector pass; at or below it, by the two loops.
