@@ -703,6 +703,43 @@ def test_log_softmax_out_rows_match_in_place_whatever_out_held(n, dtype, rng):
     assert np.isnan(out[1]).all() and np.isfinite(out[0]).all()
 
 
+def _at_line_offset(values, offset):
+    """A copy of ``values`` whose data starts ``offset`` bytes past a 64-byte boundary."""
+    buffer = np.empty(values.nbytes + 128, np.uint8)
+    start = -buffer.ctypes.data % 64 + offset
+    array = buffer[start : start + values.nbytes].view(values.dtype).reshape(values.shape)
+    array[...] = values
+    return array
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize(
+    "dtype, shape",
+    [
+        (np.float32, (6, 3000)),  # rows past 8 KiB: stored from their first cache-line boundary
+        (np.float64, (6, 1500)),
+        (np.float64, (40, 700)),  # rows of 5600 bytes: left as they are
+        (np.float64, (1, 70000)),  # one long row: split into chunks
+        (np.float32, (1, 70000)),
+    ],
+)
+def test_row_results_do_not_depend_on_where_the_arrays_lie(fn, dtype, shape, rng):
+    # Long rows store their results by blocks that start at the output's first cache-line
+    # boundary, but sum them by blocks that start at the row's first element: a result must not
+    # change with the address of the input or output (a float64 sum by other blocks rounds
+    # differently in the last bit).
+    f = getattr(sk, fn)
+    x = (rng.standard_normal(shape) * 20).astype(dtype)
+    mask = rng.random(shape) < 0.9
+    for kwargs in ({}, {"where": mask}, {"temperature": 0.7}):
+        expected = f(_at_line_offset(x, 0), out=_at_line_offset(x, 0), **kwargs)
+        for offset in range(np.dtype(dtype).itemsize, 64, np.dtype(dtype).itemsize):
+            out = _at_line_offset(np.zeros_like(x), offset)
+            np.testing.assert_array_equal(f(_at_line_offset(x, 64 - offset), out=out, **kwargs), expected)
+            in_place = _at_line_offset(x, offset)
+            np.testing.assert_array_equal(f(in_place, out=in_place, **kwargs), expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_log_softmax_out_columns_match_in_place_whatever_out_held(dtype, rng):
     # The column kernel stages each row's terms in the output block too (not in place).

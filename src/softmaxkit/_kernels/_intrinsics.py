@@ -201,6 +201,20 @@ def prefetch_address(typingctx, address):
     return types.none(address), codegen
 
 
+@intrinsic
+def line_offset(typingctx, array):
+    """The byte offset of ``array``'s data within its 64-byte cache line (an int64)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        view = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.ptrtoint(view.data, ir.IntType(64))
+        return builder.and_(address, ir.Constant(ir.IntType(64), 63))
+
+    return types.int64(array), codegen
+
+
 # Reference counts.  Every slice a kernel takes (``x2[r]``, ``x[start:stop]``) and passes to
 # another compiled function is an NRT incref/decref pair, an atomic read-modify-write each, that
 # numba's refcount pruning cannot remove across a call.  Measured on Zen 5 (one thread, float32

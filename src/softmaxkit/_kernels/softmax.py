@@ -44,7 +44,7 @@ import numpy as np
 from numba import types
 
 from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, target_cpu
-from ._intrinsics import borrowed, fma, max_ignoring_nan, nan_max, prefetch_read
+from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read
 from ._parallel import RangeKernel
 from ._vector import (
     LANES, lanes_of, load, load_part, only_first, select, splat, store_part, sum_lanes, widen_high, widen_low,
@@ -311,18 +311,60 @@ def _accumulate_overload(total, compensation, y):
     return lambda total, compensation, y: add_sum_float64(total, compensation, y)
 
 
+# Stores that straddle two cache lines.  numpy aligns arrays to 16 bytes, so a user's ``out=``
+# (or an array softmaxed in place) starts 16, 32 or 48 bytes into a line three times in four, and
+# then every 512-bit store of the exp pass, the first write of each output line, touches two
+# lines.  A long slice therefore stores its exps, and scales or writes its results, by blocks that
+# start at the output's first line boundary (after a first block of the ``head`` elements before
+# it), while its sums still go by blocks from its first element: no result depends on where the
+# arrays lie (tests/test_semantics.py).  Measured on the Xeon, paired against blocks from element
+# 0 with input and output 16 bytes past a line: one thread in L2, 16x4096 softmax 0.93,
+# log_softmax 0.95, in place 0.95, float64 16x2048 softmax and log_softmax 0.93; two threads in
+# a slow-memory phase (memory-bound), 4096x4096 out= 0.99, in place 0.98, log_softmax 0.99, one
+# row of 2**24 0.98, float64 2048x2048 0.97; line-aligned arrays even.  Slices of up to
+# _SPLIT_ABOVE elements or _ALIGN_MIN_BYTES keep one block grid: their passes are not blocked,
+# and aligning rows of 1000 (a scalar head, then the rest) saved nothing (64x1000 1.02 slower
+# misaligned, 0.99 aligned, in one paired run).
+_ALIGN_MIN_BYTES = 8192
+
+
+@callee(inline="always")
+def line_head(y):
+    """How many elements of ``y`` precede its first cache-line boundary; 0 for a slice of at
+    most _SPLIT_ABOVE elements or under _ALIGN_MIN_BYTES, whose passes are not blocked."""
+    if y.size <= _SPLIT_ABOVE or y.size * y.itemsize < _ALIGN_MIN_BYTES:
+        return 0
+    return min(y.size, ((_LINE_BYTES - line_offset(y)) % _LINE_BYTES) // y.itemsize)
+
+
+@callee(inline="always")
+def block_origin(head):
+    """The start of a slice's grid of _BLOCK-element blocks: ``head - _BLOCK`` (a first block of
+    the ``head`` elements before the line boundary) or 0; blocks are clipped to ``[0, size)``."""
+    return head - _BLOCK if head > 0 else 0
+
+
 @callee(forceinline=True)
-def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, plan):
+def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, head):
     """Store ``e = exp((v - m)/T) * 2**B`` (0 where masked) and return ``sum(e)`` in float64;
-    prefetch ``ahead`` (or None) alongside by ``plan`` (see ``prefetch_share``)."""
+    prefetch ``ahead`` (or None) alongside by ``plan`` (see ``prefetch_share``).  The exps are
+    stored by blocks that start ``head`` elements into the slice (see ``line_head``), summed by
+    blocks that start at 0: the sum does not depend on where ``out`` lies."""
     s = 0.0
     c = 0.0
-    for start in range(0, x.size, _BLOCK):
-        stop = min(x.size, start + _BLOCK)
+    y = target(x, out)
+    summed = 0
+    for origin in range(block_origin(head), x.size, _BLOCK):
+        start = max(origin, 0)
+        stop = min(x.size, origin + _BLOCK)
         mask_block = part_of(mask, slice(start, stop))
         prefetch_share(ahead, plan, start)
         _store_exp(x[start:stop], part_of(out, slice(start, stop)), mask_block, sign, m, t_hi, t_lo)
-        s, c = _accumulate(s, c, target(x, out)[start:stop])
+        if summed + _BLOCK <= stop:
+            s, c = _accumulate(s, c, y[summed : summed + _BLOCK])
+            summed += _BLOCK
+    if summed < x.size:
+        s, c = _accumulate(s, c, y[summed:])
     return s + c
 
 
@@ -349,7 +391,7 @@ def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buff
             x, sign, m, t_hi, t_lo, ahead, plan
         )
     return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: slice_log_stats(
-        x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer
+        x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, 0
     )
 
 
@@ -386,25 +428,36 @@ def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan):
 
 
 @callee()
-def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
+def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
     """``(rest, k)``: the sum of ``exp((v - m)/T)`` over entries below ``m`` and the count of
     entries equal to ``m`` (each contributing exactly 1), both float64; prefetch ``ahead`` (or
     None) alongside by ``plan`` (see ``prefetch_share``).
     The terms of each block are staged in ``buffer`` (of the dtype): at the block's own place
     when it has ``x.size`` elements or more, else at its start (it then holds at least
-    ``min(x.size, _BLOCK)``)."""
+    ``min(x.size, _BLOCK)``).  Staged at their own places, they are stored by blocks that start
+    ``head`` elements into the slice (see ``line_head``) and summed by blocks that start at 0, as
+    in ``slice_exp_store_sum``; otherwise ``head`` is ignored."""
     rest = 0.0
     c = 0.0
     k = 0.0
-    for start in range(0, x.size, _BLOCK):
-        stop = min(x.size, start + _BLOCK)
+    at_own_place = buffer.size >= x.size
+    summed = 0
+    for origin in range(block_origin(head if at_own_place else 0), x.size, _BLOCK):
+        start = max(origin, 0)
+        stop = min(x.size, origin + _BLOCK)
         x_block = x[start:stop]
         mask_block = part_of(mask, slice(start, stop))
-        terms = buffer[start:stop] if buffer.size >= x.size else buffer[: stop - start]
+        terms = buffer[start:stop] if at_own_place else buffer[: stop - start]
         prefetch_share(ahead, plan, start)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
-        rest, c = _accumulate(rest, c, terms)
         k += _count_equal(x_block, mask_block, sign, m)
+        if not at_own_place:
+            rest, c = _accumulate(rest, c, terms)
+        elif summed + _BLOCK <= stop:
+            rest, c = _accumulate(rest, c, buffer[summed : summed + _BLOCK])
+            summed += _BLOCK
+    if at_own_place and summed < x.size:
+        rest, c = _accumulate(rest, c, buffer[summed : x.size])
     return unscaled(rest + c, x), k
 
 
@@ -591,18 +644,20 @@ def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_SOFTMAX)
     else:
         early, late = prefetch_plans(ahead, x.size)
-        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, early)
+        y = target(x, out)
+        head = line_head(y)
+        s = slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, early, head)
         if s != s:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_SOFTMAX)
         else:
-            y = target(x, out)
             factor = 1.0 / s
             if x.size <= _SPLIT_ABOVE:
                 slice_scale(y, factor, 0.0)
             else:
-                for start in range(0, x.size, _BLOCK):
+                for origin in range(block_origin(head), x.size, _BLOCK):
+                    start = max(origin, 0)
                     prefetch_share(ahead, late, start)
-                    slice_scale(y[start : min(x.size, start + _BLOCK)], factor, 0.0)
+                    slice_scale(y[start : min(x.size, origin + _BLOCK)], factor, 0.0)
 
 
 # log_softmax stages each block's exps (to be summed) in a buffer, and only its last pass writes
@@ -643,7 +698,8 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
     else:
         early, late = prefetch_plans(ahead, x.size)
         staging = _log_terms_staging(x, out, buffer)
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, early, staging)
+        head = line_head(target(x, out))
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, early, staging, head)
         if rest != rest:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
@@ -651,8 +707,9 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
             if x.size <= _SPLIT_ABOVE:
                 write_log_probabilities(x, out, mask, sign, m, t_hi, t_lo, log_sum)
             else:
-                for start in range(0, x.size, _BLOCK):
-                    stop = min(x.size, start + _BLOCK)
+                for origin in range(block_origin(head), x.size, _BLOCK):
+                    start = max(origin, 0)
+                    stop = min(x.size, origin + _BLOCK)
                     prefetch_share(ahead, late, start)
                     write_log_probabilities(
                         x[start:stop], part_of(out, slice(start, stop)), part_of(mask, slice(start, stop)),
@@ -885,8 +942,9 @@ def _chunk_exp_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, chunk, c
         chunk_max[w] = m
         if math.isfinite(m):
             ahead = _next_chunk(x2, r, hi, chunk)
+            outc = part_of(out2, (r, slice(lo, hi)))
             chunk_sum[w] = slice_exp_store_sum(
-                xc, part_of(out2, (r, slice(lo, hi))), maskc, sign, m, t_hi, t_lo, ahead, prefetch_plan(ahead)
+                xc, outc, maskc, sign, m, t_hi, t_lo, ahead, prefetch_plan(ahead), line_head(target(xc, outc))
             )
 
 
@@ -906,7 +964,11 @@ def _scale_chunk_range(t, first, stop, y2, chunk, chunk_max, chunk_sum, row_max,
                 # half an ulp to every float64 output of the chunk
                 a = exp_of_difference(chunk_max[w], row_max[r])
                 q = a / row_sum[r]
-                slice_scale(y2[r, lo:hi], q, fma(-q, row_sum[r], a) / row_sum[r])
+                q_lo = fma(-q, row_sum[r], a) / row_sum[r]
+                head = line_head(y2[r, lo:hi])
+                if head > 0:
+                    slice_scale(y2[r, lo : lo + head], q, q_lo)
+                slice_scale(y2[r, lo + head : hi], q, q_lo)
 
 
 def _store_log_chunk_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, chunk, row_max, row_log_sum):
@@ -918,10 +980,18 @@ def _store_log_chunk_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, ch
         r, lo, hi = _chunk_bounds(w, per_row, chunk, n)
         big_m = row_max[r]
         if math.isfinite(big_m):
+            head = line_head(target(x2[r, lo:hi], part_of(out2, (r, slice(lo, hi)))))
+            if head > 0:
+                write_log_probabilities(
+                    x2[r, lo : lo + head],
+                    part_of(out2, (r, slice(lo, lo + head))),
+                    part_of(mask2, (r, slice(lo, lo + head))),
+                    sign, big_m, t_hi, t_lo, row_log_sum[r],
+                )
             write_log_probabilities(
-                x2[r, lo:hi],
-                part_of(out2, (r, slice(lo, hi))),
-                part_of(mask2, (r, slice(lo, hi))),
+                x2[r, lo + head : hi],
+                part_of(out2, (r, slice(lo + head, hi))),
+                part_of(mask2, (r, slice(lo + head, hi))),
                 sign, big_m, t_hi, t_lo, row_log_sum[r],
             )
 
