@@ -360,11 +360,12 @@ def slice_exp_store_sum(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, head):
         mask_block = part_of(mask, slice(start, stop))
         prefetch_share(ahead, plan, start)
         _store_exp(x[start:stop], part_of(out, slice(start, stop)), mask_block, sign, m, t_hi, t_lo)
-        if summed + _BLOCK <= stop:
-            s, c = _accumulate(s, c, y[summed : summed + _BLOCK])
-            summed += _BLOCK
-    if summed < x.size:
-        s, c = _accumulate(s, c, y[summed:])
+        # the blocks from 0 stored by now (the last pass: all of them; one call site, not two:
+        # each is linked and optimised on its own in a cold first call)
+        while summed < stop and (summed + _BLOCK <= stop or stop == x.size):
+            end = min(summed + _BLOCK, stop)
+            s, c = _accumulate(s, c, y[summed:end])
+            summed = end
     return s + c
 
 
@@ -451,13 +452,11 @@ def slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
         prefetch_share(ahead, plan, start)
         _store_exp_below_max(x_block, terms, mask_block, sign, m, t_hi, t_lo)
         k += _count_equal(x_block, mask_block, sign, m)
-        if not at_own_place:
-            rest, c = _accumulate(rest, c, terms)
-        elif summed + _BLOCK <= stop:
-            rest, c = _accumulate(rest, c, buffer[summed : summed + _BLOCK])
-            summed += _BLOCK
-    if at_own_place and summed < x.size:
-        rest, c = _accumulate(rest, c, buffer[summed : x.size])
+        staged, offset = (buffer, 0) if at_own_place else (terms, start)
+        while summed < stop and (summed + _BLOCK <= stop or stop == x.size):
+            end = min(summed + _BLOCK, stop)
+            rest, c = _accumulate(rest, c, staged[summed - offset : end - offset])
+            summed = end
     return unscaled(rest + c, x), k
 
 
