@@ -6,6 +6,7 @@ accuracy lives in ``test_accuracy.py`` and error handling in ``test_errors.py``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -714,21 +715,23 @@ def _at_line_offset(values, offset):
 
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 @pytest.mark.parametrize(
-    "dtype, shape",
+    "dtype, shape, axis",
     [
-        (np.float32, (6, 3000)),  # rows past 8 KiB: stored from their first cache-line boundary
-        (np.float64, (6, 1500)),
-        (np.float64, (40, 700)),  # rows of 5600 bytes: left as they are
-        (np.float64, (1, 70000)),  # one long row: split into chunks
-        (np.float32, (1, 70000)),
+        (np.float32, (6, 3000), -1),  # rows past 8 KiB: stored from their first cache-line boundary
+        (np.float64, (6, 1500), -1),
+        (np.float64, (40, 700), -1),  # rows of 5600 bytes: left as they are
+        (np.float64, (1, 70000), -1),  # one long row: split into chunks
+        (np.float32, (1, 70000), -1),
+        (np.float32, (2, 21, 1000), 1),  # columns
+        (np.float64, (2, 21, 1000), 1),
     ],
 )
-def test_row_results_do_not_depend_on_where_the_arrays_lie(fn, dtype, shape, rng):
+def test_results_do_not_depend_on_where_the_arrays_lie(fn, dtype, shape, axis, rng):
     # Long rows store their results by blocks that start at the output's first cache-line
     # boundary, but sum them by blocks that start at the row's first element: a result must not
     # change with the address of the input or output (a float64 sum by other blocks rounds
     # differently in the last bit).
-    f = getattr(sk, fn)
+    f = functools.partial(getattr(sk, fn), axis=axis)
     x = (rng.standard_normal(shape) * 20).astype(dtype)
     mask = rng.random(shape) < 0.9
     for kwargs in ({}, {"where": mask}, {"temperature": 0.7}):
