@@ -162,15 +162,17 @@ def trunc(typingctx, x):
     return x(x), codegen
 
 
-def _emit_prefetch(builder, pointer) -> None:
-    """Emit ``llvm.prefetch`` for reading the cache line at ``pointer`` (any pointer type)."""
+def _emit_prefetch(builder, pointer, write: bool = False) -> None:
+    """Emit ``llvm.prefetch`` of the cache line at ``pointer`` (any pointer type), for reading or
+    (``write``) for writing."""
     i8p = ir.IntType(8).as_pointer()
     i32 = ir.IntType(32)
     fn = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
     )
-    # (address, 0 = read, locality 3 = keep in every cache level, 1 = data cache)
-    builder.call(fn, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+    # (address, 0 = read / 1 = write, locality 3 = keep in every cache level, 1 = data cache)
+    access = ir.Constant(i32, 1 if write else 0)
+    builder.call(fn, [builder.bitcast(pointer, i8p), access, ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
 
 @intrinsic
@@ -183,6 +185,20 @@ def prefetch_read(typingctx, array, index):
 
     def codegen(context, builder, signature, args):
         _emit_prefetch(builder, item_pointer(context, builder, signature, args))
+        return context.get_dummy_value()
+
+    return types.none(array, index), codegen
+
+
+@intrinsic
+def prefetch_write(typingctx, array, index):
+    """``llvm.prefetch`` of ``array[index]`` for writing (x86: ``prefetchw``, which fetches the
+    line ready to be modified); like ``prefetch_read``, a hint that never faults."""
+    if not valid_index(array, index):
+        return None
+
+    def codegen(context, builder, signature, args):
+        _emit_prefetch(builder, item_pointer(context, builder, signature, args), write=True)
         return context.get_dummy_value()
 
     return types.none(array, index), codegen

@@ -44,7 +44,7 @@ import numpy as np
 from numba import types
 
 from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, target_cpu
-from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read
+from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read, prefetch_write
 from ._parallel import RangeKernel
 from ._vector import (
     LANES, lanes_of, load, load_part, only_first, select, splat, store_part, sum_lanes, widen_high, widen_low,
@@ -377,11 +377,9 @@ def unstaged_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
 
     Measured on the Xeon against ``slice_log_stats``'s three loops per block (exps staged, then
     summed, then the ties counted): logsumexp 4096x4096 0.78-0.91, 32x128256 0.74-0.83, one row
-    of 2**24 0.71-0.91, 64x1000 0.92-0.96; log_softmax one row of 2**24 (chunks) fresh 0.89.  On
-    log_softmax's own rows the vector pass (still staging its terms) was 1.02-1.03 slower
-    (4096x4096 fresh, 64x1000), so they keep the loops and their staging (without the staging
-    store, log_softmax ``out=`` was 1.5x slower: it warms the output lines for the writing
-    pass)."""
+    of 2**24 0.71-0.91, 64x1000 0.92-0.96; log_softmax one row of 2**24 (chunks) fresh 0.89.
+    log_softmax's own rows use the vector pass too, through ``_log_row_stats``, which also warms
+    their output lines for the writing pass."""
     raise NotImplementedError("unstaged_log_stats is callable from numba-compiled code only")
 
 
@@ -389,7 +387,7 @@ def unstaged_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
 def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
     if isinstance(mask, types.NoneType) and x.dtype == types.float32 and x.layout == "C":
         return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: _slice_log_stats_by_vectors(
-            x, sign, m, t_hi, t_lo, ahead, plan
+            x, sign, m, t_hi, t_lo, ahead, plan, None, 0
         )
     return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: slice_log_stats(
         x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, 0
@@ -406,10 +404,12 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
 
 
 @callee(fastmath=ORDERED)
-def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan):
+def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_stop):
     """``slice_log_stats`` of an unmasked float32 row, storing nothing: per vector the exps below
     the max added to float64 sums (two 8-lane halves) and the entries at the max counted (float32
-    lanes, exact, moved to a float64 total per block), in one pass."""
+    lanes, exact, moved to a float64 total per block), in one pass.  ``warm`` (or None): an
+    array to be written next, whose first ``warm_stop`` elements are fetched for writing
+    alongside."""
     a = splat(0.0)
     b = splat(0.0)
     k = 0.0
@@ -420,6 +420,8 @@ def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan):
         c = splat(np.float32(0.0))
         i = start
         while i + lanes <= stop:
+            if warm is not None and i < warm_stop:
+                prefetch_write(warm, i)
             a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c)
             i += lanes
         if i < stop:
@@ -659,20 +661,26 @@ def probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead):
                     slice_scale(y[start : min(x.size, origin + _BLOCK)], factor, 0.0)
 
 
-# log_softmax stages each block's exps (to be summed) in a buffer, and only its last pass writes
-# the output.  That pass does two operations per element, so it waited on the output's lines
-# (read for ownership from memory) with nothing to compute meanwhile: 4096x4096 out= took 7.6 ms
-# against softmax's 4.9 (Xeon, 2 threads), whose output is first written by the compute-bound exp
-# pass.  A row of up to _OUT_AS_TERMS_BYTES with a separate output therefore stages its exps in
-# the output row itself, which the last pass then finds in cache.  (Longer rows keep the buffer:
-# written out early, their output would leave L2 before the last pass, and be fetched twice.  The
-# split-row chunks keep it too.)
+# Only log_softmax's last pass writes the output.  That pass does two operations per element, so
+# it waited on the output's lines (read for ownership from memory) with nothing to compute
+# meanwhile: 4096x4096 out= took 7.6 ms against softmax's 4.9 (Xeon, 2 threads), whose output is
+# first written by the compute-bound exp pass.  A row of up to _OUT_AS_TERMS_BYTES with a separate
+# output therefore has its output lines fetched during the (compute-bound) stats pass: unmasked
+# float32 rows by a write prefetch (``prefetchw``) per vector of the one-pass vector stats, the
+# others by staging their exps in the output row itself; the last pass then finds them in cache.
+# (Longer rows stage in the buffer and fetch nothing early: written out early, their output would
+# leave L2 before the last pass, and be fetched twice.  The split-row chunks do the same.)
+#
+# The vector pass with write prefetches against the staged loops (paired runs, Xeon, 2 threads):
+# 4096x4096 out= 0.93, fresh 0.95, in place 0.69-0.72; 64x1000 out= 0.94, fresh 0.93; 32x128256
+# fresh 0.87; 8x10 fresh 0.96.  A burst of prefetches for a whole block at its start instead of
+# one per vector was 1.11 slower (out=).
 _OUT_AS_TERMS_BYTES = 1 << 18
 
 
 def _log_terms_staging(x, out, buffer):
-    """The staging ``buffer`` for ``slice_log_stats``: ``out`` for an output row of up to
-    _OUT_AS_TERMS_BYTES, else ``buffer`` (numba only)."""
+    """The staging ``buffer`` for ``slice_log_stats`` on log_softmax's masked or float64 rows:
+    ``out`` for an output row of up to _OUT_AS_TERMS_BYTES, else ``buffer`` (numba only)."""
     raise NotImplementedError("_log_terms_staging is callable from numba-compiled code only")
 
 
@@ -687,6 +695,33 @@ def _log_terms_staging_overload(x, out, buffer):
     return staging
 
 
+def _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+    """``slice_log_stats`` for log_softmax's rows: unmasked float32 rows by vectors in one pass
+    (``_slice_log_stats_by_vectors``), fetching an output row of up to _OUT_AS_TERMS_BYTES for
+    writing as it goes; the others staged in ``_log_terms_staging`` (numba only)."""
+    raise NotImplementedError("_log_row_stats is callable from numba-compiled code only")
+
+
+@callee_overload(_log_row_stats)
+def _log_row_stats_overload(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+    if isinstance(mask, types.NoneType) and x.dtype == types.float32 and x.layout == "C":
+        if isinstance(out, types.NoneType):  # in place: the max pass left the lines in cache
+            return lambda x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head: (
+                _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, None, 0)
+            )
+
+        def by_vectors(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+            warm_stop = x.size if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES else 0
+            return _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop)
+
+        return by_vectors
+
+    def staged(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+        return slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, _log_terms_staging(x, out, buffer), head)
+
+    return staged
+
+
 @callee()
 def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
     """log_softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None);
@@ -696,9 +731,8 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_LOG_SOFTMAX)
     else:
         early, late = prefetch_plans(ahead, x.size)
-        staging = _log_terms_staging(x, out, buffer)
         head = line_head(target(x, out))
-        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, early, staging, head)
+        rest, k = _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, early, buffer, head)
         if rest != rest:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
