@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     machine = basic_machine_info()
     print(f"{machine.get('cpu_model', '?')}, {machine.get('cores', '?')} usable cores, Python {sys.version.split()[0]}")
+    machine["dont_write_bytecode"] = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    if machine["dont_write_bytecode"]:
+        print("PYTHONDONTWRITEBYTECODE is set: each child compiles the source of every module without a current .pyc\n"
+              "(a pip-installed softmaxkit has them; a checkout whose sources changed may not): slower first calls.")
     records = []
     for case in select_cases(args.cases):
         records.append(run_case(case))

@@ -19,6 +19,7 @@ merge the terms that carry the low-order bits.
 
 from __future__ import annotations
 
+from llvmlite import binding as llvm
 from numba import _dynfunc, config, njit
 from numba.core import lowering
 from numba.core.caching import FunctionCache
@@ -26,6 +27,7 @@ from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import Compiler
 from numba.core.compiler_machinery import register_pass
 from numba.core.registry import CPUDispatcher
+from numba.core.runtime import _nrt_python, nrt, nrtdynmod
 from numba.core.typed_passes import NativeLowering
 from numba.extending import overload
 
@@ -244,11 +246,48 @@ class _RegistryFreeCache(FunctionCache):
             load, guard = self._load_overload, self._guard_against_spurious_io_errors
         except AttributeError:  # pragma: no cover - numba renamed them: load its own way
             return super().load_overload(sig, target_context)
-        from numba.core.runtime import rtsys
-
-        rtsys.initialize(target_context)  # what compiled code needs of the refresh
+        _initialize_runtime(target_context)  # what compiled code needs of the refresh
         with guard():
             return load(sig, target_context)
+
+
+# numba's runtime initialisation registers the runtime's C functions (allocation, reference
+# counts) with LLVM's symbol table, then compiles an LLVM module of its own (atomic increments
+# and decrements, ``NRT_incref``/``NRT_decref``, ...): 56-99 ms of a warm first call on the 2-core
+# Xeon.  That module is needed only by what numba compiles (which links it into every function)
+# and by code that calls a symbol left unresolved (recursion); cached kernels carry their own
+# linked copies.  So a load registers the C functions and defers the module to the first use of
+# ``rtsys.library``.
+
+
+class _RuntimeCompilingOnUse(type(nrt.rtsys)):
+    """numba's runtime, whose LLVM module is compiled when ``library`` is first asked for."""
+
+    @property
+    def library(self):
+        self._init_guard()
+        if self._library is None:
+            self._library = nrtdynmod.compile_nrt_functions(self._library_context)
+        return self._library
+
+
+def _initialize_runtime(context) -> None:
+    """``rtsys.initialize(context)``, but compiling the runtime's LLVM module on first use."""
+    runtime = nrt.rtsys
+    if runtime._init:
+        return
+    if type(runtime) is not _RuntimeCompilingOnUse.__base__:  # pragma: no cover - not numba's own
+        runtime.initialize(context)
+        return
+    # (what Runtime.initialize does before it compiles)
+    if config.NRT_STATS:
+        _nrt_python.memsys_enable_stats()
+    for name, address in _nrt_python.c_helpers.items():
+        llvm.add_symbol(name if name.startswith("_") else "NRT_" + name, address)
+    runtime._library = None
+    runtime._library_context = context
+    runtime.__class__ = _RuntimeCompilingOnUse
+    runtime._init = True
 
 
 def cached(function):
