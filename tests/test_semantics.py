@@ -884,6 +884,21 @@ def test_logsumexp_fast_path_matches_general_path(dtype, shape, keepdims, rng):
         assert type(fast) is np.ndarray and fast.dtype == dtype
         assert fast.shape == general.shape
         np.testing.assert_array_equal(fast, general)
+        out = np.full(general.shape, np.nan, dtype)  # written directly by the shortcut
+        assert sk.logsumexp(x, axis=fast_axis, keepdims=keepdims, out=out) is out
+        np.testing.assert_array_equal(out, general)
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (1, 70000)], ids=str)
+def test_logsumexp_out_that_overlaps_the_input(shape, rng):
+    # out= inside the input's own memory: the result must be as if computed first, then copied
+    base = np.empty((shape[0] + 1,) + shape[1:], np.float32)
+    x = base[1:]  # C-contiguous
+    for out in (base[-1, : shape[0]], base[:, 0][1:]):  # C-contiguous in x's last row; strided
+        x[...] = rng.standard_normal(shape) * 4
+        expected = sk.logsumexp(x.copy(), axis=-1)
+        assert sk.logsumexp(x, axis=-1, out=out) is out
+        np.testing.assert_array_equal(out, expected)
 
 
 # --------------------------------------------------------------------------------------------

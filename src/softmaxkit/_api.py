@@ -72,21 +72,19 @@ def _check_out(out: Any, shape: tuple[int, ...], result_dtype: np.dtype, functio
     return out
 
 
-def _is_plain_out(out: Any, x: np.ndarray) -> bool:
-    """``out`` is ``x`` itself, or a writable C-contiguous ndarray of the same shape and dtype
-    that does not overlap ``x``: the fast path writes into it directly."""
+def _is_plain_out(out: Any, x: np.ndarray, shape: tuple[int, ...] | None = None) -> bool:
+    """``out`` is ``x`` itself, or a writable C-contiguous ndarray of ``x``'s dtype and of
+    ``shape`` (default: ``x``'s) that does not overlap ``x``: the fast path writes into it
+    directly (``x`` itself only for the default shape: in place)."""
+    if type(out) is not np.ndarray or not out.flags.writeable:
+        return False
+    if out is x and shape is None:
+        return True
     return (
-        type(out) is np.ndarray
-        and out.flags.writeable
-        and (
-            out is x
-            or (
-                out.dtype == x.dtype
-                and out.shape == x.shape
-                and out.flags.c_contiguous
-                and not np.may_share_memory(out, x)
-            )
-        )
+        out.dtype == x.dtype
+        and out.shape == (x.shape if shape is None else shape)
+        and out.flags.c_contiguous
+        and not np.may_share_memory(out, x)
     )
 
 
@@ -476,7 +474,6 @@ def logsumexp(
         and b is None
         and where is None
         and dtype is None
-        and out is None
         and return_sign is False
         and (axis is None or (type(axis) is int and a.ndim >= 1 and (axis == -1 or axis == a.ndim - 1)))
         and type(keepdims) is bool
@@ -484,12 +481,19 @@ def logsumexp(
         and a.size > 0
         and a.flags.c_contiguous
     ):
-        # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows.
+        # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows,
+        # writing into ``out`` directly when it is a plain result array (the general path's
+        # layout handling and copy took 20 us of a 27 us call on 8x10, Xeon).
+        rows = a.reshape(1, -1) if axis is None else a.reshape(-1, a.shape[-1])
         if axis is None:
-            res = backend.logsumexp_rows(a.reshape(1, -1))
-            return res.reshape((1,) * a.ndim if keepdims else ())
-        res = backend.logsumexp_rows(a.reshape(-1, a.shape[-1]))
-        return res.reshape(a.shape[:-1] + (1,) if keepdims else a.shape[:-1])
+            shape = (1,) * a.ndim if keepdims else ()
+        else:
+            shape = a.shape[:-1] + (1,) if keepdims else a.shape[:-1]
+        if out is None:
+            return backend.logsumexp_rows(rows).reshape(shape)
+        if _is_plain_out(out, a, shape):
+            backend.logsumexp_rows(rows, out.reshape(-1))
+            return out
     array = as_numpy_input(a, "logsumexp")
     weights = None
     source_dtype = array.dtype

@@ -517,10 +517,11 @@ def logsumexp(
     return _cast_pair(res, None, result_dtype)
 
 
-def logsumexp_rows(x2: np.ndarray) -> np.ndarray:
+def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The per-call-overhead path: logsumexp of each row of a non-empty C-contiguous 2-D
-    float32/float64 array, no options (``softmaxkit._api`` checks that)."""
-    res = np.empty(x2.shape[0], x2.dtype)
+    float32/float64 array, no options, into ``out`` (1-D, C-contiguous, x2's dtype, not
+    overlapping x2) or a new array (``softmaxkit._api`` checks all that)."""
+    res = np.empty(x2.shape[0], x2.dtype) if out is None else out
     _run_logsumexp_rows(x2, None, res)
     return res
 
