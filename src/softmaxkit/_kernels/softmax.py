@@ -383,9 +383,15 @@ def unstaged_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
     raise NotImplementedError("unstaged_log_stats is callable from numba-compiled code only")
 
 
+def _stats_by_vectors(x, mask) -> bool:
+    """Whether a row's log stats take ``_slice_log_stats_by_vectors`` (typing time): an unmasked
+    float32 C-contiguous row."""
+    return isinstance(mask, types.NoneType) and x.dtype == types.float32 and x.layout == "C"
+
+
 @callee_overload(unstaged_log_stats)
 def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
-    if isinstance(mask, types.NoneType) and x.dtype == types.float32 and x.layout == "C":
+    if _stats_by_vectors(x, mask):
         return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: _slice_log_stats_by_vectors(
             x, sign, m, t_hi, t_lo, ahead, plan, None, 0
         )
@@ -704,13 +710,10 @@ def _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head)
 
 @callee_overload(_log_row_stats)
 def _log_row_stats_overload(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
-    if isinstance(mask, types.NoneType) and x.dtype == types.float32 and x.layout == "C":
-        if isinstance(out, types.NoneType):  # in place: the max pass left the lines in cache
-            return lambda x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head: (
-                _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, None, 0)
-            )
+    if _stats_by_vectors(x, mask):
 
         def by_vectors(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+            # in place (out=None) fetches nothing: the max pass left the lines in cache
             warm_stop = x.size if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES else 0
             return _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop)
 
