@@ -43,6 +43,10 @@ COLUMN_MIN_BLOCK_WIDTH = 128
 # their exps in one vector pass, narrower ones by two loops; None: the kernels' choice for the
 # CPU they compile for (``_kernels.softmax.COLUMN_FUSE_ABOVE_BYTES``).
 COLUMN_FUSE_ABOVE_BYTES: int | None = None
+# Unmasked float32 rows of at most this many elements take the short-row kernels; None: the
+# kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
+# kernels with the general ones, or a larger value to try longer rows).
+SHORT_ROW: int | None = None
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
 
@@ -263,11 +267,30 @@ def softmax_last_axis(
     return result
 
 
+def _short_rows(x2, mask2, softmax: bool = False) -> bool:
+    """Whether the rows of ``x2`` take the short-row kernels: unmasked float32 rows of at most
+    SHORT_ROW elements (when None, the kernels' ``SHORT_SOFTMAX_ROW`` for softmax, else their
+    ``SHORT_ROW``)."""
+    if SHORT_ROW is None:
+        k = kernels()
+        limit = k.SHORT_SOFTMAX_ROW if softmax else k.SHORT_ROW
+    else:
+        limit = SHORT_ROW
+    return x2.shape[1] <= limit and mask2 is None and x2.dtype == np.float32
+
+
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
-    if not use_parallel(x2.size):
+    if _short_rows(x2, mask2, softmax=not log):
+        if not use_parallel(x2.size):
+            serial = k.log_softmax_short_rows_serial if log else k.softmax_short_rows_serial
+            serial(x2, out2, sign, t_hi, t_lo)
+        else:
+            run = k.log_softmax_short_rows if log else k.softmax_short_rows
+            run(n_rows, _workers(n_rows), x2, out2, sign, t_hi, t_lo)
+    elif not use_parallel(x2.size):
         serial = k.log_softmax_rows_serial if log else k.softmax_rows_serial
         serial(x2, out2, mask2, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
@@ -529,7 +552,12 @@ def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def _run_logsumexp_rows(x2, mask2, res) -> None:
     k = kernels()
     n_rows, n = x2.shape
-    if not use_parallel(x2.size):
+    if _short_rows(x2, mask2):
+        if not use_parallel(x2.size):
+            k.logsumexp_short_rows_serial(x2, res)
+        else:
+            k.logsumexp_short_rows(n_rows, _workers(n_rows), x2, res)
+    elif not use_parallel(x2.size):
         k.logsumexp_rows_serial(x2, mask2, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         chunk_max, chunk_rest, chunk_count, _, _, _ = _split_log_states(x2, mask2, None, None, None)

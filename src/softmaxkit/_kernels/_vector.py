@@ -387,14 +387,19 @@ def sum_lanes(typingctx, v):
         return None
 
     def codegen(context, builder, signature, args):
-        value = args[0]
-        width = v.lanes
-        while width > 1:
-            width //= 2
-            value = builder.fadd(_half(builder, value, 0, width), _half(builder, value, width, width))
-        return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+        return _reduce_halves(builder, args[0], v.lanes, builder.fadd)
 
     return v.dtype(v), codegen
+
+
+def _reduce_halves(builder, value, lanes, combine):
+    """The lanes of ``value`` reduced pairwise, ``combine(low half, high half)`` until one lane is
+    left; that lane."""
+    width = lanes
+    while width > 1:
+        width //= 2
+        value = combine(_half(builder, value, 0, width), _half(builder, value, width, width))
+    return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
 
 
 @intrinsic
@@ -411,3 +416,38 @@ def only_first(typingctx, v, part):
         return builder.select(_first_lanes(builder, args[1], v.lanes), args[0], zeros)
 
     return v(v, part), codegen
+
+
+@intrinsic
+def max_lanes(typingctx, v):
+    """The largest lane of ``v``, a vector without NaN lanes (a NaN lane may or may not win):
+    halves compared pairwise, ``a if a > b else b`` (x86 ``maxps``), as ``max_ignoring_nan``."""
+    if not isinstance(v, Vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _reduce_halves(
+            builder, args[0], v.lanes, lambda a, b: builder.select(builder.fcmp_ordered(">", a, b), a, b)
+        )
+
+    return v.dtype(v), codegen
+
+
+@intrinsic
+def first_or(typingctx, v, part, fill):
+    """``v`` with the lanes from ``part`` on set to the scalar ``fill`` (``part=None``: ``v``
+    itself): ``only_first`` for a reduction other than a sum (a max fills with -inf)."""
+    if not (
+        isinstance(v, Vector)
+        and (isinstance(part, types.NoneType) or isinstance(part, types.Integer))
+        and fill == v.dtype
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if isinstance(signature.args[1], types.NoneType):
+            return args[0]
+        fills = splat_value(builder, args[2], context.get_value_type(v))
+        return builder.select(_first_lanes(builder, args[1], v.lanes), args[0], fills)
+
+    return v(v, part, fill), codegen

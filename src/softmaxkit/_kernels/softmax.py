@@ -47,7 +47,8 @@ from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, targ
 from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read, prefetch_write
 from ._parallel import RangeKernel
 from ._vector import (
-    LANES, lanes_of, load, load_part, only_first, select, splat, store_part, sum_lanes, widen_high, widen_low,
+    LANES, first_or, lanes_of, load, load_part, max_lanes, only_first, select, splat, store_part, sum_lanes,
+    widen_high, widen_low,
 )
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log1p_f64, log_f64
@@ -56,6 +57,7 @@ from ._scalar import (
     compensated_add,
     exp_of_difference,
     pair_like,
+    scaled_difference,
     scaled_shifted_exp,
     shifted_log_probability,
     signed,
@@ -881,6 +883,269 @@ def _logsumexp_row_range(t, first, stop, x2, mask2, res, terms):
 
 #: ``(n_rows, workers, x2, mask2, res, terms)``
 logsumexp_rows = RangeKernel(_logsumexp_row_range)
+
+
+# ----------------------------------------------------------------------------------------------
+# Short rows (R, n <= SHORT_ROW): every pass one loop of explicit vectors, nothing called per row
+# ----------------------------------------------------------------------------------------------
+
+
+# A row of a few vectors spends most of its time outside the vector loops of the general slice
+# functions: their calls (array arguments, LLVM's run-time overlap checks), the prefetch plans
+# and block bookkeeping, and scalar remainder loops (a row of 10 floats is all remainder).  On the
+# Xeon, one thread, a row cost about 70 ns more than its elements (softmax), 165 (log_softmax)
+# and 115 (logsumexp), whatever its length: torch was 1.5-3x faster on 4096x64 and 1000x100.
+# Unmasked float32 rows of up to SHORT_ROW elements therefore take drivers of their own (chosen
+# in Python, so that they compile only when such rows turn up), whose passes are single loops of
+# ``_vector`` vectors with the row's last vector partial (masked loads and stores), inlined into
+# the driver, and whose exp (or stats) pass prefetches the next row, a line per vector.  The
+# arithmetic is the general path's, operation for operation (the max, ``scaled_shifted_exp``,
+# the float64 sums in two 8-lane halves as in ``_slice_log_stats_by_vectors``, the one-rounding
+# scaling); only the order in which a row's float64 sum is added up differs, and a row with one
+# entry at its max takes ``log1p_f64`` (below 1 float64 ulp) for libm's log and log1p.
+#
+# Paired on the Xeon, 2 threads, against the general kernels: 1000x10 softmax 0.36, log_softmax
+# 0.38 (the write loops inlined: 0.74 of what they cost called; ``log1p_f64``: 0.90); 4096x64
+# softmax 0.66, in place 0.62, log_softmax 0.47, logsumexp 0.52; 1000x100 log_softmax 0.54;
+# attention rows 16x12x128x128 softmax 0.76, log_softmax 0.57; 4096x128 softmax 0.77; 16384x512
+# softmax 0.89, log_softmax
+# 0.82; 4096x1000 log_softmax 0.96-1.01, logsumexp 0.87; 64x1000 log_softmax 0.89-0.92,
+# logsumexp 0.90; 8x10 0.96.  The prefetch: memory-bound 16384x256 softmax
+# 0.85, log_softmax 0.91, in cache 0.99.  (Without it rows from 512 lost: 2048x512 softmax 1.09,
+# 4096x1000 log_softmax fresh 1.23.)  Rows longer than _SPLIT_ABOVE keep the general kernels,
+# whose blocks start at the output's line boundary.  float64 rows keep them too, for their exact
+# block sums (a lane-wise float64 sum would cost the 4 ulp bound its margin).
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_max(x, sign):
+    """``max(sign * x)`` skipping NaN (as ``slice_max_unchecked``); -inf for a row of -inf."""
+    lanes = lanes_of(x)
+    ninf = cast_like(-np.inf, x)
+    best = splat(ninf)
+    i = 0
+    while i + lanes <= x.size:
+        v = signed(load_part(x, i, None), sign)
+        best = select(v > best, v, best)
+        i += lanes
+    if i < x.size:
+        v = first_or(signed(load_part(x, i, x.size - i), sign), x.size - i, ninf)
+        best = select(v > best, v, best)
+    return max_lanes(best)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_exps(x, y, sign, m, t_hi, t_lo, ahead):
+    """Store ``exp((v - m)/T) * 2**B`` into ``y`` and return their float64 sum; prefetch the
+    row ``ahead`` alongside."""
+    lanes = lanes_of(x)
+    a = splat(0.0)
+    b = splat(0.0)
+    i = 0
+    while i + lanes <= x.size:
+        prefetch_read(ahead, i)
+        e = scaled_shifted_exp(signed(load_part(x, i, None), sign), m, t_hi, t_lo)
+        store_part(y, i, e, None)
+        a, b = _add_lanes(a, b, e)
+        i += lanes
+    if i < x.size:
+        part = x.size - i
+        e = only_first(scaled_shifted_exp(signed(load_part(x, i, part), sign), m, t_hi, t_lo), part)
+        store_part(y, i, e, part)
+        a, b = _add_lanes(a, b, e)
+    return sum_lanes(a) + sum_lanes(b)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_scale(y, factor):
+    """``y *= factor`` (a float64) rounded once, as ``slice_scale``."""
+    lanes = lanes_of(y)
+    hi, lo = pair_like(factor, 0.0, y)
+    i = 0
+    while i + lanes <= y.size:
+        v = load_part(y, i, None)
+        store_part(y, i, fma(v, hi, v * lo), None)
+        i += lanes
+    if i < y.size:
+        v = load_part(y, i, y.size - i)
+        store_part(y, i, fma(v, hi, v * lo), y.size - i)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_log_stats(x, sign, m, t_hi, t_lo, ahead):
+    """``(rest, k)`` of ``slice_log_stats`` for a short row, by ``_row_log_stats_lanes``;
+    prefetch the row ``ahead`` alongside."""
+    lanes = lanes_of(x)
+    a = splat(0.0)
+    b = splat(0.0)
+    c = splat(np.float32(0.0))
+    i = 0
+    while i + lanes <= x.size:
+        prefetch_read(ahead, i)
+        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c)
+        i += lanes
+    if i < x.size:
+        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, x.size - i, a, b, c)
+    return unscaled(sum_lanes(a) + sum_lanes(b), x), np.float64(sum_lanes(c))
+
+
+@callee(inline="always")
+def _short_log_of_sum(rest, k):
+    """``log_of_sum(rest, k)``; with one entry at the max (most rows) ``log1p(rest)`` alone, the
+    same value (``log(1)`` is 0) for one libm call instead of two."""
+    return log1p_f64(rest) if k == 1.0 else log_of_sum(rest, k)
+
+
+def _short_log_write(x, y, sign, m, t_hi, t_lo, log_sum):
+    """Store ``(v - m)/T - log_sum`` into ``y``, as ``write_log_probabilities`` (numba only)."""
+    raise NotImplementedError("_short_log_write is callable from numba-compiled code only")
+
+
+@callee_overload(_short_log_write)
+def _short_log_write_overload(x, y, sign, m, t_hi, t_lo, log_sum):
+    if isinstance(t_hi, types.NoneType):
+
+        def write_shifted(x, y, sign, m, t_hi, t_lo, log_sum):
+            shift_hi, shift_lo = _shift_pair(m, log_sum, x)
+            _short_minus_pair(x, y, sign, shift_hi, shift_lo)
+
+        return write_shifted
+
+    def write_scaled(x, y, sign, m, t_hi, t_lo, log_sum):
+        log_sum_hi, log_sum_lo = pair_like(log_sum, 0.0, x)
+        _short_log_probabilities(x, y, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
+
+    return write_scaled
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_minus_pair(x, y, sign, shift_hi, shift_lo):
+    """``y = (v - shift_hi) - shift_lo``, as ``_store_minus_pair``."""
+    lanes = lanes_of(x)
+    i = 0
+    while i + lanes <= x.size:
+        store_part(y, i, (signed(load_part(x, i, None), sign) - shift_hi) - shift_lo, None)
+        i += lanes
+    if i < x.size:
+        part = x.size - i
+        store_part(y, i, (signed(load_part(x, i, part), sign) - shift_hi) - shift_lo, part)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, part):
+    """``shifted_log_probability`` of the lanes at ``i``."""
+    hi, lo = scaled_difference(signed(load_part(x, i, part), sign), m, t_hi, t_lo)
+    return select(hi == cast_like(-np.inf, x), hi, (hi - log_sum_hi) + (lo - log_sum_lo))
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_log_probabilities(x, y, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
+    """``y = (v - m)/T - log_sum``, as ``slice_log_softmax_store``."""
+    lanes = lanes_of(x)
+    i = 0
+    while i + lanes <= x.size:
+        store_part(y, i, _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, None), None)
+        i += lanes
+    if i < x.size:
+        part = x.size - i
+        store_part(y, i, _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, part), part)
+
+
+@callee(inline="always")
+def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
+    """softmax of a short row (``out=None``: in place), as ``probabilities_slice``."""
+    m = _short_max(x, sign)
+    if not math.isfinite(m):
+        slice_special(x, out, None, sign, slice_max(x, None, sign), _MODE_SOFTMAX)
+        return
+    y = target(x, out)
+    s = _short_exps(x, y, sign, m, t_hi, t_lo, ahead)
+    if s != s:  # a NaN entry (the max skipped it)
+        slice_special(x, out, None, sign, cast_like(np.nan, x), _MODE_SOFTMAX)
+    else:
+        _short_scale(y, 1.0 / s)
+
+
+@callee(inline="always")
+def _short_log_probabilities_row(x, out, sign, t_hi, t_lo, ahead):
+    """log_softmax of a short row (``out=None``: in place), as ``log_probabilities_slice``."""
+    m = _short_max(x, sign)
+    if not math.isfinite(m):
+        slice_special(x, out, None, sign, slice_max(x, None, sign), _MODE_LOG_SOFTMAX)
+        return
+    rest, k = _short_log_stats(x, sign, m, t_hi, t_lo, ahead)
+    if rest != rest:
+        slice_special(x, out, None, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
+    else:
+        _short_log_write(x, target(x, out), sign, m, t_hi, t_lo, _short_log_of_sum(rest, k))
+
+
+@callee(inline="always")
+def _short_logsumexp(x, ahead):
+    m = _short_max(x, None)
+    if not math.isfinite(m):
+        return np.float64(slice_max(x, None, None))  # NaN if any entry is NaN, else the max
+    rest, k = _short_log_stats(x, None, m, None, None, ahead)
+    return np.float64(m) + _short_log_of_sum(rest, k)
+
+
+@callee(inline="always")
+def _short_rows(row_function, x2, out2, sign, t_hi, t_lo, first, stop):
+    """``row_function`` (softmax's or log_softmax's) on rows ``first:stop``, each prefetching the
+    next (a function argument: numba compiles one loop per function, with no branch on it)."""
+    x2, out2 = borrowed(x2), borrowed(out2)
+    last = x2.shape[0] - 1
+    for r in range(first, stop):
+        row_function(x2[r], part_of(out2, r), sign, t_hi, t_lo, x2[min(r + 1, last)])
+
+
+@callee(inline="always")
+def _short_logsumexp_rows(x2, res, first, stop):
+    x2 = borrowed(x2)
+    last = x2.shape[0] - 1
+    for r in range(first, stop):
+        res[r] = _short_logsumexp(x2[r], x2[min(r + 1, last)])
+
+
+@kernel()
+def softmax_short_rows_serial(x2, out2, sign, t_hi, t_lo):
+    _short_rows(_short_probabilities, x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+def _softmax_short_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
+    _short_rows(_short_probabilities, x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@kernel()
+def log_softmax_short_rows_serial(x2, out2, sign, t_hi, t_lo):
+    _short_rows(_short_log_probabilities_row, x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+def _log_softmax_short_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
+    _short_rows(_short_log_probabilities_row, x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@kernel()
+def logsumexp_short_rows_serial(x2, res):
+    _short_logsumexp_rows(x2, res, 0, x2.shape[0])
+
+
+def _logsumexp_short_row_range(t, first, stop, x2, res):
+    _short_logsumexp_rows(x2, res, first, stop)
+
+
+#: ``(n_rows, workers, x2, out2, sign, t_hi, t_lo)``: unmasked float32 rows of at most SHORT_ROW
+softmax_short_rows = RangeKernel(_softmax_short_row_range)
+#: as ``softmax_short_rows``
+log_softmax_short_rows = RangeKernel(_log_softmax_short_row_range)
+#: ``(n_rows, workers, x2, res)``
+logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
+#: the longest row (elements) the short-row kernels of log_softmax and logsumexp are for: rows
+#: of the general kernels' one block grid
+SHORT_ROW = _SPLIT_ABOVE
+#: the same for softmax, whose general kernel is as fast from there (64x1000 1.01-1.03 slower
+#: short, 1024x1000 1.00, 256x1024 1.03; 2048x512 1.01 but 16384x512 0.89)
+SHORT_SOFTMAX_ROW = _BLOCK
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+"""The short-row kernels: unmasked float32 rows of at most ``SHORT_ROW`` elements.
+
+They must give what the general row kernels give (the same operations; only the order in which
+a row's float64 sum is added up differs, far below a float32 ulp), on ordinary and special
+values, with every option, serial and parallel, and be what such rows actually take.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit import _numpy_backend as backend
+from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, ulp_error
+
+LIMIT = 1024  # the kernels' SHORT_ROW (log_softmax, logsumexp), checked below
+SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
+
+
+def test_limits_are_the_kernels():
+    assert backend.kernels().SHORT_ROW == LIMIT
+    assert backend.kernels().SHORT_SOFTMAX_ROW == SOFTMAX_LIMIT
+
+
+CALLS = {
+    "softmax": lambda x, **kw: sk.softmax(x, **kw),
+    "log_softmax": lambda x, **kw: sk.log_softmax(x, **kw),
+    "softmin": lambda x, **kw: sk.softmin(x, **kw),
+    "logsumexp": lambda x, **kw: sk.logsumexp(x, axis=-1),
+}
+
+
+def _both_paths(monkeypatch, call):
+    """``call()`` through the short-row kernels, then through the general ones."""
+    with monkeypatch.context() as m:
+        m.setattr(backend, "SHORT_ROW", LIMIT)  # softmax's short kernel on rows up to LIMIT too
+        short = call()
+    with monkeypatch.context() as m:
+        m.setattr(backend, "SHORT_ROW", 0)
+        general = call()
+    return short, general
+
+
+def _assert_close_to_general(short, general):
+    """Equal, but for a float64 sum rounded differently: at most 1 ulp apart, rarely."""
+    np.testing.assert_array_equal(np.isnan(short), np.isnan(general))
+    err = ulp_error(short, general.astype(np.float64), np.float32, floor=1e-30)
+    assert err.max() <= 1, err.max()
+    assert np.mean(short != general) < 1e-3
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("n", [1, 2, 15, 16, 17, 64, 100, 1000, 1024])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_short_rows_match_the_general_kernels(monkeypatch, rng, name, n, parallel):
+    if parallel:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    x = (rng.standard_normal((37, n)) * 4).astype(np.float32)
+    short, general = _both_paths(monkeypatch, lambda: CALLS[name](x))
+    _assert_close_to_general(short, general)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_options_and_outputs(monkeypatch, rng, name, temperature, mode):
+    x0 = (rng.standard_normal((50, 21)) * 6).astype(np.float32)
+
+    def call():
+        x = x0.copy()
+        if mode == "fresh":
+            return CALLS[name](x, temperature=temperature)
+        out = x if mode == "in place" else np.empty_like(x)
+        result = CALLS[name](x, temperature=temperature, out=out)
+        assert result is out
+        if mode == "out":
+            np.testing.assert_array_equal(x, x0)  # the input is left alone
+        return result
+
+    short, general = _both_paths(monkeypatch, call)
+    _assert_close_to_general(short, general)
+    ref = (log_softmax_ref if name == "log_softmax" else softmax_ref)(x0, temperature=temperature)
+    floor = 1 if name == "log_softmax" else None
+    assert ulp_error(short, ref, np.float32, floor=floor).max() <= 4
+
+
+def _special_rows():
+    inf, nan = np.inf, np.nan
+    rows = [
+        [1.0, nan, 2.0, 3.0],
+        [nan, nan, nan, nan],
+        [inf, 1.0, inf, -inf],
+        [inf, 0.0, 0.0, 0.0],
+        [-inf, -inf, -inf, -inf],
+        [-inf, 2.0, -inf, 1.0],
+        [3e38, -3e38, 0.0, 1.0],
+        [-3e38, -3e38, -3e38, -3e38],
+        [0.0, -200.0, -200.0, -200.0],
+        [5.0, 5.0, 5.0, 5.0],
+        [1e-45, 0.0, -1e-45, 0.0],
+    ]
+    return np.array(rows, np.float32)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("width", [4, 20])  # a partial vector alone; whole vectors and a partial one
+def test_special_values_match_the_general_kernels(monkeypatch, name, width):
+    rows = _special_rows()
+    x = np.full((rows.shape[0], width), -np.inf, np.float32)
+    x[:, :4] = rows
+    if width > 4:  # the specials again in the partial last vector
+        x[:, -4:] = rows
+    with np.errstate(all="ignore"):
+        short, general = _both_paths(monkeypatch, lambda: CALLS[name](x))
+    np.testing.assert_array_equal(short, general)
+
+
+def test_special_values_against_references():
+    x = _special_rows()
+    with np.errstate(all="ignore"):  # (the references overflow float32 where the results do)
+        assert_matches(sk.softmax(x), softmax_ref(x))
+        assert_matches(sk.log_softmax(x), log_softmax_ref(x), log=True)
+        assert_matches(sk.logsumexp(x, axis=-1), logsumexp_ref(x, axis=-1))
+    # the tiny tail that log1p keeps
+    assert sk.logsumexp(np.array([[0.0, -40.0]], np.float32), axis=-1)[0] == np.float32(4.248354e-18)
+
+
+def _spy(monkeypatch, name):
+    kernels = backend.kernels()
+    calls = []
+    original = getattr(kernels, name)
+
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(kernels, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "name, shape, dtype, where, taken",
+    [
+        ("softmax", (8, 10), np.float32, None, True),
+        ("softmax", (3, SOFTMAX_LIMIT), np.float32, None, True),
+        ("softmax", (3, SOFTMAX_LIMIT + 1), np.float32, None, False),  # the general kernel from here on
+        ("log_softmax", (3, LIMIT), np.float32, None, True),
+        ("log_softmax", (3, LIMIT + 1), np.float32, None, False),
+        ("logsumexp", (3, LIMIT), np.float32, None, True),
+        ("logsumexp", (3, LIMIT + 1), np.float32, None, False),
+        ("softmax", (8, 10), np.float64, None, False),  # float64 keeps its exact block sums
+        ("log_softmax", (8, 10), np.float64, None, False),
+        ("softmax", (8, 10), np.float32, "mask", False),
+        ("logsumexp", (8, 10), np.float32, "mask", False),
+    ],
+)
+def test_which_rows_take_the_short_kernels(monkeypatch, rng, name, shape, dtype, where, taken):
+    calls = _spy(monkeypatch, f"{name}_short_rows_serial")
+    x = rng.standard_normal(shape).astype(dtype)
+    mask = None if where is None else rng.random(shape) < 0.7
+    if name == "logsumexp":
+        sk.logsumexp(x, axis=-1, where=mask)
+    else:
+        getattr(sk, name)(x, where=mask)
+    assert bool(calls) == taken
+
+
+def test_parallel_short_rows_take_the_range_kernel(monkeypatch, rng):
+    monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    calls = _spy(monkeypatch, "log_softmax_short_rows")
+    x = rng.standard_normal((9, 30)).astype(np.float32)
+    y = sk.log_softmax(x)
+    assert len(calls) == 1 and calls[0][:2] == (9, 2)
+    assert ulp_error(y, log_softmax_ref(x), np.float32, floor=1).max() <= 4
