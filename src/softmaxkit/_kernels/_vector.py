@@ -451,3 +451,19 @@ def first_or(typingctx, v, part, fill):
         return builder.select(_first_lanes(builder, args[1], v.lanes), args[0], fills)
 
     return v(v, part, fill), codegen
+
+
+@intrinsic
+def narrow_halves(typingctx, a, b):
+    """The float32 ``Vector`` of ``a``'s lanes rounded to float32, then ``b``'s (the inverse of
+    ``widen_low``/``widen_high``)."""
+    if not (isinstance(a, Vector) and a == b and a.dtype == types.float64):
+        return None
+    narrow = Vector(types.float32, 2 * a.lanes)
+
+    def codegen(context, builder, signature, args):
+        half = ir.VectorType(ir.FloatType(), a.lanes)
+        low, high = builder.fptrunc(args[0], half), builder.fptrunc(args[1], half)
+        return builder.shuffle_vector(low, high, ir.Constant(ir.VectorType(ir.IntType(32), narrow.lanes), list(range(narrow.lanes))))
+
+    return narrow(a, b), codegen
