@@ -1,0 +1,107 @@
+"""Sweep shapes and axes beyond bench_softmax.py's table: softmaxkit against torch.
+
+Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
+script times softmax and log_softmax over 21 layouts (short and long rows, attention rows, a
+non-last axis with few or many rows K, a first axis), float32, softmaxkit and torch in the same
+process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
+OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
+per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
+asserted; no targets beyond "ahead of torch".
+
+Usage::
+
+    python benchmarks/bench_shapes.py [--quick] [--json PATH] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import (  # noqa: E402
+    TimingPlan,
+    basic_machine_info,
+    paired_ratio,
+    render_table,
+    time_interleaved,
+    usable_cores,
+)
+
+#: (shape, axis): rows short and long, attention rows, a non-last axis, a first axis
+SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((1000, 10), -1), ((10000, 10), -1), ((100000, 10), -1), ((1000, 100), -1), ((4096, 64), -1),
+    ((256, 32000), -1), ((2, 1 << 22), -1), ((3, 1 << 20), -1), ((1, 100000), -1),
+    ((16, 12, 128, 128), -1),
+    ((1024, 1024), 0), ((4096, 64), 0), ((64, 4096), 0), ((1000, 10), 0), ((10, 100000), 0),
+    ((4, 8, 4096), 1), ((32, 3, 224, 224), 1), ((8, 1000, 128), 1), ((128, 16, 256), 1),
+    ((2, 3, 4, 5000), 2), ((4096, 4096), 0),
+)
+FUNCTIONS = ("softmax", "log_softmax")
+# About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
+# --quick takes about a third of that.
+PLAN = TimingPlan(budget_s=0.12, min_repeats=6, max_repeats=40, min_sample_s=1e-3, rounds=6, settle_s=0.03,
+                  rewarm_s=0.005)
+QUICK = TimingPlan(budget_s=0.04, min_repeats=4, max_repeats=16, min_sample_s=1e-3, rounds=4, settle_s=0.03,
+                   rewarm_s=0.005)
+
+
+def run(plan: TimingPlan, threads: int) -> list[dict]:
+    import torch
+
+    import softmaxkit as sk
+
+    sk.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    records = []
+    for shape, axis in SHAPES:
+        x = (np.random.default_rng(20261203).standard_normal(shape) * 3).astype(np.float32)
+        t = torch.from_numpy(x)
+        for name in FUNCTIONS:
+            ours, theirs = getattr(sk, name), getattr(torch, name)
+            timings = time_interleaved(
+                {"softmaxkit": lambda: ours(x, axis), "torch": lambda: theirs(t, axis)}, plan
+            )
+            ratio = paired_ratio(timings["torch"].round_medians_s, timings["softmaxkit"].round_medians_s)
+            records.append({
+                "function": name, "shape": list(shape), "axis": axis,
+                "softmaxkit_s": timings["softmaxkit"].median_s, "torch_s": timings["torch"].median_s,
+                "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
+            })
+            print(f"  {name} {shape} axis {axis}: {ratio.median:.2f}", flush=True)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats: about a third of the time")
+    parser.add_argument("--json", metavar="PATH", help="write the records as JSON")
+    parser.add_argument("--threads", type=int, metavar="N", help="threads for both (default: the usable cores)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else PLAN
+    threads = args.threads or usable_cores()
+    print(f"bench_shapes: {len(SHAPES) * len(FUNCTIONS)} cases, softmaxkit and torch on {threads} threads")
+    records = run(plan, threads)
+    rows = [
+        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]), f"{r['softmaxkit_s'] * 1e6:.1f} us",
+         f"{r['torch_s'] * 1e6:.1f} us", f"{r['torch_over_softmaxkit']:.2f}x"
+         + ("  torch ahead" if r["torch_over_softmaxkit"] < 1 else "")]
+        for r in records
+    ]
+    print(render_table(["function", "shape", "axis", "softmaxkit", "torch", "torch/softmaxkit"], rows))
+    behind = sum(r["torch_over_softmaxkit"] < 1 for r in records)
+    print(f"softmaxkit ahead of torch on {len(records) - behind} of {len(records)} cases")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": basic_machine_info(), "records": records}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
