@@ -270,12 +270,11 @@ def softmax_last_axis(
     return result
 
 
-def _short_rows(x2, mask2, softmax: bool = False) -> bool:
-    """Whether the rows of ``x2`` take the short-row kernels: unmasked float32 rows of at most
-    SHORT_ROW elements (when None, the kernels' ``SHORT_SOFTMAX_ROW`` for softmax, else their
-    ``SHORT_ROW``)."""
+def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
+    """Whether the rows of ``x2`` take the short-row kernels (of ``k``, the kernel module):
+    unmasked float32 rows of at most SHORT_ROW elements (when None, the kernels'
+    ``SHORT_SOFTMAX_ROW`` for softmax, else their ``SHORT_ROW``)."""
     if SHORT_ROW is None:
-        k = kernels()
         limit = k.SHORT_SOFTMAX_ROW if softmax else k.SHORT_ROW
     else:
         limit = SHORT_ROW
@@ -286,7 +285,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
-    if _short_rows(x2, mask2, softmax=not log):
+    if _short_rows(k, x2, mask2, softmax=not log):
         if not use_parallel(x2.size):
             serial = k.log_softmax_short_rows_serial if log else k.softmax_short_rows_serial
             serial(x2, out2, sign, t_hi, t_lo)
@@ -357,7 +356,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     if not log and mask3 is None and n_k <= (k.SMALL_K if SMALL_K is None else SMALL_K):
         chunk = k.SMALL_K_CHUNK
         n_items = outer * -(-inner // chunk)
-        workers = _workers(n_items) if use_parallel(x3.size) else 1
+        workers = _column_workers(x3, n_items)
         k.softmax_small_k(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
     block = column_block_width(n_k, inner, x3.itemsize)
@@ -561,7 +560,7 @@ def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def _run_logsumexp_rows(x2, mask2, res) -> None:
     k = kernels()
     n_rows, n = x2.shape
-    if _short_rows(x2, mask2):
+    if _short_rows(k, x2, mask2):
         if not use_parallel(x2.size):
             k.logsumexp_short_rows_serial(x2, res)
         else:

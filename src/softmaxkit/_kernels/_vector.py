@@ -464,6 +464,7 @@ def narrow_halves(typingctx, a, b):
     def codegen(context, builder, signature, args):
         half = ir.VectorType(ir.FloatType(), a.lanes)
         low, high = builder.fptrunc(args[0], half), builder.fptrunc(args[1], half)
-        return builder.shuffle_vector(low, high, ir.Constant(ir.VectorType(ir.IntType(32), narrow.lanes), list(range(narrow.lanes))))
+        lanes = ir.Constant(ir.VectorType(ir.IntType(32), narrow.lanes), list(range(narrow.lanes)))
+        return builder.shuffle_vector(low, high, lanes)
 
     return narrow(a, b), codegen

@@ -996,59 +996,50 @@ def _short_log_of_sum(rest, k):
     return log1p_f64(rest) if k == 1.0 else log_of_sum(rest, k)
 
 
-def _short_log_write(x, y, sign, m, t_hi, t_lo, log_sum):
-    """Store ``(v - m)/T - log_sum`` into ``y``, as ``write_log_probabilities`` (numba only)."""
-    raise NotImplementedError("_short_log_write is callable from numba-compiled code only")
+def _short_log_pair(m, log_sum, t_hi, like):
+    """The pair a short row's results are written with: ``m + log_sum`` (``_shift_pair``) for
+    T = 1, else ``log_sum`` (``pair_like``), as ``write_log_probabilities`` forms them (numba
+    only)."""
+    raise NotImplementedError("_short_log_pair is callable from numba-compiled code only")
 
 
-@callee_overload(_short_log_write)
-def _short_log_write_overload(x, y, sign, m, t_hi, t_lo, log_sum):
+@callee_overload(_short_log_pair)
+def _short_log_pair_overload(m, log_sum, t_hi, like):
     if isinstance(t_hi, types.NoneType):
+        return lambda m, log_sum, t_hi, like: _shift_pair(m, log_sum, like)
+    return lambda m, log_sum, t_hi, like: pair_like(log_sum, 0.0, like)
 
-        def write_shifted(x, y, sign, m, t_hi, t_lo, log_sum):
-            shift_hi, shift_lo = _shift_pair(m, log_sum, x)
-            _short_minus_pair(x, y, sign, shift_hi, shift_lo)
 
-        return write_shifted
+def _short_log_lanes(x, sign, m, t_hi, t_lo, hi, lo, i, part):
+    """The results of the lanes at ``i`` given ``(hi, lo) = _short_log_pair(...)``: for T = 1
+    ``(v - hi) - lo``, as ``_store_minus_pair``; else ``shifted_log_probability`` (numba only)."""
+    raise NotImplementedError("_short_log_lanes is callable from numba-compiled code only")
 
-    def write_scaled(x, y, sign, m, t_hi, t_lo, log_sum):
-        log_sum_hi, log_sum_lo = pair_like(log_sum, 0.0, x)
-        _short_log_probabilities(x, y, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo)
 
-    return write_scaled
+@callee_overload(_short_log_lanes)
+def _short_log_lanes_overload(x, sign, m, t_hi, t_lo, hi, lo, i, part):
+    if isinstance(t_hi, types.NoneType):
+        return lambda x, sign, m, t_hi, t_lo, hi, lo, i, part: (signed(load_part(x, i, part), sign) - hi) - lo
+
+    def scaled(x, sign, m, t_hi, t_lo, hi, lo, i, part):
+        d_hi, d_lo = scaled_difference(signed(load_part(x, i, part), sign), m, t_hi, t_lo)
+        return select(d_hi == cast_like(-np.inf, x), d_hi, (d_hi - hi) + (d_lo - lo))
+
+    return scaled
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _short_minus_pair(x, y, sign, shift_hi, shift_lo):
-    """``y = (v - shift_hi) - shift_lo``, as ``_store_minus_pair``."""
+def _short_log_write(x, y, sign, m, t_hi, t_lo, log_sum):
+    """Store ``(v - m)/T - log_sum`` into ``y``, as ``write_log_probabilities``."""
+    hi, lo = _short_log_pair(m, log_sum, t_hi, x)
     lanes = lanes_of(x)
     i = 0
     while i + lanes <= x.size:
-        store_part(y, i, (signed(load_part(x, i, None), sign) - shift_hi) - shift_lo, None)
+        store_part(y, i, _short_log_lanes(x, sign, m, t_hi, t_lo, hi, lo, i, None), None)
         i += lanes
     if i < x.size:
         part = x.size - i
-        store_part(y, i, (signed(load_part(x, i, part), sign) - shift_hi) - shift_lo, part)
-
-
-@callee(fastmath=ORDERED, inline="always")
-def _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, part):
-    """``shifted_log_probability`` of the lanes at ``i``."""
-    hi, lo = scaled_difference(signed(load_part(x, i, part), sign), m, t_hi, t_lo)
-    return select(hi == cast_like(-np.inf, x), hi, (hi - log_sum_hi) + (lo - log_sum_lo))
-
-
-@callee(fastmath=ORDERED, inline="always")
-def _short_log_probabilities(x, y, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo):
-    """``y = (v - m)/T - log_sum``, as ``slice_log_softmax_store``."""
-    lanes = lanes_of(x)
-    i = 0
-    while i + lanes <= x.size:
-        store_part(y, i, _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, None), None)
-        i += lanes
-    if i < x.size:
-        part = x.size - i
-        store_part(y, i, _log_probability_lanes(x, sign, m, t_hi, t_lo, log_sum_hi, log_sum_lo, i, part), part)
+        store_part(y, i, _short_log_lanes(x, sign, m, t_hi, t_lo, hi, lo, i, part), part)
 
 
 @callee(inline="always")
