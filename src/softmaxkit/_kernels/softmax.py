@@ -24,9 +24,10 @@ max (unmasked rows: one that skips NaN, which then shows as a NaN sum; see
 the exp argument carries no rounding (the fixed power of two ``2**B`` cancels in ``e / s`` and
 saves an instruction per element, see ``_exp``); the sum accumulated in float64; then
 ``y = e * (1/s)`` in float64 and rounded once.  The log forms separate the terms equal to the max
-(each exactly 1) from the rest so that ``log(s) = log(k) + log1p(rest/k)`` keeps tiny tails such
-as ``logsumexp([0, -40]) = 4.25e-18``.  Slices with a NaN, or whose max is +inf or -inf, take a
-scalar path that writes the limits documented in ``docs/semantics.md``.
+(each exactly 1) from the rest and take ``log(k + rest)`` with ``k + rest`` as an exact
+double-word (``_log.log_of_total``), which keeps tiny tails such as ``logsumexp([0, -40]) =
+4.25e-18``.  Slices with a NaN, or whose max is +inf or -inf, take a scalar path that writes
+the limits documented in ``docs/semantics.md``.
 
 A few rows longer than a cache-sized chunk are split into chunks processed in parallel.  Each
 chunk keeps its own ``(max, rest, count)`` state, merged per row as
@@ -51,7 +52,7 @@ from ._vector import (
     sum_lanes, widen_high, widen_low,
 )
 from ._exp import SCALE_LOG2_F64, unscaled
-from ._log import log1p_f64, log_f64
+from ._log import log_of_total
 from ._scalar import (
     cast_like,
     compensated_add,
@@ -617,19 +618,17 @@ def slice_special(x, out, mask, sign, m, mode):
 
 @callee()
 def log_of_sum(rest, k):
-    """``log(k + rest)`` as ``log(k) + log1p(rest / k)`` (``k >= 1``), keeping tiny tails."""
-    return math.log(k) + math.log1p(rest / k)
+    """``log(k + rest)`` (``k >= 1``), keeping tiny tails (``_log.log_of_total``)."""
+    return log_of_total(np.float64(k), np.float64(rest))
 
 
 @callee(fastmath=ORDERED)
 def log_of_sums(rest, compensation, count, like):
     """``rest[j] = log_of_sum(unscaled(rest[j] + compensation[j]), max(count[j], 1))`` for every
-    column (sums of scaled exps of ``like``'s dtype), with the vectorised log and log1p of
-    ``_log`` (below 1 ulp): the column kernels take one log per column, and two libm calls per
-    column cost more than the rest of a 21-row NCHW kernel."""
+    column (sums of scaled exps of ``like``'s dtype): the column kernels take one log per column,
+    in a loop that vectorises (``log_of_total`` is branch-free)."""
     for j in range(rest.size):
-        k = max(count[j], 1.0)
-        rest[j] = log_f64(k) + log1p_f64(unscaled(rest[j] + compensation[j], like) / k)
+        rest[j] = log_of_total(max(count[j], 1.0), unscaled(rest[j] + compensation[j], like))
 
 
 # softmax's slice function is inlined into the row drivers, with its max and its exp-and-sum
@@ -901,11 +900,11 @@ logsumexp_rows = RangeKernel(_logsumexp_row_range)
 # the driver, and whose exp (or stats) pass prefetches the next row, a line per vector.  The
 # arithmetic is the general path's, operation for operation (the max, ``scaled_shifted_exp``,
 # the float64 sums in two 8-lane halves as in ``_slice_log_stats_by_vectors``, the one-rounding
-# scaling); only the order in which a row's float64 sum is added up differs, and a row with one
-# entry at its max takes ``log1p_f64`` (below 1 float64 ulp) for libm's log and log1p.
+# scaling); only the order in which a row's float64 sum is added up differs.
 #
 # Paired on the Xeon, 2 threads, against the general kernels: 1000x10 softmax 0.36, log_softmax
-# 0.38 (the write loops inlined: 0.74 of what they cost called; ``log1p_f64``: 0.90); 4096x64
+# 0.38 (the write loops inlined: 0.74 of what they cost called; log1p alone for libm's log and
+# log1p, since replaced by ``log_of_total``: 0.90); 4096x64
 # softmax 0.66, in place 0.62, log_softmax 0.47, logsumexp 0.52; 1000x100 log_softmax 0.54;
 # attention rows 16x12x128x128 softmax 0.76, log_softmax 0.57; 4096x128 softmax 0.77; 16384x512
 # softmax 0.89, log_softmax
@@ -989,13 +988,6 @@ def _short_log_stats(x, sign, m, t_hi, t_lo, ahead):
     return unscaled(sum_lanes(a) + sum_lanes(b), x), np.float64(sum_lanes(c))
 
 
-@callee(inline="always")
-def _short_log_of_sum(rest, k):
-    """``log_of_sum(rest, k)``; with one entry at the max (most rows) ``log1p(rest)`` alone, the
-    same value (``log(1)`` is 0) for one libm call instead of two."""
-    return log1p_f64(rest) if k == 1.0 else log_of_sum(rest, k)
-
-
 def _short_log_pair(m, log_sum, t_hi, like):
     """The pair a short row's results are written with: ``m + log_sum`` (``_shift_pair``) for
     T = 1, else ``log_sum`` (``pair_like``), as ``write_log_probabilities`` forms them (numba
@@ -1068,7 +1060,7 @@ def _short_log_probabilities_row(x, out, sign, t_hi, t_lo, ahead):
     if rest != rest:
         slice_special(x, out, None, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
     else:
-        _short_log_write(x, target(x, out), sign, m, t_hi, t_lo, _short_log_of_sum(rest, k))
+        _short_log_write(x, target(x, out), sign, m, t_hi, t_lo, log_of_sum(rest, k))
 
 
 @callee(inline="always")
@@ -1077,7 +1069,7 @@ def _short_logsumexp(x, ahead):
     if not math.isfinite(m):
         return np.float64(slice_max(x, None, None))  # NaN if any entry is NaN, else the max
     rest, k = _short_log_stats(x, None, m, None, None, ahead)
-    return np.float64(m) + _short_log_of_sum(rest, k)
+    return np.float64(m) + log_of_sum(rest, k)
 
 
 @callee(inline="always")
