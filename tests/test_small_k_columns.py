@@ -1,8 +1,10 @@
-"""The small-K column kernel: unmasked softmax over at most ``SMALL_K`` rows of a column layout.
+"""The small-K column kernels: unmasked softmax and log_softmax over few rows of a column layout,
+a vector of columns at a time (``takes_small_k_tiles`` says which layouts).
 
-It computes each column as the block kernels do (the same operations, the same order of the
-sum), so its results must equal theirs bit for bit, on ordinary and special values, with every
-option and output form, serial and parallel; and it must be what such layouts take.
+They compute each column as the block kernels do (the same operations, the same order of the
+sum, the same log of it), so their results must equal theirs bit for bit, on ordinary and special
+values, with every option and output form, serial and parallel; and they must be what such
+layouts take.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ from softmaxkit import _numpy_backend as backend
 from naive import assert_matches, softmax_ref, ulp_error
 
 SMALL_K = 12  # the kernels' SMALL_K, checked below
+FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax}
 
 
-def test_limit_is_the_kernels():
-    assert backend.kernels().SMALL_K == SMALL_K
+def test_limits_are_the_kernels():
+    k = backend.kernels()
+    assert (k.SMALL_K, k.SMALL_K_UNALIGNED, k.SMALL_K_NARROW, k.SMALL_K_NARROW_ROW_BYTES) == (SMALL_K, 24, 256, 1024)
+
+
+def _accurate(result, x, axis, name):
+    """Within the policy's 4 ulp of the exact result (log-probabilities near 0 in ulps of 1)."""
+    log = name == "log_softmax"
+    reference = softmax_ref(x, axis=axis, compute=np.longdouble, log=log)
+    return ulp_error(result, reference, floor=1 if log else None).max() <= 4
 
 
 def _both_kernels(monkeypatch, call):
@@ -30,28 +41,43 @@ def _both_kernels(monkeypatch, call):
     return small, blocks
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 24, 100])  # 24, 100: rows not 4 KiB apart / narrow
 @pytest.mark.parametrize("inner", [16, 37, 300])  # whole tiles; a partial last tile; several chunks' worth
 @pytest.mark.parametrize("parallel", [False, True])
-def test_small_k_matches_the_block_kernels(monkeypatch, rng, dtype, k, inner, parallel):
+def test_small_k_matches_the_block_kernels(monkeypatch, rng, name, dtype, k, inner, parallel):
     if parallel:
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: 2)
         monkeypatch.setattr(backend.kernels(), "SMALL_K_CHUNK", 32)  # several items per worker
     x = (rng.standard_normal((3, k, inner)) * 5).astype(dtype)
-    small, blocks = _both_kernels(monkeypatch, lambda: sk.softmax(x, axis=1))
+    x[0, 1 % k, :] = x[0, 0, :]  # columns with two entries at the max (k = 2 in log_softmax's sum)
+    small, blocks = _both_kernels(monkeypatch, lambda: FUNCTIONS[name](x, axis=1))
     np.testing.assert_array_equal(small, blocks)
-    assert ulp_error(small, softmax_ref(x, axis=1, compute=np.longdouble)).max() <= 4
+    assert _accurate(small, x, 1, name)
+
+
+def test_log_softmax_keeps_tiny_tails(monkeypatch):
+    # exp(-40) is below float64's ulp of 1: log(1 + 4.2e-18) must not round to log(1) = 0
+    x = np.zeros((2, 2, 40), np.float32)
+    x[:, 1, :] = -40.0
+    small, blocks = _both_kernels(monkeypatch, lambda: sk.log_softmax(x, axis=1))
+    np.testing.assert_array_equal(small, blocks)
+    np.testing.assert_allclose(small[:, 0, :], -np.log1p(np.exp(-40.0)), rtol=1e-6)
+    assert (small[:, 0, :] < 0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-@pytest.mark.parametrize("options", [{}, {"temperature": 0.3}, {"temperature": 9.0}, {"softmin": True}])
-def test_options_and_outputs(monkeypatch, rng, dtype, mode, options):
+@pytest.mark.parametrize(
+    "name, options",
+    [(name, options) for name in FUNCTIONS for options in ({}, {"temperature": 0.3}, {"temperature": 9.0})]
+    + [("softmin", {})],
+)
+def test_options_and_outputs(monkeypatch, rng, dtype, mode, name, options):
     x0 = (rng.standard_normal((2, 3, 4, 21)) * 6).astype(dtype)
-    options = dict(options)
-    f = sk.softmin if options.pop("softmin", False) else sk.softmax
+    f = sk.softmin if name == "softmin" else FUNCTIONS[name]
 
     def call():
         x = x0.copy()
@@ -70,7 +96,9 @@ def test_options_and_outputs(monkeypatch, rng, dtype, mode, options):
 
 def _with_special_columns(dtype, inner):
     """(1, 4, inner): ordinary columns, and at columns 3, 5, 8, 11 and inner - 2 (in the last,
-    partial tile) a NaN, two +inf, one +inf, every entry -inf, and a NaN beside -inf."""
+    partial tile) a NaN, two +inf, one +inf, every entry -inf, and a NaN beside -inf: their tiles
+    take the scalar form; and at column 20, in a tile of finite maxima, a NaN beside finite
+    entries (the vector form must make it NaN)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 4, inner)).astype(dtype)
     inf, nan = np.inf, np.nan
@@ -80,67 +108,94 @@ def _with_special_columns(dtype, inner):
         8: [0.0, inf, -3.0, 2.0],
         11: [-inf, -inf, -inf, -inf],
         inner - 2: [nan, -inf, -inf, -inf],
+        20: [0.5, nan, 1.0, 2.0],
     }
     for c, column in specials.items():
         x[0, :, c] = column
     return x
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("inplace", [False, True])
-def test_special_values(monkeypatch, dtype, inplace):
+def test_special_values(monkeypatch, name, dtype, inplace):
     x0 = _with_special_columns(dtype, 40)
+    log = name == "log_softmax"
 
     def call():
         x = x0.copy()
-        return sk.softmax(x, axis=1, out=x if inplace else None)
+        return FUNCTIONS[name](x, axis=1, out=x if inplace else None)
 
     with np.errstate(all="ignore"):
         small, blocks = _both_kernels(monkeypatch, call)
         np.testing.assert_array_equal(small, blocks)
-        assert_matches(small, softmax_ref(x0, axis=1))
-    np.testing.assert_array_equal(small[0, :, 5], [0.5, 0.0, 0.5, 0.0])
-    np.testing.assert_array_equal(small[0, :, 11], 0.0)
-    assert np.isnan(small[0, :, 3]).all() and np.isnan(small[0, :, 38]).all()
-    ordinary = [c for c in range(40) if c not in (3, 5, 8, 11, 38)]
-    reference = softmax_ref(x0[..., ordinary], axis=1, compute=np.longdouble)
-    assert ulp_error(small[..., ordinary], reference).max() <= 4
+        assert_matches(small, softmax_ref(x0, axis=1, log=log), log=log)
+    zero = -np.inf if log else 0.0
+    half = -np.log(dtype(2)) if log else 0.5
+    np.testing.assert_array_equal(small[0, :, 5], [half, zero, half, zero])
+    np.testing.assert_array_equal(small[0, :, 8], [zero, 0.0 if log else 1.0, zero, zero])
+    np.testing.assert_array_equal(small[0, :, 11], zero)
+    assert np.isnan(small[0, :, [3, 20, 38]]).all()
+    ordinary = [c for c in range(40) if c not in (3, 5, 8, 11, 20, 38)]
+    assert _accurate(small[..., ordinary], x0[..., ordinary], 1, name)
 
 
 def _spy(monkeypatch):
+    """The calls of either small-K kernel from here on."""
     kernels = backend.kernels()
     calls = []
-    original = kernels.softmax_small_k
+    for attribute in ("softmax_small_k", "log_softmax_small_k"):
+        original = getattr(kernels, attribute)
 
-    def spy(*args):
-        calls.append(args)
-        return original(*args)
+        def spy(*args, original=original):
+            calls.append(args)
+            return original(*args)
 
-    monkeypatch.setattr(kernels, "softmax_small_k", spy)
+        monkeypatch.setattr(kernels, attribute, spy)
     return calls
 
 
+@pytest.mark.parametrize(
+    "k, row_bytes, taken",
+    [
+        (1, 4, True),
+        (SMALL_K, 1 << 20, True),  # any rows
+        (SMALL_K + 1, 1 << 20, False),  # rows 4 KiB apart: a tile's 2K lines in one L1 set
+        (24, (1 << 20) + 4, True),  # not 4 KiB apart
+        (25, (1 << 20) + 4, False),
+        (256, 1024, True),  # narrow rows: a narrow block kernel costs more per column
+        (257, 1024, False),
+        (100, 1028, False),
+    ],
+)
+def test_the_rule(k, row_bytes, taken):
+    assert backend.kernels().takes_small_k_tiles(k, row_bytes) == taken
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize(
     "shape, axis, kwargs, taken",
     [
         ((2, 3, 50), 1, {}, True),
         ((2, SMALL_K, 50), 1, {}, True),
-        ((2, SMALL_K + 1, 50), 1, {}, False),  # the block kernels from here on
+        ((2, 100, 50), 1, {}, True),  # narrow rows
+        ((2, SMALL_K + 1, 1024), 1, {}, False),  # rows 4 KiB apart (float32): the block kernels
+        ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
         ((2, 3, 50), 1, {"where": True}, False),  # a mask: the block kernels
         ((2, 3, 50), -1, {}, False),  # rows
     ],
 )
-def test_which_layouts_take_the_small_k_kernel(monkeypatch, rng, shape, axis, kwargs, taken):
+def test_which_layouts_take_the_small_k_kernels(monkeypatch, rng, name, shape, axis, kwargs, taken):
     calls = _spy(monkeypatch)
     x = rng.standard_normal(shape).astype(np.float32)
     if "where" in kwargs:
         kwargs = {"where": rng.random(shape) < 0.8}
-    sk.softmax(x, axis=axis, **kwargs)
+    FUNCTIONS[name](x, axis=axis, **kwargs)
     assert bool(calls) == taken
 
 
-def test_log_softmax_keeps_the_block_kernels(monkeypatch, rng):
+def test_logsumexp_keeps_the_block_kernels(monkeypatch, rng):
     calls = _spy(monkeypatch)
-    sk.log_softmax(rng.standard_normal((2, 3, 50)).astype(np.float32), axis=1)
+    sk.logsumexp(rng.standard_normal((2, 3, 50)).astype(np.float32), axis=1)
     assert not calls

@@ -47,8 +47,9 @@ COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
 # kernels with the general ones, or a larger value to try longer rows).
 SHORT_ROW: int | None = None
-# Unmasked softmax over at most this many rows K of a column layout takes the small-K kernel;
-# None: the kernels' ``SMALL_K`` (tests set 0 to compare it with the block kernels).
+# Unmasked softmax and log_softmax over at most this many rows K of a column layout take the
+# small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
+# them with the block kernels, or a larger value to try more rows).
 SMALL_K: int | None = None
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
@@ -353,11 +354,12 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         return
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    if not log and mask3 is None and n_k <= (k.SMALL_K if SMALL_K is None else SMALL_K):
+    if mask3 is None and (k.takes_small_k_tiles(n_k, inner * x3.itemsize) if SMALL_K is None else n_k <= SMALL_K):
         chunk = k.SMALL_K_CHUNK
         n_items = outer * -(-inner // chunk)
         workers = _column_workers(x3, n_items)
-        k.softmax_small_k(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
+        run = k.log_softmax_small_k if log else k.softmax_small_k
+        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
     block = column_block_width(n_k, inner, x3.itemsize)
     n_blocks = _column_blocks(x3, block)

@@ -21,6 +21,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from ._fastmath import ORDERED, callee
+from ._vector import Vector
 
 F32 = np.float32
 
@@ -29,17 +30,20 @@ _JIT = {"fastmath": ORDERED, "error_model": "numpy"}
 
 @intrinsic
 def log_reduce(typingctx, u):
-    """``(m, k)`` with ``u = m * 2**k``, ``m`` in ``[sqrt(2)/2, sqrt(2))``, ``k`` as a float.
+    """``(m, k)`` with ``u = m * 2**k``, ``m`` in ``[sqrt(2)/2, sqrt(2))``, ``k`` as a float; lane
+    by lane for a ``_vector.Vector`` ``u``.
 
     Valid for positive normal finite ``u``; other inputs give garbage that callers select away.
     Integer arithmetic is done at the float's own width so the loop keeps its vector width.
     """
-    if not isinstance(u, types.Float):
+    if not isinstance(u, (types.Float, Vector)):
         return None
 
     def codegen(context, builder, signature, args):
         llty = context.get_value_type(signature.args[0])
-        if llty == ir.FloatType():
+        lanes = llty.count if isinstance(llty, ir.VectorType) else None
+        element = llty.element if lanes else llty
+        if element == ir.FloatType():
             ity, one, sqrt_half, shift, bias, mask = (
                 ir.IntType(32),
                 0x3F800000,
@@ -57,12 +61,18 @@ def log_reduce(typingctx, u):
                 1023,
                 (1 << 52) - 1,
             )
+        if lanes:
+            ity = ir.VectorType(ity, lanes)
+
+        def constant(value):
+            return ir.Constant(ity, [value] * lanes if lanes else value)
+
         bits = builder.bitcast(args[0], ity)
         # Adding (1.0 - sqrt(2)/2) in bit space moves the exponent boundary to sqrt(2)/2.
-        bits = builder.add(bits, ir.Constant(ity, one - sqrt_half))
-        k = builder.sub(builder.ashr(bits, ir.Constant(ity, shift)), ir.Constant(ity, bias))
+        bits = builder.add(bits, constant(one - sqrt_half))
+        k = builder.sub(builder.ashr(bits, constant(shift)), constant(bias))
         kf = builder.sitofp(k, llty)
-        mbits = builder.add(builder.and_(bits, ir.Constant(ity, mask)), ir.Constant(ity, sqrt_half))
+        mbits = builder.add(builder.and_(bits, constant(mask)), constant(sqrt_half))
         m = builder.bitcast(mbits, llty)
         return context.make_tuple(builder, signature.return_type, [m, kf])
 
@@ -222,23 +232,22 @@ def log_f64(x):
 # kept as a double-word instead: ``t + err = k + rest`` exactly (TwoSum), ``log(t)`` as
 # ``log_f64`` takes it (``t >= 1``: normal, positive), and ``log(t + err) = log(t) + err / t`` to
 # within ``(err / t)**2 / 2 < 2**-107``.  Two divisions: 2.0-2.4 ns a column; against mpmath at
-# 200 bits, within 0.75 ulp on sums 1 + 1e-30 ... 4000 (the two-log form: 1.27).  Scalar (the
+# 200 bits, within 0.78 ulp on sums 1 + 1e-30 ... 4000 (the two-log form: 1.27).  Scalar (the
 # rows' one log each) it replaces libm's log and log1p, so every path takes the same log.
-# (``err / t`` needs little precision -- ``err`` is below an ulp of ``t`` -- but a float32
-# reciprocal in its place measured no faster.)
+# (``err / t`` needs little precision -- ``err`` is below an ulp of ``t`` -- but neither a float32
+# reciprocal in its place nor one division shared with ``s = f / (2 + f)`` measured faster, in
+# the block kernels' loop or in the small-K tiles.)
 
 
 @callee(**_JIT)
 def log_of_total(k, rest):
-    """``log(k + rest)`` for float64 ``k >= 1`` and ``rest >= 0`` (NaN for a NaN ``rest``, inf
-    for an infinite one), keeping ``rest``'s bits below the ulp of ``k``."""
+    """``log(k + rest)`` for float64 ``k >= 1`` and finite ``rest >= 0``, keeping ``rest``'s bits
+    below the ulp of ``k``; NaN for a NaN ``rest`` (through ``err``: the reduction of a NaN is
+    garbage).  Scalars, or ``_vector.Vector`` values lane by lane (the small-K column tiles)."""
     t = k + rest
     bb = t - k
     err = (k - (t - bb)) + (rest - bb)  # TwoSum: t + err == k + rest
     m, dk = log_reduce(t)
     f = m - 1.0
     hfsq, tail = _log_poly_f64(f)
-    y = dk * _LN2_HI_F64 + (f - (hfsq - (tail + (dk * _LN2_LO_F64 + err / t))))
-    if not (t < np.inf):  # inf, or NaN (whose reduction is garbage)
-        y = t
-    return y
+    return dk * _LN2_HI_F64 + (f - (hfsq - (tail + (dk * _LN2_LO_F64 + err / t))))

@@ -2092,7 +2092,7 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 
 
 # ----------------------------------------------------------------------------------------------
-# Columns over few rows (K <= SMALL_K): a vector of columns at a time, its K rows in L1
+# Columns over few rows (``takes_small_k_tiles``): a vector of columns at a time, its K rows in L1
 # ----------------------------------------------------------------------------------------------
 
 
@@ -2115,6 +2115,19 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 # `out=` 0.69, in place 0.70, float64 0.84; 16x2x256x256 0.54; 4096x8x64 0.59; 8x5x128x128 0.75;
 # 2x3x4x5000 `axis=2` 0.74; 4x8x4096 0.80; 4x8x65536 0.87-0.88, in place 0.90, float64 0.95;
 # 16x10x100x100 0.76; 4x12x4096 0.87; 4x12x65536 fresh 0.96, `out=` 0.95, in place 0.94.
+#
+# Which layouts (2026-12-03, with log_softmax's tiles below; paired against the block kernels, 2
+# threads, float32 unless stated; softmax / log_softmax): beyond 12 rows the tiles still win where
+# the rows are not 4 KiB apart -- 128x16x256 0.80 / 0.73, 4x16x5000 0.86 / 0.82, 16x24x1000 0.87 /
+# 0.85, 4x21x50000 0.87 / 0.84, 4x24x5000 0.93 / 0.97, 4x20x16000 0.94 / 0.94 -- but not from 32
+# rows on with wide ones (4x32x5000 0.97 / 1.24, 8x32x2000 0.95 / 1.12, 4x64x5000 1.09 / 1.59,
+# 2x128x4000 1.11 / 1.34, 32x100000 axis 0 1.52 / 1.56: many rows' lines per tile, each its own
+# prefetch stream), hence SMALL_K_UNALIGNED = 24.  With narrow rows (at most 1 KiB) the block
+# kernels' narrow blocks cost more per column and the tiles win up to 256 rows: 16x64x250 0.67 /
+# 0.74, 8x128x250 0.71 / 0.73, 4x256x250 0.83 / 0.78, 16x64x256 0.91 / 0.82, float64 16x64x100
+# 0.72 / 0.74, 4x256x128 1.05 / 0.97 (neutral); 32x32x512 (2 KiB) 0.97 / 0.98, hence
+# SMALL_K_NARROW_ROW_BYTES = 1 KiB.  Rows 4 KiB apart: 4x16x65536 1.18 / 0.92, 64x4096 axis 0
+# 1.17 / 1.13.
 
 
 def _tile_factors(a, b, like):
@@ -2198,8 +2211,11 @@ def _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     return True
 
 
-def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
-    """Items ``first:stop`` of ``(outer, inner / chunk)``: the tiles of ``chunk`` columns each."""
+@callee(inline="always")
+def _small_k_tiles(tile, special, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    """Items ``first:stop`` of ``(outer, inner / chunk)``: the tiles of ``chunk`` columns each, by
+    ``tile``, or ``special`` where ``tile`` declines (function arguments: numba compiles one loop
+    per pair, with no branch on them)."""
     x3, out3 = borrowed(x3), borrowed(out3)
     y3 = target(x3, out3)
     inner = x3.shape[2]
@@ -2212,18 +2228,147 @@ def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
         while j < stop_j:
             count = min(lanes, stop_j - j)
             if count == lanes:
-                done = _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, None)
+                done = tile(x3, y3, sign, t_hi, t_lo, o, j, None)
             else:
-                done = _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, count)
+                done = tile(x3, y3, sign, t_hi, t_lo, o, j, count)
             if not done:
-                _small_k_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count)
+                special(x3, out3, sign, t_hi, t_lo, o, j, count)
             j += lanes
+
+
+def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    _small_k_tiles(_small_k_tile, _small_k_columns_special, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
 
 
 #: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: softmax over K <= SMALL_K rows,
 #: unmasked; ``n_items = outer * ceil(inner / chunk)``
 softmax_small_k = RangeKernel(_softmax_small_k_range)
-#: the most rows the small-K column kernel is for
+#: the most rows the small-K column kernels take in any layout
 SMALL_K = 12
+#: ... when the rows are not a multiple of ``L1_ALIAS_BYTES`` apart
+SMALL_K_UNALIGNED = 24
+#: ... when the rows take at most ``SMALL_K_NARROW_ROW_BYTES``
+SMALL_K_NARROW = 256
+SMALL_K_NARROW_ROW_BYTES = 1024
+#: addresses this far apart share an L1 set (64 sets of 64-byte lines)
+L1_ALIAS_BYTES = 4096
+
+
+def takes_small_k_tiles(n_k, row_bytes):
+    """Whether unmasked softmax/log_softmax over ``n_k`` rows ``row_bytes`` apart (a column
+    layout) takes the small-K tile kernels rather than the block kernels."""
+    return (
+        n_k <= SMALL_K
+        or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
+        or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
+    )
 #: columns per work item of ``softmax_small_k``
 SMALL_K_CHUNK = 1024
+
+
+# log_softmax over few rows, tile by tile as softmax above: the max (skipping NaN), then per row
+# the exps below the max summed and the entries at it counted (as ``_log_stats_lanes``, except
+# that an entry that is neither below nor at the max -- NaN -- adds its NaN exp, so that the
+# column's results are NaN, where the block kernels catch NaN in their max), the log of each
+# column's sum in registers (``log_of_total`` on vectors), and the results written as
+# ``write_log_probability_rows`` writes them.  The same arithmetic as the block kernels, column
+# by column: bit-identical results.
+#
+# Paired on the Xeon, 2 threads, against the block kernels (both with ``log_of_total``): 32x3x224x224
+# axis 1 0.82, float64 0.81; 16x2x256x256 0.70 / 0.69; 4x8x4096 0.80 / 0.79; 128x12x256 0.78 /
+# 0.84; 4x12x65536 0.90 / 0.77.  (In 2026-12-02's attempt the sums were staged in scratch for the
+# block kernels' log loop, with its four divisions: 0.89-0.96.)  The log is still 19% (K = 8) to
+# 36% (K = 3) of a tile's time (replaced by an addition, to measure): two float64 logs per 16
+# float32 columns, where torch takes one float32 log (about 1 float32 ulp, which our 4-ulp bound
+# could absorb only in part); one division shared by ``s`` and ``err / t`` measured no faster.
+
+
+def _tile_log_pair(best, a, b, ca, cb, t_hi, like):
+    """The pair ``(hi, lo)`` a tile's results are written with, as vectors of ``like``'s dtype,
+    from its max ``best`` and its sums and counts (as ``_add_lanes`` holds them): ``m + log s``
+    (``_shift_pair``) for T = 1, else ``log s`` (``pair_like``), per column (numba only)."""
+    raise NotImplementedError("_tile_log_pair is callable from numba-compiled code only")
+
+
+@callee_overload(_tile_log_pair)
+def _tile_log_pair_overload(best, a, b, ca, cb, t_hi, like):
+    shifted = isinstance(t_hi, types.NoneType)
+    if like.dtype == types.float32:
+
+        def narrowed(best, a, b, ca, cb, t_hi, like):
+            low = log_of_total(ca, unscaled(a, like))
+            high = log_of_total(cb, unscaled(b, like))
+            low_error = splat(0.0)
+            high_error = splat(0.0)
+            if shifted:
+                low, low_error = two_sum(widen_low(best), low)
+                high, high_error = two_sum(widen_high(best), high)
+            hi = narrow_halves(low, high)  # pair_like, lane by lane
+            return hi, narrow_halves((low - widen_low(hi)) + low_error, (high - widen_high(hi)) + high_error)
+
+        return narrowed
+
+    def wide(best, a, b, ca, cb, t_hi, like):
+        log_sum = log_of_total(ca, unscaled(a + b, like))
+        if shifted:
+            return two_sum(best, log_sum)
+        return log_sum, splat(0.0)
+
+    return wide
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _small_k_log_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
+    """log_softmax of the tile at column ``j`` of ``x3[o]`` (as ``_small_k_tile``)."""
+    n_k = x3.shape[1]
+    zero = cast_like(0.0, x3)
+    best = splat(cast_like(-np.inf, x3))
+    for k in range(n_k):
+        v = signed(load_part(x3, (o, k, j), part), sign)
+        best = select(v > best, v, best)  # skips NaN (then caught by the sum)
+    if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
+        return False
+    a = splat(0.0)
+    b = splat(0.0)
+    ca = splat(0.0)
+    cb = splat(0.0)
+    for k in range(n_k):
+        v = signed(load_part(x3, (o, k, j), part), sign)
+        a, b = _add_lanes(a, b, select(v >= best, zero, scaled_shifted_exp(v, best, t_hi, t_lo)))
+        ca, cb = _add_lanes(ca, cb, select(v == best, cast_like(1.0, x3), zero))
+    hi, lo = _tile_log_pair(best, a, b, ca, cb, t_hi, x3)
+    for k in range(n_k):
+        store_part(y3, (o, k, j), _short_log_lanes(x3, sign, best, t_hi, t_lo, hi, lo, (o, k, j), part), part)
+    return True
+
+
+@callee()
+def _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count):
+    """log_softmax of columns ``j:j + count`` of ``x3[o]`` one at a time (as
+    ``_small_k_columns_special``)."""
+    for c in range(j, j + count):
+        x = x3[o, :, c]
+        out = part_of(out3, (o, slice(None), c))
+        m = slice_max(x, None, sign)
+        if not math.isfinite(m):
+            slice_special(x, out, None, sign, m, _MODE_LOG_SOFTMAX)
+            continue
+        total = 0.0
+        compensation = 0.0
+        at_max = 0.0
+        for k in range(x.size):
+            v = signed(x[k], sign)
+            if v < m:
+                total, compensation = _add_term(total, compensation, scaled_shifted_exp(v, m, t_hi, t_lo))
+            elif v == m:
+                at_max += 1.0
+        log_sum = log_of_sum(unscaled(total + compensation, x3), max(at_max, 1.0))
+        write_log_probabilities(x, out, None, sign, m, t_hi, t_lo, log_sum)
+
+
+def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    _small_k_tiles(_small_k_log_tile, _small_k_log_columns_special, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
+
+
+#: as ``softmax_small_k``, for log_softmax
+log_softmax_small_k = RangeKernel(_log_softmax_small_k_range)
