@@ -69,7 +69,8 @@ _CHILD = textwrap.dedent(
     sk.set_num_threads(2)
     x = np.random.default_rng(0).standard_normal((64, 1000)).astype(np.float32)
     sk.softmax(x)                                # rows
-    sk.log_softmax(x.reshape(4, 16, 1000), 1)    # columns
+    sk.log_softmax(x.reshape(2, 32, 1000), 1)    # columns (the block kernels)
+    sk.log_softmax(x.reshape(16, 4, 1000), 1)    # columns over few rows (the tiles)
     sk.logsumexp(np.ones(2**18, np.float64))     # one row split between workers
     fe.exp_([np.ones(100, np.float32)])          # foreach
     def defines(ir):
@@ -115,7 +116,9 @@ def fresh_compile(tmp_path_factory):
 
 
 def test_every_compiled_function_prefers_512_bit_vectors(fresh_compile):
-    assert {"_softmax_row_range", "_log_softmax_column_range", "_chunk_log_range"} <= set(fresh_compile)
+    assert {
+        "_softmax_row_range", "_log_softmax_column_range", "_log_softmax_small_k_range", "_chunk_log_range"
+    } <= set(fresh_compile)
     assert any(name.startswith("foreach") for name in fresh_compile)
     for name, entry in fresh_compile.items():
         # the range function itself and every kernel it links in (exp, sums, scaling, ...); not
