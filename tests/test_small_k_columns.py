@@ -22,7 +22,8 @@ FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax}
 
 def test_limits_are_the_kernels():
     k = backend.kernels()
-    assert (k.SMALL_K, k.SMALL_K_UNALIGNED, k.SMALL_K_NARROW, k.SMALL_K_NARROW_ROW_BYTES) == (SMALL_K, 24, 256, 1024)
+    limits = (k.SMALL_K, k.SMALL_K_UNALIGNED, k.SMALL_K_NARROW, k.SMALL_K_NARROW_ROW_BYTES, k.SMALL_K_ANY_ROW_BYTES)
+    assert limits == (SMALL_K, 24, 256, 1024, 128)
 
 
 def _accurate(result, x, axis, name):
@@ -43,7 +44,7 @@ def _both_kernels(monkeypatch, call):
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 24, 100])  # 24, 100: rows not 4 KiB apart / narrow
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 24, 100, 700])  # 24, 100, 700: see test_the_rule
 @pytest.mark.parametrize("inner", [16, 37, 300])  # whole tiles; a partial last tile; several chunks' worth
 @pytest.mark.parametrize("parallel", [False, True])
 def test_small_k_matches_the_block_kernels(monkeypatch, rng, name, dtype, k, inner, parallel):
@@ -166,6 +167,9 @@ def _spy(monkeypatch):
         (256, 1024, True),  # narrow rows: a narrow block kernel costs more per column
         (257, 1024, False),
         (100, 1028, False),
+        (100_000, 128, True),  # one or two tiles a row: any number of rows
+        (100_000, 132, False),
+        ((1 << 24) + 1, 64, False),  # float32 counts at the max would no longer be exact
     ],
 )
 def test_the_rule(k, row_bytes, taken):
@@ -182,6 +186,8 @@ def test_the_rule(k, row_bytes, taken):
         ((2, SMALL_K + 1, 1024), 1, {}, False),  # rows 4 KiB apart (float32): the block kernels
         ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
+        ((3000, 32), 0, {}, True),  # 128-byte rows
+        ((3000, 64), 0, {}, False),
         ((2, 3, 50), 1, {"where": True}, False),  # a mask: the block kernels
         ((2, 3, 50), -1, {}, False),  # rows
     ],

@@ -2153,7 +2153,11 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 # 0.74, 8x128x250 0.71 / 0.73, 4x256x250 0.83 / 0.78, 16x64x256 0.91 / 0.82, float64 16x64x100
 # 0.72 / 0.74, 4x256x128 1.05 / 0.97 (neutral); 32x32x512 (2 KiB) 0.97 / 0.98, hence
 # SMALL_K_NARROW_ROW_BYTES = 1 KiB.  Rows 4 KiB apart: 4x16x65536 1.18 / 0.92, 64x4096 axis 0
-# 1.17 / 1.13.
+# 1.17 / 1.13.  Rows of one or two tiles take them whatever K (a tile's passes then stream the
+# whole layout from L2, but the block kernels' blocks of 16-32 columns cost far more):
+# 16384x16 `axis=0` 0.25 / 0.40, 65536x16 0.31 / 0.48, 8192x32 0.52 / 0.59, float64 16384x16
+# 0.79 / 0.73; at four tiles a row float32 still wins (4096x64 0.88 / 0.91), float64 does not
+# (8192x32 1.29 / 1.01, 4096x64 1.67 / 1.16), hence SMALL_K_ANY_ROW_BYTES = 128.
 
 
 def _tile_factors(a, b, like):
@@ -2276,6 +2280,10 @@ SMALL_K_UNALIGNED = 24
 #: ... when the rows take at most ``SMALL_K_NARROW_ROW_BYTES``
 SMALL_K_NARROW = 256
 SMALL_K_NARROW_ROW_BYTES = 1024
+#: rows of at most this many bytes take them whatever their number, up to the most rows whose
+#: counts at the max the log tiles keep exactly (in float32 lanes)
+SMALL_K_ANY_ROW_BYTES = 128
+SMALL_K_COUNTS_EXACT = 1 << 24
 #: addresses this far apart share an L1 set (64 sets of 64-byte lines)
 L1_ALIAS_BYTES = 4096
 
@@ -2287,6 +2295,7 @@ def takes_small_k_tiles(n_k, row_bytes):
         n_k <= SMALL_K
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
         or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
+        or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
     )
 #: columns per work item of ``softmax_small_k``
 SMALL_K_CHUNK = 1024
