@@ -2217,15 +2217,22 @@ def _small_k_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count):
 
 
 @callee(fastmath=ORDERED, inline="always")
+def _tile_max(x3, sign, o, j, part):
+    """The per-column max of the tile at column ``j`` of ``x3[o]``, skipping NaN (which the tile's
+    sum then catches); -inf in a column of -inf, 0 in the lanes past ``part`` (read as 0)."""
+    best = splat(cast_like(-np.inf, x3))
+    for k in range(x3.shape[1]):
+        v = signed(load_part(x3, (o, k, j), part), sign)
+        best = select(v > best, v, best)
+    return best
+
+
+@callee(fastmath=ORDERED, inline="always")
 def _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     """softmax of the tile at column ``j`` of ``x3[o]`` (``part``: see ``load_part``); False,
     storing nothing, if a column's max is not finite."""
     n_k = x3.shape[1]
-    ninf = cast_like(-np.inf, x3)
-    best = splat(ninf)
-    for k in range(n_k):
-        v = signed(load_part(x3, (o, k, j), part), sign)
-        best = select(v > best, v, best)  # skips NaN (then caught by the sum)
+    best = _tile_max(x3, sign, o, j, part)
     if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
         return False
     a = splat(0.0)
@@ -2357,10 +2364,7 @@ def _small_k_log_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     """log_softmax of the tile at column ``j`` of ``x3[o]`` (as ``_small_k_tile``)."""
     n_k = x3.shape[1]
     zero = cast_like(0.0, x3)
-    best = splat(cast_like(-np.inf, x3))
-    for k in range(n_k):
-        v = signed(load_part(x3, (o, k, j), part), sign)
-        best = select(v > best, v, best)  # skips NaN (then caught by the sum)
+    best = _tile_max(x3, sign, o, j, part)
     if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
         return False
     a = splat(0.0)
