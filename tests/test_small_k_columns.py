@@ -1,5 +1,5 @@
-"""The small-K column kernels: unmasked softmax and log_softmax over few rows of a column layout,
-a vector of columns at a time (``takes_small_k_tiles`` says which layouts).
+"""The small-K column kernels: unmasked softmax, log_softmax and logsumexp over few rows of a
+column layout, a vector of columns at a time (``takes_small_k_tiles`` says which layouts).
 
 They compute each column as the block kernels do (the same operations, the same order of the
 sum, the same log of it), so their results must equal theirs bit for bit, on ordinary and special
@@ -14,7 +14,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import assert_matches, softmax_ref, ulp_error
+from naive import assert_matches, logsumexp_ref, softmax_ref, ulp_error
 
 SMALL_K = 12  # the kernels' SMALL_K, checked below
 FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax}
@@ -201,7 +201,65 @@ def test_which_layouts_take_the_small_k_kernels(monkeypatch, rng, name, shape, a
     assert bool(calls) == taken
 
 
-def test_logsumexp_keeps_the_block_kernels(monkeypatch, rng):
-    calls = _spy(monkeypatch)
-    sk.logsumexp(rng.standard_normal((2, 3, 50)).astype(np.float32), axis=1)
-    assert not calls
+
+
+# logsumexp over the same layouts: a tile's max and stats as log_softmax's, m + log s stored
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 3, 12, 24, 100, 700])
+@pytest.mark.parametrize("inner", [16, 37, 300])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_logsumexp_matches_the_block_kernels(monkeypatch, rng, dtype, k, inner, parallel):
+    if parallel:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: 2)
+        monkeypatch.setattr(backend.kernels(), "SMALL_K_CHUNK", 32)
+    x = (rng.standard_normal((3, k, inner)) * 5).astype(dtype)
+    x[0, 1 % k, :] = x[0, 0, :]
+    small, blocks = _both_kernels(monkeypatch, lambda: sk.logsumexp(x, axis=1))
+    np.testing.assert_array_equal(small, blocks)
+    assert ulp_error(small, logsumexp_ref(x, axis=1, compute=np.longdouble), floor=1).max() <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_special_values(monkeypatch, dtype):
+    x = _with_special_columns(dtype, 40)
+    with np.errstate(all="ignore"):
+        small, blocks = _both_kernels(monkeypatch, lambda: sk.logsumexp(x, axis=1))
+    np.testing.assert_array_equal(small, blocks)
+    assert small[0, 5] == np.inf and small[0, 8] == np.inf and small[0, 11] == -np.inf
+    assert np.isnan(small[0, [3, 20, 38]]).all()
+    ordinary = [c for c in range(40) if c not in (3, 5, 8, 11, 20, 38)]
+    reference = logsumexp_ref(x[..., ordinary], axis=1, compute=np.longdouble)
+    assert ulp_error(small[..., ordinary], reference, floor=1).max() <= 4
+
+
+def test_logsumexp_keeps_tiny_tails(monkeypatch):
+    x = np.zeros((2, 2, 40), np.float32)
+    x[:, 1, :] = -40.0
+    small, blocks = _both_kernels(monkeypatch, lambda: sk.logsumexp(x, axis=1))
+    np.testing.assert_array_equal(small, blocks)
+    np.testing.assert_allclose(small, np.log1p(np.exp(-40.0)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape, axis, kwargs, taken",
+    [
+        ((2, 3, 50), 1, {}, True),
+        ((3000, 32), 0, {}, True),
+        ((2, SMALL_K + 1, 1024), 1, {}, False),
+        ((2, 3, 50), 1, {"where": True}, False),
+        ((2, 3, 50), -1, {}, False),
+    ],
+)
+def test_which_layouts_take_the_logsumexp_tiles(monkeypatch, rng, shape, axis, kwargs, taken):
+    kernels = backend.kernels()
+    calls = []
+    original = kernels.logsumexp_small_k
+    monkeypatch.setattr(kernels, "logsumexp_small_k", lambda *args: calls.append(args) or original(*args))
+    x = rng.standard_normal(shape).astype(np.float32)
+    if "where" in kwargs:
+        kwargs = {"where": rng.random(shape) < 0.8}
+    sk.logsumexp(x, axis=axis, **kwargs)
+    assert bool(calls) == taken

@@ -342,6 +342,12 @@ def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
         k.scale_chunks(n, workers, y2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
 
 
+def _takes_small_k_tiles(k, x3) -> bool:
+    """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels."""
+    n_k, row_bytes = x3.shape[1], x3.shape[2] * x3.itemsize
+    return k.takes_small_k_tiles(n_k, row_bytes) if SMALL_K is None else n_k <= SMALL_K
+
+
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     outer, n_k, inner = x3.shape
     if inner == 1:
@@ -354,7 +360,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         return
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    if mask3 is None and (k.takes_small_k_tiles(n_k, inner * x3.itemsize) if SMALL_K is None else n_k <= SMALL_K):
+    if mask3 is None and _takes_small_k_tiles(k, x3):
         chunk = k.SMALL_K_CHUNK
         n_items = outer * -(-inner // chunk)
         workers = _column_workers(x3, n_items)
@@ -539,6 +545,10 @@ def logsumexp(
     if x3.shape[2] == 1:
         x2 = x3.reshape(x3.shape[:2])
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
+    elif mask3 is None and _takes_small_k_tiles(k, x3):
+        chunk = k.SMALL_K_CHUNK
+        n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
+        k.logsumexp_small_k(n_items, _column_workers(x3, n_items), x3, res2, chunk)
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
         n_blocks = _column_blocks(x3, block_width)
