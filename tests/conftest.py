@@ -54,6 +54,29 @@ def rng():
     return np.random.default_rng(20240601)
 
 
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """``kernel_calls(*names)``: a list recording the arguments of every later call of those
+    kernels of ``softmaxkit._numpy_backend.kernels()`` (the calls still run them), to check which
+    kernel a layout takes."""
+    from softmaxkit import _numpy_backend as backend
+
+    def spy_on(*names):
+        kernels = backend.kernels()
+        calls = []
+        for name in names:
+            original = getattr(kernels, name)
+
+            def spy(*args, original=original):
+                calls.append(args)
+                return original(*args)
+
+            monkeypatch.setattr(kernels, name, spy)
+        return calls
+
+    return spy_on
+
+
 @pytest.fixture(scope="session")
 def big_row_f32():
     """One row of 2**24 float32 logits (64 MiB), shared by the large-row tests."""

@@ -127,19 +127,6 @@ def test_special_values_against_references():
     assert sk.logsumexp(np.array([[0.0, -40.0]], np.float32), axis=-1)[0] == np.float32(4.248354e-18)
 
 
-def _spy(monkeypatch, name):
-    kernels = backend.kernels()
-    calls = []
-    original = getattr(kernels, name)
-
-    def spy(*args):
-        calls.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(kernels, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize(
     "name, shape, dtype, where, taken",
     [
@@ -156,8 +143,8 @@ def _spy(monkeypatch, name):
         ("logsumexp", (8, 10), np.float32, "mask", False),
     ],
 )
-def test_which_rows_take_the_short_kernels(monkeypatch, rng, name, shape, dtype, where, taken):
-    calls = _spy(monkeypatch, f"{name}_short_rows_serial")
+def test_which_rows_take_the_short_kernels(kernel_calls, rng, name, shape, dtype, where, taken):
+    calls = kernel_calls(f"{name}_short_rows_serial")
     x = rng.standard_normal(shape).astype(dtype)
     mask = None if where is None else rng.random(shape) < 0.7
     if name == "logsumexp":
@@ -167,10 +154,10 @@ def test_which_rows_take_the_short_kernels(monkeypatch, rng, name, shape, dtype,
     assert bool(calls) == taken
 
 
-def test_parallel_short_rows_take_the_range_kernel(monkeypatch, rng):
+def test_parallel_short_rows_take_the_range_kernel(monkeypatch, kernel_calls, rng):
     monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(backend, "num_threads", lambda: 2)
-    calls = _spy(monkeypatch, "log_softmax_short_rows")
+    calls = kernel_calls("log_softmax_short_rows")
     x = rng.standard_normal((9, 30)).astype(np.float32)
     y = sk.log_softmax(x)
     assert len(calls) == 1 and calls[0][:2] == (9, 2)

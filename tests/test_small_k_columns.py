@@ -141,21 +141,6 @@ def test_special_values(monkeypatch, name, dtype, inplace):
     assert _accurate(small[..., ordinary], x0[..., ordinary], 1, name)
 
 
-def _spy(monkeypatch):
-    """The calls of either small-K kernel from here on."""
-    kernels = backend.kernels()
-    calls = []
-    for attribute in ("softmax_small_k", "log_softmax_small_k"):
-        original = getattr(kernels, attribute)
-
-        def spy(*args, original=original):
-            calls.append(args)
-            return original(*args)
-
-        monkeypatch.setattr(kernels, attribute, spy)
-    return calls
-
-
 @pytest.mark.parametrize(
     "k, row_bytes, taken",
     [
@@ -176,7 +161,7 @@ def test_the_rule(k, row_bytes, taken):
     assert backend.kernels().takes_small_k_tiles(k, row_bytes) == taken
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
 @pytest.mark.parametrize(
     "shape, axis, kwargs, taken",
     [
@@ -192,12 +177,12 @@ def test_the_rule(k, row_bytes, taken):
         ((2, 3, 50), -1, {}, False),  # rows
     ],
 )
-def test_which_layouts_take_the_small_k_kernels(monkeypatch, rng, name, shape, axis, kwargs, taken):
-    calls = _spy(monkeypatch)
+def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, axis, kwargs, taken):
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
     x = rng.standard_normal(shape).astype(np.float32)
     if "where" in kwargs:
         kwargs = {"where": rng.random(shape) < 0.8}
-    FUNCTIONS[name](x, axis=axis, **kwargs)
+    getattr(sk, name)(x, axis=axis, **kwargs)
     assert bool(calls) == taken
 
 
@@ -241,25 +226,3 @@ def test_logsumexp_keeps_tiny_tails(monkeypatch):
     small, blocks = _both_kernels(monkeypatch, lambda: sk.logsumexp(x, axis=1))
     np.testing.assert_array_equal(small, blocks)
     np.testing.assert_allclose(small, np.log1p(np.exp(-40.0)), rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "shape, axis, kwargs, taken",
-    [
-        ((2, 3, 50), 1, {}, True),
-        ((3000, 32), 0, {}, True),
-        ((2, SMALL_K + 1, 1024), 1, {}, False),
-        ((2, 3, 50), 1, {"where": True}, False),
-        ((2, 3, 50), -1, {}, False),
-    ],
-)
-def test_which_layouts_take_the_logsumexp_tiles(monkeypatch, rng, shape, axis, kwargs, taken):
-    kernels = backend.kernels()
-    calls = []
-    original = kernels.logsumexp_small_k
-    monkeypatch.setattr(kernels, "logsumexp_small_k", lambda *args: calls.append(args) or original(*args))
-    x = rng.standard_normal(shape).astype(np.float32)
-    if "where" in kwargs:
-        kwargs = {"where": rng.random(shape) < 0.8}
-    sk.logsumexp(x, axis=axis, **kwargs)
-    assert bool(calls) == taken

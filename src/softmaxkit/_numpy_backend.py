@@ -348,6 +348,14 @@ def _takes_small_k_tiles(k, x3) -> bool:
     return k.takes_small_k_tiles(n_k, row_bytes) if SMALL_K is None else n_k <= SMALL_K
 
 
+def _small_k_work(k, x3):
+    """``(n_items, workers, chunk)`` for the small-K tile kernels on ``x3``: work items of
+    ``chunk`` columns of one outer index each."""
+    chunk = k.SMALL_K_CHUNK
+    n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
+    return n_items, _column_workers(x3, n_items), chunk
+
+
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     outer, n_k, inner = x3.shape
     if inner == 1:
@@ -361,9 +369,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
     if mask3 is None and _takes_small_k_tiles(k, x3):
-        chunk = k.SMALL_K_CHUNK
-        n_items = outer * -(-inner // chunk)
-        workers = _column_workers(x3, n_items)
+        n_items, workers, chunk = _small_k_work(k, x3)
         run = k.log_softmax_small_k if log else k.softmax_small_k
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
@@ -546,9 +552,8 @@ def logsumexp(
         x2 = x3.reshape(x3.shape[:2])
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     elif mask3 is None and _takes_small_k_tiles(k, x3):
-        chunk = k.SMALL_K_CHUNK
-        n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
-        k.logsumexp_small_k(n_items, _column_workers(x3, n_items), x3, res2, chunk)
+        n_items, workers, chunk = _small_k_work(k, x3)
+        k.logsumexp_small_k(n_items, workers, x3, res2, chunk)
     else:
         block_width = column_block_width(x3.shape[1], x3.shape[2], x3.itemsize)
         n_blocks = _column_blocks(x3, block_width)

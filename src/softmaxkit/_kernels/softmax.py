@@ -2296,8 +2296,8 @@ L1_ALIAS_BYTES = 4096
 
 
 def takes_small_k_tiles(n_k, row_bytes):
-    """Whether unmasked softmax/log_softmax over ``n_k`` rows ``row_bytes`` apart (a column
-    layout) takes the small-K tile kernels rather than the block kernels."""
+    """Whether unmasked softmax, log_softmax or logsumexp over ``n_k`` rows ``row_bytes`` apart (a
+    column layout) takes the small-K tile kernels rather than the block kernels."""
     return (
         n_k <= SMALL_K
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
