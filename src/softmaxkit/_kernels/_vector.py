@@ -173,7 +173,10 @@ def splat(typingctx, value):
 @intrinsic
 def select(typingctx, mask, a, b):
     """Per lane ``a if mask else b`` (``a``, ``b`` vectors, or scalars of one float type, which
-    are broadcast)."""
+    are broadcast); for a scalar ``mask`` (a bool) and scalars ``a``, ``b`` of one float type,
+    ``a if mask else b`` without a branch, so that one function serves scalars and vectors."""
+    if isinstance(mask, types.Boolean) and a == b and a in LANES:
+        return a(mask, a, b), lambda context, builder, signature, args: builder.select(*args)
     if not isinstance(mask, VectorMask):
         return None
     vector = vector_operands(a, b)

@@ -52,7 +52,7 @@ from ._vector import (
     sum_lanes, widen_high, widen_low,
 )
 from ._exp import SCALE_LOG2_F64, unscaled
-from ._log import log_of_total
+from ._log import log_of_total, log_of_total_f32, log_of_totals_f32
 from ._scalar import (
     cast_like,
     compensated_add,
@@ -622,13 +622,33 @@ def log_of_sum(rest, k):
     return log_of_total(np.float64(k), np.float64(rest))
 
 
+def column_log(k, rest, like):
+    """``log(k + rest)`` as a float64, as log_softmax's column kernels take it for ``like``'s dtype
+    (an array or a float type): to float32 precision for float32 (``_log.log_of_total_f32``: a
+    column's results are ``v - m - log s`` with ``|v - m - log s| >= log s``, so an error of an ulp
+    of ``log s`` stays within an ulp of the result), else ``log_of_total``, as for ``like=None``,
+    logsumexp's (its ``m + log s`` can cancel).  The rows take ``log_of_total`` whatever the dtype:
+    one log a row costs next to nothing (numba only)."""
+    raise NotImplementedError("column_log is callable from numba-compiled code only")
+
+
+@callee_overload(column_log)
+def _column_log_overload(k, rest, like):
+    if isinstance(like, types.Array):
+        like = like.dtype
+    if like == types.float32:
+        return lambda k, rest, like: np.float64(log_of_total_f32(k, rest))
+    return lambda k, rest, like: log_of_total(k, rest)
+
+
 @callee(fastmath=ORDERED)
-def log_of_sums(rest, compensation, count, like):
-    """``rest[j] = log_of_sum(unscaled(rest[j] + compensation[j]), max(count[j], 1))`` for every
-    column (sums of scaled exps of ``like``'s dtype): the column kernels take one log per column,
-    in a loop that vectorises (``log_of_total`` is branch-free)."""
+def log_of_sums(rest, compensation, count, like, log_like):
+    """``rest[j] = column_log(max(count[j], 1), unscaled(rest[j] + compensation[j]), log_like)`` for
+    every column (sums of scaled exps of ``like``'s dtype; ``log_like``: ``like`` for log_softmax,
+    None for logsumexp): the column kernels take one log per column, in a loop that vectorises (the
+    logs are branch-free)."""
     for j in range(rest.size):
-        rest[j] = log_of_total(max(count[j], 1.0), unscaled(rest[j] + compensation[j], like))
+        rest[j] = column_log(max(count[j], 1.0), unscaled(rest[j] + compensation[j], like), log_like)
 
 
 # softmax's slice function is inlined into the row drivers, with its max and its exp-and-sum
@@ -1971,21 +1991,22 @@ def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total
         _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, j1 - j, ahead)
 
 
-def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
+def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
-    the entries below the max summed, those at it counted, then ``log_of_sums``; by vectors
+    the entries below the max summed, those at it counted, then ``log_of_sums`` (``log_like``: see
+    there); by vectors
     without a mask (prefetching the block at ``ahead``), else row by row (numba only)."""
     raise NotImplementedError("_column_log_sums is callable from numba-compiled code only")
 
 
 @callee_overload(_column_log_sums)
 def _column_log_sums_overload(
-    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead
+    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like
 ):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:
 
-        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead):
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like):
             log_sum[:] = 0.0
             compensation[:] = 0.0
             count[:] = 0.0
@@ -1995,16 +2016,16 @@ def _column_log_sums_overload(
                 _log_stats_row_group(
                     x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead
                 )
-            log_of_sums(log_sum, compensation, count, x3)
+            log_of_sums(log_sum, compensation, count, x3, log_like)
 
         return by_vectors
-    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead: (
-        _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like: (
+        _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like)
     )
 
 
 @callee()
-def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer):
+def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like):
     """``_column_log_sums`` row by row.  Each row's terms are staged in its output row
     (``out3``, see ``_column_terms_staging``), or in ``buffer`` for ``out3=None``."""
     log_sum[:] = 0.0
@@ -2016,7 +2037,7 @@ def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, lo
         _store_exp_columns(x3[o, k, j0:j1], terms, mask_row, sign, m, t_hi, t_lo, True)
         _add_widened(log_sum, compensation, terms)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
-    log_of_sums(log_sum, compensation, count, x3)
+    log_of_sums(log_sum, compensation, count, x3, log_like)
 
 
 @callee()
@@ -2024,7 +2045,7 @@ def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max;
     ``ahead = (o, j0)`` is the block to prefetch meanwhile."""
     m, log_sum, compensation, count, hi, lo, buffer = state
-    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead)
+    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3)
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
 
 
@@ -2036,7 +2057,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, ahead):
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
     _column_log_sums(
-        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead
+        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead, None
     )
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
@@ -2312,17 +2333,20 @@ SMALL_K_CHUNK = 1024
 # the exps below the max summed and the entries at it counted (as ``_log_stats_lanes``, except
 # that an entry that is neither below nor at the max -- NaN -- adds its NaN exp, so that the
 # column's results are NaN, where the block kernels catch NaN in their max), the log of each
-# column's sum in registers (``log_of_total`` on vectors), and the results written as
-# ``write_log_probability_rows`` writes them.  The same arithmetic as the block kernels, column
-# by column: bit-identical results.
+# column's sum in registers (``column_log``'s, 16 float32 lanes or 8 float64 at once), and the
+# results written as ``write_log_probability_rows`` writes them.  The same arithmetic as the block
+# kernels, column by column: bit-identical results.
 #
 # Paired on the Xeon, 2 threads, against the block kernels (both with ``log_of_total``): 32x3x224x224
 # axis 1 0.82, float64 0.81; 16x2x256x256 0.70 / 0.69; 4x8x4096 0.80 / 0.79; 128x12x256 0.78 /
 # 0.84; 4x12x65536 0.90 / 0.77.  (In 2026-12-02's attempt the sums were staged in scratch for the
-# block kernels' log loop, with its four divisions: 0.89-0.96.)  The log is still 19% (K = 8) to
-# 36% (K = 3) of a tile's time (replaced by an addition, to measure): two float64 logs per 16
-# float32 columns, where torch takes one float32 log (about 1 float32 ulp, which our 4-ulp bound
-# could absorb only in part); one division shared by ``s`` and ``err / t`` measured no faster.
+# block kernels' log loop, with its four divisions: 0.89-0.96.)  With ``log_of_total`` the log was
+# 19% (K = 8) to 36% (K = 3) of a float32 tile's time (replaced by an addition, to measure): two
+# float64 logs per 16 columns, four 8-lane divisions.  ``log_of_totals_f32`` takes one 16-lane
+# float32 division (2026-12-03, paired against the float64 log): 32x3x224x224 0.79, 2x3x4x5000
+# `axis=2` 0.87, 4x8x4096 0.88, 128x16x256 0.91; the block kernels unchanged (NCHW 0.99, 64x4096
+# `axis=0` 0.99: one log per column of 21-4096 rows).  Summing every exp with no count at the max
+# (wrong for tails below float64's ulp of 1; measured to see what counting costs): 0.95-0.99 more.
 
 
 def _tile_log_pair(best, a, b, ca, cb, t_hi, like):
@@ -2338,15 +2362,13 @@ def _tile_log_pair_overload(best, a, b, ca, cb, t_hi, like):
     if like.dtype == types.float32:
 
         def narrowed(best, a, b, ca, cb, t_hi, like):
-            low = log_of_total(ca, unscaled(a, like))
-            high = log_of_total(cb, unscaled(b, like))
-            low_error = splat(0.0)
-            high_error = splat(0.0)
+            # column_log's float32 log, 16 lanes at once; the pair by TwoSum in float32 is the
+            # one _shift_pair forms from the same log in float64 (double rounding of a sum of
+            # two float32 through float64 is innocuous, and the error term is exact in both)
+            log_sum = log_of_totals_f32(ca, unscaled(a, like), cb, unscaled(b, like))
             if shifted:
-                low, low_error = two_sum(widen_low(best), low)
-                high, high_error = two_sum(widen_high(best), high)
-            hi = narrow_halves(low, high)  # pair_like, lane by lane
-            return hi, narrow_halves((low - widen_low(hi)) + low_error, (high - widen_high(hi)) + high_error)
+                return two_sum(best, log_sum)
+            return log_sum, splat(np.float32(0.0))
 
         return narrowed
 
@@ -2400,13 +2422,13 @@ def _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count):
         if not math.isfinite(m):
             slice_special(x, out, None, sign, m, _MODE_LOG_SOFTMAX)
             continue
-        write_log_probabilities(x, out, None, sign, m, t_hi, t_lo, _column_log_sum(x, sign, m, t_hi, t_lo))
+        write_log_probabilities(x, out, None, sign, m, t_hi, t_lo, _column_log_sum(x, sign, m, t_hi, t_lo, x))
 
 
 @callee()
-def _column_log_sum(x, sign, m, t_hi, t_lo):
+def _column_log_sum(x, sign, m, t_hi, t_lo, log_like):
     """``log(sum exp((v - m)/T))`` of one column ``x`` with a finite max ``m``, as a tile takes it
-    (scalar)."""
+    (scalar; ``log_like``: see ``column_log``)."""
     total = 0.0
     compensation = 0.0
     at_max = 0.0
@@ -2416,7 +2438,7 @@ def _column_log_sum(x, sign, m, t_hi, t_lo):
             total, compensation = _add_term(total, compensation, scaled_shifted_exp(v, m, t_hi, t_lo))
         elif v == m:
             at_max += 1.0
-    return log_of_sum(unscaled(total + compensation, x), max(at_max, 1.0))
+    return column_log(max(at_max, 1.0), unscaled(total + compensation, x), log_like)
 
 
 def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
@@ -2467,7 +2489,7 @@ def _small_k_logsumexp_special(x3, res2, sign, t_hi, t_lo, o, j, count):
     for c in range(j, j + count):
         x = x3[o, :, c]
         m = slice_max(x, None, None)
-        res2[o, c] = np.float64(m) + _column_log_sum(x, None, m, None, None) if math.isfinite(m) else m
+        res2[o, c] = np.float64(m) + _column_log_sum(x, None, m, None, None, None) if math.isfinite(m) else m
 
 
 def _logsumexp_small_k_range(t, first, stop, x3, res2, chunk):
