@@ -1141,6 +1141,28 @@ def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
     assert_matches(f(x, axis=1), expected, log=is_log)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("shape", "threads", "blocks"),
+    [((3000, 64), 2, 2), ((3000, 64), 4, 4), ((2048, 100), 2, 2), ((2, 2000, 40), 8, 6), ((2, 2000, 40), 2, 2)],
+)
+def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, rng, shape, threads, blocks, dtype):
+    # Few long columns are one or two blocks of column_block_width: logsumexp narrows them (down
+    # to 16 columns) so that every thread has one; softmax and log_softmax keep theirs (slower
+    # narrowed; _column_work).  (2, 2000, 40): three blocks of 16 columns per outer index at most.
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
+    calls = kernel_calls("logsumexp_columns", "softmax_columns")
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.reshape(-1)[::97] = -INF
+    assert_matches(sk.logsumexp(x, axis=-2), logsumexp_ref(x.astype(np.float64), -2), log=True)
+    n_blocks, workers = calls[-1][:2]
+    assert (n_blocks, workers) == (blocks, min(blocks, threads))
+    sk.softmax(x, axis=-2)
+    assert calls[-1][0] == (shape[0] if len(shape) == 3 else 1)  # softmax: one block per outer index
+
+
 # --------------------------------------------------------------------------------------------
 # split rows: one row in many chunks (softmax stores chunk-local exps, then rescales them)
 # --------------------------------------------------------------------------------------------
