@@ -17,6 +17,7 @@ from softmaxkit._kernels._intrinsics import fma, nan_max  # noqa: E402
 from softmaxkit._kernels._scalar import scaled_shifted_exp, two_sum  # noqa: E402
 from softmaxkit._kernels._vector import (  # noqa: E402
     LANES,
+    all_lanes,
     lanes_of,
     load,
     load_part,
@@ -151,6 +152,36 @@ def test_widen_is_exact(rng):
     wide = np.empty(16)
     _widen(a, wide)
     assert np.array_equal(wide, a.astype(np.float64))
+
+
+@numba.njit(cache=False)
+def _all_finite_differences(a, zero):
+    v = load(a, 0)
+    return all_lanes(v - v == zero)
+
+
+@numba.njit(cache=False)
+def _choose(flags, a, b):
+    # select on a bool and scalars: the scalar form one function shares with vectors
+    out = np.empty(flags.size)
+    for i in range(flags.size):
+        out[i] = select(flags[i], a[i], b[i])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_all_lanes_and_scalar_select(dtype, rng):
+    # all_lanes is the small-K tiles' test that every column's max is finite (x - x == 0)
+    lanes = _lanes(dtype)
+    a = rng.standard_normal(lanes).astype(dtype)
+    assert _all_finite_differences(a, dtype(0))
+    for lane in (0, lanes // 2, lanes - 1):
+        for special in (np.inf, -np.inf, np.nan):
+            b = a.copy()
+            b[lane] = special
+            assert not _all_finite_differences(b, dtype(0)), (lane, special)
+    flags = np.array([True, False, True])
+    np.testing.assert_array_equal(_choose(flags, np.array([1.0, 2.0, np.nan]), np.array([4.0, 5.0, 6.0])), [1.0, 5.0, np.nan])
 
 
 @numba.njit(cache=False)

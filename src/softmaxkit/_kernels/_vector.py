@@ -395,6 +395,20 @@ def sum_lanes(typingctx, v):
     return v.dtype(v), codegen
 
 
+@intrinsic
+def all_lanes(typingctx, mask):
+    """Whether every lane of ``mask`` (a comparison of vectors) is true: one mask test
+    (``kortest``), where a reduction of the lanes takes a shuffle and an operation per halving."""
+    if not isinstance(mask, VectorMask):
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = builder.bitcast(args[0], ir.IntType(mask.lanes))
+        return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(mask.lanes), (1 << mask.lanes) - 1))
+
+    return types.boolean(mask), codegen
+
+
 def _reduce_halves(builder, value, lanes, combine):
     """The lanes of ``value`` reduced pairwise, ``combine(low half, high half)`` until one lane is
     left; that lane."""

@@ -48,7 +48,7 @@ from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, targ
 from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read, prefetch_write
 from ._parallel import RangeKernel
 from ._vector import (
-    LANES, first_or, lanes_of, load, load_part, max_lanes, narrow_halves, only_first, select, splat, store_part,
+    LANES, all_lanes, first_or, lanes_of, load, load_part, max_lanes, narrow_halves, only_first, select, splat, store_part,
     sum_lanes, widen_high, widen_low,
 )
 from ._exp import SCALE_LOG2_F64, unscaled
@@ -2254,7 +2254,7 @@ def _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     storing nothing, if a column's max is not finite."""
     n_k = x3.shape[1]
     best = _tile_max(x3, sign, o, j, part)
-    if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
+    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
         return False
     a = splat(0.0)
     b = splat(0.0)
@@ -2402,7 +2402,7 @@ def _small_k_log_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     """log_softmax of the tile at column ``j`` of ``x3[o]`` (as ``_small_k_tile``)."""
     n_k = x3.shape[1]
     best = _tile_max(x3, sign, o, j, part)
-    if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
+    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
         return False
     a, b, ca, cb = _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part)
     hi, lo = _tile_log_pair(best, a, b, ca, cb, t_hi, x3)
@@ -2475,7 +2475,7 @@ def _small_k_logsumexp_tile(x3, res2, sign, t_hi, t_lo, o, j, part):
     """logsumexp of the tile at column ``j`` of ``x3[o]`` into ``res2[o, j:]`` (as
     ``_small_k_tile``)."""
     best = _tile_max(x3, None, o, j, part)
-    if sum_lanes(best - best) != 0.0:  # inf - inf: some column's max is +-inf
+    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
         return False
     a, b, ca, cb = _tile_log_stats(x3, None, None, None, best, o, j, part)
     store_part(res2, (o, j), _tile_logsumexp(best, a, b, ca, cb, x3), part)
