@@ -1144,12 +1144,13 @@ def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     ("shape", "threads", "blocks"),
-    [((3000, 64), 2, 2), ((3000, 64), 4, 4), ((2048, 100), 2, 2), ((2, 2000, 40), 8, 6), ((2, 2000, 40), 2, 2)],
+    [((5000, 64), 2, 2), ((5000, 64), 4, 4), ((2048, 100), 2, 2), ((2, 5000, 40), 8, 6), ((2, 5000, 40), 2, 2)],
 )
 def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, rng, shape, threads, blocks, dtype):
     # Few long columns are one or two blocks of column_block_width: logsumexp narrows them (down
     # to 16 columns) so that every thread has one; softmax and log_softmax keep theirs (slower
-    # narrowed; _column_work).  (2, 2000, 40): three blocks of 16 columns per outer index at most.
+    # narrowed; _column_work).  (2, 5000, 40): three blocks of 16 columns per outer index at most.
+    # (More than 4096 rows, or rows over 256 bytes: the block kernels, not the small-K tiles.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)

@@ -24,6 +24,7 @@ def test_limits_are_the_kernels():
     k = backend.kernels()
     limits = (k.SMALL_K, k.SMALL_K_UNALIGNED, k.SMALL_K_NARROW, k.SMALL_K_NARROW_ROW_BYTES, k.SMALL_K_ANY_ROW_BYTES)
     assert limits == (SMALL_K, 24, 256, 1024, 128)
+    assert (k.SMALL_K_QUAD_ROW_BYTES, k.SMALL_K_QUAD_ROWS) == (256, 4096)
 
 
 def _accurate(result, x, axis, name):
@@ -153,6 +154,9 @@ def test_special_values(monkeypatch, name, dtype, inplace):
         (257, 1024, False),
         (100, 1028, False),
         (100_000, 128, True),  # one or two tiles a row: any number of rows
+        (4096, 256, True),  # four tiles a row: up to 4096 rows
+        (4097, 256, False),
+        (300, 260, False),
         (100_000, 132, False),
         ((1 << 24) + 1, 64, False),  # float32 counts at the max would no longer be exact
     ],
@@ -172,7 +176,9 @@ def test_the_rule(k, row_bytes, taken):
         ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
         ((3000, 32), 0, {}, True),  # 128-byte rows
-        ((3000, 64), 0, {}, False),
+        ((3000, 64), 0, {}, True),  # 256-byte rows, up to 4096 of them
+        ((5000, 64), 0, {}, False),
+        ((3000, 128), 0, {}, False),
         ((2, 3, 50), 1, {"where": True}, False),  # a mask: the block kernels
         ((2, 3, 50), -1, {}, False),  # rows
     ],
@@ -226,3 +232,29 @@ def test_logsumexp_keeps_tiny_tails(monkeypatch):
     small, blocks = _both_kernels(monkeypatch, lambda: sk.logsumexp(x, axis=1))
     np.testing.assert_array_equal(small, blocks)
     np.testing.assert_allclose(small, np.log1p(np.exp(-40.0)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
+@pytest.mark.parametrize(
+    "shape, threads, items",
+    [
+        ((3000, 64), 2, 2),  # one item of 1024 columns would leave a thread idle: two of 32
+        ((3000, 64), 4, 4),  # four of 16
+        ((3000, 64), 8, 4),  # never below one tile
+        ((2, 3000, 64), 2, 2),  # one item per outer index already
+        ((2, 3000, 64), 4, 4),
+        ((1000, 64), 2, 1),  # below SMALL_K_SPLIT_MIN_ELEMENTS: one item
+        ((3000, 8, 40), 2, 3000),
+    ],
+)
+def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, shape, threads, items):
+    monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+    x = (rng.standard_normal(shape) * 5).astype(np.float32)
+    x[..., 1, 7] = x[..., 0, 7]
+    call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
+    small, blocks = _both_kernels(monkeypatch, lambda: call(x, axis=-2))
+    n_items, workers, chunk = calls[0][0], calls[0][1], calls[0][-1]
+    assert (n_items, workers) == (items, min(items, threads))
+    assert n_items * chunk >= x.shape[-1] * (x.size // x.shape[-1] // x.shape[-2]) and chunk % 16 == 0
+    np.testing.assert_array_equal(small, blocks)

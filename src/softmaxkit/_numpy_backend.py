@@ -51,6 +51,9 @@ SHORT_ROW: int | None = None
 # small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
 # them with the block kernels, or a larger value to try more rows).
 SMALL_K: int | None = None
+# ... whose work items (SMALL_K_CHUNK columns of one outer index) narrow for threads from this many
+# elements (``_small_k_work``)
+SMALL_K_SPLIT_MIN_ELEMENTS = 1 << 17
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
 
@@ -350,10 +353,27 @@ def _takes_small_k_tiles(k, x3) -> bool:
 
 def _small_k_work(k, x3):
     """``(n_items, workers, chunk)`` for the small-K tile kernels on ``x3``: work items of
-    ``chunk`` columns of one outer index each."""
+    ``chunk`` columns of one outer index each, narrower than SMALL_K_CHUNK (down to one tile)
+    where a parallel call of at least SMALL_K_SPLIT_MIN_ELEMENTS would have fewer items than
+    threads.
+
+    Measured on the Xeon, 2 threads, items of 16 or 32 columns against one of 1024, float32
+    ``axis=0``: log_softmax 32768x32 0.65, 4096x64 0.95, 2048x64 1.01, softmax 4096x64 1.02,
+    2048x64 0.97, and with the tiles forced on 16384x64 (the block kernels' layout) 0.69 / 0.76;
+    but log_softmax 1000x64 1.27 (too little to share)."""
     chunk = k.SMALL_K_CHUNK
     n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
+    if n_items < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
+        chunk = _width_for_threads(x3.shape[0], x3.shape[2], 64 // x3.itemsize)
+        n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
     return n_items, _column_workers(x3, n_items), chunk
+
+
+def _width_for_threads(outer: int, inner: int, unit: int) -> int:
+    """Column blocks of a multiple of ``unit`` columns, as wide as they can be while each outer
+    index's ``inner`` columns make enough of them for every thread to have one (at least ``unit``)."""
+    per_outer = -(-num_threads() // outer)
+    return max(unit, -(-inner // per_outer // unit) * unit)
 
 
 def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
@@ -501,10 +521,8 @@ def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, in
     outer, n_k, inner = x3.shape
     block = column_block_width(n_k, inner, x3.itemsize)
     n_blocks = _column_blocks(x3, block)
-    threads = num_threads()
-    if reads_only and n_blocks < threads and use_parallel(x3.size):
-        per_outer = -(-threads // outer)
-        block = max(COLUMN_MIN_WIDTH, -(-inner // per_outer // COLUMN_MIN_WIDTH) * COLUMN_MIN_WIDTH)
+    if reads_only and n_blocks < num_threads() and use_parallel(x3.size):
+        block = _width_for_threads(outer, inner, COLUMN_MIN_WIDTH)
         n_blocks = _column_blocks(x3, block)
     return block, n_blocks, _column_workers(x3, n_blocks)
 

@@ -2178,7 +2178,12 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 # whole layout from L2, but the block kernels' blocks of 16-32 columns cost far more):
 # 16384x16 `axis=0` 0.25 / 0.40, 65536x16 0.31 / 0.48, 8192x32 0.52 / 0.59, float64 16384x16
 # 0.79 / 0.73; at four tiles a row float32 still wins (4096x64 0.88 / 0.91), float64 does not
-# (8192x32 1.29 / 1.01, 4096x64 1.67 / 1.16), hence SMALL_K_ANY_ROW_BYTES = 128.
+# (8192x32 1.29 / 1.01, 4096x64 1.67 / 1.16), hence SMALL_K_ANY_ROW_BYTES = 128.  Four tiles a row
+# (256 bytes) win up to 4096 rows, whose 256 KiB per tile stay in L2 through the tile's three
+# passes (2026-12-03, tiles / blocks, one thread each, before the chunks were narrowed for threads:
+# float32 `axis=0` 1000x64 0.59 / 0.67, 2048x64 0.53 / 0.68, 4096x64 0.69-0.77 / 0.84-0.85, float64
+# 4096x32 0.86 / 0.85), not beyond (float32 16384x64 softmax 1.52; float64 8192x32 above), nor at
+# eight tiles (float32 4096x128 1.39 / 1.17), hence SMALL_K_QUAD_ROW_BYTES and SMALL_K_QUAD_ROWS.
 
 
 def _tile_factors(a, b, like):
@@ -2312,6 +2317,10 @@ SMALL_K_NARROW_ROW_BYTES = 1024
 #: counts at the max the log tiles keep exactly (in float32 lanes)
 SMALL_K_ANY_ROW_BYTES = 128
 SMALL_K_COUNTS_EXACT = 1 << 24
+#: rows of at most this many bytes (four tiles) take them up to SMALL_K_QUAD_ROWS rows (a tile's
+#: lines then stay in L2 through its three passes)
+SMALL_K_QUAD_ROW_BYTES = 256
+SMALL_K_QUAD_ROWS = 4096
 #: addresses this far apart share an L1 set (64 sets of 64-byte lines)
 L1_ALIAS_BYTES = 4096
 
@@ -2324,6 +2333,7 @@ def takes_small_k_tiles(n_k, row_bytes):
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
         or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
         or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
+        or (row_bytes <= SMALL_K_QUAD_ROW_BYTES and n_k <= SMALL_K_QUAD_ROWS)
     )
 #: columns per work item of ``softmax_small_k``
 SMALL_K_CHUNK = 1024
