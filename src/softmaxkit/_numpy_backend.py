@@ -47,8 +47,8 @@ COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
 # kernels with the general ones, or a larger value to try longer rows).
 SHORT_ROW: int | None = None
-# Unmasked softmax and log_softmax over at most this many rows K of a column layout take the
-# small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
+# Unmasked softmax, log_softmax and logsumexp over at most this many rows K of a column layout
+# take the small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
 # them with the block kernels, or a larger value to try more rows).
 SMALL_K: int | None = None
 # ... whose work items (SMALL_K_CHUNK columns of one outer index) narrow for threads from this many
@@ -362,10 +362,9 @@ def _small_k_work(k, x3):
     2048x64 0.97, and with the tiles forced on 16384x64 (the block kernels' layout) 0.69 / 0.76;
     but log_softmax 1000x64 1.27 (too little to share)."""
     chunk = k.SMALL_K_CHUNK
-    n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
-    if n_items < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
+    if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
         chunk = _width_for_threads(x3.shape[0], x3.shape[2], 64 // x3.itemsize)
-        n_items = x3.shape[0] * -(-x3.shape[2] // chunk)
+    n_items = _column_blocks(x3, chunk)
     return n_items, _column_workers(x3, n_items), chunk
 
 

@@ -1994,8 +1994,8 @@ def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total
 def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
     the entries below the max summed, those at it counted, then ``log_of_sums`` (``log_like``: see
-    there); by vectors
-    without a mask (prefetching the block at ``ahead``), else row by row (numba only)."""
+    there); by vectors without a mask (prefetching the block at ``ahead``), else row by row (numba
+    only)."""
     raise NotImplementedError("_column_log_sums is callable from numba-compiled code only")
 
 
@@ -2244,13 +2244,15 @@ def _small_k_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count):
 
 @callee(fastmath=ORDERED, inline="always")
 def _tile_max(x3, sign, o, j, part):
-    """The per-column max of the tile at column ``j`` of ``x3[o]``, skipping NaN (which the tile's
-    sum then catches); -inf in a column of -inf, 0 in the lanes past ``part`` (read as 0)."""
+    """``(best, finite)``: the per-column max of the tile at column ``j`` of ``x3[o]``, skipping
+    NaN (which the tile's sum then catches; -inf in a column of -inf, 0 in the lanes past ``part``,
+    read as 0), and whether it is finite in every column (else the tile declines, for
+    ``special``): ``inf - inf`` is NaN, one mask test."""
     best = splat(cast_like(-np.inf, x3))
     for k in range(x3.shape[1]):
         v = signed(load_part(x3, (o, k, j), part), sign)
         best = select(v > best, v, best)
-    return best
+    return best, all_lanes(best - best == cast_like(0.0, x3))
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -2258,8 +2260,8 @@ def _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     """softmax of the tile at column ``j`` of ``x3[o]`` (``part``: see ``load_part``); False,
     storing nothing, if a column's max is not finite."""
     n_k = x3.shape[1]
-    best = _tile_max(x3, sign, o, j, part)
-    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
+    best, finite = _tile_max(x3, sign, o, j, part)
+    if not finite:
         return False
     a = splat(0.0)
     b = splat(0.0)
@@ -2303,8 +2305,8 @@ def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
     _small_k_tiles(_small_k_tile, _small_k_columns_special, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
 
 
-#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: softmax over K <= SMALL_K rows,
-#: unmasked; ``n_items = outer * ceil(inner / chunk)``
+#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: softmax over the rows of a layout
+#: ``takes_small_k_tiles`` accepts, unmasked; ``n_items = outer * ceil(inner / chunk)``
 softmax_small_k = RangeKernel(_softmax_small_k_range)
 #: the most rows the small-K column kernels take in any layout
 SMALL_K = 12
@@ -2335,7 +2337,8 @@ def takes_small_k_tiles(n_k, row_bytes):
         or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
         or (row_bytes <= SMALL_K_QUAD_ROW_BYTES and n_k <= SMALL_K_QUAD_ROWS)
     )
-#: columns per work item of ``softmax_small_k``
+#: columns per work item of the small-K kernels (fewer where threads would be idle:
+#: ``_numpy_backend._small_k_work``)
 SMALL_K_CHUNK = 1024
 
 
@@ -2411,8 +2414,8 @@ def _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part):
 def _small_k_log_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
     """log_softmax of the tile at column ``j`` of ``x3[o]`` (as ``_small_k_tile``)."""
     n_k = x3.shape[1]
-    best = _tile_max(x3, sign, o, j, part)
-    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
+    best, finite = _tile_max(x3, sign, o, j, part)
+    if not finite:
         return False
     a, b, ca, cb = _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part)
     hi, lo = _tile_log_pair(best, a, b, ca, cb, t_hi, x3)
@@ -2484,8 +2487,8 @@ def _tile_logsumexp_overload(best, a, b, ca, cb, like):
 def _small_k_logsumexp_tile(x3, res2, sign, t_hi, t_lo, o, j, part):
     """logsumexp of the tile at column ``j`` of ``x3[o]`` into ``res2[o, j:]`` (as
     ``_small_k_tile``)."""
-    best = _tile_max(x3, None, o, j, part)
-    if not all_lanes(best - best == cast_like(0.0, x3)):  # inf - inf is NaN: some column max is +-inf
+    best, finite = _tile_max(x3, None, o, j, part)
+    if not finite:
         return False
     a, b, ca, cb = _tile_log_stats(x3, None, None, None, best, o, j, part)
     store_part(res2, (o, j), _tile_logsumexp(best, a, b, ca, cb, x3), part)
