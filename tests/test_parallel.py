@@ -6,10 +6,12 @@ records what each worker was given.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 from softmaxkit._kernels._parallel import RangeKernel, callbacks_compiled
+from softmaxkit._threads import get_num_threads, max_threads, set_num_threads
 
 
 def _record_ranges(t, first, stop, seen, owner, scale):
@@ -79,3 +81,42 @@ def test_read_only_arrays_are_a_different_type():
     assert total[0] == 20.0
     assert len(read._callbacks) == 2
     assert len(record_ranges._callbacks) == n_callbacks
+
+
+def _record_threads(t, first, stop, thread):
+    for i in range(first, stop):
+        thread[i] = numba.get_thread_id()
+
+
+record_threads = RangeKernel(_record_threads)
+
+
+@pytest.mark.parametrize("threads", sorted({1, 2, max_threads()} & set(range(1, max_threads() + 1))))
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_workers_run_on_at_most_the_callers_thread_count(threads, workers):
+    # The driver hands the threading layer min(workers, numba's thread count for this thread):
+    # with set_num_threads(1) every worker runs on the calling thread (id 0); with more, each
+    # of the first workers gets its own thread (a static schedule: one each while they last).
+    before = get_num_threads()
+    set_num_threads(threads)
+    try:
+        thread = np.full(workers * 5, -1, np.int64)
+        record_threads(thread.size, workers, thread)
+    finally:
+        set_num_threads(before)
+    used = min(workers, threads)
+    assert set(thread.tolist()) == set(range(used))
+    per_worker = thread.reshape(workers, 5)
+    assert (per_worker == per_worker[:, :1]).all()  # a worker's range runs on one thread
+
+
+def test_parallel_driver_compiles_no_parfor():
+    # The driver calls the threading layer itself: numba's parfor machinery (a gufunc and two
+    # wrappers around the loop body, about 1 s of a cold first call) is not involved.
+    from softmaxkit._kernels._parallel import _run_ranges
+
+    record_ranges(6, 2, np.zeros(6, np.int64), np.zeros(6, np.int64), None)
+    assert _run_ranges.signatures
+    assert not _run_ranges.targetoptions.get("parallel")
+    for overload in _run_ranges.overloads.values():
+        assert not getattr(overload, "metadata", {}).get("parfors")

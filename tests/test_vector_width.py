@@ -32,9 +32,8 @@ KERNEL_MODULES = [
     "softmaxkit.foreach._kernels",
     "softmaxkit.foreach._vecmath",
 ]
-# The prange driver and its serial twin hold no loop to vectorise: they call a range function
-# (compiled with WideVectorCompiler) through its address.  parallel= functions lower through
-# numba's parfor lowering, which the pipeline leaves alone.
+# The parallel driver and its serial twin hold no loop to vectorise: they call a range function
+# (compiled with WideVectorCompiler) through its address, or have the threading layer call it.
 DRIVERS = {"softmaxkit._kernels._parallel._run_ranges", "softmaxkit._kernels._parallel._run_range"}
 
 

@@ -1,9 +1,8 @@
 """The compile options of softmaxkit's kernels, defined once: two fastmath flag sets, the
 decorators every kernel is compiled with (``kernel``, and ``callee`` for functions that only
 other kernels call, compiled for linking only), the compiler pipeline they share
-(``WideVectorCompiler``), the on-disk cache they load from (``cached``), the parallel options of
-the driver that uses ``prange`` (``_parallel``), and the CPU they are compiled for
-(``target_cpu``).
+(``WideVectorCompiler``), the on-disk cache they load from (``cached``), and the CPU they are
+compiled for (``target_cpu``).
 
 numba's ``fastmath=True`` means LLVM's ``fast``, which includes ``nnan`` and ``ninf``:
 LLVM may then assume no NaN or infinity ever occurs and, for example, fold the
@@ -46,20 +45,6 @@ FORBIDDEN: frozenset[str] = frozenset({"nnan", "ninf", "fast"})
 
 # numba accepts only a set (not a frozenset); treat both as constants.
 assert not (REDUCTION | ORDERED) & FORBIDDEN
-
-
-def prange_only() -> dict[str, bool]:
-    """``parallel=`` options converting only ``prange`` loops, for the parallel driver of
-    ``_parallel`` (the one ``prange`` loop left in the kernels).
-
-    With ``parallel=True`` numba also turns array expressions into parallel loops: a driver's
-    ``np.zeros(n, np.bool_)`` became a second parfor, compiled as its own gufunc on the first call
-    and launched as its own parallel region on every call.  A new dict each time: numba pops the
-    keys out of the one it is given."""
-    return {
-        "comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
-        "numpy": False, "stencil": False, "fusion": False, "prange": True,
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,10 +96,7 @@ class _WideVectorLowering(NativeLowering):
 
 
 class WideVectorCompiler(Compiler):
-    """numba's default pipeline, lowering every function with ``PREFERRED_VECTOR_WIDTH``.
-
-    (A ``parallel=`` function lowers through numba's parfor lowering instead and keeps its
-    default: the one we have, ``_parallel._run_ranges``, has no loop to vectorise.)"""
+    """numba's default pipeline, lowering every function with ``PREFERRED_VECTOR_WIDTH``."""
 
     def define_pipelines(self):
         pipelines = super().define_pipelines()
