@@ -246,12 +246,15 @@ def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, fuse_ab
     compute = _compute_for(np.zeros(1, dtype))
     before = sk.get_num_threads()
     sk.set_num_threads(min(threads, max_threads()))
-    # Blocks of 16 columns (block bytes 1, minimum width 16) for the narrow shapes; the library's
+    # Blocks of 16 columns (block bytes 1, minimum width 16 and row 1 byte) for the narrow shapes; the library's
     # own blocks for the wide ones (four output rows over 32 KiB), and 4100 columns of K = 21 make
     # a 3120-column block and a narrow one.
     narrow = ((1, 17), (3, 1), (4, 16), (5, 40), (9, 33), (21, 100))
     wide = ((3, 2100), (5, 2100), (21, 4100))
-    blocks = {narrow[0]: (1, 16), wide[0]: (_numpy_backend.COLUMN_BLOCK_BYTES, _numpy_backend.COLUMN_MIN_BLOCK_WIDTH)}
+    library_blocks = tuple(
+        getattr(_numpy_backend, name)
+        for name in ("COLUMN_BLOCK_BYTES", "COLUMN_MIN_BLOCK_WIDTH", "COLUMN_MIN_BLOCK_ROW_BYTES"))
+    blocks = {narrow[0]: (1, 16, 1), wide[0]: library_blocks}
     # log_softmax and logsumexp do not depend on fuse_above: checked with the first setting only
     functions = [(sk.softmax, False, False), (sk.softmin, True, False)]
     if fuse_above < 0:
@@ -259,9 +262,10 @@ def test_column_blocks_with_partial_vectors_within_4_ulp(dtype, threads, fuse_ab
     try:
         for k, inner in narrow + wide:
             if (k, inner) in blocks:
-                block_bytes, min_width = blocks[k, inner]
+                block_bytes, min_width, min_row_bytes = blocks[k, inner]
                 monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", block_bytes)
                 monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", min_width)
+                monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_ROW_BYTES", min_row_bytes)
             for kind in ("trap" if k > 1 else "normal10", "ties"):
                 rows = _rows(kind, dtype, rng, shape=(3 * inner, k))
                 x = np.ascontiguousarray(np.moveaxis(rows.reshape(3, inner, k), 2, 1))  # (3, K, inner)

@@ -1078,6 +1078,7 @@ def _small_column_blocks(monkeypatch, workers, n_k=40, itemsize=4):
 
     monkeypatch.setattr(_numpy_backend, "COLUMN_BLOCK_BYTES", n_k * 16 * 2 * itemsize)
     monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_WIDTH", 16)
+    monkeypatch.setattr(_numpy_backend, "COLUMN_MIN_BLOCK_ROW_BYTES", 16 * itemsize)
     if workers is not None:
         monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(_numpy_backend, "num_threads", lambda: workers)
@@ -1162,6 +1163,36 @@ def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, 
     assert (n_blocks, workers) == (blocks, min(blocks, threads))
     sk.softmax(x, axis=-2)
     assert calls[-1][0] == (shape[0] if len(shape) == 3 else 1)  # softmax: one block per outer index
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "width", "n_blocks"),
+    [
+        ((1, 3000, 2048), np.float32, 1024, 2),  # rows of 4 KiB at least (not 128 columns)
+        ((2, 600, 8192), np.float32, 1024, 16),
+        ((1, 3000, 2048), np.float64, 512, 4),
+        ((1, 1024, 1024), np.float32, 512, 2),  # one block of 1024, narrowed so both threads work
+        ((1, 3000, 256), np.float32, 128, 2),  # narrowed to 128 columns, no further
+        ((1, 3000, 200), np.float32, 200, 1),  # two blocks would be under 128 columns: one
+        ((2, 40, 8200), np.float32, 1632, 12),  # few rows: the slab's bytes decide, as before
+    ],
+)
+def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rng, shape, dtype, width, n_blocks):
+    # Block rows of 512 bytes left the prefetchers idle: the minimum is 4 KiB of a row
+    # (COLUMN_MIN_BLOCK_ROW_BYTES) rather than 128 columns, and a call with fewer blocks than
+    # threads narrows them to no less than 128 columns (2 threads here).
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    calls = kernel_calls("softmax_columns", "log_softmax_columns")
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x[0, :, 5] = -INF
+    for f, ref, is_log in ((sk.softmax, softmax_ref, False), (sk.log_softmax, log_softmax_ref, True)):
+        y = f(x, axis=1)
+        n_items, workers, *args = calls[-1]
+        assert (args[6], n_items, workers) == (width, n_blocks, min(n_blocks, 2))
+        assert_matches(y, ref(x.astype(np.float64), 1), log=is_log)
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,8 +37,17 @@ SPLIT_CHUNK = 1 << 14
 # slab overflows the 1 MiB L2), 8x256x4096 3.83 / 3.77 / 3.82 (512 / 256 / 256 columns),
 # 16x64x8192 2.80 / 2.77 / 2.76, 2x1000x8192 9.47 / 10.9 / 9.53 ms (128 / 64 / 128 columns).
 # For large K the minimum decides: 1x10000x2048 at least 16 / 64 / 128 columns 55 / 20 / 18 ms.
+# And wider still: a block's rows are at least COLUMN_MIN_BLOCK_ROW_BYTES, even where its slab
+# then overflows L2.  Rows of 512 bytes (128 float32 columns) are eight cache lines every K-stride:
+# the hardware prefetchers never get going, and every pass waits on memory.  Measured on the Xeon
+# (float32, out=, 2 threads, per width / the old 128 columns): softmax 1x10000x2048 256 0.62, 512
+# 0.44, 1024 0.35, 2048 0.53; 2x1000x8192 0.55 / 0.48 / 0.44 / 0.41; 4x2048x512 512 0.53;
+# 1x512x2048 512 0.61, 1024 0.65; 1x4096x4096 1024 0.40; log_softmax alike (1x10000x2048 1024 0.31,
+# 4x2048x512 512 0.66); float64 1x4000x2048 512 0.64, 1024 0.58.  (Where that leaves fewer blocks
+# than threads, _column_work narrows them again, to no less than COLUMN_MIN_BLOCK_WIDTH.)
 COLUMN_BLOCK_BYTES = 1 << 19
 COLUMN_MIN_BLOCK_WIDTH = 128
+COLUMN_MIN_BLOCK_ROW_BYTES = 1 << 12
 # Column softmax blocks whose four output rows take more than this many bytes store and sum
 # their exps in one vector pass, narrower ones by two loops; None: the kernels' choice for the
 # CPU they compile for (``_kernels.softmax.COLUMN_FUSE_ABOVE_BYTES``).
@@ -509,8 +518,10 @@ def _column_workers(x3: np.ndarray, n_blocks: int) -> int:
 
 def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, int]:
     """``(block, n_blocks, workers)`` for the column block kernels on ``x3``: blocks of
-    ``column_block_width`` columns; for a kernel that ``reads_only`` (logsumexp), narrower ones
-    (down to COLUMN_MIN_WIDTH) where a parallel call would have fewer blocks than threads.
+    ``column_block_width`` columns, narrower where a parallel call would have fewer blocks than
+    threads: for a kernel that ``reads_only`` (logsumexp) down to COLUMN_MIN_WIDTH, for the others
+    only to blocks of at least COLUMN_MIN_BLOCK_WIDTH (1x1024x1024 float32, two blocks of 512
+    against one of 1024: softmax 0.87, log_softmax 0.77).
 
     Measured on the Xeon, 2 threads, float32 ``axis=0``, two blocks against one: logsumexp 4096x64
     0.71, 4096x128 0.69, 2048x100 0.76, 8192x48 0.62; softmax 4096x64 1.19-1.29 (slower than one
@@ -520,14 +531,19 @@ def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, in
     outer, n_k, inner = x3.shape
     block = column_block_width(n_k, inner, x3.itemsize)
     n_blocks = _column_blocks(x3, block)
-    if reads_only and n_blocks < num_threads() and use_parallel(x3.size):
-        block = _width_for_threads(outer, inner, COLUMN_MIN_WIDTH)
-        n_blocks = _column_blocks(x3, block)
+    if n_blocks < num_threads() and use_parallel(x3.size):
+        narrower = _width_for_threads(outer, inner, COLUMN_MIN_WIDTH)
+        if reads_only or narrower >= COLUMN_MIN_BLOCK_WIDTH:
+            block = narrower
+            n_blocks = _column_blocks(x3, block)
     return block, n_blocks, _column_workers(x3, n_blocks)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
-    width = COLUMN_BLOCK_BYTES // (2 * n_k * itemsize)
+    """Columns per block: a slab of about COLUMN_BLOCK_BYTES of input and output, with rows of at
+    least COLUMN_MIN_BLOCK_ROW_BYTES and COLUMN_MIN_BLOCK_WIDTH columns (a multiple of
+    COLUMN_MIN_WIDTH), at most ``inner``."""
+    width = max(COLUMN_BLOCK_BYTES // (2 * n_k * itemsize), COLUMN_MIN_BLOCK_ROW_BYTES // itemsize)
     width = max(COLUMN_MIN_BLOCK_WIDTH, width - width % COLUMN_MIN_WIDTH)
     return min(inner, width)
 
