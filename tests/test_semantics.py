@@ -1149,20 +1149,84 @@ def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
 )
 def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, rng, shape, threads, blocks, dtype):
     # Few long columns are one or two blocks of column_block_width: logsumexp narrows them (down
-    # to 16 columns) so that every thread has one; softmax and log_softmax keep theirs (slower
-    # narrowed; _column_work).  (2, 5000, 40): three blocks of 16 columns per outer index at most.
+    # to 16 columns) so that every thread has one; log_softmax keeps its (slower narrowed;
+    # _column_work), softmax splits such layouts along K (test_softmax_splits_columns_along_k).
+    # (2, 5000, 40): three blocks of 16 columns per outer index at most.
     # (More than 4096 rows, or rows over 256 bytes: the block kernels, not the small-K tiles.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
-    calls = kernel_calls("logsumexp_columns", "softmax_columns")
+    calls = kernel_calls("logsumexp_columns", "log_softmax_columns")
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     x.reshape(-1)[::97] = -INF
     assert_matches(sk.logsumexp(x, axis=-2), logsumexp_ref(x.astype(np.float64), -2), log=True)
     n_blocks, workers = calls[-1][:2]
     assert (n_blocks, workers) == (blocks, min(blocks, threads))
-    sk.softmax(x, axis=-2)
-    assert calls[-1][0] == (shape[0] if len(shape) == 3 else 1)  # softmax: one block per outer index
+    sk.log_softmax(x, axis=-2)
+    assert calls[-1][0] == (shape[0] if len(shape) == 3 else 1)  # log_softmax: one block per outer index
+
+
+def _columns_with_specials(shape, dtype, rng):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.reshape(-1)[::97] = -INF
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("shape", "threads", "n_items"),
+    [((5000, 80), 2, 2), ((2048, 256), 2, 2), ((1100, 400), 2, 2), ((2, 3000, 100), 4, 4), ((3, 700, 100), 4, 6)],
+)
+def test_softmax_splits_columns_along_k(kernel_calls, monkeypatch, rng, shape, threads, n_items, dtype):
+    # Column layouts whose blocks would leave a thread idle or cut rows into pieces under 4 KiB
+    # are split along K (slabs of whole rows, per-column max and sum merged between the passes;
+    # ceil(threads / outer) slabs per outer index); softmin, temperature, a mask and in place go
+    # the same way.
+    # (float64 takes them when forced: SLABS; float32 by the rule.)
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
+    monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_numpy_backend, "SLAB_MIN_ELEMENTS", 0)
+    if dtype == np.float64:
+        monkeypatch.setattr(_numpy_backend, "SLABS", True)
+    calls = kernel_calls("slab_max", "softmax_slab_exps", "scale_slabs", "softmax_columns")
+    x = _columns_with_specials(shape, dtype, rng)
+    xr = x.astype(np.float64)
+    where = rng.random(shape) < 0.9
+    for got, want in (
+        (lambda: sk.softmax(x, axis=-2), lambda: softmax_ref(xr, -2)),
+        (lambda: sk.softmin(-x, axis=-2), lambda: softmin_ref(-xr, -2)),  # (-inf entries stay -inf)
+        (lambda: sk.softmax(x, axis=-2, temperature=0.7), lambda: softmax_ref(xr / 0.7, -2)),
+        (lambda: sk.softmax(x, axis=-2, where=where), lambda: softmax_ref(np.where(where, xr, -np.inf), -2)),
+    ):
+        calls.clear()
+        assert_matches(got(), want())
+        assert [c[0] for c in calls] == [n_items] * 3  # three slab passes, no column blocks
+    y = x.copy()
+    assert sk.softmax(y, axis=-2, out=y) is y
+    assert_matches(y, softmax_ref(xr, -2))
+
+
+@pytest.mark.parametrize("special", [NAN, INF, -INF])
+def test_softmax_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monkeypatch, rng, special):
+    # A column whose max is NaN, +inf or -inf (all of it) is found by the slab max pass, before
+    # anything is written: the call goes to the column blocks, in place too.
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    calls = kernel_calls("slab_max", "softmax_slab_exps", "softmax_columns")
+    x = (rng.standard_normal((5000, 80)) * 4).astype(np.float32)
+    if special == -INF:
+        x[:, 9] = -INF
+    else:
+        x[3500, 9] = special
+    expected = softmax_ref(x.astype(np.float64), 0)
+    y = x.copy()
+    sk.softmax(y, axis=0, out=y)
+    assert_matches(y, expected)
+    # the slab max pass (2 slabs), then the column kernel's passes (one block of 80 columns)
+    assert calls[0][0] == 2 and len(calls) >= 2 and all(c[0] == 1 for c in calls[1:])
 
 
 @pytest.mark.parametrize(
@@ -1288,3 +1352,19 @@ def test_column_limits_match_the_row_kernels(fn, masked, workers, rng, monkeypat
     rows = np.moveaxis(f(np.ascontiguousarray(np.moveaxis(x, 1, -1)), axis=-1, **moved), -1, 1)
     np.testing.assert_array_equal(np.signbit(columns), np.signbit(rows))
     np.testing.assert_allclose(columns, rows, rtol=4 * 2.0**-23, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((20000, 64), np.float32), ((2048, 256), np.float64), ((600, 4096), np.float32), ((4, 2000, 300), np.float32)],
+)
+def test_softmax_keeps_column_blocks_where_slabs_lost(kernel_calls, monkeypatch, rng, shape, dtype):
+    # Rows of 64 float32 columns and float64 lost split along K; rows cut into pieces of 4 KiB
+    # already, or as many blocks as threads of whole rows, keep the blocks.  (2 threads.)
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    calls = kernel_calls("slab_max", "softmax_columns")
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    assert_matches(sk.softmax(x, axis=-2), softmax_ref(x.astype(np.float64), -2))
+    assert len(calls) == 1 and calls[0][0] == _numpy_backend._column_work(x.reshape((-1,) + shape[-2:]))[1]

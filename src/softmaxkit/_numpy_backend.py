@@ -65,6 +65,12 @@ SMALL_K: int | None = None
 SMALL_K_SPLIT_MIN_ELEMENTS = 1 << 17
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
+# Column layouts split along K (``_takes_slabs``): None, the rule; True or False forces it (tests).
+SLABS: bool | None = None
+# ... from this many elements, with at least this many rows a slab, rows over this many bytes
+SLAB_MIN_ELEMENTS = 1 << 17
+SLAB_MIN_ROWS = 64
+SLAB_MIN_ROW_BYTES = 256
 
 MODE_SOFTMAX = 0
 MODE_LOG_SOFTMAX = 1
@@ -402,6 +408,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
     block, n_blocks, workers = _column_work(x3)
+    if not log and _takes_slabs(x3, block, n_blocks) and _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
+        return
     pending = np.zeros(n_blocks, np.bool_)
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
@@ -509,6 +517,59 @@ def _blocks_per_outer(x3: np.ndarray, block: int) -> int:
 def _column_blocks(x3: np.ndarray, block: int) -> int:
     """How many column blocks of ``block`` columns the kernels split ``x3`` into."""
     return x3.shape[0] * _blocks_per_outer(x3, block)
+
+
+def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
+    """Whether softmax splits a column layout along K (``_kernels.softmax``, "Columns split along
+    K") rather than into column blocks: a parallel float32 call with rows over SLAB_MIN_ROW_BYTES
+    whose blocks would leave a thread idle or cut its rows into pieces of under
+    COLUMN_MIN_BLOCK_ROW_BYTES, with SLAB_MIN_ROWS rows a slab.
+
+    Measured on the Xeon (2 threads, out=, paired against the blocks): 2048x256 0.73 (fresh 0.68),
+    4096x128 0.71, 8192x128 0.79, 16384x128 0.73, 4096x512 0.81, 1024x1024 0.76 (in place 0.82),
+    2048x100 0.81; but rows of 64 float32 columns lost (16384x64 0.81-1.17 from run to run,
+    32768x64 1.45), and float64 was mixed (4096x128 0.82, 16384x64 0.89, 2048x256 1.09, 8192x64
+    1.09)."""
+    if SLABS is not None:
+        return SLABS
+    threads = num_threads()
+    outer, n_k, inner = x3.shape
+    if threads < 2 or x3.dtype != np.float32 or inner * x3.itemsize <= SLAB_MIN_ROW_BYTES:
+        return False
+    if x3.size < SLAB_MIN_ELEMENTS or not use_parallel(x3.size):
+        return False
+    if n_k < SLAB_MIN_ROWS * -(-threads // outer):
+        return False
+    return n_blocks < threads or (block < inner and block * x3.itemsize < COLUMN_MIN_BLOCK_ROW_BYTES)
+
+
+def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
+    """softmax over K of ``x3`` split along K: the slab maxes, merged; the exps stored and summed
+    per slab, the sums merged; the scaling.  Returns False, having written nothing, where a
+    column's max is not finite (NaN, an infinity, or every entry masked or -inf): the block
+    kernels handle those."""
+    outer, n_k, inner = x3.shape
+    n_slabs = max(1, min(-(-num_threads() // outer), n_k))
+    n_items = outer * n_slabs
+    workers = _workers(n_items)
+    block = column_block_width(-(-n_k // n_slabs), inner, x3.itemsize)  # as wide as a slab's rows allow
+    maxes = np.empty((n_items, inner), x3.dtype)
+    k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
+    m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
+    if not np.isfinite(m).all():
+        return False
+    totals = np.zeros((n_items, inner))
+    compensations = np.zeros((n_items, inner))
+    fuse = k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
+    k.softmax_slab_exps(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, fuse)
+    s = (totals + compensations).reshape(outer, n_slabs, inner).sum(axis=1)
+    inv_s = np.zeros_like(s)
+    np.divide(1.0, s, out=inv_s, where=s > 0.0)
+    # the kernels' pair_like: the float64 1/s as a pair of the data's dtype
+    inv_s_hi = inv_s.astype(x3.dtype)
+    inv_s_lo = (inv_s - inv_s_hi).astype(x3.dtype) if x3.dtype == np.float32 else np.zeros_like(inv_s)
+    k.scale_slabs(n_items, workers, x3 if out3 is None else out3, n_slabs, block, inv_s_hi, inv_s_lo)
+    return True
 
 
 def _column_workers(x3: np.ndarray, n_blocks: int) -> int:

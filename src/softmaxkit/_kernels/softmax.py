@@ -2139,6 +2139,95 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 
 
 # ----------------------------------------------------------------------------------------------
+# Columns split along K (slabs): every worker a contiguous run of whole rows
+# ----------------------------------------------------------------------------------------------
+
+
+# A layout whose column blocks leave a thread idle (one block of 64 columns over 16384 rows) or
+# cut every row into short pieces (two blocks of 128 columns of 1 KiB rows: each worker reads
+# and writes half of every row) is split along K instead: item ``w`` is rows ``k0:k1`` of one
+# outer index, all its columns, a contiguous slab.  Each pass is the block kernels' own pass on
+# the slab (viewed as a block of one outer index), with the per-column state merged in between
+# by the caller (``_numpy_backend``): the slab maxes into the max, the slab sums (taken against
+# that max) into the sum.  The caller takes the block kernels instead where a column's max is
+# not finite, before anything is written.
+
+
+@callee(inline="always")
+def _slab_bounds(w, n_slabs, n_k):
+    """``(o, k0, k1)``: item ``w`` is rows ``k0:k1`` of outer index ``o``, ``n_slabs`` per index."""
+    o = w // n_slabs
+    s = w - o * n_slabs
+    return o, s * n_k // n_slabs, (s + 1) * n_k // n_slabs
+
+
+def _slab_of(array, o, k0, k1):
+    """Rows ``k0:k1`` of ``array[o]`` as a C-contiguous block of one outer index, or None for
+    ``array=None`` (numba only)."""
+    raise NotImplementedError("_slab_of is callable from numba-compiled code only")
+
+
+@callee_overload(_slab_of)
+def _slab_of_overload(array, o, k0, k1):
+    if isinstance(array, types.NoneType):
+        return lambda array, o, k0, k1: None
+    return lambda array, o, k0, k1: array[o][k0:k1].reshape((1, k1 - k0, array.shape[2]))
+
+
+def _slab_max_range(t, first, stop, x3, mask3, sign, n_slabs, block, maxes):
+    """``maxes[w] = `` the per-column max of slab ``w`` (NaN where a column holds one), in column
+    blocks of ``block``."""
+    x3, mask3 = borrowed(x3), borrowed(mask3)
+    inner = x3.shape[2]
+    for w in range(first, stop):
+        o, k0, k1 = _slab_bounds(w, n_slabs, x3.shape[1])
+        slab, slab_mask = _slab_of(x3, o, k0, k1), _slab_of(mask3, o, k0, k1)
+        for j0 in range(0, inner, block):
+            j1 = min(inner, j0 + block)
+            _column_block_max(slab, slab_mask, 0, j0, j1, sign, maxes[w, j0:j1])
+
+
+def _softmax_slab_exp_range(
+    t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, fuse_above
+):
+    """The exps of slab ``w`` against the max ``m[o]`` stored, and summed per column into
+    ``totals[w] + compensations[w]`` (zero on entry), in column blocks of ``block``."""
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    inner = x3.shape[2]
+    for w in range(first, stop):
+        o, k0, k1 = _slab_bounds(w, n_slabs, x3.shape[1])
+        slab, slab_out, slab_mask = _slab_of(x3, o, k0, k1), _slab_of(out3, o, k0, k1), _slab_of(mask3, o, k0, k1)
+        for j0 in range(0, inner, block):
+            j1 = min(inner, j0 + block)
+            ahead = (np.int64(0), j1 if j1 < inner else j0)  # the slab's next block (its last: itself)
+            _store_exps_and_sums(
+                slab, slab_out, slab_mask, sign, t_hi, t_lo, 0, j0, j1,
+                m[o, j0:j1], totals[w, j0:j1], compensations[w, j0:j1], ahead, fuse_above,
+            )
+
+
+def _scale_slab_range(t, first, stop, y3, n_slabs, block, inv_s_hi, inv_s_lo):
+    """Slab ``w`` of the stored exps times ``1/s`` of its outer index, rounded once."""
+    y3 = borrowed(y3)
+    inner = y3.shape[2]
+    for w in range(first, stop):
+        o, k0, k1 = _slab_bounds(w, n_slabs, y3.shape[1])
+        slab = _slab_of(y3, o, k0, k1)
+        for j0 in range(0, inner, block):
+            j1 = min(inner, j0 + block)
+            _scale_rows(slab, 0, j0, j1, inv_s_hi[o, j0:j1], inv_s_lo[o, j0:j1])
+
+
+#: ``(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)``
+slab_max = RangeKernel(_slab_max_range)
+#: ``(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations,
+#: fuse_above)``
+softmax_slab_exps = RangeKernel(_softmax_slab_exp_range)
+#: ``(n_items, workers, y3, n_slabs, block, inv_s_hi, inv_s_lo)``
+scale_slabs = RangeKernel(_scale_slab_range)
+
+
+# ----------------------------------------------------------------------------------------------
 # Columns over few rows (``takes_small_k_tiles``): a vector of columns at a time, its K rows in L1
 # ----------------------------------------------------------------------------------------------
 
