@@ -238,16 +238,22 @@ def line_offset(typingctx, array):
 # A view with a null meminfo skips them: NRT_incref/decref return at once on null.
 
 
+def uncounted_view(context, builder, array_type, value):
+    """(In an intrinsic's codegen.)  The array ``value`` of numba type ``array_type`` as a view
+    without meminfo or parent: no reference count to update."""
+    view = context.make_array(array_type)(context, builder, value=value)
+    view.meminfo = cgutils.get_null_value(view.meminfo.type)
+    view.parent = cgutils.get_null_value(view.parent.type)
+    return view._getvalue()
+
+
 @intrinsic
 def _without_meminfo(typingctx, array):
     if not isinstance(array, types.Array):
         return None
 
     def codegen(context, builder, signature, args):
-        view = context.make_array(signature.args[0])(context, builder, value=args[0])
-        view.meminfo = cgutils.get_null_value(view.meminfo.type)
-        view.parent = cgutils.get_null_value(view.parent.type)
-        return view._getvalue()
+        return uncounted_view(context, builder, signature.args[0], args[0])
 
     return array(array), codegen
 

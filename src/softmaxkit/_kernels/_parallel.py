@@ -28,6 +28,7 @@ from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
 from ._fastmath import WideVectorCompiler, cached
+from ._intrinsics import uncounted_view
 
 try:  # numba's own C fingerprint of argument types, which its dispatcher keys on (0.1 us)
     from numba._dispatcher import compute_fingerprint as _fingerprint
@@ -79,12 +80,7 @@ def _borrowed_arguments(typingctx, args):
         members = []
         for i, ty in enumerate(args.types):
             value = builder.extract_value(llargs[0], i)
-            if isinstance(ty, types.Array):
-                view = context.make_array(ty)(context, builder, value=value)
-                view.meminfo = cgutils.get_null_value(view.meminfo.type)
-                view.parent = cgutils.get_null_value(view.parent.type)
-                value = view._getvalue()
-            members.append(value)
+            members.append(uncounted_view(context, builder, ty, value) if isinstance(ty, types.Array) else value)
         return context.make_tuple(builder, args, members)
 
     return args(args), codegen
