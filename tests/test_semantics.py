@@ -1368,3 +1368,19 @@ def test_softmax_keeps_column_blocks_where_slabs_lost(kernel_calls, monkeypatch,
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     assert_matches(sk.softmax(x, axis=-2), softmax_ref(x.astype(np.float64), -2))
     assert len(calls) == 1 and calls[0][0] == _numpy_backend._column_work(x.reshape((-1,) + shape[-2:]))[1]
+
+
+@pytest.mark.parametrize(("shape", "whole"), [((1200, 2100), True), ((2, 700, 3000), True), ((500, 2100), False)])
+def test_tall_softmax_slabs_pass_over_whole_rows(kernel_calls, monkeypatch, rng, shape, whole):
+    # Slabs of at least SLAB_WHOLE_ROWS_FROM (512) rows are taken wherever the blocks would cut
+    # the rows, and their passes take whole rows; shorter slabs keep the blocks (2 threads).
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    calls = kernel_calls("slab_max", "softmax_slab_exps", "scale_slabs", "softmax_columns")
+    x = _columns_with_specials(shape, np.float32, rng)
+    assert_matches(sk.softmax(x, axis=-2), softmax_ref(x.astype(np.float64), -2))
+    if whole:
+        assert len(calls) == 3 and calls[0][6] == shape[-1]  # three slab passes, blocks of whole rows
+    else:
+        assert len(calls) == 1  # the column kernel

@@ -67,10 +67,12 @@ SMALL_K_SPLIT_MIN_ELEMENTS = 1 << 17
 COLUMN_MIN_WIDTH = 16
 # Column layouts split along K (``_takes_slabs``): None, the rule; True or False forces it (tests).
 SLABS: bool | None = None
-# ... from this many elements, with at least this many rows a slab, rows over this many bytes
+# ... from this many elements, with at least this many rows a slab, rows over this many bytes;
+# slabs of at least SLAB_WHOLE_ROWS_FROM rows are passed over whole rows (and taken wherever blocks cut rows)
 SLAB_MIN_ELEMENTS = 1 << 17
 SLAB_MIN_ROWS = 64
 SLAB_MIN_ROW_BYTES = 256
+SLAB_WHOLE_ROWS_FROM = 512
 
 MODE_SOFTMAX = 0
 MODE_LOG_SOFTMAX = 1
@@ -523,13 +525,19 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
     """Whether softmax splits a column layout along K (``_kernels.softmax``, "Columns split along
     K") rather than into column blocks: a parallel float32 call with rows over SLAB_MIN_ROW_BYTES
     whose blocks would leave a thread idle or cut its rows into pieces of under
-    COLUMN_MIN_BLOCK_ROW_BYTES, with SLAB_MIN_ROWS rows a slab.
+    COLUMN_MIN_BLOCK_ROW_BYTES, with SLAB_MIN_ROWS rows a slab; or whose blocks cut its rows at
+    all, with SLAB_WHOLE_ROWS_FROM rows a slab (whose passes then take whole rows).
 
     Measured on the Xeon (2 threads, out=, paired against the blocks): 2048x256 0.73 (fresh 0.68),
     4096x128 0.71, 8192x128 0.79, 16384x128 0.73, 4096x512 0.81, 1024x1024 0.76 (in place 0.82),
     2048x100 0.81; but rows of 64 float32 columns lost (16384x64 0.81-1.17 from run to run,
     32768x64 1.45), and float64 was mixed (4096x128 0.82, 16384x64 0.89, 2048x256 1.09, 8192x64
-    1.09)."""
+    1.09).  Whole-row passes on slabs of at least 512 rows, paired against the blocks (of 1024
+    columns): 4096x4096 0.79 (fresh 0.74), 2x1000x8192 0.85, 2048x2048 0.93, 1024x4096 1.01-1.03,
+    4x512x2048 1.00 (an in-process toggle also gave 1x2000x4096 0.76, 1x10000x2048 0.88); on
+    shorter slabs they lost or tied (8x256x4096 1.00, 512x2048 0.81, but 4x150x4096 1.13, 256x4096
+    1.15, 128x8192 1.22, 16x64x8192 1.38), and slab passes in column blocks lost on the tall ones
+    (4096x4096 1.03, 2x1000x8192 1.10)."""
     if SLABS is not None:
         return SLABS
     threads = num_threads()
@@ -538,9 +546,12 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
         return False
     if x3.size < SLAB_MIN_ELEMENTS or not use_parallel(x3.size):
         return False
-    if n_k < SLAB_MIN_ROWS * -(-threads // outer):
+    n_slabs = -(-threads // outer)
+    if n_k < SLAB_MIN_ROWS * n_slabs:
         return False
-    return n_blocks < threads or (block < inner and block * x3.itemsize < COLUMN_MIN_BLOCK_ROW_BYTES)
+    if n_blocks < threads or (block < inner and block * x3.itemsize < COLUMN_MIN_BLOCK_ROW_BYTES):
+        return True
+    return block < inner and -(-n_k // n_slabs) >= SLAB_WHOLE_ROWS_FROM
 
 
 def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
@@ -552,7 +563,8 @@ def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     n_slabs = max(1, min(-(-num_threads() // outer), n_k))
     n_items = outer * n_slabs
     workers = _workers(n_items)
-    block = column_block_width(-(-n_k // n_slabs), inner, x3.itemsize)  # as wide as a slab's rows allow
+    slab_rows = -(-n_k // n_slabs)
+    block = inner if slab_rows >= SLAB_WHOLE_ROWS_FROM else column_block_width(slab_rows, inner, x3.itemsize)
     maxes = np.empty((n_items, inner), x3.dtype)
     k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
     m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
