@@ -1267,7 +1267,7 @@ def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rn
 @pytest.fixture
 def split_rows(monkeypatch):
     """Send rows of 64 or more elements through the split kernel in chunks of 16, whatever the
-    machine's thread count (the kernel's prange also runs on one thread)."""
+    machine's thread count (the parallel driver also runs them on one thread)."""
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
