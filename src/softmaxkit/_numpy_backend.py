@@ -416,7 +416,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
     # softmax's kernel only: the width from which a block's exps are summed in its vector pass
-    fuse = () if log else (k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES,)
+    fuse = () if log else (_fuse_above(k),)
     run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
@@ -546,12 +546,25 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
         return False
     if x3.size < SLAB_MIN_ELEMENTS or not use_parallel(x3.size):
         return False
-    n_slabs = -(-threads // outer)
+    n_slabs, slab_rows = _slab_layout(outer, n_k)
     if n_k < SLAB_MIN_ROWS * n_slabs:
         return False
     if n_blocks < threads or (block < inner and block * x3.itemsize < COLUMN_MIN_BLOCK_ROW_BYTES):
         return True
-    return block < inner and -(-n_k // n_slabs) >= SLAB_WHOLE_ROWS_FROM
+    return block < inner and slab_rows >= SLAB_WHOLE_ROWS_FROM
+
+
+def _slab_layout(outer: int, n_k: int) -> tuple[int, int]:
+    """``(n_slabs, slab_rows)``: the slabs per outer index of a layout split along K (enough for
+    every thread to have one) and the most rows a slab has."""
+    n_slabs = max(1, min(-(-num_threads() // outer), n_k))
+    return n_slabs, -(-n_k // n_slabs)
+
+
+def _fuse_above(k) -> int:
+    """The width (bytes of four output rows) above which softmax's column passes fuse their exps
+    and sums: COLUMN_FUSE_ABOVE_BYTES, or the kernels' choice for the CPU."""
+    return k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
 
 
 def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
@@ -560,10 +573,9 @@ def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     column's max is not finite (NaN, an infinity, or every entry masked or -inf): the block
     kernels handle those."""
     outer, n_k, inner = x3.shape
-    n_slabs = max(1, min(-(-num_threads() // outer), n_k))
+    n_slabs, slab_rows = _slab_layout(outer, n_k)
     n_items = outer * n_slabs
     workers = _workers(n_items)
-    slab_rows = -(-n_k // n_slabs)
     block = inner if slab_rows >= SLAB_WHOLE_ROWS_FROM else column_block_width(slab_rows, inner, x3.itemsize)
     maxes = np.empty((n_items, inner), x3.dtype)
     k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
@@ -572,8 +584,8 @@ def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
         return False
     totals = np.zeros((n_items, inner))
     compensations = np.zeros((n_items, inner))
-    fuse = k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
-    k.softmax_slab_exps(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, fuse)
+    k.softmax_slab_exps(
+        n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, _fuse_above(k))
     s = (totals + compensations).reshape(outer, n_slabs, inner).sum(axis=1)
     inv_s = np.zeros_like(s)
     np.divide(1.0, s, out=inv_s, where=s > 0.0)
