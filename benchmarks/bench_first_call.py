@@ -8,6 +8,13 @@ Each child also counts the functions numba compiled, so a kernel that cannot be 
 compiles in the warm column, whatever the timings.  A first call includes importing numba, which
 softmaxkit defers to it (0.14-0.35 s of the warm first call on the 2-core VMs we measured).
 
+The children read Python's bytecode from a directory of their own (``PYTHONPYCACHEPREFIX``),
+filled by one child before the cases run, as a pip-installed softmaxkit has its ``.pyc`` files:
+otherwise a checkout whose sources changed, or an environment that sets
+``PYTHONDONTWRITEBYTECODE`` (ours does), has every child compile the source of each module it
+imports (about 0.1 s of a warm first call).  ``--source-bytecode`` leaves the children's bytecode
+to the environment instead.
+
 Nothing is asserted: the script prints, and with ``--json`` writes the records.  Usage::
 
     python benchmarks/bench_first_call.py               # every case, about 1.5 minutes
@@ -90,20 +97,41 @@ print(json.dumps({{"import_s": t1 - t0, "first_call_s": t_numba + t3 - t2, "numb
 """
 
 
-def run_child(case: Case, cache_dir: str) -> dict:
-    code = _CHILD.format(shape=case.shape, dtype=case.dtype, setup=case.setup, call=case.call)
+def child_environment(cache_dir: str, bytecode_dir: str | None = None) -> dict:
+    """A child's environment: numba's cache in ``cache_dir``; Python's bytecode read from and
+    written to ``bytecode_dir`` (None: as the environment has it)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    if bytecode_dir is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = bytecode_dir
+    return env
+
+
+def run_child(case: Case, cache_dir: str, bytecode_dir: str | None = None) -> dict:
+    code = _CHILD.format(shape=case.shape, dtype=case.dtype, setup=case.setup, call=case.call)
+    env = child_environment(cache_dir, bytecode_dir)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{case.name}: the child process failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_case(case: Case) -> dict:
+def run_case(case: Case, bytecode_dir: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="softmaxkit-numba-cache-") as cache_dir:
-        cold = run_child(case, cache_dir)
-        warm = run_child(case, cache_dir)
+        cold = run_child(case, cache_dir, bytecode_dir)
+        warm = run_child(case, cache_dir, bytecode_dir)
     return {"case": case.name, "call": case.call, "shape": case.shape, "dtype": case.dtype, "cold": cold, "warm": warm}
+
+
+# Fills the bytecode directory: everything a first call imports, compiling included (numba's
+# compiler imports modules a warm call does not), on a throwaway numba cache.
+_PRIMING_CASE = Case("bytecode", "sk.softmax(x); sk.log_softmax(x, axis=0); sk.logsumexp(x, axis=1)", (64, 64))
+
+
+def prime_bytecode(bytecode_dir: str) -> None:
+    """Compile the bytecode of every module a child imports into ``bytecode_dir``."""
+    with tempfile.TemporaryDirectory(prefix="softmaxkit-numba-cache-") as cache_dir:
+        run_child(_PRIMING_CASE, cache_dir, bytecode_dir)
 
 
 def select_cases(patterns: str | None) -> list[Case]:
@@ -134,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", metavar="PATTERNS", help="comma-separated names or globs (see --list)")
     parser.add_argument("--json", metavar="PATH", help="write the records as JSON")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--source-bytecode", action="store_true",
+                        help="leave the children's Python bytecode to the environment (see the docstring)")
     args = parser.parse_args(argv)
     if args.list:
         for case in CASES:
@@ -142,13 +172,19 @@ def main(argv: list[str] | None = None) -> int:
     machine = basic_machine_info()
     print(f"{machine.get('cpu_model', '?')}, {machine.get('cores', '?')} usable cores, Python {sys.version.split()[0]}")
     machine["dont_write_bytecode"] = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-    if machine["dont_write_bytecode"]:
+    machine["bytecode"] = "environment" if args.source_bytecode else "primed directory"
+    if args.source_bytecode and machine["dont_write_bytecode"]:
         print("PYTHONDONTWRITEBYTECODE is set: each child compiles the source of every module without a current .pyc\n"
               "(a pip-installed softmaxkit has them; a checkout whose sources changed may not): slower first calls.")
     records = []
-    for case in select_cases(args.cases):
-        records.append(run_case(case))
-        print(f"  {case.name}: cold {records[-1]['cold']['first_call_s']:.2f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="softmaxkit-bytecode-") as bytecode_dir:
+        if args.source_bytecode:
+            bytecode_dir = None
+        else:
+            prime_bytecode(bytecode_dir)
+        for case in select_cases(args.cases):
+            records.append(run_case(case, bytecode_dir))
+            print(f"  {case.name}: cold {records[-1]['cold']['first_call_s']:.2f} s", flush=True)
     print()
     print_report(records)
     if args.json:
