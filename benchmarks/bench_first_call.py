@@ -177,10 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         print("PYTHONDONTWRITEBYTECODE is set: each child compiles the source of every module without a current .pyc\n"
               "(a pip-installed softmaxkit has them; a checkout whose sources changed may not): slower first calls.")
     records = []
-    with tempfile.TemporaryDirectory(prefix="softmaxkit-bytecode-") as bytecode_dir:
-        if args.source_bytecode:
-            bytecode_dir = None
-        else:
+    with tempfile.TemporaryDirectory(prefix="softmaxkit-bytecode-") as primed:
+        bytecode_dir = None if args.source_bytecode else primed
+        if bytecode_dir is not None:
             prime_bytecode(bytecode_dir)
         for case in select_cases(args.cases):
             records.append(run_case(case, bytecode_dir))
