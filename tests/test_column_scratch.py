@@ -13,7 +13,7 @@ import softmaxkit as sk
 from softmaxkit import _numpy_backend
 from softmaxkit._numpy_backend import aligned_empty, column_scratch
 
-from naive import assert_matches, logsumexp_ref, softmax_ref
+from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref
 
 
 def _address(a: np.ndarray) -> int:
@@ -28,6 +28,51 @@ def test_aligned_empty(shape, dtype):
     assert _address(a) % 64 == 0
     a[...] = 1  # the whole array is ours to write
     assert (a == 1).all()
+
+
+def _at_page_offset(shape, dtype, offset: int) -> np.ndarray:
+    """An array of ``shape`` starting ``offset`` bytes into a page."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + 2 * _numpy_backend.PAGE_BYTES, np.uint8)
+    start = (offset - _address(raw)) % _numpy_backend.PAGE_BYTES
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def _apart(result: np.ndarray, x: np.ndarray) -> int:
+    return (_address(result) - (_address(x) & -64)) % _numpy_backend.PAGE_BYTES
+
+
+@pytest.mark.parametrize("offset", [0, 16, 64, 2000, 2048, 4080])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_aligned_empty_apart_from(offset, dtype):
+    x = _at_page_offset((1000,), np.float32, offset)
+    a = aligned_empty((3, 5, 7), dtype, x)
+    assert a.shape == (3, 5, 7) and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    assert _address(a) % 64 == 0
+    assert _apart(a, x) == _numpy_backend.APART_BYTES
+    a[...] = 1
+    assert (a == 1).all()
+
+
+# Fresh results of ALIGNED_RESULT_BYTES or more start half a page from their input (modulo a page)
+# on both paths: the last-axis one and the general one (a column layout, and one whose axis order
+# is not the array's).
+@pytest.mark.parametrize("offset", [16, 64, 2048])
+@pytest.mark.parametrize(
+    "shape, axis, transpose", [((512, 1024), -1, False), ((4, 16, 4096), 1, False), ((512, 1024), 0, True)]
+)
+@pytest.mark.parametrize("function", [sk.softmax, sk.log_softmax])
+def test_fresh_results_start_apart_from_their_input(function, shape, axis, transpose, offset):
+    assert np.prod(shape) * 4 >= _numpy_backend.ALIGNED_RESULT_BYTES
+    x = _at_page_offset(shape, np.float32, offset)
+    x[...] = np.random.default_rng(1).standard_normal(shape)
+    if transpose:
+        x = x.T
+    result = function(x, axis=axis)
+    assert _apart(result, x) == _numpy_backend.APART_BYTES  # (a transposed view starts where its base does)
+    log = function is sk.log_softmax
+    assert_matches(result, (log_softmax_ref if log else softmax_ref)(x, axis=axis), log=log)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -242,7 +242,7 @@ def softmax_family(
             _run_softmax(x3, None, mask3, sign, t_hi, t_lo, mode)
             result = xk
         else:
-            buffer_t = result_empty([xk.shape[d] for d in order], kernel_dtype, xk.nbytes)
+            buffer_t = result_empty([xk.shape[d] for d in order], kernel_dtype, xk.nbytes, xk)
             _run_softmax(x3, buffer_t.reshape(shape3), mask3, sign, t_hi, t_lo, mode)
             result = buffer_t.transpose(_inverse(order))
     else:
@@ -282,7 +282,7 @@ def softmax_last_axis(
     elif x.nbytes < ALIGNED_RESULT_BYTES:  # result_empty spelled out: the call cost 8 x 10 ~2%
         result = np.empty(x.shape, dtype)
     else:
-        result = aligned_empty(x.shape, dtype)
+        result = aligned_empty(x.shape, dtype, x)
     if x.ndim == 2:  # a 2-D array is its own rows: two reshapes were ~12% of an 8 x 10 call
         x2, out2 = x, result
     else:
@@ -466,12 +466,35 @@ _SCRATCH_CACHE_BYTES = 1 << 20
 _thread_scratch = threading.local()
 
 
-def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line)."""
+# A result softmaxkit allocates starts APART_BYTES (half a page) past its input modulo a page.
+# Where the two start at the same offset in their pages, or a line or two apart, each pass's loads
+# of the input and stores of the result fall in the same L1 sets at the same time, and a load
+# may wait on an older store to an address that matches it in its low 12 bits (4K aliasing).
+# Measured on the 2-core Zen 4 VM (L1d 32 KiB 8-way), input at a page's offset 16 (where numpy's
+# large arrays start), paired, result at offset 2048 against 64 (where a 64-byte-aligned result
+# in a fresh mapping starts), 2 threads, float32 `out=`: 1024x1024 softmax 0.89, log_softmax
+# 0.93; 4096x4096 0.90; 4x21x65536 axis 1 0.90; 32x3x224x224 axis 1 0.89; 4x8x4096 axis 1 0.60
+# (the small-K tiles' K input and K output lines in one set); 256x4096 log_softmax 0.98.  With
+# glibc the results happened to land about 2 KiB apart already (numpy's own allocations); this
+# places them so whatever the allocator.  (A user's `out=` from ``np.empty_like(x)`` starts at
+# the input's offset: 4x8x4096 0.63-0.86, 4x21x65536 0.91, 4096x4096 0.94 of what 2048 bytes apart
+# took.)
+PAGE_BYTES = 4096
+APART_BYTES = 2048
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any, apart_from: np.ndarray | None = None) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line); with
+    ``apart_from`` (an array), APART_BYTES past its first cache line modulo PAGE_BYTES."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + 63, np.uint8)
-    start = -raw.__array_interface__["data"][0] % 64
+    if apart_from is None:
+        raw = np.empty(nbytes + 63, np.uint8)
+        start = -raw.__array_interface__["data"][0] % 64
+    else:
+        raw = np.empty(nbytes + PAGE_BYTES, np.uint8)
+        wanted = (apart_from.__array_interface__["data"][0] & -64) + APART_BYTES
+        start = (wanted - raw.__array_interface__["data"][0]) % PAGE_BYTES
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
@@ -484,11 +507,11 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 ALIGNED_RESULT_BYTES = 1 << 20
 
 
-def result_empty(shape: Any, dtype: np.dtype, nbytes: int) -> np.ndarray:
-    """A new result array of ``nbytes`` bytes: ``aligned_empty`` from ALIGNED_RESULT_BYTES up,
-    else ``np.empty``."""
+def result_empty(shape: Any, dtype: np.dtype, nbytes: int, apart_from: np.ndarray | None = None) -> np.ndarray:
+    """A new result array of ``nbytes`` bytes: ``aligned_empty`` (apart from ``apart_from``, the
+    input) from ALIGNED_RESULT_BYTES up, else ``np.empty``."""
     if nbytes >= ALIGNED_RESULT_BYTES:
-        return aligned_empty(tuple(shape), dtype)
+        return aligned_empty(tuple(shape), dtype, apart_from)
     return np.empty(shape, dtype)
 
 
