@@ -60,7 +60,8 @@ assert not (REDUCTION | ORDERED) & FORBIDDEN
 # sets -- lifts that preference for our functions only; numba has no option for it, so our kernels
 # are compiled by a pipeline whose lowering adds it to every function it emits.  It changes
 # nothing where LLVM already prefers 512 bits, and nothing without AVX-512 (LLVM takes the
-# narrower of the preference and the widest registers the CPU has).
+# narrower of the preference and the widest registers the CPU has).  (On Zen 4, which runs 512-bit
+# operations as two 256-bit halves, a preference of 256 measured the same: 0.99-1.01, paired.)
 
 PREFERRED_VECTOR_WIDTH = '"prefer-vector-width"="512"'
 

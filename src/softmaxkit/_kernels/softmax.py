@@ -1704,8 +1704,10 @@ def _all_finite(m):
 # 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures may
 # carry the bias that, on Zen 5, favoured the older code by 5-7% when each version had its own
 # out= buffer (docs/performance.md, "An eighth Zen 5 session"; not checked on the Xeon); until a
-# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  The backend passes
-# the threshold per call, so tests can pick either form anywhere.
+# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  On Zen 4 every block
+# fused lost or tied (paired, out= placed 2 KiB from the input: 1024x3x1024 1.13, 8x256x4096 0.99,
+# 16x64x8192 0.99, 64x10x4096 0.99): it keeps the threshold.  The backend passes the threshold per
+# call, so tests can pick either form anywhere.
 _FUSE_EVERY_COLUMN_BLOCK = ("znver5",)
 #: Four output rows of an unmasked softmax column block above this many bytes: the exps are
 #: summed in the vector pass; at or below it, by the two loops.
