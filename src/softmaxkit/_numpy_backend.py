@@ -473,12 +473,12 @@ _thread_scratch = threading.local()
 # Measured on the 2-core Zen 4 VM (L1d 32 KiB 8-way), input at a page's offset 16 (where numpy's
 # large arrays start), paired, result at offset 2048 against 64 (where a 64-byte-aligned result
 # in a fresh mapping starts), 2 threads, float32 `out=`: 1024x1024 softmax 0.89, log_softmax
-# 0.93; 4096x4096 0.90; 4x21x65536 axis 1 0.90; 32x3x224x224 axis 1 0.89; 4x8x4096 axis 1 0.60
-# (the small-K tiles' K input and K output lines in one set); 256x4096 log_softmax 0.98.  With
+# 0.93; 4096x4096 0.90; 4x21x65536 axis 1 0.90; 32x3x224x224 axis 1 0.89; 4x8x4096 axis 1 (the
+# small-K tiles) 0.60; 256x4096 log_softmax 0.98.  With
 # glibc the results happened to land about 2 KiB apart already (numpy's own allocations); this
 # places them so whatever the allocator.  (A user's `out=` from ``np.empty_like(x)`` starts at
-# the input's offset: 4x8x4096 0.63-0.86, 4x21x65536 0.91, 4096x4096 0.94 of what 2048 bytes apart
-# took.)
+# the input's offset: 4x8x4096 0.63-0.86, 4x21x65536 0.89-0.92, 4096x4096 0.94-1.03 of what 2048
+# bytes apart took; docs/performance.md, "A Zen 4 session".)
 PAGE_BYTES = 4096
 APART_BYTES = 2048
 
