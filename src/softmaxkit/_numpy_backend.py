@@ -474,11 +474,11 @@ _thread_scratch = threading.local()
 # large arrays start), paired, result at offset 2048 against 64 (where a 64-byte-aligned result
 # in a fresh mapping starts), 2 threads, float32 `out=`: 1024x1024 softmax 0.89, log_softmax
 # 0.93; 4096x4096 0.90; 4x21x65536 axis 1 0.90; 32x3x224x224 axis 1 0.89; 4x8x4096 axis 1 (the
-# small-K tiles) 0.60; 256x4096 log_softmax 0.98.  With
-# glibc the results happened to land about 2 KiB apart already (numpy's own allocations); this
-# places them so whatever the allocator.  (A user's `out=` from ``np.empty_like(x)`` starts at
-# the input's offset: 4x8x4096 0.63-0.86, 4x21x65536 0.89-0.92, 4096x4096 0.94-1.03 of what 2048
-# bytes apart took; docs/performance.md, "A Zen 4 session".)
+# small-K tiles) 0.60; 256x4096 log_softmax 0.98.  With glibc the results happened to land about
+# 2 KiB apart already (numpy's own allocations); this places them so whatever the allocator.  (A
+# user's `out=` from ``np.empty_like(x)`` starts at the input's offset: 4x8x4096 0.63-0.86,
+# 4x21x65536 0.89-0.92, 4096x4096 0.94-1.03 of what 2048 bytes apart took; docs/performance.md,
+# "A Zen 4 session".)
 PAGE_BYTES = 4096
 APART_BYTES = 2048
 
@@ -488,13 +488,13 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any, apart_from: np.ndarray | N
     ``apart_from`` (an array), APART_BYTES past its first cache line modulo PAGE_BYTES."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
+    # the start wanted, modulo ``period``: a line boundary, or APART_BYTES past the input's line
     if apart_from is None:
-        raw = np.empty(nbytes + 63, np.uint8)
-        start = -raw.__array_interface__["data"][0] % 64
+        period, wanted = 64, 0
     else:
-        raw = np.empty(nbytes + PAGE_BYTES, np.uint8)
-        wanted = (apart_from.__array_interface__["data"][0] & -64) + APART_BYTES
-        start = (wanted - raw.__array_interface__["data"][0]) % PAGE_BYTES
+        period, wanted = PAGE_BYTES, (apart_from.__array_interface__["data"][0] & -64) + APART_BYTES
+    raw = np.empty(nbytes + period - 1, np.uint8)
+    start = (wanted - raw.__array_interface__["data"][0]) % period
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
