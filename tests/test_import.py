@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,19 @@ def test_numba_disable_jit_gets_a_clear_error():
                   NUMBA_DISABLE_JIT="1")
     assert proc.returncode != 0
     assert "RuntimeError: softmaxkit's kernels need numba's compiler, and NUMBA_DISABLE_JIT is set" in proc.stderr
+
+
+def test_a_renamed_copy_loads_its_own_modules(tmp_path):
+    # A vendored or renamed copy of the package (and a benchmark's side-by-side copies of two
+    # revisions) resolves its lazy names to its own modules, never to an installed softmaxkit.
+    shutil.copytree(Path(SRC) / "softmaxkit", tmp_path / "sk_copy",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.nb?"))
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import sk_copy\n"
+        "names = [sk_copy.softmax.__module__, sk_copy.set_num_threads.__module__, sk_copy.foreach.__name__]\n"
+        "print(json.dumps([names, sorted(m for m in sys.modules if m.startswith('softmaxkit'))]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [["sk_copy._api", "sk_copy._threads", "sk_copy.foreach"], []]

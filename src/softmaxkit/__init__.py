@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# name -> module that defines it; loaded on first access (PEP 562).
+# name -> module that defines it (relative: a renamed or vendored copy loads its own); loaded
+# on first access (PEP 562).
 _LAZY_ATTRIBUTES = {
-    "softmax": "softmaxkit._api",
-    "log_softmax": "softmaxkit._api",
-    "softmin": "softmaxkit._api",
-    "logsumexp": "softmaxkit._api",
-    "softmax_backward": "softmaxkit._api",
-    "log_softmax_backward": "softmaxkit._api",
-    "set_num_threads": "softmaxkit._threads",
-    "get_num_threads": "softmaxkit._threads",
+    "softmax": "._api",
+    "log_softmax": "._api",
+    "softmin": "._api",
+    "logsumexp": "._api",
+    "softmax_backward": "._api",
+    "log_softmax_backward": "._api",
+    "set_num_threads": "._threads",
+    "get_num_threads": "._threads",
 }
 _LAZY_SUBMODULES = ("foreach",)
 
@@ -48,9 +49,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY_ATTRIBUTES:
-        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name], __name__), name)
     elif name in _LAZY_SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
+        value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'softmaxkit' has no attribute {name!r}")
     globals()[name] = value
