@@ -183,3 +183,22 @@ def test_large_results_start_on_a_cache_line(function, shape, axis, rng):
     is_log = function is sk.log_softmax
     sign = -1 if function is sk.softmin else 1
     assert_matches(result, softmax_ref(sign * x.astype(np.float64), axis, log=is_log), log=is_log)
+
+
+@pytest.mark.parametrize(("layout_bytes", "nbytes", "in_place", "expected"), [
+    (-1, 1 << 30, False, 32 << 10),  # no such size on this CPU: the width threshold
+    (32 << 20, (32 << 20) - 4, False, 32 << 10),  # below the size
+    (32 << 20, 32 << 20, False, -1),  # from the size on, out of place: every block fused
+    (32 << 20, 32 << 20, True, 32 << 10),  # in place: the width threshold
+])
+def test_large_layouts_fuse_every_block_where_the_cpu_says(layout_bytes, nbytes, in_place, expected, monkeypatch):
+    # softmax's column blocks sum their exps in the vector pass above a width, or on some CPUs
+    # (Zen 4) on every block of a large layout computed out of place
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(_numpy_backend, "COLUMN_FUSE_ABOVE_BYTES", None)
+    k = SimpleNamespace(COLUMN_FUSE_ABOVE_BYTES=32 << 10, COLUMN_FUSE_LAYOUT_BYTES=layout_bytes)
+    x3 = np.broadcast_to(np.float32(0), (1, 4, nbytes // 16))  # nbytes without allocating them
+    assert _numpy_backend._fuse_above(k, x3, in_place) == expected
+    monkeypatch.setattr(_numpy_backend, "COLUMN_FUSE_ABOVE_BYTES", 7)  # a test's override wins
+    assert _numpy_backend._fuse_above(k, x3, in_place) == 7

@@ -50,7 +50,8 @@ COLUMN_MIN_BLOCK_WIDTH = 128
 COLUMN_MIN_BLOCK_ROW_BYTES = 1 << 12
 # Column softmax blocks whose four output rows take more than this many bytes store and sum
 # their exps in one vector pass, narrower ones by two loops; None: the kernels' choice for the
-# CPU they compile for (``_kernels.softmax.COLUMN_FUSE_ABOVE_BYTES``).
+# CPU they compile for (``_kernels.softmax.COLUMN_FUSE_ABOVE_BYTES``, and on some CPUs every
+# block of a large layout: ``COLUMN_FUSE_LAYOUT_BYTES``).
 COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # Unmasked float32 rows of at most this many elements take the short-row kernels; None: the
 # kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
@@ -416,7 +417,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
     # softmax's kernel only: the width from which a block's exps are summed in its vector pass
-    fuse = () if log else (_fuse_above(k),)
+    fuse = () if log else (_fuse_above(k, x3, out3 is None),)
     run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
     if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
         blocks = np.flatnonzero(pending)
@@ -584,10 +585,15 @@ def _slab_layout(outer: int, n_k: int) -> tuple[int, int]:
     return n_slabs, -(-n_k // n_slabs)
 
 
-def _fuse_above(k) -> int:
-    """The width (bytes of four output rows) above which softmax's column passes fuse their exps
-    and sums: COLUMN_FUSE_ABOVE_BYTES, or the kernels' choice for the CPU."""
-    return k.COLUMN_FUSE_ABOVE_BYTES if COLUMN_FUSE_ABOVE_BYTES is None else COLUMN_FUSE_ABOVE_BYTES
+def _fuse_above(k, x3: np.ndarray, in_place: bool) -> int:
+    """The width (bytes of four output rows) above which softmax's column passes over ``x3`` fuse
+    their exps and sums: COLUMN_FUSE_ABOVE_BYTES, or the kernels' choice for the CPU (every
+    block, -1, for a layout of at least their COLUMN_FUSE_LAYOUT_BYTES computed out of place)."""
+    if COLUMN_FUSE_ABOVE_BYTES is not None:
+        return COLUMN_FUSE_ABOVE_BYTES
+    if not in_place and 0 <= k.COLUMN_FUSE_LAYOUT_BYTES <= x3.nbytes:
+        return -1
+    return k.COLUMN_FUSE_ABOVE_BYTES
 
 
 def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
@@ -608,7 +614,8 @@ def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     totals = np.zeros((n_items, inner))
     compensations = np.zeros((n_items, inner))
     k.softmax_slab_exps(
-        n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, _fuse_above(k))
+        n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations,
+        _fuse_above(k, x3, out3 is None))
     s = (totals + compensations).reshape(outer, n_slabs, inner).sum(axis=1)
     inv_s = np.zeros_like(s)
     np.divide(1.0, s, out=inv_s, where=s > 0.0)

@@ -61,7 +61,8 @@ assert not (REDUCTION | ORDERED) & FORBIDDEN
 # are compiled by a pipeline whose lowering adds it to every function it emits.  It changes
 # nothing where LLVM already prefers 512 bits, and nothing without AVX-512 (LLVM takes the
 # narrower of the preference and the widest registers the CPU has).  (On Zen 4, which runs 512-bit
-# operations as two 256-bit halves, a preference of 256 measured the same: 0.99-1.01, paired.)
+# operations as two 256-bit halves, a preference of 256 was slower too: paired with
+# benchmarks/pair_revisions.py, 4096x4096 softmax 1.17, 32x128256 1.22, NCHW 1.05.)
 
 PREFERRED_VECTOR_WIDTH = '"prefer-vector-width"="512"'
 

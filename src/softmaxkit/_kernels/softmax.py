@@ -1704,14 +1704,26 @@ def _all_finite(m):
 # 1.18-1.20 slower (kept fused: one form per block width).  The Xeon's narrow-block figures may
 # carry the bias that, on Zen 5, favoured the older code by 5-7% when each version had its own
 # out= buffer (docs/performance.md, "An eighth Zen 5 session"; not checked on the Xeon); until a
-# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.  On Zen 4 every block
-# fused lost or tied (paired, out= placed 2 KiB from the input: 1024x3x1024 1.13, 8x256x4096 0.99,
-# 16x64x8192 0.99, 64x10x4096 0.99): it keeps the threshold.  The backend passes the threshold per
-# call, so tests can pick either form anywhere.
+# Xeon measures them again, CPUs other than Zen 5 keep the 32 KiB threshold.
+#
+# On Zen 4 (2026-12-04, benchmarks/pair_revisions.py, 2 threads, every block fused against the
+# threshold) it depends on the layout's size: from 32 MiB, where input and output no longer fit
+# the 32 MiB L3 and the next block's prefetch pays, 64x32x4096 0.83, 8x256x4096 0.88 (fresh 0.92),
+# 32x64x4096 softmin 0.89, 16x64x8192 0.86-0.95, float64 4x256x4096 0.73; in place it lost
+# (8x256x4096 1.16, 16x64x8192 1.04); at 16 MiB mixed (16x64x4096 0.93, 4x256x4096 1.02); in
+# cache it lost (32x32x512 1.19, 4x32x5000 1.11, 1x1024x1024 1.09, 2x256x4096 1.09, 8x64x4096
+# 1.07, 128x64x256 1.03).  So Zen 4 fuses every block of a layout of COLUMN_FUSE_LAYOUT_BYTES
+# or more computed out of place, and keeps the threshold otherwise.  (An earlier Zen 4 figure
+# here, "lost or tied", compared a copy of the package with itself.)  The backend passes the
+# threshold per call, so tests can pick either form anywhere.
 _FUSE_EVERY_COLUMN_BLOCK = ("znver5",)
+_FUSE_EVERY_BLOCK_OF_LARGE_LAYOUTS = ("znver4",)
 #: Four output rows of an unmasked softmax column block above this many bytes: the exps are
 #: summed in the vector pass; at or below it, by the two loops.
 COLUMN_FUSE_ABOVE_BYTES = -1 if target_cpu() in _FUSE_EVERY_COLUMN_BLOCK else 32 << 10
+#: Layouts of at least this many bytes, computed out of place, fuse every block whatever
+#: COLUMN_FUSE_ABOVE_BYTES says (-1: no such size on this CPU).
+COLUMN_FUSE_LAYOUT_BYTES = 32 << 20 if target_cpu() in _FUSE_EVERY_BLOCK_OF_LARGE_LAYOUTS else -1
 
 
 def _store_exps_and_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, ahead, fuse_above):
