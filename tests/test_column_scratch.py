@@ -202,3 +202,28 @@ def test_large_layouts_fuse_every_block_where_the_cpu_says(layout_bytes, nbytes,
     assert _numpy_backend._fuse_above(k, x3, in_place) == expected
     monkeypatch.setattr(_numpy_backend, "COLUMN_FUSE_ABOVE_BYTES", 7)  # a test's override wins
     assert _numpy_backend._fuse_above(k, x3, in_place) == 7
+
+
+def test_log_softmax_takes_column_blocks_of_half_the_bytes(monkeypatch):
+    # log_softmax's block kernels take slabs of COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR
+    # (its stats pass stages the exps in the output); softmax's and logsumexp's the whole
+    widths = []
+    work = _numpy_backend._column_work
+
+    def recording(x3, *args, **kwargs):
+        result = work(x3, *args, **kwargs)
+        widths.append(result[0])
+        return result
+
+    monkeypatch.setattr(_numpy_backend, "_column_work", recording)
+    monkeypatch.setattr(_numpy_backend, "SLABS", False)
+    x = np.ones((21, 8192), np.float32)  # K = 21, rows 32 KiB apart: the block kernels
+    for function in (sk.softmax, sk.log_softmax, sk.logsumexp):
+        function(x, axis=0)
+    assert _numpy_backend.COLUMN_LOG_BLOCK_DIVISOR == 2
+    assert widths == [
+        _numpy_backend.column_block_width(21, 8192, 4),
+        _numpy_backend.column_block_width(21, 8192, 4, _numpy_backend.COLUMN_BLOCK_BYTES // 2),
+        _numpy_backend.column_block_width(21, 8192, 4),
+    ]
+    assert widths[1] < widths[0]

@@ -1238,7 +1238,9 @@ def test_softmax_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monk
         ((1, 1024, 1024), np.float32, 512, 2),  # one block of 1024, narrowed so both threads work
         ((1, 3000, 256), np.float32, 128, 2),  # narrowed to 128 columns, no further
         ((1, 3000, 200), np.float32, 200, 1),  # two blocks would be under 128 columns: one
-        ((2, 40, 8200), np.float32, 1632, 12),  # few rows: the slab's bytes decide, as before
+        # few rows: the slab's bytes decide, as before (log_softmax's slabs are half as large:
+        # 1024 columns, the 4 KiB minimum, 9 blocks per outer index)
+        ((2, 40, 8200), np.float32, (1632, 1024), (12, 18)),
     ],
 )
 def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rng, shape, dtype, width, n_blocks):
@@ -1252,10 +1254,12 @@ def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rn
     calls = kernel_calls("softmax_columns", "log_softmax_columns")
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     x[0, :, 5] = -INF
+    widths = width if isinstance(width, tuple) else (width, width)
+    blocks = n_blocks if isinstance(n_blocks, tuple) else (n_blocks, n_blocks)
     for f, ref, is_log in ((sk.softmax, softmax_ref, False), (sk.log_softmax, log_softmax_ref, True)):
         y = f(x, axis=1)
         n_items, workers, *args = calls[-1]
-        assert (args[6], n_items, workers) == (width, n_blocks, min(n_blocks, 2))
+        assert (args[6], n_items, workers) == (widths[is_log], blocks[is_log], min(blocks[is_log], 2))
         assert_matches(y, ref(x.astype(np.float64), 1), log=is_log)
 
 

@@ -46,6 +46,15 @@ SPLIT_CHUNK = 1 << 14
 # 4x2048x512 512 0.66); float64 1x4000x2048 512 0.64, 1024 0.58.  (Where that leaves fewer blocks
 # than threads, _column_work narrows them again, to no less than COLUMN_MIN_BLOCK_WIDTH.)
 COLUMN_BLOCK_BYTES = 1 << 19
+# log_softmax's blocks take half as much (COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR): its
+# stats pass stages the exps in the output block while it prefetches the next block, so input,
+# output and the next input of 512 KiB blocks filled a 1 MiB L2.  Measured on Zen 4 (2026-12-04,
+# benchmarks/pair_revisions.py, 2 threads, float32 out= unless stated, 256 KiB against 512 KiB):
+# 4x21x65536 0.87-0.89 (fresh 0.89-0.90, float64 0.93-0.95), 16x24x16384 0.85-0.90, 8x32x16384
+# 0.93-1.00, 2x48x65536 0.99-1.01, 8x256x4096 1.02, 16x64x8192 0.99, 4x150x4096 1.00; 128 KiB no
+# better (4x21x65536 0.87, 16x64x8192 1.04, 4x150x4096 1.04).  softmax lost at 256 KiB
+# (4x21x65536 1.12) and logsumexp tied (0.98): they keep COLUMN_BLOCK_BYTES.
+COLUMN_LOG_BLOCK_DIVISOR = 2
 COLUMN_MIN_BLOCK_WIDTH = 128
 COLUMN_MIN_BLOCK_ROW_BYTES = 1 << 12
 # Column softmax blocks whose four output rows take more than this many bytes store and sum
@@ -410,7 +419,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         run = k.log_softmax_small_k if log else k.softmax_small_k
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
-    block, n_blocks, workers = _column_work(x3)
+    block_bytes = COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
+    block, n_blocks, workers = _column_work(x3, block_bytes=block_bytes)
     if not log and _takes_slabs(x3, block, n_blocks) and _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
         return
     pending = np.zeros(n_blocks, np.bool_)
@@ -631,12 +641,13 @@ def _column_workers(x3: np.ndarray, n_blocks: int) -> int:
     return _workers(n_blocks) if use_parallel(x3.size) else 1
 
 
-def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, int]:
+def _column_work(x3: np.ndarray, reads_only: bool = False, block_bytes: int | None = None) -> tuple[int, int, int]:
     """``(block, n_blocks, workers)`` for the column block kernels on ``x3``: blocks of
-    ``column_block_width`` columns, narrower where a parallel call would have fewer blocks than
-    threads: for a kernel that ``reads_only`` (logsumexp) down to COLUMN_MIN_WIDTH, for the others
-    only to blocks of at least COLUMN_MIN_BLOCK_WIDTH (1x1024x1024 float32, two blocks of 512
-    against one of 1024: softmax 0.87, log_softmax 0.77).
+    ``column_block_width`` columns (slabs of ``block_bytes``, default COLUMN_BLOCK_BYTES),
+    narrower where a parallel call would have fewer blocks than threads: for a kernel that
+    ``reads_only`` (logsumexp) down to COLUMN_MIN_WIDTH, for the others only to blocks of at least
+    COLUMN_MIN_BLOCK_WIDTH (1x1024x1024 float32, two blocks of 512 against one of 1024: softmax
+    0.87, log_softmax 0.77).
 
     Measured on the Xeon, 2 threads, float32 ``axis=0``, two blocks against one: logsumexp 4096x64
     0.71, 4096x128 0.69, 2048x100 0.76, 8192x48 0.62; softmax 4096x64 1.19-1.29 (slower than one
@@ -644,7 +655,7 @@ def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, in
     the two halves of every 256-byte row, each thread's prefetch streams pulling in the other's
     lines, whatever the alignment."""
     outer, n_k, inner = x3.shape
-    block = column_block_width(n_k, inner, x3.itemsize)
+    block = column_block_width(n_k, inner, x3.itemsize, block_bytes)
     n_blocks = _column_blocks(x3, block)
     if n_blocks < num_threads() and use_parallel(x3.size):
         narrower = _width_for_threads(outer, inner, COLUMN_MIN_WIDTH)
@@ -654,11 +665,12 @@ def _column_work(x3: np.ndarray, reads_only: bool = False) -> tuple[int, int, in
     return block, n_blocks, _column_workers(x3, n_blocks)
 
 
-def column_block_width(n_k: int, inner: int, itemsize: int) -> int:
-    """Columns per block: a slab of about COLUMN_BLOCK_BYTES of input and output, with rows of at
-    least COLUMN_MIN_BLOCK_ROW_BYTES and COLUMN_MIN_BLOCK_WIDTH columns (a multiple of
-    COLUMN_MIN_WIDTH), at most ``inner``."""
-    width = max(COLUMN_BLOCK_BYTES // (2 * n_k * itemsize), COLUMN_MIN_BLOCK_ROW_BYTES // itemsize)
+def column_block_width(n_k: int, inner: int, itemsize: int, block_bytes: int | None = None) -> int:
+    """Columns per block: a slab of about ``block_bytes`` (default COLUMN_BLOCK_BYTES) of input
+    and output, with rows of at least COLUMN_MIN_BLOCK_ROW_BYTES and COLUMN_MIN_BLOCK_WIDTH
+    columns (a multiple of COLUMN_MIN_WIDTH), at most ``inner``."""
+    block_bytes = COLUMN_BLOCK_BYTES if block_bytes is None else block_bytes
+    width = max(block_bytes // (2 * n_k * itemsize), COLUMN_MIN_BLOCK_ROW_BYTES // itemsize)
     width = max(COLUMN_MIN_BLOCK_WIDTH, width - width % COLUMN_MIN_WIDTH)
     return min(inner, width)
 
