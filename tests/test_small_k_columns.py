@@ -162,7 +162,18 @@ def test_special_values(monkeypatch, name, dtype, inplace):
     ],
 )
 def test_the_rule(k, row_bytes, taken):
-    assert backend.kernels().takes_small_k_tiles(k, row_bytes) == taken
+    kernels = backend.kernels()
+    assert kernels.takes_small_k_tiles(k, row_bytes) == taken
+    if k > 16:  # log_softmax takes them wherever softmax does, and up to 16 rows in any layout
+        assert kernels.takes_small_k_tiles(k, row_bytes, log=True) == taken
+
+
+@pytest.mark.parametrize(("k", "taken"), [(SMALL_K + 1, True), (16, True), (17, False)])
+def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
+    kernels = backend.kernels()
+    assert kernels.SMALL_K_LOG == 16
+    assert kernels.takes_small_k_tiles(k, 1 << 20, log=True) == taken
+    assert not kernels.takes_small_k_tiles(k, 1 << 20)  # softmax's and logsumexp's: the blocks
 
 
 @pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
@@ -172,7 +183,8 @@ def test_the_rule(k, row_bytes, taken):
         ((2, 3, 50), 1, {}, True),
         ((2, SMALL_K, 50), 1, {}, True),
         ((2, 100, 50), 1, {}, True),  # narrow rows
-        ((2, SMALL_K + 1, 1024), 1, {}, False),  # rows 4 KiB apart (float32): the block kernels
+        ((2, SMALL_K + 1, 1024), 1, {}, {"log_softmax"}),  # rows 4 KiB apart: blocks, but log_softmax
+        ((2, 17, 1024), 1, {}, False),
         ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
         ((3000, 32), 0, {}, True),  # 128-byte rows
@@ -189,7 +201,7 @@ def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, 
     if "where" in kwargs:
         kwargs = {"where": rng.random(shape) < 0.8}
     getattr(sk, name)(x, axis=axis, **kwargs)
-    assert bool(calls) == taken
+    assert bool(calls) == (name in taken if isinstance(taken, set) else taken)
 
 
 

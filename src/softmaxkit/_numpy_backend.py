@@ -372,10 +372,11 @@ def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
         k.scale_chunks(n, workers, y2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
 
 
-def _takes_small_k_tiles(k, x3) -> bool:
-    """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels."""
+def _takes_small_k_tiles(k, x3, log: bool = False) -> bool:
+    """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels (of
+    log_softmax: ``log``)."""
     n_k, row_bytes = x3.shape[1], x3.shape[2] * x3.itemsize
-    return k.takes_small_k_tiles(n_k, row_bytes) if SMALL_K is None else n_k <= SMALL_K
+    return k.takes_small_k_tiles(n_k, row_bytes, log) if SMALL_K is None else n_k <= SMALL_K
 
 
 def _small_k_work(k, x3):
@@ -414,7 +415,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         return
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    if mask3 is None and _takes_small_k_tiles(k, x3):
+    if mask3 is None and _takes_small_k_tiles(k, x3, log):
         n_items, workers, chunk = _small_k_work(k, x3)
         run = k.log_softmax_small_k if log else k.softmax_small_k
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)

@@ -2430,11 +2430,23 @@ SMALL_K_QUAD_ROWS = 4096
 L1_ALIAS_BYTES = 4096
 
 
-def takes_small_k_tiles(n_k, row_bytes):
-    """Whether unmasked softmax, log_softmax or logsumexp over ``n_k`` rows ``row_bytes`` apart (a
-    column layout) takes the small-K tile kernels rather than the block kernels."""
+# log_softmax's tiles write their K output lines only in their last pass (softmax's in two), and
+# win with more rows 4 KiB apart: on Zen 4 (2026-12-04, benchmarks/pair_revisions.py, 2 threads,
+# float32 `out=`, tiles against the block kernels, two runs) 16x4096 `axis=0` 0.72 / 0.86 (float64
+# 0.83 / 0.93), 16x8192 0.94 / 0.88, 16x16384 0.92 / 0.86, 2x16x4096 `axis=1` 0.94 / 0.96,
+# 4x16x16384 0.97 / 0.94, 4x16x65536 1.03; but 24 and 32 rows were mixed (24x4096 0.99 / 0.81,
+# 2x24x16384 1.25, 32x4096 0.95, 4x32x4096 1.28).  softmax with 16 rows lost (4x16x65536 1.26,
+# 16x8192 1.07) and logsumexp tied (16x4096 0.98): hence SMALL_K_LOG for log_softmax alone.
+#: ... for log_softmax
+SMALL_K_LOG = 16
+
+
+def takes_small_k_tiles(n_k, row_bytes, log=False):
+    """Whether unmasked softmax, log_softmax (``log``) or logsumexp over ``n_k`` rows
+    ``row_bytes`` apart (a column layout) takes the small-K tile kernels rather than the block
+    kernels."""
     return (
-        n_k <= SMALL_K
+        n_k <= (SMALL_K_LOG if log else SMALL_K)
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
         or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
         or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
