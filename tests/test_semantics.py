@@ -1239,8 +1239,8 @@ def test_softmax_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monk
         ((1, 3000, 256), np.float32, 128, 2),  # narrowed to 128 columns, no further
         ((1, 3000, 200), np.float32, 200, 1),  # two blocks would be under 128 columns: one
         # few rows: the slab's bytes decide, as before (log_softmax's slabs are half as large:
-        # 1024 columns, the 4 KiB minimum, 9 blocks per outer index)
-        ((2, 40, 8200), np.float32, (1632, 1024), (12, 18)),
+        # 1024 columns, the 4 KiB minimum; rows 4 KiB apart, so that its tiles do not take them)
+        ((2, 40, 8192), np.float32, (1632, 1024), (12, 16)),
     ],
 )
 def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rng, shape, dtype, width, n_blocks):

@@ -68,7 +68,7 @@ _CHILD = textwrap.dedent(
     sk.set_num_threads(2)
     x = np.random.default_rng(0).standard_normal((64, 1000)).astype(np.float32)
     sk.softmax(x)                                # rows
-    sk.log_softmax(x.reshape(2, 32, 1000), 1)    # columns (the block kernels)
+    sk.log_softmax(np.ones((2, 32, 1024), np.float32), 1)  # columns 4 KiB apart (the block kernels)
     sk.log_softmax(x.reshape(16, 4, 1000), 1)    # columns over few rows (the tiles)
     sk.logsumexp(np.ones(2**18, np.float64))     # one row split between workers
     fe.exp_([np.ones(100, np.float32)])          # foreach

@@ -376,7 +376,9 @@ def _takes_small_k_tiles(k, x3, log: bool = False) -> bool:
     """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels (of
     log_softmax: ``log``)."""
     n_k, row_bytes = x3.shape[1], x3.shape[2] * x3.itemsize
-    return k.takes_small_k_tiles(n_k, row_bytes, log) if SMALL_K is None else n_k <= SMALL_K
+    if SMALL_K is not None:
+        return n_k <= SMALL_K
+    return k.takes_small_k_tiles(n_k, row_bytes, log, x3.nbytes if log and x3.dtype == np.float32 else -1)
 
 
 def _small_k_work(k, x3):

@@ -2437,16 +2437,36 @@ L1_ALIAS_BYTES = 4096
 # 4x16x16384 0.97 / 0.94, 4x16x65536 1.03; but 24 and 32 rows were mixed (24x4096 0.99 / 0.81,
 # 2x24x16384 1.25, 32x4096 0.95, 4x32x4096 1.28).  softmax with 16 rows lost (4x16x65536 1.26,
 # 16x8192 1.07) and logsumexp tied (16x4096 0.98): hence SMALL_K_LOG for log_softmax alone.
+#
+# With rows not 4 KiB apart float32 log_softmax's tiles won far beyond 24 rows, in layouts of up
+# to a few MiB (same measurements): 32x1000 `axis=0` 0.68, 25x1000 0.76, 48x2000 0.64, 100x1000
+# 0.45 (fresh 0.75), 200x1000 0.27 (in place 0.83), 256x3000 0.53, 64x10000 0.82, 8x32x2000
+# `axis=1` 0.69, 2x28x10000 0.70, 4x32x5000 0.77, 4x48x5000 0.81, 3x100x3000 0.86, 2x128x4000 0.77,
+# 1x256x4000 0.94, 4x64x5000 (5 MiB) 0.93, 32x50000 `axis=0` (6.4 MiB) 0.75; but from 10 MiB they
+# lost (16x32x5000 1.69, 8x64x5000 1.25, 64x40000 1.22, 32x100000 1.25), and so did float64
+# (100x1000 1.14), softmax (4x64x5000 1.08; 100x1000 0.84) and logsumexp (100x1000 1.22; 4x32x5000
+# 0.86): hence SMALL_K_LOG_UNALIGNED and SMALL_K_LOG_LAYOUT_BYTES, float32 log_softmax only.  (The
+# Xeon figures above for 32 rows and more, which chose SMALL_K_UNALIGNED, may have compared a copy
+# of the package with itself: docs/performance.md, "A second Zen 4 session".)
 #: ... for log_softmax
 SMALL_K_LOG = 16
+#: ... for float32 log_softmax with rows not L1_ALIAS_BYTES apart, in layouts of at most
+#: SMALL_K_LOG_LAYOUT_BYTES
+SMALL_K_LOG_UNALIGNED = 256
+SMALL_K_LOG_LAYOUT_BYTES = 4 << 20
 
 
-def takes_small_k_tiles(n_k, row_bytes, log=False):
+def takes_small_k_tiles(n_k, row_bytes, log=False, log_layout_bytes=-1):
     """Whether unmasked softmax, log_softmax (``log``) or logsumexp over ``n_k`` rows
     ``row_bytes`` apart (a column layout) takes the small-K tile kernels rather than the block
-    kernels."""
+    kernels; ``log_layout_bytes``: the size of a float32 log_softmax's layout (else -1)."""
     return (
         n_k <= (SMALL_K_LOG if log else SMALL_K)
+        or (
+            0 <= log_layout_bytes <= SMALL_K_LOG_LAYOUT_BYTES
+            and n_k <= SMALL_K_LOG_UNALIGNED
+            and row_bytes % L1_ALIAS_BYTES != 0
+        )
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
         or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
         or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
