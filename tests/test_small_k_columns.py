@@ -180,9 +180,25 @@ def test_the_rule(k, row_bytes, taken):
 )
 def test_float32_log_softmax_takes_them_for_more_rows_not_4_kib_apart(k, row_bytes, layout_bytes, taken):
     kernels = backend.kernels()
-    assert (kernels.SMALL_K_LOG_UNALIGNED, kernels.SMALL_K_LOG_LAYOUT_BYTES) == (256, 4 << 20)
+    assert (kernels.SMALL_K_FLOAT32_UNALIGNED, kernels.SMALL_K_LOG_LAYOUT_BYTES) == (256, 4 << 20)
     assert kernels.takes_small_k_tiles(k, row_bytes, True, layout_bytes) == taken
-    assert not kernels.takes_small_k_tiles(k, row_bytes)  # softmax's and logsumexp's: the blocks
+    assert not kernels.takes_small_k_tiles(k, row_bytes)  # logsumexp's (no layout size): the blocks
+
+
+@pytest.mark.parametrize(
+    "k, row_bytes, layout_bytes, taken",
+    [
+        (256, 4000, 1 << 20, True),  # float32 softmax, rows not 4 KiB apart, up to 1 MiB
+        (257, 4000, 1 << 19, False),
+        (100, 4000, (1 << 20) + 4, False),  # a larger layout: the block kernels
+        (100, 8192, 1 << 19, False),  # rows 4 KiB apart
+        (100, 4000, -1, False),  # float64 or logsumexp (the backend passes -1): the block kernels
+    ],
+)
+def test_float32_softmax_takes_them_for_more_rows_not_4_kib_apart_in_small_layouts(k, row_bytes, layout_bytes, taken):
+    kernels = backend.kernels()
+    assert kernels.SMALL_K_SOFTMAX_LAYOUT_BYTES == 1 << 20
+    assert kernels.takes_small_k_tiles(k, row_bytes, False, layout_bytes) == taken
 
 
 @pytest.mark.parametrize(("k", "taken"), [(SMALL_K + 1, True), (16, True), (17, False)])
@@ -202,8 +218,9 @@ def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
         ((2, 100, 50), 1, {}, True),  # narrow rows
         ((2, SMALL_K + 1, 1024), 1, {}, {"log_softmax"}),  # rows 4 KiB apart: blocks, but log_softmax
         ((2, 17, 1024), 1, {}, False),
-        ((100, 1000), 0, {}, {"log_softmax"}),  # rows not 4 KiB apart, a small layout: log_softmax
-        ((2, 30, 1000), 1, {}, {"log_softmax"}),
+        ((100, 1000), 0, {}, FUNCTIONS.keys()),  # rows not 4 KiB apart, a small layout: not logsumexp
+        ((2, 30, 1000), 1, {}, FUNCTIONS.keys()),
+        ((2, 30, 5000), 1, {}, {"log_softmax"}),  # 1.2 MB: log_softmax's alone
         ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
         ((3000, 32), 0, {}, True),  # 128-byte rows
@@ -220,7 +237,7 @@ def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, 
     if "where" in kwargs:
         kwargs = {"where": rng.random(shape) < 0.8}
     getattr(sk, name)(x, axis=axis, **kwargs)
-    assert bool(calls) == (name in taken if isinstance(taken, set) else taken)
+    assert bool(calls) == (taken if isinstance(taken, bool) else name in taken)
 
 
 
@@ -291,11 +308,12 @@ def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, sha
     np.testing.assert_array_equal(small, blocks)
 
 
-def test_float64_log_softmax_keeps_the_block_kernels_for_many_rows(kernel_calls, rng):
-    # the tiles' wider rule (SMALL_K_LOG_UNALIGNED) is float32's: float64 measured slower
-    calls = kernel_calls("log_softmax_small_k")
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_float64_keeps_the_block_kernels_for_many_rows(kernel_calls, rng, name):
+    # the tiles' wider rule (SMALL_K_FLOAT32_UNALIGNED) is float32's: float64 measured slower
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
     x = rng.standard_normal((100, 1000))
-    sk.log_softmax(x, axis=0)
+    FUNCTIONS[name](x, axis=0)
     assert not calls
-    sk.log_softmax(x.astype(np.float32), axis=0)
+    FUNCTIONS[name](x.astype(np.float32), axis=0)
     assert calls

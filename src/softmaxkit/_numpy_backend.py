@@ -372,13 +372,14 @@ def _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
         k.scale_chunks(n, workers, y2, SPLIT_CHUNK, chunk_max, chunk_rest, row_max, row_factor)
 
 
-def _takes_small_k_tiles(k, x3, log: bool = False) -> bool:
-    """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels (of
-    log_softmax: ``log``)."""
+def _takes_small_k_tiles(k, x3, log: bool = False, reads_only: bool = False) -> bool:
+    """Whether the column layout ``x3`` (unmasked) takes the small-K tile kernels of softmax,
+    log_softmax (``log``) or logsumexp (``reads_only``)."""
     n_k, row_bytes = x3.shape[1], x3.shape[2] * x3.itemsize
     if SMALL_K is not None:
         return n_k <= SMALL_K
-    return k.takes_small_k_tiles(n_k, row_bytes, log, x3.nbytes if log and x3.dtype == np.float32 else -1)
+    layout_bytes = x3.nbytes if x3.dtype == np.float32 and not reads_only else -1
+    return k.takes_small_k_tiles(n_k, row_bytes, log, layout_bytes)
 
 
 def _small_k_work(k, x3):
@@ -733,7 +734,7 @@ def logsumexp(
     if x3.shape[2] == 1:
         x2 = x3.reshape(x3.shape[:2])
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
-    elif mask3 is None and _takes_small_k_tiles(k, x3):
+    elif mask3 is None and _takes_small_k_tiles(k, x3, reads_only=True):
         n_items, workers, chunk = _small_k_work(k, x3)
         k.logsumexp_small_k(n_items, workers, x3, res2, chunk)
     else:

@@ -2445,26 +2445,32 @@ L1_ALIAS_BYTES = 4096
 # 1x256x4000 0.94, 4x64x5000 (5 MiB) 0.93, 32x50000 `axis=0` (6.4 MiB) 0.75; but from 10 MiB they
 # lost (16x32x5000 1.69, 8x64x5000 1.25, 64x40000 1.22, 32x100000 1.25), and so did float64
 # (100x1000 1.14), softmax (4x64x5000 1.08; 100x1000 0.84) and logsumexp (100x1000 1.22; 4x32x5000
-# 0.86): hence SMALL_K_LOG_UNALIGNED and SMALL_K_LOG_LAYOUT_BYTES, float32 log_softmax only.  (The
-# Xeon figures above for 32 rows and more, which chose SMALL_K_UNALIGNED, may have compared a copy
-# of the package with itself: docs/performance.md, "A second Zen 4 session".)
+# 0.86): hence SMALL_K_FLOAT32_UNALIGNED and SMALL_K_LOG_LAYOUT_BYTES.  (The Xeon figures above
+# for 32 rows and more, which chose SMALL_K_UNALIGNED, may have compared a copy of the package
+# with itself: docs/performance.md, "A second Zen 4 session".)  float32 softmax's tiles won too
+# in layouts of up to 1 MiB (25x1000 `axis=0` 0.81, 48x2000 0.73, 100x1000 0.82 (fresh 0.57, in
+# place 0.98), 200x1000 0.73, 256x1000 0.75, 64x4000 0.92) and tied or lost beyond (4x32x5000
+# 1.00, 2x128x4000 1.03, 4x64x5000 1.08): SMALL_K_SOFTMAX_LAYOUT_BYTES.  logsumexp's were mixed
+# (48x2000 0.72, 64x4000 0.83, but 100x1000 1.09-1.22) and float64 softmax's too (100x1000
+# 1.05): they keep SMALL_K_UNALIGNED.
 #: ... for log_softmax
 SMALL_K_LOG = 16
-#: ... for float32 log_softmax with rows not L1_ALIAS_BYTES apart, in layouts of at most
-#: SMALL_K_LOG_LAYOUT_BYTES
-SMALL_K_LOG_UNALIGNED = 256
+#: ... for float32 softmax and log_softmax with rows not L1_ALIAS_BYTES apart, in layouts of at
+#: most SMALL_K_SOFTMAX_LAYOUT_BYTES and SMALL_K_LOG_LAYOUT_BYTES
+SMALL_K_FLOAT32_UNALIGNED = 256
+SMALL_K_SOFTMAX_LAYOUT_BYTES = 1 << 20
 SMALL_K_LOG_LAYOUT_BYTES = 4 << 20
 
 
-def takes_small_k_tiles(n_k, row_bytes, log=False, log_layout_bytes=-1):
+def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1):
     """Whether unmasked softmax, log_softmax (``log``) or logsumexp over ``n_k`` rows
     ``row_bytes`` apart (a column layout) takes the small-K tile kernels rather than the block
-    kernels; ``log_layout_bytes``: the size of a float32 log_softmax's layout (else -1)."""
+    kernels; ``layout_bytes``: the size of a float32 softmax's or log_softmax's layout (else -1)."""
     return (
         n_k <= (SMALL_K_LOG if log else SMALL_K)
         or (
-            0 <= log_layout_bytes <= SMALL_K_LOG_LAYOUT_BYTES
-            and n_k <= SMALL_K_LOG_UNALIGNED
+            0 <= layout_bytes <= (SMALL_K_LOG_LAYOUT_BYTES if log else SMALL_K_SOFTMAX_LAYOUT_BYTES)
+            and n_k <= SMALL_K_FLOAT32_UNALIGNED
             and row_bytes % L1_ALIAS_BYTES != 0
         )
         or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
