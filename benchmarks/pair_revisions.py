@@ -45,6 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _harness import paired_ratio
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = 4096
@@ -171,19 +172,17 @@ def sample(call: Callable, n: int, samples: int = 5) -> float:
 
 def pair(a: Callable, b: Callable, rounds: int, sample_s: float) -> dict:
     n = max(calls_per_sample(a, sample_s), calls_per_sample(b, sample_s))
-    ratios, times_a, times_b = [], [], []
+    times_a, times_b = {}, {}  # round -> mean of its two samples
     gc.disable()
     try:
-        for _ in range(rounds):
+        for r in range(rounds):
             a1, b1, b2, a2 = sample(a, n), sample(b, n), sample(b, n), sample(a, n)
-            ratios.append((b1 + b2) / (a1 + a2))
-            times_a.append((a1 + a2) / 2)
-            times_b.append((b1 + b2) / 2)
+            times_a[r], times_b[r] = (a1 + a2) / 2, (b1 + b2) / 2
     finally:
         gc.enable()
-    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if rounds > 1 else (ratios[0],) * 3
-    return {"ratio": statistics.median(ratios), "q1": q1, "q3": q3,
-            "a_s": statistics.median(times_a), "b_s": statistics.median(times_b)}
+    ratio = paired_ratio(times_b, times_a)
+    return {"ratio": ratio.median, "q1": ratio.low, "q3": ratio.high,
+            "a_s": statistics.median(times_a.values()), "b_s": statistics.median(times_b.values())}
 
 
 def main(argv: list[str] | None = None) -> int:

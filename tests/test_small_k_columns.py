@@ -169,36 +169,26 @@ def test_the_rule(k, row_bytes, taken):
 
 
 @pytest.mark.parametrize(
-    "k, row_bytes, layout_bytes, taken",
+    "log, k, row_bytes, layout_bytes, taken",
     [
-        (256, 4000, 4 << 20, True),  # float32 log_softmax, rows not 4 KiB apart, up to 4 MiB
-        (257, 4000, 1 << 20, False),
-        (100, 4000, (4 << 20) + 4, False),  # a larger layout: the block kernels
-        (100, 8192, 1 << 20, False),  # rows 4 KiB apart
-        (100, 4000, -1, False),  # float64 (the backend passes -1): the block kernels
+        (True, 256, 4000, 4 << 20, True),  # float32 log_softmax, rows not 4 KiB apart, up to 4 MiB
+        (True, 257, 4000, 1 << 20, False),
+        (True, 100, 4000, (4 << 20) + 4, False),  # a larger layout: the block kernels
+        (True, 100, 8192, 1 << 20, False),  # rows 4 KiB apart
+        (True, 100, 4000, -1, False),  # float64 (the backend passes -1): the block kernels
+        (False, 256, 4000, 1 << 20, True),  # float32 softmax, rows not 4 KiB apart, up to 1 MiB
+        (False, 257, 4000, 1 << 19, False),
+        (False, 100, 4000, (1 << 20) + 4, False),  # a larger layout: the block kernels
+        (False, 100, 8192, 1 << 19, False),  # rows 4 KiB apart
+        (False, 100, 4000, -1, False),  # float64 or logsumexp (the backend passes -1): the block kernels
     ],
 )
-def test_float32_log_softmax_takes_them_for_more_rows_not_4_kib_apart(k, row_bytes, layout_bytes, taken):
+def test_float32_takes_them_for_more_rows_not_4_kib_apart_in_small_layouts(log, k, row_bytes, layout_bytes, taken):
     kernels = backend.kernels()
-    assert (kernels.SMALL_K_FLOAT32_UNALIGNED, kernels.SMALL_K_LOG_LAYOUT_BYTES) == (256, 4 << 20)
-    assert kernels.takes_small_k_tiles(k, row_bytes, True, layout_bytes) == taken
+    limits = (kernels.SMALL_K_FLOAT32_UNALIGNED, kernels.SMALL_K_SOFTMAX_LAYOUT_BYTES, kernels.SMALL_K_LOG_LAYOUT_BYTES)
+    assert limits == (256, 1 << 20, 4 << 20)
+    assert kernels.takes_small_k_tiles(k, row_bytes, log, layout_bytes) == taken
     assert not kernels.takes_small_k_tiles(k, row_bytes)  # logsumexp's (no layout size): the blocks
-
-
-@pytest.mark.parametrize(
-    "k, row_bytes, layout_bytes, taken",
-    [
-        (256, 4000, 1 << 20, True),  # float32 softmax, rows not 4 KiB apart, up to 1 MiB
-        (257, 4000, 1 << 19, False),
-        (100, 4000, (1 << 20) + 4, False),  # a larger layout: the block kernels
-        (100, 8192, 1 << 19, False),  # rows 4 KiB apart
-        (100, 4000, -1, False),  # float64 or logsumexp (the backend passes -1): the block kernels
-    ],
-)
-def test_float32_softmax_takes_them_for_more_rows_not_4_kib_apart_in_small_layouts(k, row_bytes, layout_bytes, taken):
-    kernels = backend.kernels()
-    assert kernels.SMALL_K_SOFTMAX_LAYOUT_BYTES == 1 << 20
-    assert kernels.takes_small_k_tiles(k, row_bytes, False, layout_bytes) == taken
 
 
 @pytest.mark.parametrize(("k", "taken"), [(SMALL_K + 1, True), (16, True), (17, False)])
