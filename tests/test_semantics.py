@@ -1152,10 +1152,11 @@ def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, 
     # to 16 columns) so that every thread has one; log_softmax keeps its (slower narrowed;
     # _column_work), softmax splits such layouts along K (test_softmax_splits_columns_along_k).
     # (2, 5000, 40): three blocks of 16 columns per outer index at most.
-    # (More than 4096 rows, or rows over 256 bytes: the block kernels, not the small-K tiles.)
+    # (SMALL_K = 0: the block kernels, where the small-K tiles would take these layouts.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
     calls = kernel_calls("logsumexp_columns", "log_softmax_columns")
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     x.reshape(-1)[::97] = -INF
@@ -1182,10 +1183,12 @@ def test_softmax_splits_columns_along_k(kernel_calls, monkeypatch, rng, shape, t
     # are split along K (slabs of whole rows, per-column max and sum merged between the passes;
     # ceil(threads / outer) slabs per outer index); softmin, temperature, a mask and in place go
     # the same way.
-    # (float64 takes them when forced: SLABS; float32 by the rule.)
+    # (float64 takes them when forced: SLABS; float32 by the rule.  SMALL_K = 0: not the small-K
+    # tiles, which take these layouts.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(_numpy_backend, "SLAB_MIN_ELEMENTS", 0)
     if dtype == np.float64:
@@ -1239,17 +1242,19 @@ def test_softmax_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monk
         ((1, 3000, 256), np.float32, 128, 2),  # narrowed to 128 columns, no further
         ((1, 3000, 200), np.float32, 200, 1),  # two blocks would be under 128 columns: one
         # few rows: the slab's bytes decide, as before (log_softmax's slabs are half as large:
-        # 1024 columns, the 4 KiB minimum; rows 4 KiB apart, so that its tiles do not take them)
+        # 1024 columns, the 4 KiB minimum)
         ((2, 40, 8192), np.float32, (1632, 1024), (12, 16)),
     ],
 )
 def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rng, shape, dtype, width, n_blocks):
     # Block rows of 512 bytes left the prefetchers idle: the minimum is 4 KiB of a row
     # (COLUMN_MIN_BLOCK_ROW_BYTES) rather than 128 columns, and a call with fewer blocks than
-    # threads narrows them to no less than 128 columns (2 threads here).
+    # threads narrows them to no less than 128 columns (2 threads here).  (SMALL_K = 0: not the
+    # small-K tiles, which take some of these layouts.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
     calls = kernel_calls("softmax_columns", "log_softmax_columns")
     x = (rng.standard_normal(shape) * 4).astype(dtype)

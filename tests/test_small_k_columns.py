@@ -169,26 +169,38 @@ def test_the_rule(k, row_bytes, taken):
 
 
 @pytest.mark.parametrize(
-    "log, k, row_bytes, layout_bytes, taken",
+    "reads_only, k, row_bytes, layout_bytes, taken",
     [
-        (True, 256, 4000, 4 << 20, True),  # float32 log_softmax, rows not 4 KiB apart, up to 4 MiB
-        (True, 257, 4000, 1 << 20, False),
-        (True, 100, 4000, (4 << 20) + 4, False),  # a larger layout: the block kernels
-        (True, 100, 8192, 1 << 20, False),  # rows 4 KiB apart
-        (True, 100, 4000, -1, False),  # float64 (the backend passes -1): the block kernels
-        (False, 256, 4000, 1 << 20, True),  # float32 softmax, rows not 4 KiB apart, up to 1 MiB
-        (False, 257, 4000, 1 << 19, False),
-        (False, 100, 4000, (1 << 20) + 4, False),  # a larger layout: the block kernels
-        (False, 100, 8192, 1 << 19, False),  # rows 4 KiB apart
-        (False, 100, 4000, -1, False),  # float64 or logsumexp (the backend passes -1): the block kernels
+        (False, 4096, 4000, 4 << 20, True),  # rows not 1 KiB apart: up to 4 MiB
+        (False, 4096, 4000, (4 << 20) + 4, False),  # a larger layout: the block kernels
+        (False, 256, 3072, 4 << 20, True),  # a multiple of 1 KiB apart (not 4 KiB): up to 256 rows
+        (False, 257, 3072, 1 << 20, False),
+        (False, 100, 8192, 1 << 20, False),  # rows 4 KiB apart
+        (False, 100, 4000, -1, False),  # no layout size given: the rule for K alone
+        (True, 100_000, 4000, 8 << 20, True),  # logsumexp (writes no layout): up to 8 MiB
+        (True, 100_000, 4000, (8 << 20) + 4, False),
+        (True, 257, 3072, 1 << 20, False),
     ],
 )
-def test_float32_takes_them_for_more_rows_not_4_kib_apart_in_small_layouts(log, k, row_bytes, layout_bytes, taken):
+def test_rows_not_4_kib_apart_take_them_in_small_layouts(reads_only, k, row_bytes, layout_bytes, taken):
     kernels = backend.kernels()
-    limits = (kernels.SMALL_K_FLOAT32_UNALIGNED, kernels.SMALL_K_SOFTMAX_LAYOUT_BYTES, kernels.SMALL_K_LOG_LAYOUT_BYTES)
-    assert limits == (256, 1 << 20, 4 << 20)
-    assert kernels.takes_small_k_tiles(k, row_bytes, log, layout_bytes) == taken
-    assert not kernels.takes_small_k_tiles(k, row_bytes)  # logsumexp's (no layout size): the blocks
+    limits = (
+        kernels.SMALL_K_LAYOUT_ROWS, kernels.SMALL_K_LAYOUT_BYTES, kernels.SMALL_K_READ_LAYOUT_BYTES,
+        kernels.SMALL_K_SPREAD_BYTES,
+    )
+    assert limits == (256, 4 << 20, 8 << 20, 1024)
+    if reads_only:
+        assert kernels.takes_small_k_tiles(k, row_bytes, layout_bytes=layout_bytes, reads_only=True) == taken
+        return
+    for log in (False, True):
+        assert kernels.takes_small_k_tiles(k, row_bytes, log, layout_bytes) == taken
+
+
+@pytest.mark.parametrize(("k", "log", "taken"), [(4096, False, True), (4097, False, False), (100_000, True, True)])
+def test_softmax_takes_them_for_up_to_4096_rows_not_1_kib_apart(k, log, taken):
+    kernels = backend.kernels()
+    assert kernels.SMALL_K_SOFTMAX_SPREAD_ROWS == 4096
+    assert kernels.takes_small_k_tiles(k, 4000, log, 1 << 20) == taken  # log_softmax: any number
 
 
 @pytest.mark.parametrize(("k", "taken"), [(SMALL_K + 1, True), (16, True), (17, False)])
@@ -208,15 +220,18 @@ def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
         ((2, 100, 50), 1, {}, True),  # narrow rows
         ((2, SMALL_K + 1, 1024), 1, {}, {"log_softmax"}),  # rows 4 KiB apart: blocks, but log_softmax
         ((2, 17, 1024), 1, {}, False),
-        ((100, 1000), 0, {}, FUNCTIONS.keys()),  # rows not 4 KiB apart, a small layout: not logsumexp
-        ((2, 30, 1000), 1, {}, FUNCTIONS.keys()),
-        ((2, 30, 5000), 1, {}, {"log_softmax"}),  # 1.2 MB: log_softmax's alone
+        ((100, 1000), 0, {}, True),  # rows not 4 KiB apart, a small layout
+        ((2, 30, 1000), 1, {}, True),
+        ((3000, 100), 0, {}, True),  # ... nor 1 KiB apart: any number of rows
+        ((256, 512), 0, {}, True),  # 2 KiB apart: up to 256 rows
+        ((300, 512), 0, {}, False),
+        ((2, 30, 20000), 1, {}, {"logsumexp"}),  # 4.8 MB: logsumexp's alone (it writes no layout)
         ((2, SMALL_K + 1, 1025), 1, {}, True),
         ((SMALL_K, 64), 0, {}, True),
         ((3000, 32), 0, {}, True),  # 128-byte rows
         ((3000, 64), 0, {}, True),  # 256-byte rows, up to 4096 of them
-        ((5000, 64), 0, {}, False),
-        ((3000, 128), 0, {}, False),
+        ((5000, 64), 0, {}, {"log_softmax", "logsumexp"}),  # softmax: up to 4096 such rows
+        ((3000, 128), 0, {}, True),  # 512-byte rows, 1.5 MB
         ((2, 3, 50), 1, {"where": True}, False),  # a mask: the block kernels
         ((2, 3, 50), -1, {}, False),  # rows
     ],
@@ -274,18 +289,22 @@ def test_logsumexp_keeps_tiny_tails(monkeypatch):
 
 @pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
 @pytest.mark.parametrize(
-    "shape, threads, items",
+    "shape, threads, items, softmax_items",
     [
-        ((3000, 64), 2, 2),  # one item of 1024 columns would leave a thread idle: two of 32
-        ((3000, 64), 4, 4),  # four of 16
-        ((3000, 64), 8, 4),  # never below one tile
-        ((2, 3000, 64), 2, 2),  # one item per outer index already
-        ((2, 3000, 64), 4, 4),
-        ((1000, 64), 2, 1),  # below SMALL_K_SPLIT_MIN_ELEMENTS: one item
-        ((3000, 8, 40), 2, 3000),
+        # one item of 1024 columns would leave a thread idle: two of 32 (softmax's at least 64)
+        ((3000, 64), 2, 2, 1),
+        ((3000, 64), 4, 4, 1),  # four of 16
+        ((3000, 64), 8, 4, 1),  # never below one tile
+        ((3000, 200), 2, 2, 2),  # 112 and 88 columns (softmax's 128 and 72)
+        ((2, 3000, 64), 2, 2, 2),  # one item per outer index already
+        ((2, 3000, 64), 4, 4, 2),
+        ((500, 64), 2, 1, 1),  # below SMALL_K_SPLIT_MIN_ELEMENTS: one item
+        ((3000, 8, 40), 2, 3000, 3000),
     ],
 )
-def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, shape, threads, items):
+def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, shape, threads, items, softmax_items):
+    if name in ("softmax", "softmin"):
+        items = softmax_items
     monkeypatch.setattr(backend, "num_threads", lambda: threads)
     calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
     x = (rng.standard_normal(shape) * 5).astype(np.float32)
@@ -299,11 +318,13 @@ def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, sha
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_float64_keeps_the_block_kernels_for_many_rows(kernel_calls, rng, name):
-    # the tiles' wider rule (SMALL_K_FLOAT32_UNALIGNED) is float32's: float64 measured slower
+def test_the_layout_limit_counts_bytes_whatever_the_dtype(kernel_calls, rng, name):
     calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
-    x = rng.standard_normal((100, 1000))
-    FUNCTIONS[name](x, axis=0)
+    x = rng.standard_normal((2, 30, 10000))  # 4.8 MB in float64: the block kernels
+    FUNCTIONS[name](x, axis=1)
     assert not calls
-    FUNCTIONS[name](x.astype(np.float32), axis=0)
+    FUNCTIONS[name](x.astype(np.float32), axis=1)  # 2.4 MB
+    assert calls
+    calls.clear()
+    FUNCTIONS[name](np.ascontiguousarray(x[:, :, :1000]), axis=1)  # float64 in a small layout: the tiles
     assert calls

@@ -2445,39 +2445,75 @@ L1_ALIAS_BYTES = 4096
 # 1x256x4000 0.94, 4x64x5000 (5 MiB) 0.93, 32x50000 `axis=0` (6.4 MiB) 0.75; but from 10 MiB they
 # lost (16x32x5000 1.69, 8x64x5000 1.25, 64x40000 1.22, 32x100000 1.25), and so did float64
 # (100x1000 1.14), softmax (4x64x5000 1.08; 100x1000 0.84) and logsumexp (100x1000 1.22; 4x32x5000
-# 0.86): hence SMALL_K_FLOAT32_UNALIGNED and SMALL_K_LOG_LAYOUT_BYTES.  (The Xeon figures above
+# 0.86): hence, then, up to 256 rows in layouts of up to 4 MiB.  (The Xeon figures above
 # for 32 rows and more, which chose SMALL_K_UNALIGNED, may have compared a copy of the package
 # with itself: docs/performance.md, "A second Zen 4 session".)  float32 softmax's tiles won too
 # in layouts of up to 1 MiB (25x1000 `axis=0` 0.81, 48x2000 0.73, 100x1000 0.82 (fresh 0.57, in
 # place 0.98), 200x1000 0.73, 256x1000 0.75, 64x4000 0.92) and tied or lost beyond (4x32x5000
-# 1.00, 2x128x4000 1.03, 4x64x5000 1.08): SMALL_K_SOFTMAX_LAYOUT_BYTES.  logsumexp's were mixed
-# (48x2000 0.72, 64x4000 0.83, but 100x1000 1.09-1.22) and float64 softmax's too (100x1000
-# 1.05): they keep SMALL_K_UNALIGNED.
+# 1.00, 2x128x4000 1.03, 4x64x5000 1.08): 1 MiB then.  logsumexp's were mixed (48x2000 0.72,
+# 64x4000 0.83, but 100x1000 1.09-1.22) and float64 softmax's too (100x1000 1.05), all with
+# 100x1000 on one thread (one item of 1024 columns): they kept SMALL_K_UNALIGNED then.
+#
+# Measured again on Zen 4 (2026-12-04, 2 threads, `out=`, tiles with their items narrowed for
+# threads (``_numpy_backend._small_k_work``) against the block kernels, within one package), the
+# tiles won over far more rows: float32 log_softmax `axis=0` 300x500 0.27, 300x1000 0.24, 600x100
+# 0.51, 1000x200 0.49, 2000x100 0.43, 4000x200 0.53, 8000x64 0.53, 1000x1000 0.71, 2000x500 0.64,
+# 8x300x200 `axis=1` 0.66, 3x1000x500 0.88; softmax 300x200 0.59, 600x500 0.68, 1000x1000 0.92,
+# 2000x200 0.66, 2000x500 0.87, 4000x200 0.79, 2x128x4000 0.92, 16x100x500 0.95; logsumexp 600x1000
+# 0.76, 2000x200 0.76, 4000x500 (8 MiB) 0.85, 1000x2000 0.90, 4x32x5000 0.85; float64 softmax 300x500
+# 0.21, 1000x100 0.47, 1000x500 0.71, log_softmax 600x200 0.56, 1000x500 0.76, logsumexp 1000x500
+# 0.82 (the block kernels are slow on several of these: 300x500 float32 log_softmax 2.4 ns an
+# element).  They lost in larger layouts (log_softmax 2000x1000 (8 MiB) 1.09, 4000x2000 1.29;
+# softmax 2000x1000 2.18, 4000x500 1.39, 3x1000x500 (6 MiB) 1.06; logsumexp 4000x1000 (16 MiB)
+# 0.97, 8000x1000 1.15), with rows a multiple of 1 KiB apart and many of them (softmax 1000x512
+# (2 KiB) 1.28, 2000x512 1.98, 4000x256 1.25; log_softmax 2000x512 1.16; logsumexp 2000x512 1.24:
+# a tile's lines then crowd into few L2 sets), and with rows 4 KiB apart (softmax 300x1024 1.91,
+# 100x1024 1.07; logsumexp 100x1024 1.20), hence SMALL_K_LAYOUT_BYTES, SMALL_K_READ_LAYOUT_BYTES
+# and SMALL_K_SPREAD_BYTES, for every dtype.  (log_softmax also won with rows 4 KiB apart, 300x1024
+# 0.43, 600x1024 0.44, but 1000x1024 1.23: not taken.)  softmax's tiles stop gaining at about 4096
+# rows (tiles against blocks: 2000x100 0.68, 3000x100 0.84, 4000x100 0.99, 4000x200 0.92, 8000x64
+# 1.00, 8000x100 1.16, 16384x64 1.01, 3000x128 0.77, 4096x128 0.97, 8000x128 1.06; log_softmax
+# 8000x128 0.60, logsumexp 0.67): SMALL_K_SOFTMAX_SPREAD_ROWS.
 #: ... for log_softmax
 SMALL_K_LOG = 16
-#: ... for float32 softmax and log_softmax with rows not L1_ALIAS_BYTES apart, in layouts of at
-#: most SMALL_K_SOFTMAX_LAYOUT_BYTES and SMALL_K_LOG_LAYOUT_BYTES
-SMALL_K_FLOAT32_UNALIGNED = 256
-SMALL_K_SOFTMAX_LAYOUT_BYTES = 1 << 20
-SMALL_K_LOG_LAYOUT_BYTES = 4 << 20
+#: ... with rows not L1_ALIAS_BYTES apart in layouts of at most SMALL_K_LAYOUT_BYTES (logsumexp,
+#: which writes no layout: SMALL_K_READ_LAYOUT_BYTES): up to SMALL_K_LAYOUT_ROWS rows, and any
+#: number when the rows are not a multiple of SMALL_K_SPREAD_BYTES apart either (softmax, which
+#: writes its output twice, up to SMALL_K_SOFTMAX_SPREAD_ROWS; at most 2**21 float32 rows in 8 MiB:
+#: log_softmax's counts at the max stay exact, see SMALL_K_COUNTS_EXACT)
+SMALL_K_LAYOUT_ROWS = 256
+SMALL_K_LAYOUT_BYTES = 4 << 20
+SMALL_K_READ_LAYOUT_BYTES = 8 << 20
+SMALL_K_SPREAD_BYTES = 1024
+SMALL_K_SOFTMAX_SPREAD_ROWS = 4096
 
 
-def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1):
-    """Whether unmasked softmax, log_softmax (``log``) or logsumexp over ``n_k`` rows
-    ``row_bytes`` apart (a column layout) takes the small-K tile kernels rather than the block
-    kernels; ``layout_bytes``: the size of a float32 softmax's or log_softmax's layout (else -1)."""
+def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1, reads_only=False):
+    """Whether unmasked softmax, log_softmax (``log``) or logsumexp (``reads_only``) over ``n_k``
+    rows ``row_bytes`` apart (a column layout of ``layout_bytes``, -1 if not given) takes the
+    small-K tile kernels rather than the block kernels."""
+    unaligned = row_bytes % L1_ALIAS_BYTES != 0
+    limit = SMALL_K_READ_LAYOUT_BYTES if reads_only else SMALL_K_LAYOUT_BYTES
     return (
         n_k <= (SMALL_K_LOG if log else SMALL_K)
         or (
-            0 <= layout_bytes <= (SMALL_K_LOG_LAYOUT_BYTES if log else SMALL_K_SOFTMAX_LAYOUT_BYTES)
-            and n_k <= SMALL_K_FLOAT32_UNALIGNED
-            and row_bytes % L1_ALIAS_BYTES != 0
+            0 <= layout_bytes <= limit
+            and unaligned
+            and (
+                n_k <= SMALL_K_LAYOUT_ROWS
+                or (
+                    row_bytes % SMALL_K_SPREAD_BYTES != 0
+                    and (log or reads_only or n_k <= SMALL_K_SOFTMAX_SPREAD_ROWS)
+                )
+            )
         )
-        or (n_k <= SMALL_K_UNALIGNED and row_bytes % L1_ALIAS_BYTES != 0)
+        or (n_k <= SMALL_K_UNALIGNED and unaligned)
         or (n_k <= SMALL_K_NARROW and row_bytes <= SMALL_K_NARROW_ROW_BYTES)
         or (row_bytes <= SMALL_K_ANY_ROW_BYTES and n_k <= SMALL_K_COUNTS_EXACT)
         or (row_bytes <= SMALL_K_QUAD_ROW_BYTES and n_k <= SMALL_K_QUAD_ROWS)
     )
+
+
 #: columns per work item of the small-K kernels (fewer where threads would be idle:
 #: ``_numpy_backend._small_k_work``)
 SMALL_K_CHUNK = 1024
