@@ -303,18 +303,31 @@ def test_logsumexp_keeps_tiny_tails(monkeypatch):
     ],
 )
 def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, shape, threads, items, softmax_items):
-    if name in ("softmax", "softmin"):
-        items = softmax_items
+    # softmax's items into an output 16 bytes past a cache line (as numpy's arrays start) take at
+    # least 256 bytes of a row (SMALL_K_SOFTMAX_ITEM_BYTES); into one on a line, as the others'
     monkeypatch.setattr(backend, "num_threads", lambda: threads)
     calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
     x = (rng.standard_normal(shape) * 5).astype(np.float32)
     x[..., 1, 7] = x[..., 0, 7]
-    call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
-    small, blocks = _both_kernels(monkeypatch, lambda: call(x, axis=-2))
-    n_items, workers, chunk = calls[0][0], calls[0][1], calls[0][-1]
-    assert (n_items, workers) == (items, min(items, threads))
-    assert n_items * chunk >= x.shape[-1] * (x.size // x.shape[-1] // x.shape[-2]) and chunk % 16 == 0
-    np.testing.assert_array_equal(small, blocks)
+    kwargs = [{}]
+    if name in FUNCTIONS:
+        kwargs = [{"out": _at_line_offset(x, 16)}, {"out": _at_line_offset(x, 0)}]
+    for placement, kw in enumerate(kwargs):
+        expected = softmax_items if name == "softmax" and placement == 0 else items
+        calls.clear()
+        call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
+        small, blocks = _both_kernels(monkeypatch, lambda: np.array(call(x, axis=-2, **kw)))
+        n_items, workers, chunk = calls[0][0], calls[0][1], calls[0][-1]
+        assert (n_items, workers) == (expected, min(expected, threads))
+        assert n_items * chunk >= x.shape[-1] * (x.size // x.shape[-1] // x.shape[-2]) and chunk % 16 == 0
+        np.testing.assert_array_equal(small, blocks)
+
+
+def _at_line_offset(like, offset):
+    """An empty array like ``like`` starting ``offset`` bytes past a 64-byte boundary."""
+    raw = np.empty(like.nbytes + 128, np.uint8)
+    start = (offset - raw.ctypes.data) % 64
+    return raw[start : start + like.nbytes].view(like.dtype).reshape(like.shape)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -71,14 +71,18 @@ SHORT_ROW: int | None = None
 # them with the block kernels, or a larger value to try more rows).
 SMALL_K: int | None = None
 # ... whose work items (SMALL_K_CHUNK columns of one outer index) narrow for threads from this
-# many elements (``_small_k_work``), softmax's to no fewer than SMALL_K_SOFTMAX_ITEM_BYTES a row.
+# many elements (``_small_k_work``); softmax's, into rows not on cache lines, to no fewer than
+# SMALL_K_SOFTMAX_ITEM_BYTES a row.
 # Measured on the Xeon (2 threads, items of 16 or 32 columns against one of 1024, float32
 # ``axis=0``): log_softmax 32768x32 0.65, 4096x64 0.95, 2048x64 1.01, softmax 4096x64 1.02, 2048x64
 # 0.97, but log_softmax 1000x64 1.27, hence 1 << 17 then.  On Zen 4 (2026-12-04, 2 threads, `out=`,
 # tiles narrowed against tiles of one item, within one package) from PARALLEL_MIN_ELEMENTS:
 # log_softmax 1000x64 0.87, 2000x64 0.70, 1000x100 0.76, 2000x100 0.67, 600x100 0.77, 300x200 0.78;
-# softmax 1000x100 0.85, 2000x100 0.76, 4000x100 0.77, 1000x200 0.66, 300x200 0.75, but items of 32
-# columns (128 bytes a row, two threads writing neighbouring lines twice each) 2000x64 2.47 slower.
+# softmax 1000x100 0.85, 2000x100 0.76, 4000x100 0.77, 1000x200 0.66, 300x200 0.75; but softmax's
+# items of 32 columns into an output 16 bytes past a line (numpy's, a user's `out=`), two threads
+# writing one line of every row twice, 2000x64 2.43 slower, 3000x64 3.13, bimodal (4096x64 0.84
+# with quartiles 0.83-2.46); into rows that start on lines (softmaxkit's fresh results from 1 MiB)
+# 1000x64 0.92, 2000x64 0.85, 4096x64 0.89, 3000x64 1.14, 2000x32 0.94.
 SMALL_K_SPLIT_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS
 SMALL_K_SOFTMAX_ITEM_BYTES = 256
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
@@ -389,15 +393,19 @@ def _takes_small_k_tiles(k, x3, log: bool = False, reads_only: bool = False) -> 
     return k.takes_small_k_tiles(n_k, row_bytes, log, x3.nbytes, reads_only)
 
 
-def _small_k_work(k, x3, softmax: bool = False):
+def _small_k_work(k, x3, softmax_into=None):
     """``(n_items, workers, chunk)`` for the small-K tile kernels on ``x3``: work items of
-    ``chunk`` columns of one outer index each, narrower than SMALL_K_CHUNK (down to one tile, for
-    softmax to SMALL_K_SOFTMAX_ITEM_BYTES) where a parallel call of at least
-    SMALL_K_SPLIT_MIN_ELEMENTS would have fewer items than threads."""
+    ``chunk`` columns of one outer index each, narrower than SMALL_K_CHUNK (down to one tile)
+    where a parallel call of at least SMALL_K_SPLIT_MIN_ELEMENTS would have fewer items than
+    threads.  ``softmax_into``: softmax's output layout, whose items take no fewer than
+    SMALL_K_SOFTMAX_ITEM_BYTES of a row unless its rows start on cache lines (two threads would
+    otherwise write one line of every row, twice)."""
     chunk = k.SMALL_K_CHUNK
     if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
-        unit = (SMALL_K_SOFTMAX_ITEM_BYTES if softmax else 64) // x3.itemsize
-        chunk = min(chunk, _width_for_threads(x3.shape[0], x3.shape[2], unit))
+        unit = 64
+        if softmax_into is not None and (softmax_into.ctypes.data % 64 or softmax_into.strides[1] % 64):
+            unit = SMALL_K_SOFTMAX_ITEM_BYTES
+        chunk = min(chunk, _width_for_threads(x3.shape[0], x3.shape[2], unit // x3.itemsize))
     n_items = _column_blocks(x3, chunk)
     return n_items, _column_workers(x3, n_items), chunk
 
@@ -422,7 +430,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
     if mask3 is None and _takes_small_k_tiles(k, x3, log):
-        n_items, workers, chunk = _small_k_work(k, x3, softmax=not log)
+        n_items, workers, chunk = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
         run = k.log_softmax_small_k if log else k.softmax_small_k
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
