@@ -1,9 +1,9 @@
 """Sweep shapes and axes beyond bench_softmax.py's table: softmaxkit against torch.
 
 Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
-script times softmax and log_softmax over 21 layouts (short and long rows, attention rows, a
-non-last axis with few or many rows K, a first axis), float32, softmaxkit and torch in the same
-process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
+script times softmax and log_softmax over 24 layouts (short and long rows, attention rows, a
+non-last axis with few or many rows K, a first axis, tall columns), float32, softmaxkit and torch
+in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
 per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
 asserted; no targets beyond "ahead of torch".
@@ -42,6 +42,8 @@ SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((1024, 1024), 0), ((4096, 64), 0), ((64, 4096), 0), ((1000, 10), 0), ((10, 100000), 0),
     ((4, 8, 4096), 1), ((32, 3, 224, 224), 1), ((8, 1000, 128), 1), ((128, 16, 256), 1),
     ((2, 3, 4, 5000), 2), ((4096, 4096), 0),
+    # tall columns (many rows K, a few hundred columns), in cache and beyond
+    ((600, 100), 0), ((100, 1000), 0), ((4000, 500), 0),
 )
 FUNCTIONS = ("softmax", "log_softmax")
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
