@@ -352,6 +352,70 @@ def test_logsumexp_keeps_the_4e_18_tail():
     assert_ulps(r32, np.float64(np.log1p(np.exp(-20.0))), 4, what="float32 tail")
 
 
+def _peaked_rows(n, ties, temperature, rng, count=1024):
+    """``count`` float32 rows of ``n``: ``ties`` entries at the max 0, the others spread over one
+    unit below ``-d`` (times ``temperature``), ``d`` such that they add up to about ``rest``, from
+    1e-14 to 1e-2 of the max's exp across the rows (log-spaced)."""
+    rest = 10.0 ** np.linspace(-14, -2, count)[:, None]
+    below = n - ties
+    spread = rng.uniform(0, 1, (count, below))
+    d = np.log(np.exp(-spread).sum(axis=1, keepdims=True) / rest)  # sum of exp(-d - spread) = rest
+    x = np.zeros((count, n))
+    x[:, ties:] = -(d + spread) * temperature
+    return rng.permuted(x, axis=1).astype(np.float32)
+
+
+# float32 log_softmax sums a row's (or column's) exps uncounted, the max's included (exactly 1
+# each), and counts the entries at the max only where that sum's rounding would show: where the
+# others add up to less than about d 2**-26 of it (d the additions a term goes through;
+# ``_kernels.softmax.uncounted_total_suffices``).  Rows and columns from far above that limit to
+# far below it, in plain ulps (no floor: the max's result is -log(k + rest), about -rest for
+# k = 1, and keeps its relative precision only if rest does).  A limit set too low fails here by
+# thousands of ulps (1e-14 of the max against a rounding of d 2**-53).
+@pytest.mark.parametrize(
+    "n, axis", [(10, -1), (64, -1), (100, -1), (1000, -1), (3000, -1), (20, 0), (64, 0), (3000, 0)]
+)
+@pytest.mark.parametrize("ties", [1, 2])
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_float32_log_softmax_of_peaked_slices_within_4_ulp(n, axis, ties, temperature, rng, monkeypatch):
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)  # columns: the block kernels
+    x = _peaked_rows(n, ties, temperature, rng)
+    if axis == 0:
+        x = np.ascontiguousarray(x.T)
+    r = sk.log_softmax(x, axis=axis, temperature=temperature)
+    ref = log_softmax_ref(x, axis, temperature=temperature)
+    assert_ulps(r, ref, LOG_ULP, what=f"peaked log_softmax n={n} axis={axis} ties={ties}")
+
+
+# A worker whose row's uncounted sum fell short counts the next rows outright, and a column block
+# tries the uncounted sums only after one whose sums would have sufficed: peaked and ordinary
+# slices mixed, in any order, with 1 and 2 threads, in place too.
+@pytest.mark.parametrize("n, axis", [(64, -1), (3000, -1), (64, 0), (300, 0)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("in_place", [False, True], ids=["fresh", "in place"])
+def test_float32_log_softmax_of_mixed_peaked_slices_within_4_ulp(n, axis, threads, in_place, rng, monkeypatch):
+    from softmaxkit import _numpy_backend
+    from softmaxkit._threads import max_threads
+
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
+    monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 1)
+    x = _peaked_rows(n, 1, 1.0, rng, count=2048)
+    x[1::3] = (rng.standard_normal((len(x[1::3]), n)) * 3).astype(np.float32)  # ordinary rows
+    x = x[rng.permutation(len(x))]
+    if axis == 0:
+        x = np.ascontiguousarray(x.T)
+    ref = log_softmax_ref(x, axis)
+    before = sk.get_num_threads()
+    sk.set_num_threads(min(threads, max_threads()))
+    try:
+        r = sk.log_softmax(x, axis=axis, out=x if in_place else None)
+    finally:
+        sk.set_num_threads(before)
+    assert_ulps(r, ref, LOG_ULP, what=f"mixed peaked log_softmax n={n} axis={axis}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_column_kernels_keep_tiny_tails(dtype):
     # The same tails over axis 0 of 40 columns (the column kernels, which take one vectorised

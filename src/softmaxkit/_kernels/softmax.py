@@ -396,7 +396,7 @@ def _stats_by_vectors(x, mask) -> bool:
 def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer):
     if _stats_by_vectors(x, mask):
         return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: _slice_log_stats_by_vectors(
-            x, sign, m, t_hi, t_lo, ahead, plan, None, 0
+            x, sign, m, t_hi, t_lo, ahead, plan, None, 0, True
         )
     return lambda x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer: slice_log_stats(
         x, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, 0
@@ -404,7 +404,7 @@ def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buff
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
+def _counted_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
     v = signed(load_part(x, i, part), sign)
     # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v >= m`` is false for it)
     e = only_first(select(v >= m, np.float32(0.0), scaled_shifted_exp(v, m, t_hi, t_lo)), part)
@@ -412,11 +412,123 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
     return a, b, c + only_first(select(v == m, np.float32(1.0), np.float32(0.0)), part)
 
 
+@callee(fastmath=ORDERED, inline="always")
+def _total_lanes(x, sign, m, t_hi, t_lo, i, part, a, b):
+    """Every exp added, those at the max too (each exactly ``2**B``); a NaN gives NaN."""
+    e = only_first(scaled_shifted_exp(signed(load_part(x, i, part), sign), m, t_hi, t_lo), part)
+    return _add_lanes(a, b, e)
+
+
+def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
+    """``(a, b, c)`` after the lanes at ``i``: their exps below the max added to the float64 sums
+    ``a``, ``b`` and the entries at the max counted in ``c`` (float32 lanes); with ``c=None`` the
+    exps of all of them added, uncounted (numba only; see ``uncounted_total_suffices``)."""
+    raise NotImplementedError("_row_log_stats_lanes is callable from numba-compiled code only")
+
+
+@callee_overload(_row_log_stats_lanes)
+def _row_log_stats_lanes_overload(x, sign, m, t_hi, t_lo, i, part, a, b, c):
+    if isinstance(c, types.NoneType):
+
+        def uncounted(x, sign, m, t_hi, t_lo, i, part, a, b, c):
+            a, b = _total_lanes(x, sign, m, t_hi, t_lo, i, part, a, b)
+            return a, b, c
+
+        return uncounted
+    return lambda x, sign, m, t_hi, t_lo, i, part, a, b, c: _counted_log_stats_lanes(
+        x, sign, m, t_hi, t_lo, i, part, a, b, c
+    )
+
+
+def _no_counts(counted):
+    """The count lanes ``_row_log_stats_lanes`` starts from: float32 zeros, or None where
+    ``counted`` is None (numba only)."""
+    raise NotImplementedError("_no_counts is callable from numba-compiled code only")
+
+
+@callee_overload(_no_counts)
+def _no_counts_overload(counted):
+    if isinstance(counted, types.NoneType):
+        return lambda counted: None
+    return lambda counted: splat(np.float32(0.0))
+
+
+def _count_of(c):
+    """The float64 sum of the count lanes ``c`` (0 for None) (numba only)."""
+    raise NotImplementedError("_count_of is callable from numba-compiled code only")
+
+
+@callee_overload(_count_of)
+def _count_of_overload(c):
+    if isinstance(c, types.NoneType):
+        return lambda c: 0.0
+    return lambda c: np.float64(sum_lanes(c))
+
+
+# log_softmax's float32 rows need the count ``k`` of the entries at the max only where the row's
+# sum ``s = k + rest`` is close to 1.  The count keeps ``rest``'s own bits: ``log s`` is then as
+# precise relatively as ``rest`` is, however small (for a row that is all max, ``log s`` is about
+# ``rest`` itself, and the max's result is ``-log s``).  Summed uncounted, every exp added to the
+# float64 lanes (exactly 1 each at the max, ``scaled_shifted_exp`` of 0), the sum's rounding is
+# at most ``d u s`` (``u = 2**-53``; ``d`` additions deep: ``n/lanes`` in a lane, then the two
+# halves' trees, ``row_additions``; for a column, its K rows), so ``log s`` is off by at most
+# ``d u``, and a result ``r`` (``|r| >= log s >= (s - 1)/s``) by at most ``d u s / (s - 1)`` of
+# itself: at most 2**-26, a quarter of a float32 ulp, for ``s <= 2`` when ``s - 1 >= d 2**-26``,
+# and for ``s >= 2`` always (``d < 2**26``).  A row whose sum falls short (a peaked row: its
+# entries but the max below ``-log(d 2**-26)``, 14.6 below it for n = 64) or is NaN takes the
+# counted pass again, and so do the next COUNTED_ROWS_AFTER_SHORTFALL rows of its worker outright;
+# a column block with such a column takes it again too, and a worker's column blocks try the
+# uncounted sums only after a block whose sums would have sufficed (its first block counts).  So
+# a peaked input seldom pays for both passes.  logsumexp keeps the count: its ``m + log s`` can
+# cancel, so it needs ``log s`` to float64's precision; float64 keeps it for the 4 ulp bound.
+#
+# Paired against the counted pass alone (Zen 4, float32, 1 thread / 2 threads): rows 4096x64
+# out= 0.99 / 0.94, 1000x100 0.98 / 0.97, 16x12x128x128 0.96 / 0.94, 1024x1024 out= 0.97 / 0.95,
+# 4096x4096 0.94 / 0.98; columns 64x4096 ``axis=0`` out= 0.91 / 0.96, 4x21x256x256 ``axis=1``
+# 0.90 / 0.77, 2000x2048 ``axis=0`` 0.96 / 0.97; 8x10 1.02 / 1.00.  A peaked input (one entry 30
+# above the rest: every slice falls short), 2 threads: 0.99-1.01 (both passes for every slice, as
+# first written: rows 4096x64 2.27, 1024x1024 1.78; columns 64x4096 1.54).  The count removed
+# outright (wrong with ties, a ceiling): rows 4096x64 0.93, 1000x100 0.88, 1024x1024 0.89;
+# columns 64x4096 0.91, with the select at the max too 0.88.  Results bit-identical on inputs of
+# standard normals times 3.
+
+
+@callee(inline="always")
+def uncounted_total_suffices(total, additions):
+    """Whether the uncounted float64 sum ``total`` of float32 exps, each of which went through at
+    most ``additions`` roundings, gives its log to a quarter of a float32 ulp of each result (as
+    ``(rest, k) = (total - 1, 1)``; see above); False for a NaN total."""
+    return total - 1.0 >= additions * 2.0**-26
+
+
+#: after a row whose uncounted sum fell short, the rows of the same worker that take the counted
+#: pass directly (a peaked input's rows would otherwise take both passes: 4096x64 2.3x the
+#: counted pass alone)
+COUNTED_ROWS_AFTER_SHORTFALL = 256
+
+
+@callee(inline="always")
+def counted_left_after(left, fell_short, after):
+    """The slices still to take the counted pass directly after one that ``fell_short`` (its
+    uncounted sum did, and it took the counted pass), given ``left`` of them before it."""
+    if fell_short:
+        return after
+    return max(left - 1, 0)
+
+
+@callee(inline="always")
+def row_additions(n):
+    """The roundings a term of a row of ``n`` goes through in the float64 lanes (at least 8 of
+    them, then two trees of 8 and their sum), with room to spare."""
+    return n // 8 + 8
+
+
 @callee(fastmath=ORDERED)
-def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_stop):
+def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_stop, counted):
     """``slice_log_stats`` of an unmasked float32 row, storing nothing: per vector the exps below
     the max added to float64 sums (two 8-lane halves) and the entries at the max counted (float32
-    lanes, exact, moved to a float64 total per block), in one pass.  ``warm`` (or None): an
+    lanes, exact, moved to a float64 total per block), in one pass; with ``counted=None``
+    uncounted, ``(total, 0)`` (see ``uncounted_total_suffices``).  ``warm`` (or None): an
     array to be written next, whose first ``warm_stop`` elements are fetched for writing
     alongside."""
     a = splat(0.0)
@@ -426,7 +538,7 @@ def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         prefetch_share(ahead, plan, start)
-        c = splat(np.float32(0.0))
+        c = _no_counts(counted)
         i = start
         while i + lanes <= stop:
             if warm is not None and i < warm_stop:
@@ -435,7 +547,7 @@ def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_
             i += lanes
         if i < stop:
             a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, stop - i, a, b, c)
-        k += np.float64(sum_lanes(c))
+        k += _count_of(c)
     return unscaled(sum_lanes(a) + sum_lanes(b), x), k
 
 
@@ -722,41 +834,52 @@ def _log_terms_staging_overload(x, out, buffer):
     return staging
 
 
-def _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
-    """``slice_log_stats`` for log_softmax's rows: unmasked float32 rows by vectors in one pass
-    (``_slice_log_stats_by_vectors``), fetching an output row of up to _OUT_AS_TERMS_BYTES for
-    writing as it goes; the others staged in ``_log_terms_staging`` (numba only)."""
+def _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head, uncounted):
+    """``(rest, k, fell_short)``: ``slice_log_stats`` for log_softmax's rows.  Unmasked float32
+    rows by vectors in one pass (``_slice_log_stats_by_vectors``), fetching an output row of up to
+    _OUT_AS_TERMS_BYTES for writing as it goes: first ``uncounted`` if asked, then counted where
+    that sum fell short (``fell_short``: see ``uncounted_total_suffices``); the others staged in
+    ``_log_terms_staging`` (numba only)."""
     raise NotImplementedError("_log_row_stats is callable from numba-compiled code only")
 
 
 @callee_overload(_log_row_stats)
-def _log_row_stats_overload(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+def _log_row_stats_overload(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head, uncounted):
     if _stats_by_vectors(x, mask):
 
-        def by_vectors(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
+        def by_vectors(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head, uncounted):
             # in place (out=None) fetches nothing: the max pass left the lines in cache
             warm_stop = x.size if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES else 0
-            return _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop)
+            if uncounted:
+                total, _ = _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop, None)
+                if uncounted_total_suffices(total, row_additions(x.size)):
+                    return total - 1.0, 1.0, False
+            rest, k = _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop, True)
+            return rest, k, uncounted
 
         return by_vectors
 
-    def staged(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head):
-        return slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, _log_terms_staging(x, out, buffer), head)
+    def staged(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buffer, head, uncounted):
+        rest, k = slice_log_stats(x, mask, sign, m, t_hi, t_lo, ahead, plan, _log_terms_staging(x, out, buffer), head)
+        return rest, k, False
 
     return staged
 
 
 @callee()
-def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
+def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer, uncounted):
     """log_softmax of one contiguous slice (``out=None``: in place); prefetch ``ahead`` (or None);
-    ``buffer``: see ``slice_log_stats``.  A NaN the max skipped shows as a NaN ``rest``."""
+    ``buffer``: see ``slice_log_stats``; ``uncounted``: try the uncounted sum first (see
+    ``_log_row_stats``).  Returns whether that sum fell short.  A NaN the max skipped shows as a
+    NaN ``rest``."""
+    fell_short = False
     m = slice_max_unchecked(x, mask, sign)
     if not math.isfinite(m):
         slice_special(x, out, mask, sign, slice_max(x, mask, sign), _MODE_LOG_SOFTMAX)
     else:
         early, late = prefetch_plans(ahead, x.size)
         head = line_head(target(x, out))
-        rest, k = _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, early, buffer, head)
+        rest, k, fell_short = _log_row_stats(x, out, mask, sign, m, t_hi, t_lo, ahead, early, buffer, head, uncounted)
         if rest != rest:
             slice_special(x, out, mask, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
@@ -772,6 +895,7 @@ def log_probabilities_slice(x, out, mask, sign, t_hi, t_lo, ahead, buffer):
                         x[start:stop], part_of(out, slice(start, stop)), part_of(mask, slice(start, stop)),
                         sign, m, t_hi, t_lo, log_sum,
                     )
+    return fell_short
 
 
 @callee()
@@ -866,19 +990,25 @@ def row_terms(workers, dtype):
 def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     terms = np.empty(_BLOCK, x2.dtype)
+    counted_left = 0
     for r in range(x2.shape[0]):
-        log_probabilities_slice(
-            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)], terms
+        fell_short = log_probabilities_slice(
+            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)], terms,
+            counted_left == 0,
         )
+        counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
 
 def _log_softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, terms):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n_rows = x2.shape[0]
+    counted_left = 0
     for r in range(first, stop):
-        log_probabilities_slice(
-            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t]
+        fell_short = log_probabilities_slice(
+            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t],
+            counted_left == 0,
         )
+        counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
 
 #: ``(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, terms)``, ``terms`` from ``row_terms``
@@ -997,13 +1127,13 @@ def _short_scale(y, factor):
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _short_log_stats(x, sign, m, t_hi, t_lo, ahead):
-    """``(rest, k)`` of ``slice_log_stats`` for a short row, by ``_row_log_stats_lanes``;
-    prefetch the row ``ahead`` alongside."""
+def _short_log_stats(x, sign, m, t_hi, t_lo, ahead, counted):
+    """``(rest, k)`` of ``slice_log_stats`` for a short row, by ``_row_log_stats_lanes``
+    (``counted=None``: uncounted, ``(total, 0)``); prefetch the row ``ahead`` alongside."""
     lanes = lanes_of(x)
     a = splat(0.0)
     b = splat(0.0)
-    c = splat(np.float32(0.0))
+    c = _no_counts(counted)
     i = 0
     while i + lanes <= x.size:
         prefetch_read(ahead, i)
@@ -1011,7 +1141,7 @@ def _short_log_stats(x, sign, m, t_hi, t_lo, ahead):
         i += lanes
     if i < x.size:
         a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, x.size - i, a, b, c)
-    return unscaled(sum_lanes(a) + sum_lanes(b), x), np.float64(sum_lanes(c))
+    return unscaled(sum_lanes(a) + sum_lanes(b), x), _count_of(c)
 
 
 def _short_log_pair(m, log_sum, t_hi, like):
@@ -1075,32 +1205,70 @@ def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
         _short_scale(y, 1.0 / s)
 
 
+def _short_rest_and_count(total, k, n, counted):
+    """``(rest, k, fell_short)`` from ``_short_log_stats``'s ``(total, k)`` for a row of ``n``:
+    with ``counted=None`` (uncounted) ``(total - 1, 1)``, and whether ``total`` fell short
+    (``uncounted_total_suffices``); else as they are (numba only)."""
+    raise NotImplementedError("_short_rest_and_count is callable from numba-compiled code only")
+
+
+@callee_overload(_short_rest_and_count)
+def _short_rest_and_count_overload(total, k, n, counted):
+    if isinstance(counted, types.NoneType):
+        return lambda total, k, n, counted: (
+            total - 1.0, 1.0, not uncounted_total_suffices(total, row_additions(n))
+        )
+    return lambda total, k, n, counted: (total, k, False)
+
+
 @callee(inline="always")
-def _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
+def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
     """log_softmax of the short rows ``first:stop`` (``out2=None``: in place), each as
     ``log_probabilities_slice``, each prefetching the next; a row is written after the next row's
-    max and stats, so that its log (a chain of dependent operations) runs alongside those."""
-    x2, out2 = borrowed(x2), borrowed(out2)
+    max and stats, so that its log (a chain of dependent operations) runs alongside those.
+    Uncounted for ``counted=None``, up to the first row whose sum falls short (or is NaN), which
+    is left untouched and returned (``stop`` when none did)."""
     last = x2.shape[0] - 1
     due = -1  # the row whose writing pass is due, with its max and log-sum
     due_m = cast_like(0.0, x2)
     due_log_sum = 0.0
-    for r in range(first, stop):
+    r = first
+    while r < stop:
         x = x2[r]
         m = _short_max(x, sign)
         if not math.isfinite(m):
             slice_special(x, part_of(out2, r), None, sign, slice_max(x, None, sign), _MODE_LOG_SOFTMAX)
+            r += 1
             continue
-        rest, k = _short_log_stats(x, sign, m, t_hi, t_lo, x2[min(r + 1, last)])
+        total, k = _short_log_stats(x, sign, m, t_hi, t_lo, x2[min(r + 1, last)], counted)
         if due >= 0:
             _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, due_m, t_hi, t_lo, due_log_sum)
             due = -1
+        rest, k, fell_short = _short_rest_and_count(total, k, x.size, counted)
+        if fell_short:
+            break
         if rest != rest:
             slice_special(x, part_of(out2, r), None, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
         else:
             due, due_m, due_log_sum = r, m, log_of_sum(rest, k)
+        r += 1
     if due >= 0:
         _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, due_m, t_hi, t_lo, due_log_sum)
+    return r
+
+
+@callee(inline="always")
+def _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
+    """log_softmax of the short rows ``first:stop`` (``out2=None``: in place): uncounted, but from
+    a row whose sum fell short the next COUNTED_ROWS_AFTER_SHORTFALL rows counted."""
+    x2, out2 = borrowed(x2), borrowed(out2)
+    r = first
+    while r < stop:
+        r = _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, stop, None)
+        if r < stop:
+            resume = min(stop, r + COUNTED_ROWS_AFTER_SHORTFALL)
+            _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, resume, True)
+            r = resume
 
 
 @callee(inline="always")
@@ -1108,7 +1276,7 @@ def _short_logsumexp(x, ahead):
     m = _short_max(x, None)
     if not math.isfinite(m):
         return np.float64(slice_max(x, None, None))  # NaN if any entry is NaN, else the max
-    rest, k = _short_log_stats(x, None, m, None, None, ahead)
+    rest, k = _short_log_stats(x, None, m, None, None, ahead, True)
     return np.float64(m) + log_of_sum(rest, k)
 
 
@@ -1981,16 +2149,52 @@ def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compens
     at_max = splat(zero)  # the group's counts, in the dtype's lanes (small integers: exact)
     for k in range(k0, k1):
         v = signed(load_part(x3, (o, k, j), part), sign)
-        e = select(v < mm, scaled_shifted_exp(v, mm, t_hi, t_lo), zero)
+        e, at_max = _column_term(v, mm, t_hi, t_lo, at_max, count, x3)
         _stage_terms(out3, (o, k, j), e, part)
         prefetch_read(x3, (ahead[0], k, ahead[1] + index))
         prefetch_read(x3, (o, k, j + _L1_AHEAD))
         a, b = _add_lanes(a, b, e)
-        at_max = at_max + select(v == mm, cast_like(1.0, x3), zero)
     _store_lane_sums(total, compensation, index, part, a, b)
-    ca, cb = _lane_counts(count, index, part, x3)
-    ca, cb = _add_lanes(ca, cb, at_max)
-    _store_lane_counts(count, index, part, x3, ca, cb)
+    _add_lane_counts(count, index, part, x3, at_max)
+
+
+def _column_term(v, mm, t_hi, t_lo, at_max, count, like):
+    """``(e, at_max)`` for the lanes ``v`` of a column row (of ``like``'s dtype): the exps below
+    the max ``mm`` (0 at it) and ``at_max`` with the entries at it counted; with ``count=None``
+    (uncounted, see ``uncounted_total_suffices``) every exp, ``at_max`` as it was (numba only)."""
+    raise NotImplementedError("_column_term is callable from numba-compiled code only")
+
+
+@callee_overload(_column_term)
+def _column_term_overload(v, mm, t_hi, t_lo, at_max, count, like):
+    if isinstance(count, types.NoneType):
+        return lambda v, mm, t_hi, t_lo, at_max, count, like: (scaled_shifted_exp(v, mm, t_hi, t_lo), at_max)
+
+    def counted(v, mm, t_hi, t_lo, at_max, count, like):
+        zero = cast_like(0.0, like)
+        e = select(v < mm, scaled_shifted_exp(v, mm, t_hi, t_lo), zero)
+        return e, at_max + select(v == mm, cast_like(1.0, like), zero)
+
+    return counted
+
+
+def _add_lane_counts(count, index, part, like, at_max):
+    """Add the counts ``at_max`` to ``count``'s lanes at ``index``; nothing for ``count=None``
+    (numba only)."""
+    raise NotImplementedError("_add_lane_counts is callable from numba-compiled code only")
+
+
+@callee_overload(_add_lane_counts)
+def _add_lane_counts_overload(count, index, part, like, at_max):
+    if isinstance(count, types.NoneType):
+        return lambda count, index, part, like, at_max: None
+
+    def add(count, index, part, like, at_max):
+        ca, cb = _lane_counts(count, index, part, like)
+        ca, cb = _add_lanes(ca, cb, at_max)
+        _store_lane_counts(count, index, part, like, ca, cb)
+
+    return add
 
 
 @callee(fastmath=ORDERED)
@@ -2005,37 +2209,80 @@ def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total
         _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, j1 - j, ahead)
 
 
-def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like):
+def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
     the entries below the max summed, those at it counted, then ``log_of_sums`` (``log_like``: see
-    there); by vectors without a mask (prefetching the block at ``ahead``), else row by row (numba
+    there); by vectors without a mask (prefetching the block at ``ahead``), else row by row.
+    Float32 log_softmax's vectors sum ``uncounted`` if asked, and count where a column's sum falls
+    short (``uncounted_total_suffices``).  Returns whether every column's uncounted sum sufficed,
+    or would have: whether the next block should try it (False where it is never tried; numba
     only)."""
     raise NotImplementedError("_column_log_sums is callable from numba-compiled code only")
 
 
 @callee_overload(_column_log_sums)
 def _column_log_sums_overload(
-    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like
+    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted
 ):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:
+        if x3.dtype != types.float32 or isinstance(log_like, types.NoneType):
+            def counted(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
+                _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, 0)
+                return False
 
-        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like):
-            log_sum[:] = 0.0
-            compensation[:] = 0.0
-            count[:] = 0.0
-            narrow_compensation = _lane_compensation(compensation, x3)
-            for k0 in range(0, x3.shape[1], 4):
-                k1 = min(x3.shape[1], k0 + 4)
-                _log_stats_row_group(
-                    x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead
-                )
-            log_of_sums(log_sum, compensation, count, x3, log_like)
+            return counted
 
-        return by_vectors
-    return lambda x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like: (
+        def uncounted_first(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
+            additions = x3.shape[1] + 8
+            if uncounted:
+                log_sum[:] = 0.0
+                for k0 in range(0, x3.shape[1], 4):
+                    k1 = min(x3.shape[1], k0 + 4)
+                    _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, None, None, ahead)
+                if _log_of_uncounted_sums(log_sum, x3, additions):
+                    return True
+            return _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, additions)
+
+        return uncounted_first
+
+    def by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
         _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like)
-    )
+        return False
+
+    return by_rows
+
+
+@callee()
+def _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, additions):
+    """``_column_log_sums`` by vectors, the entries at the max counted; returns whether each
+    column's sum would have sufficed uncounted with ``additions`` (0: not asked, False)."""
+    log_sum[:] = 0.0
+    compensation[:] = 0.0
+    count[:] = 0.0
+    narrow_compensation = _lane_compensation(compensation, x3)
+    for k0 in range(0, x3.shape[1], 4):
+        k1 = min(x3.shape[1], k0 + 4)
+        _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead)
+    would_suffice = additions > 0
+    if would_suffice:
+        for j in range(log_sum.size):
+            would_suffice &= uncounted_total_suffices(count[j] + unscaled(log_sum[j], x3), additions)
+    log_of_sums(log_sum, compensation, count, x3, log_like)
+    return would_suffice
+
+
+@callee(fastmath=ORDERED)
+def _log_of_uncounted_sums(total, like, additions):
+    """``total[j] = column_log(1, unscaled(total[j]) - 1, like)`` for every column if each column's
+    uncounted sum suffices (``uncounted_total_suffices``); else False, ``total`` untouched."""
+    suffices = True
+    for j in range(total.size):
+        suffices &= uncounted_total_suffices(unscaled(total[j], like), additions)
+    if suffices:
+        for j in range(total.size):
+            total[j] = column_log(1.0, unscaled(total[j], like) - 1.0, like)
+    return suffices
 
 
 @callee()
@@ -2055,12 +2302,16 @@ def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, lo
 
 
 @callee()
-def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead):
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max;
-    ``ahead = (o, j0)`` is the block to prefetch meanwhile."""
+    ``ahead = (o, j0)`` is the block to prefetch meanwhile; ``uncounted``: see
+    ``_column_log_sums``, whose result this returns."""
     m, log_sum, compensation, count, hi, lo, buffer = state
-    _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3)
+    next_uncounted = _column_log_sums(
+        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3, uncounted
+    )
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
+    return next_uncounted
 
 
 @callee()
@@ -2071,7 +2322,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, ahead):
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
     _column_log_sums(
-        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead, None
+        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead, None, False
     )
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
@@ -2121,6 +2372,9 @@ def _log_softmax_column_range(
 ):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
+    # each worker's first block counts; the next tries the uncounted sums where this one's would
+    # have sufficed (a peaked input then never takes both passes)
+    uncounted = False
     for w in range(first, stop):
         if stand_ins and not pending[w]:
             continue
@@ -2129,7 +2383,9 @@ def _log_softmax_column_range(
         _column_block_max(x3, mask3, o, j0, j1, sign, state[0])
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
-            _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead)
+            uncounted = _log_probabilities_column_passes(
+                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted and not stand_ins
+            )
         else:
             pending[w] = True
 
