@@ -2139,74 +2139,46 @@ def _exp_sum_row_group(x3, y3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, co
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, index, part, ahead):
+def _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, index, part, ahead, counted):
     """Rows ``k0:k1`` of the lanes at column ``j`` of block ``o``: the exps below the max added to
-    the sums and staged in ``out3``, the entries at the max counted; the block at ``ahead`` and
-    this block's lines _L1_AHEAD columns on prefetched (see ``_exp_sum_lanes``)."""
+    the sums and staged in ``out3``, the entries at the max counted (``counted``; else every exp
+    added, see ``uncounted_total_suffices``); the block at ``ahead`` and this block's lines
+    _L1_AHEAD columns on prefetched (see ``_exp_sum_lanes``)."""
     mm = load_part(m, index, part)
     a, b = _lane_sums(total, compensation, index, part)
     zero = cast_like(0.0, x3)
     at_max = splat(zero)  # the group's counts, in the dtype's lanes (small integers: exact)
     for k in range(k0, k1):
         v = signed(load_part(x3, (o, k, j), part), sign)
-        e, at_max = _column_term(v, mm, t_hi, t_lo, at_max, count, x3)
+        e = scaled_shifted_exp(v, mm, t_hi, t_lo)
+        if counted:  # one loop for both (LLVM unswitches it): numba compiles it once
+            e = select(v < mm, e, zero)
+            at_max = at_max + select(v == mm, cast_like(1.0, x3), zero)
         _stage_terms(out3, (o, k, j), e, part)
         prefetch_read(x3, (ahead[0], k, ahead[1] + index))
         prefetch_read(x3, (o, k, j + _L1_AHEAD))
         a, b = _add_lanes(a, b, e)
     _store_lane_sums(total, compensation, index, part, a, b)
-    _add_lane_counts(count, index, part, x3, at_max)
-
-
-def _column_term(v, mm, t_hi, t_lo, at_max, count, like):
-    """``(e, at_max)`` for the lanes ``v`` of a column row (of ``like``'s dtype): the exps below
-    the max ``mm`` (0 at it) and ``at_max`` with the entries at it counted; with ``count=None``
-    (uncounted, see ``uncounted_total_suffices``) every exp, ``at_max`` as it was (numba only)."""
-    raise NotImplementedError("_column_term is callable from numba-compiled code only")
-
-
-@callee_overload(_column_term)
-def _column_term_overload(v, mm, t_hi, t_lo, at_max, count, like):
-    if isinstance(count, types.NoneType):
-        return lambda v, mm, t_hi, t_lo, at_max, count, like: (scaled_shifted_exp(v, mm, t_hi, t_lo), at_max)
-
-    def counted(v, mm, t_hi, t_lo, at_max, count, like):
-        zero = cast_like(0.0, like)
-        e = select(v < mm, scaled_shifted_exp(v, mm, t_hi, t_lo), zero)
-        return e, at_max + select(v == mm, cast_like(1.0, like), zero)
-
-    return counted
-
-
-def _add_lane_counts(count, index, part, like, at_max):
-    """Add the counts ``at_max`` to ``count``'s lanes at ``index``; nothing for ``count=None``
-    (numba only)."""
-    raise NotImplementedError("_add_lane_counts is callable from numba-compiled code only")
-
-
-@callee_overload(_add_lane_counts)
-def _add_lane_counts_overload(count, index, part, like, at_max):
-    if isinstance(count, types.NoneType):
-        return lambda count, index, part, like, at_max: None
-
-    def add(count, index, part, like, at_max):
-        ca, cb = _lane_counts(count, index, part, like)
+    if counted:
+        ca, cb = _lane_counts(count, index, part, x3)
         ca, cb = _add_lanes(ca, cb, at_max)
-        _store_lane_counts(count, index, part, like, ca, cb)
-
-    return add
+        _store_lane_counts(count, index, part, x3, ca, cb)
 
 
 @callee(fastmath=ORDERED)
-def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, compensation, count, ahead):
+def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total, compensation, count, ahead, counted):
     """``_log_stats_lanes`` for every vector of columns ``j0:j1``."""
     lanes = lanes_of(x3)
     j = j0
     while j + lanes <= j1:
-        _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, None, ahead)
+        _log_stats_lanes(
+            x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, None, ahead, counted
+        )
         j += lanes
     if j < j1:
-        _log_stats_lanes(x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, j1 - j, ahead)
+        _log_stats_lanes(
+            x3, out3, sign, t_hi, t_lo, o, k0, k1, j, m, total, compensation, count, j - j0, j1 - j, ahead, counted
+        )
 
 
 def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
@@ -2226,25 +2198,15 @@ def _column_log_sums_overload(
 ):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:
-        if x3.dtype != types.float32 or isinstance(log_like, types.NoneType):
-            def counted(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
-                _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, 0)
-                return False
+        # float32 log_softmax only (logsumexp: log_like None)
+        may_skip_count = x3.dtype == types.float32 and not isinstance(log_like, types.NoneType)
 
-            return counted
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
+            return _column_log_sums_by_vectors(
+                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, may_skip_count and uncounted, x3.shape[1] + 8 if may_skip_count else 0
+            )
 
-        def uncounted_first(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
-            additions = x3.shape[1] + 8
-            if uncounted:
-                log_sum[:] = 0.0
-                for k0 in range(0, x3.shape[1], 4):
-                    k1 = min(x3.shape[1], k0 + 4)
-                    _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, None, None, ahead)
-                if _log_of_uncounted_sums(log_sum, x3, additions):
-                    return True
-            return _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, additions)
-
-        return uncounted_first
+        return by_vectors
 
     def by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
         _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like)
@@ -2254,16 +2216,28 @@ def _column_log_sums_overload(
 
 
 @callee()
-def _counted_column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, additions):
-    """``_column_log_sums`` by vectors, the entries at the max counted; returns whether each
-    column's sum would have sufficed uncounted with ``additions`` (0: not asked, False)."""
+def _column_log_sums_by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted, additions):
+    """``_column_log_sums`` by vectors: uncounted first if asked, then counted where a column's
+    sum fell short (or without trying); returns whether every column's uncounted sum sufficed or
+    would have, with ``additions`` (0: never, False)."""
+    narrow_compensation = _lane_compensation(compensation, x3)
+    if uncounted:  # (float32: no compensation, as counted; the same loop function)
+        log_sum[:] = 0.0
+        for k0 in range(0, x3.shape[1], 4):
+            k1 = min(x3.shape[1], k0 + 4)
+            _log_stats_row_group(
+                x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead, False
+            )
+        if _log_of_uncounted_sums(log_sum, x3, additions):
+            return True
     log_sum[:] = 0.0
     compensation[:] = 0.0
     count[:] = 0.0
-    narrow_compensation = _lane_compensation(compensation, x3)
     for k0 in range(0, x3.shape[1], 4):
         k1 = min(x3.shape[1], k0 + 4)
-        _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead)
+        _log_stats_row_group(
+            x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead, True
+        )
     would_suffice = additions > 0
     if would_suffice:
         for j in range(log_sum.size):
