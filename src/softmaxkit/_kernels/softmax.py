@@ -2202,8 +2202,10 @@ def _column_log_sums_overload(
         may_skip_count = x3.dtype == types.float32 and not isinstance(log_like, types.NoneType)
 
         def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
+            additions = x3.shape[1] + 8 if may_skip_count else 0
             return _column_log_sums_by_vectors(
-                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, may_skip_count and uncounted, x3.shape[1] + 8 if may_skip_count else 0
+                x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, log_like,
+                may_skip_count and uncounted, additions,
             )
 
         return by_vectors
@@ -2216,7 +2218,9 @@ def _column_log_sums_overload(
 
 
 @callee()
-def _column_log_sums_by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted, additions):
+def _column_log_sums_by_vectors(
+    x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, log_like, uncounted, additions
+):
     """``_column_log_sums`` by vectors: uncounted first if asked, then counted where a column's
     sum fell short (or without trying); returns whether every column's uncounted sum sufficed or
     would have, with ``additions`` (0: never, False)."""
@@ -2226,19 +2230,19 @@ def _column_log_sums_by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m,
     # slower, and its cold first call no faster within the noise.)
     if uncounted:
         log_sum[:] = 0.0
+        count[:] = 0.0  # (the uncounted pass leaves it 0: counted as 1, see below)
         for k0 in range(0, x3.shape[1], 4):
             k1 = min(x3.shape[1], k0 + 4)
             _log_stats_row_group(
                 x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead, False
             )
-        if _uncounted_sums_suffice(log_sum, x3, additions):
+        if _sums_suffice_uncounted(log_sum, count, x3, additions):
             # each sum less the max's 1 is the ``rest`` of ``k = 1``: the counted pass's log loop
             one = 1.0 / unscaled(1.0, x3)  # 1 in the sums' scale (a power of two: exact)
             for j in range(log_sum.size):
                 log_sum[j] -= one
             compensation[:] = 0.0
-            count[:] = 0.0  # counted as 1 (``log_of_sums`` takes at least 1)
-            log_of_sums(log_sum, compensation, count, x3, log_like)
+            log_of_sums(log_sum, compensation, count, x3, log_like)  # count 0: taken as 1
             return True
     log_sum[:] = 0.0
     compensation[:] = 0.0
@@ -2248,21 +2252,18 @@ def _column_log_sums_by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m,
         _log_stats_row_group(
             x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead, True
         )
-    would_suffice = additions > 0
-    if would_suffice:
-        for j in range(log_sum.size):
-            would_suffice &= uncounted_total_suffices(count[j] + unscaled(log_sum[j], x3), additions)
+    would_suffice = additions > 0 and _sums_suffice_uncounted(log_sum, count, x3, additions)
     log_of_sums(log_sum, compensation, count, x3, log_like)
     return would_suffice
 
 
 @callee(fastmath=ORDERED)
-def _uncounted_sums_suffice(total, like, additions):
-    """Whether every column's uncounted sum (scaled, of ``like``'s dtype) suffices
-    (``uncounted_total_suffices``)."""
+def _sums_suffice_uncounted(total, count, like, additions):
+    """Whether every column's sum ``count + total`` (``total`` scaled, of ``like``'s dtype; the
+    counts 0 after an uncounted pass) suffices uncounted (``uncounted_total_suffices``)."""
     suffices = True
     for j in range(total.size):
-        suffices &= uncounted_total_suffices(unscaled(total[j], like), additions)
+        suffices &= uncounted_total_suffices(count[j] + unscaled(total[j], like), additions)
     return suffices
 
 
