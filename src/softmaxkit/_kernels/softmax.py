@@ -404,65 +404,20 @@ def _unstaged_log_stats_overload(x, mask, sign, m, t_hi, t_lo, ahead, plan, buff
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _counted_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
-    v = signed(load_part(x, i, part), sign)
-    # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v >= m`` is false for it)
-    e = only_first(select(v >= m, np.float32(0.0), scaled_shifted_exp(v, m, t_hi, t_lo)), part)
-    a, b = _add_lanes(a, b, e)
-    return a, b, c + only_first(select(v == m, np.float32(1.0), np.float32(0.0)), part)
-
-
-@callee(fastmath=ORDERED, inline="always")
-def _total_lanes(x, sign, m, t_hi, t_lo, i, part, a, b):
-    """Every exp added, those at the max too (each exactly ``2**B``); a NaN gives NaN."""
-    e = only_first(scaled_shifted_exp(signed(load_part(x, i, part), sign), m, t_hi, t_lo), part)
-    return _add_lanes(a, b, e)
-
-
-def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c):
+def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c, counted):
     """``(a, b, c)`` after the lanes at ``i``: their exps below the max added to the float64 sums
-    ``a``, ``b`` and the entries at the max counted in ``c`` (float32 lanes); with ``c=None`` the
-    exps of all of them added, uncounted (numba only; see ``uncounted_total_suffices``)."""
-    raise NotImplementedError("_row_log_stats_lanes is callable from numba-compiled code only")
-
-
-@callee_overload(_row_log_stats_lanes)
-def _row_log_stats_lanes_overload(x, sign, m, t_hi, t_lo, i, part, a, b, c):
-    if isinstance(c, types.NoneType):
-
-        def uncounted(x, sign, m, t_hi, t_lo, i, part, a, b, c):
-            a, b = _total_lanes(x, sign, m, t_hi, t_lo, i, part, a, b)
-            return a, b, c
-
-        return uncounted
-    return lambda x, sign, m, t_hi, t_lo, i, part, a, b, c: _counted_log_stats_lanes(
-        x, sign, m, t_hi, t_lo, i, part, a, b, c
-    )
-
-
-def _no_counts(counted):
-    """The count lanes ``_row_log_stats_lanes`` starts from: float32 zeros, or None where
-    ``counted`` is None (numba only)."""
-    raise NotImplementedError("_no_counts is callable from numba-compiled code only")
-
-
-@callee_overload(_no_counts)
-def _no_counts_overload(counted):
-    if isinstance(counted, types.NoneType):
-        return lambda counted: None
-    return lambda counted: splat(np.float32(0.0))
-
-
-def _count_of(c):
-    """The float64 sum of the count lanes ``c`` (0 for None) (numba only)."""
-    raise NotImplementedError("_count_of is callable from numba-compiled code only")
-
-
-@callee_overload(_count_of)
-def _count_of_overload(c):
-    if isinstance(c, types.NoneType):
-        return lambda c: 0.0
-    return lambda c: np.float64(sum_lanes(c))
+    ``a``, ``b`` and the entries at the max counted in ``c`` (float32 lanes); with ``counted``
+    False the exps of all of them added, each exactly ``2**B`` at the max, and ``c`` left as it
+    is (see ``uncounted_total_suffices``).  ``counted`` is a literal: numba compiles each caller
+    once for each value, the other branch pruned (see ``_column_log_sums_by_vectors``)."""
+    v = signed(load_part(x, i, part), sign)
+    e = scaled_shifted_exp(v, m, t_hi, t_lo)
+    if counted:
+        # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v >= m`` is false for it)
+        e = select(v >= m, np.float32(0.0), e)
+        c = c + only_first(select(v == m, np.float32(1.0), np.float32(0.0)), part)
+    a, b = _add_lanes(a, b, only_first(e, part))
+    return a, b, c
 
 
 # log_softmax's float32 rows need the count ``k`` of the entries at the max only where the row's
@@ -527,7 +482,7 @@ def row_additions(n):
 def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_stop, counted):
     """``slice_log_stats`` of an unmasked float32 row, storing nothing: per vector the exps below
     the max added to float64 sums (two 8-lane halves) and the entries at the max counted (float32
-    lanes, exact, moved to a float64 total per block), in one pass; with ``counted=None``
+    lanes, exact, moved to a float64 total per block), in one pass; with ``counted`` False
     uncounted, ``(total, 0)`` (see ``uncounted_total_suffices``).  ``warm`` (or None): an
     array to be written next, whose first ``warm_stop`` elements are fetched for writing
     alongside."""
@@ -538,16 +493,16 @@ def _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, warm, warm_
     for start in range(0, x.size, _BLOCK):
         stop = min(x.size, start + _BLOCK)
         prefetch_share(ahead, plan, start)
-        c = _no_counts(counted)
+        c = splat(np.float32(0.0))
         i = start
         while i + lanes <= stop:
             if warm is not None and i < warm_stop:
                 prefetch_write(warm, i)
-            a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c)
+            a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c, counted)
             i += lanes
         if i < stop:
-            a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, stop - i, a, b, c)
-        k += _count_of(c)
+            a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, stop - i, a, b, c, counted)
+        k += np.float64(sum_lanes(c))
     return unscaled(sum_lanes(a) + sum_lanes(b), x), k
 
 
@@ -851,7 +806,7 @@ def _log_row_stats_overload(x, out, mask, sign, m, t_hi, t_lo, ahead, plan, buff
             # in place (out=None) fetches nothing: the max pass left the lines in cache
             warm_stop = x.size if x.size * x.itemsize <= _OUT_AS_TERMS_BYTES else 0
             if uncounted:
-                total, _ = _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop, None)
+                total, _ = _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop, False)
                 if uncounted_total_suffices(total, row_additions(x.size)):
                     return total - 1.0, 1.0, False
             rest, k = _slice_log_stats_by_vectors(x, sign, m, t_hi, t_lo, ahead, plan, out, warm_stop, True)
@@ -1129,19 +1084,19 @@ def _short_scale(y, factor):
 @callee(fastmath=ORDERED, inline="always")
 def _short_log_stats(x, sign, m, t_hi, t_lo, ahead, counted):
     """``(rest, k)`` of ``slice_log_stats`` for a short row, by ``_row_log_stats_lanes``
-    (``counted=None``: uncounted, ``(total, 0)``); prefetch the row ``ahead`` alongside."""
+    (``counted`` False: uncounted, ``(total, 0)``); prefetch the row ``ahead`` alongside."""
     lanes = lanes_of(x)
     a = splat(0.0)
     b = splat(0.0)
-    c = _no_counts(counted)
+    c = splat(np.float32(0.0))
     i = 0
     while i + lanes <= x.size:
         prefetch_read(ahead, i)
-        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c)
+        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, None, a, b, c, counted)
         i += lanes
     if i < x.size:
-        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, x.size - i, a, b, c)
-    return unscaled(sum_lanes(a) + sum_lanes(b), x), _count_of(c)
+        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, x.size - i, a, b, c, counted)
+    return unscaled(sum_lanes(a) + sum_lanes(b), x), np.float64(sum_lanes(c))
 
 
 def _short_log_pair(m, log_sum, t_hi, like):
@@ -1205,29 +1160,14 @@ def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
         _short_scale(y, 1.0 / s)
 
 
-def _short_rest_and_count(total, k, n, counted):
-    """``(rest, k, fell_short)`` from ``_short_log_stats``'s ``(total, k)`` for a row of ``n``:
-    with ``counted=None`` (uncounted) ``(total - 1, 1)``, and whether ``total`` fell short
-    (``uncounted_total_suffices``); else as they are (numba only)."""
-    raise NotImplementedError("_short_rest_and_count is callable from numba-compiled code only")
-
-
-@callee_overload(_short_rest_and_count)
-def _short_rest_and_count_overload(total, k, n, counted):
-    if isinstance(counted, types.NoneType):
-        return lambda total, k, n, counted: (
-            total - 1.0, 1.0, not uncounted_total_suffices(total, row_additions(n))
-        )
-    return lambda total, k, n, counted: (total, k, False)
-
-
 @callee(inline="always")
 def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
     """log_softmax of the short rows ``first:stop`` (``out2=None``: in place), each as
     ``log_probabilities_slice``, each prefetching the next; a row is written after the next row's
     max and stats, so that its log (a chain of dependent operations) runs alongside those.
-    Uncounted for ``counted=None``, up to the first row whose sum falls short (or is NaN), which
-    is left untouched and returned (``stop`` when none did)."""
+    Uncounted for ``counted`` False (a literal, as in ``_row_log_stats_lanes``), up to the first
+    row whose sum falls short (or is NaN), which is left untouched and returned (``stop`` when
+    none did)."""
     last = x2.shape[0] - 1
     due = -1  # the row whose writing pass is due, with its max and log-sum
     due_m = cast_like(0.0, x2)
@@ -1244,8 +1184,11 @@ def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
         if due >= 0:
             _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, due_m, t_hi, t_lo, due_log_sum)
             due = -1
-        rest, k, fell_short = _short_rest_and_count(total, k, x.size, counted)
-        if fell_short:
+        if counted:
+            rest = total
+        elif uncounted_total_suffices(total, row_additions(x.size)):
+            rest, k = total - 1.0, 1.0
+        else:
             break
         if rest != rest:
             slice_special(x, part_of(out2, r), None, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
@@ -1264,7 +1207,7 @@ def _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
     x2, out2 = borrowed(x2), borrowed(out2)
     r = first
     while r < stop:
-        r = _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, stop, None)
+        r = _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, stop, False)
         if r < stop:
             resume = min(stop, r + COUNTED_ROWS_AFTER_SHORTFALL)
             _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, resume, True)
