@@ -1202,14 +1202,15 @@ def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
 
 @callee(inline="always")
 def _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
-    """log_softmax of the short rows ``first:stop`` (``out2=None``: in place): uncounted, but from
-    a row whose sum fell short the next COUNTED_ROWS_AFTER_SHORTFALL rows counted."""
+    """log_softmax of the short rows ``first:stop`` (``out2=None``: in place): uncounted, but a
+    row whose sum fell short counted, and the next COUNTED_ROWS_AFTER_SHORTFALL rows with it (as
+    the long rows' ``counted_left_after``)."""
     x2, out2 = borrowed(x2), borrowed(out2)
     r = first
     while r < stop:
         r = _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, stop, False)
         if r < stop:
-            resume = min(stop, r + COUNTED_ROWS_AFTER_SHORTFALL)
+            resume = min(stop, r + 1 + COUNTED_ROWS_AFTER_SHORTFALL)
             _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, resume, True)
             r = resume
 
