@@ -17,7 +17,9 @@ modulo 4 KiB (``--out-offset``, 2 KiB by default, where softmaxkit places its ow
 placement alone moves a kernel by up to 40% (docs/performance.md, "A Zen 4 session").  Each
 round times A, B, B, A (each the median of five samples of enough calls for ``--sample-ms``),
 and the case's figure is the median over rounds of (B1 + B2) / (A1 + A2), with its quartiles:
-below 1 means B is faster.  It also prints whether the two results are bit-identical.
+below 1 means B is faster.  It also prints whether the two results are bit-identical.  The input
+is standard normals times 3, or with ``--input peaked`` one entry per slice 30 above the others
+(float32 log_softmax's uncounted sums then fall short).
 
 ``--set-a``/``--set-b MODULE.NAME=VALUE`` set a module attribute of one copy before its first
 call (MODULE relative to the package, VALUE a Python literal).  Attributes of ``_kernels``
@@ -185,6 +187,18 @@ def pair(a: Callable, b: Callable, rounds: int, sample_s: float) -> dict:
             "a_s": statistics.median(times_a.values()), "b_s": statistics.median(times_b.values())}
 
 
+def make_input(kind: str, shape: tuple, axis: int, rng: np.random.Generator) -> np.ndarray:
+    """A case's input (float64; ``kind`` as ``--input``): for ``peaked``, every slice along
+    ``axis`` has one entry at 0 and the others within one below -30."""
+    if kind == "normal":
+        return rng.standard_normal(shape) * 3
+    x = rng.uniform(-31.0, -30.0, shape)
+    reduced = list(shape)
+    reduced[axis] = 1
+    np.put_along_axis(x, rng.integers(0, shape[axis], reduced), 0.0, axis=axis)
+    return x
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", help="revision A (git revision, or WT for the working tree)")
@@ -195,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="numba threads for both (default: numba's)")
     parser.add_argument("--x-offset", type=int, default=16, help="the input's offset past a page (numpy's: 16)")
     parser.add_argument("--out-offset", type=int, default=2048, help="out= this far past the input, modulo 4 KiB")
+    parser.add_argument("--input", choices=("normal", "peaked"), default="normal",
+                        help="standard normals times 3, or per slice one entry 30 above the others "
+                             "(float32 log_softmax's uncounted sums then fall short)")
     parser.add_argument("--set-a", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--set-b", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--keep", type=Path, default=None, help="copy into this directory and keep it")
@@ -217,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             copies.append(module)
         threads = copies[0].get_num_threads()
         print(f"A = {args.a} {' '.join(args.set_a)}\nB = {args.b} {' '.join(args.set_b)}\n"
-              f"{threads} threads; input {args.x_offset} bytes past a page, out= {args.out_offset} past the input")
+              f"{threads} threads; {args.input} input {args.x_offset} bytes past a page, "
+              f"out= {args.out_offset} past the input")
         rng = np.random.default_rng(20261204)
         for (shape, axis, function, mode, dtype), spec in zip(cases, args.case):
             x = at_page_offset(shape, dtype, args.x_offset)
-            x[...] = rng.standard_normal(shape) * 3
+            x[...] = make_input(args.input, shape, axis, rng)
             call_a, call_b = (make_call(m, x, axis, function, mode, args.out_offset) for m in copies)
             same = mode == "inplace" or np.array_equal(call_a(), call_b(), equal_nan=True)
             r = pair(call_a, call_b, args.rounds, args.sample_ms / 1e3)

@@ -65,3 +65,14 @@ def test_a_pairing_runs_and_reports(tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith("8x10:-1:softmax: B/A ") and lines[0].endswith("results identical")
     assert lines[1].startswith("40x16x4:1:log_softmax:out:float64: B/A ") and lines[1].endswith("results identical")
+
+
+@pytest.mark.parametrize("shape, axis", [((5, 7), 0), ((5, 7), 1), ((3, 4, 6), 1)])
+def test_a_peaked_input_has_one_entry_per_slice_30_above_the_rest(shape, axis):
+    import numpy as np
+
+    x = pair_revisions.make_input("peaked", shape, axis, np.random.default_rng(0))
+    assert x.shape == shape
+    assert ((x == 0.0).sum(axis=axis) == 1).all()
+    others = np.where(x == 0.0, -30.5, x)
+    assert ((others <= -30.0) & (others >= -31.0)).all()
