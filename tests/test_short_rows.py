@@ -154,11 +154,61 @@ def test_which_rows_take_the_short_kernels(kernel_calls, rng, name, shape, dtype
     assert bool(calls) == taken
 
 
-def test_parallel_short_rows_take_the_range_kernel(monkeypatch, kernel_calls, rng):
+PAIRED_LIMIT = 120  # the kernels' PAIRED_ROW: log_softmax's rows taken two at a time
+
+
+@pytest.mark.parametrize("n, kernel", [(30, "log_softmax_paired_rows"), (PAIRED_LIMIT, "log_softmax_paired_rows"),
+                                       (PAIRED_LIMIT + 1, "log_softmax_short_rows")])
+def test_parallel_short_rows_take_the_range_kernel(monkeypatch, kernel_calls, rng, n, kernel):
+    assert backend.kernels().PAIRED_ROW == PAIRED_LIMIT
     monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(backend, "num_threads", lambda: 2)
-    calls = kernel_calls("log_softmax_short_rows")
-    x = rng.standard_normal((9, 30)).astype(np.float32)
+    calls = kernel_calls(kernel)
+    x = rng.standard_normal((9, n)).astype(np.float32)
     y = sk.log_softmax(x)
     assert len(calls) == 1 and calls[0][:2] == (9, 2)
     assert ulp_error(y, log_softmax_ref(x), np.float32, floor=1).max() <= 4
+
+
+def _mixed_rows(rng, n_rows, n):
+    """Ordinary rows, peaked ones (one entry 30 above the rest: their uncounted sums fall short),
+    and rows with infinities or NaN, shuffled: pairs of every kind, in either order."""
+    x = (rng.standard_normal((n_rows, n)) * 3).astype(np.float32)
+    kind = rng.integers(0, 4, n_rows)
+    peaked = rng.uniform(-31, -30, (n_rows, n)).astype(np.float32)
+    peaked[np.arange(n_rows), rng.integers(0, n, n_rows)] = 0
+    x[kind == 1] = peaked[kind == 1]
+    special = np.flatnonzero(kind == 2)
+    x[special, rng.integers(0, n, special.size)] = rng.choice([np.nan, np.inf, -np.inf], special.size)
+    return x
+
+
+# log_softmax's rows of at most PAIRED_ROW go two at a time (``_short_log_pair_run``), with the
+# arithmetic of one row at a time (``_short_log_row_run``): the same results, bit for bit, for
+# every kind of row and pair (a peaked row falls short first or second in its pair, a special
+# row takes its pair a row at a time, an odd last row pairs with itself), serial and parallel,
+# fresh, out= and in place, with a temperature.
+@pytest.mark.parametrize("n_rows, n", [(1, 7), (2, 16), (9, 30), (301, 64), (300, 100), (257, 10)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", ["fresh", "in place"])
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_paired_rows_match_rows_one_at_a_time(monkeypatch, rng, n_rows, n, threads, mode, temperature):
+    k = backend.kernels()
+    assert n <= k.PAIRED_ROW
+    if threads > 1:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    x0 = _mixed_rows(rng, n_rows, n)
+
+    def call():
+        x = x0.copy()
+        return sk.log_softmax(x, temperature=temperature, out=x if mode == "in place" else None)
+
+    paired = call()
+    with monkeypatch.context() as m:
+        m.setattr(k, "PAIRED_ROW", 0)
+        alone = call()
+    np.testing.assert_array_equal(paired, alone)
+    finite = np.isfinite(x0).all(axis=1)
+    assert ulp_error(paired[finite], log_softmax_ref(x0[finite], temperature=temperature), np.float32,
+                     floor=1).max() <= 4

@@ -1033,6 +1033,19 @@ logsumexp_rows = RangeKernel(_logsumexp_row_range)
 # is written after the next row's max and stats (``_short_log_rows``), and its log runs alongside
 # them: paired, 4096x64 0.86-0.87 (fresh 0.86), 1000x10 0.90, 1000x100 0.88-0.94, 16x12x128x128
 # 0.97, 8x10 and 64x1000 unchanged.
+#
+# A row of up to a few vectors is still a chain of dependent steps (its max, reduced across the
+# lanes; its exps; their sums, reduced; the log), too short for the core to overlap with the next
+# row's.  Rows of at most PAIRED_ROW elements therefore go two at a time (``_short_log_pair_run``,
+# its own kernel, chosen in Python): the two maxes in one loop, the two rows' stats in another
+# that takes a vector of each in turn, the two rows written after the next pair's stats; row for
+# row the same arithmetic (results bit-identical).  Paired on Zen 4 against a row at a time, 2 / 1
+# threads: 4096x64 0.93 / 0.94, 4096x32 `out=` 0.85 / 0.84, 1000x100 0.94 / 0.94, 2000x120 0.96 /
+# 0.95, 1000x10 0.73 / 0.72, 8x10 0.97 / 0.95; rows of 128 1.01-1.03 (hence PAIRED_ROW = 120),
+# 2000x256 1.11 (two rows' exps in flight spill registers).  A peaked input (every row's uncounted
+# sum falls short, the counted runs a row at a time) paid 1.04 (4096x64) to 1.13 (1000x100).  A
+# first version, with both rows' code written out and the special cases inline, gained nothing
+# (4096x64 1.01): the loop's code doubled, and its cold first call took 7.4-8.1 s against 4.0-4.4.
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -1168,14 +1181,86 @@ def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
         _short_scale(y, 1.0 / s)
 
 
+@callee(fastmath=ORDERED, inline="always")
+def _short_max_pair(xa, xb, sign):
+    """``(_short_max(xa, sign), _short_max(xb, sign))`` for two rows of one length, in one loop."""
+    lanes = lanes_of(xa)
+    ninf = cast_like(-np.inf, xa)
+    best_a = splat(ninf)
+    best_b = splat(ninf)
+    i = 0
+    while i + lanes <= xa.size:
+        va = signed(load_part(xa, i, None), sign)
+        vb = signed(load_part(xb, i, None), sign)
+        best_a = select(va > best_a, va, best_a)
+        best_b = select(vb > best_b, vb, best_b)
+        i += lanes
+    if i < xa.size:
+        part = xa.size - i
+        va = first_or(signed(load_part(xa, i, part), sign), part, ninf)
+        vb = first_or(signed(load_part(xb, i, part), sign), part, ninf)
+        best_a = select(va > best_a, va, best_a)
+        best_b = select(vb > best_b, vb, best_b)
+    return max_lanes(best_a), max_lanes(best_b)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _short_log_stats_pair(xa, xb, sign, ma, mb, t_hi, t_lo, ahead):
+    """``_short_log_stats`` of two rows of one length (maxes ``ma``, ``mb``), uncounted, lane for
+    lane the same arithmetic: ``(total_a, total_b)``.  One loop takes a vector of each row in
+    turn, swapping the two rows' sums after each (two independent chains, one copy of the exp's
+    code); it prefetches the lines of ``ahead`` (the next pair: adjacent rows) alongside."""
+    lanes = lanes_of(xa)
+    x, m, x_next, m_next = xa, ma, xb, mb
+    a, b, c = splat(0.0), splat(0.0), splat(np.float32(0.0))  # the sums of row x
+    a_next, b_next, c_next = a, b, c  # of row x_next
+    full = xa.size // lanes
+    for step in range(2 * full):
+        prefetch_read(ahead, step * lanes)
+        a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, (step >> 1) * lanes, None, a, b, c, False)
+        a, b, c, a_next, b_next, c_next = a_next, b_next, c_next, a, b, c
+        x, m, x_next, m_next = x_next, m_next, x, m
+    i = full * lanes
+    if i < xa.size:
+        for _ in range(2):
+            a, b, c = _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, xa.size - i, a, b, c, False)
+            a, b, c, a_next, b_next, c_next = a_next, b_next, c_next, a, b, c
+            x, m, x_next, m_next = x_next, m_next, x, m
+    return unscaled(sum_lanes(a) + sum_lanes(b), xa), unscaled(sum_lanes(a_next) + sum_lanes(b_next), xb)
+
+
+@callee(inline="always")
+def _short_log_due(x2, out2, sign, r, total, k, counted):
+    """What row ``r``'s stats ``(total, k)`` leave to do: ``(fell_short, due, log_sum)``.  Its
+    uncounted sum fell short (``counted`` False; nothing done), or its writing pass is due
+    (``due = r``) with ``log_sum``, or it has a NaN, and its results are written (``due = -1``)."""
+    if counted:
+        rest = total
+    elif uncounted_total_suffices(total, row_additions(x2.shape[1])):
+        rest, k = total - 1.0, 1.0
+    else:
+        return True, -1, 0.0
+    if rest != rest:
+        slice_special(x2[r], part_of(out2, r), None, sign, cast_like(np.nan, x2), _MODE_LOG_SOFTMAX)
+        return False, -1, 0.0
+    return False, r, log_of_sum(rest, k)
+
+
+@callee(inline="always")
+def _short_log_write_due(x2, out2, sign, t_hi, t_lo, due, m, log_sum):
+    """Row ``due``'s writing pass (none for ``due < 0``)."""
+    if due >= 0:
+        _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, m, t_hi, t_lo, log_sum)
+
+
 @callee(inline="always")
 def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
     """log_softmax of the short rows ``first:stop`` (``out2=None``: in place), each as
     ``log_probabilities_slice``, each prefetching the next; a row is written after the next row's
     max and stats, so that its log (a chain of dependent operations) runs alongside those.
     Uncounted for ``counted`` False (a literal, as in ``_row_log_stats_lanes``), up to the first
-    row whose sum falls short (or is NaN), which is left untouched and returned (``stop`` when
-    none did)."""
+    row whose sum falls short (or is NaN) or whose max is not finite, which is left untouched and
+    returned (``stop`` when none did): the counted run takes it."""
     last = x2.shape[0] - 1
     due = -1  # the row whose writing pass is due, with its max and log-sum
     due_m = cast_like(0.0, x2)
@@ -1185,38 +1270,88 @@ def _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, counted):
         x = x2[r]
         m = _short_max(x, sign)
         if not math.isfinite(m):
+            if not counted:
+                break
             slice_special(x, part_of(out2, r), None, sign, slice_max(x, None, sign), _MODE_LOG_SOFTMAX)
             r += 1
             continue
         total, k = _short_log_stats(x, sign, m, t_hi, t_lo, x2[min(r + 1, last)], counted)
-        if due >= 0:
-            _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, due_m, t_hi, t_lo, due_log_sum)
-            due = -1
-        if counted:
-            rest = total
-        elif uncounted_total_suffices(total, row_additions(x.size)):
-            rest, k = total - 1.0, 1.0
-        else:
+        _short_log_write_due(x2, out2, sign, t_hi, t_lo, due, due_m, due_log_sum)
+        fell_short, due, due_log_sum = _short_log_due(x2, out2, sign, r, total, k, counted)
+        due_m = m
+        if fell_short:
             break
-        if rest != rest:
-            slice_special(x, part_of(out2, r), None, sign, cast_like(np.nan, x), _MODE_LOG_SOFTMAX)
-        else:
-            due, due_m, due_log_sum = r, m, log_of_sum(rest, k)
         r += 1
-    if due >= 0:
-        _short_log_write(x2[due], target(x2[due], part_of(out2, due)), sign, due_m, t_hi, t_lo, due_log_sum)
+    _short_log_write_due(x2, out2, sign, t_hi, t_lo, due, due_m, due_log_sum)
     return r
 
 
 @callee(inline="always")
-def _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
-    """log_softmax of the short rows ``first:stop`` (``out2=None``: in place): uncounted, but a
-    row whose sum fell short counted, and the next COUNTED_ROWS_AFTER_SHORTFALL rows with it (as
-    the long rows' ``counted_left_after``)."""
+def _short_log_pair_run(x2, out2, sign, t_hi, t_lo, first, stop):
+    """``_short_log_row_run`` uncounted, two rows at a time: the pair's max passes in one loop and
+    its stats passes in another, so that two rows' chains of dependent operations run side by
+    side (as torch takes a chunk of rows pass by pass), each pair prefetching the next; a pair is
+    written after the next pair's max and stats.  The same arithmetic, row for row.  A pair with
+    a row of infinities or a NaN ends the run, as a sum that falls short does: the counted
+    run takes it."""
+    last = x2.shape[0] - 1
+    due_a = -1  # the rows whose writing passes are due, with their maxes and log-sums
+    due_b = -1
+    m_a = cast_like(0.0, x2)
+    m_b = cast_like(0.0, x2)
+    log_a = 0.0
+    log_b = 0.0
+    total_a = 0.0
+    total_b = 0.0
+    ending = False  # once set, the loop writes what is due and ends (one place for the writes)
+    r = first
+    while True:
+        rb = min(r + 1, stop - 1)  # the pair's second row (a last row alone: itself again)
+        ma = mb = m_a
+        if r >= stop:
+            ending = True
+        if not ending:
+            ma, mb = _short_max_pair(x2[r], x2[rb], sign)
+            if math.isfinite(ma) and math.isfinite(mb):
+                total_a, total_b = _short_log_stats_pair(x2[r], x2[rb], sign, ma, mb, t_hi, t_lo, x2[min(r + 2, last)])
+            else:
+                ending = True
+        _short_log_write_due(x2, out2, sign, t_hi, t_lo, due_a, m_a, log_a)
+        _short_log_write_due(x2, out2, sign, t_hi, t_lo, due_b, m_b, log_b)
+        due_b = -1
+        if ending:
+            break
+        fell_short, due_a, log_a = _short_log_due(x2, out2, sign, r, total_a, 0.0, False)
+        m_a = ma
+        if fell_short:
+            break
+        if rb > r:
+            fell_short, due_b, log_b = _short_log_due(x2, out2, sign, rb, total_b, 0.0, False)
+            m_b = mb
+            if fell_short:
+                r = rb
+                ending = True
+                continue
+        r = rb + 1
+    return r
+
+
+@callee(inline="always")
+def _uncounted_row_run(x2, out2, sign, t_hi, t_lo, first, stop):
+    """``_short_log_row_run`` uncounted, as ``_short_log_rows`` takes its uncounted runs."""
+    return _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, False)
+
+
+@callee(inline="always")
+def _short_log_rows(uncounted_run, x2, out2, sign, t_hi, t_lo, first, stop):
+    """log_softmax of the short rows ``first:stop`` (``out2=None``: in place): uncounted by
+    ``uncounted_run`` (``_uncounted_row_run`` or ``_short_log_pair_run``), but a row whose sum
+    fell short (or whose max is not finite) counted, and the next COUNTED_ROWS_AFTER_SHORTFALL
+    rows with it (as the long rows' ``counted_left_after``)."""
     x2, out2 = borrowed(x2), borrowed(out2)
     r = first
     while r < stop:
-        r = _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, stop, False)
+        r = uncounted_run(x2, out2, sign, t_hi, t_lo, r, stop)
         if r < stop:
             resume = min(stop, r + 1 + COUNTED_ROWS_AFTER_SHORTFALL)
             _short_log_row_run(x2, out2, sign, t_hi, t_lo, r, resume, True)
@@ -1261,11 +1396,20 @@ def _softmax_short_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
 
 @kernel()
 def log_softmax_short_rows_serial(x2, out2, sign, t_hi, t_lo):
-    _short_log_rows(x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
+    _short_log_rows(_uncounted_row_run, x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
 
 
 def _log_softmax_short_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
-    _short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop)
+    _short_log_rows(_uncounted_row_run, x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@kernel()
+def log_softmax_paired_rows_serial(x2, out2, sign, t_hi, t_lo):
+    _short_log_rows(_short_log_pair_run, x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+def _log_softmax_paired_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
+    _short_log_rows(_short_log_pair_run, x2, out2, sign, t_hi, t_lo, first, stop)
 
 
 @kernel()
@@ -1281,11 +1425,16 @@ def _logsumexp_short_row_range(t, first, stop, x2, res):
 softmax_short_rows = RangeKernel(_softmax_short_row_range)
 #: as ``softmax_short_rows``
 log_softmax_short_rows = RangeKernel(_log_softmax_short_row_range)
+#: as ``log_softmax_short_rows``, two rows at a time: for rows of at most PAIRED_ROW elements
+log_softmax_paired_rows = RangeKernel(_log_softmax_paired_row_range)
 #: ``(n_rows, workers, x2, res)``
 logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
 #: the longest row (elements) the short-row kernels of log_softmax and logsumexp are for: rows
 #: of the general kernels' one block grid
 SHORT_ROW = _SPLIT_ABOVE
+#: the longest row (elements) log_softmax's short rows take two at a time for (see
+#: ``_short_log_pair_run``)
+PAIRED_ROW = 120
 #: the same for softmax, whose general kernel is as fast from there (64x1000 1.01-1.03 slower
 #: short, 1024x1000 1.00, 256x1024 1.03; 2048x512 1.01 but 16384x512 0.89)
 SHORT_SOFTMAX_ROW = _BLOCK
