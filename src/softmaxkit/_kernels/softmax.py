@@ -433,11 +433,9 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c, counted):
 # entries but the max below ``-log(d 2**-26)``, 14.6 below it for n = 64) or is NaN takes the
 # counted pass again, and so do the next COUNTED_ROWS_AFTER_SHORTFALL rows of its worker outright;
 # a column block with such a column takes it again too, and a worker's column blocks try the
-# uncounted sums only after a block whose sums would have sufficed.  A worker's first block
-# tries them after a probe: its first vector of columns summed uncounted, the rest only if those
-# sums suffice (until 2026-12-04 the first block counted outright).  So a peaked input seldom
-# pays for both passes.  logsumexp keeps the count: its ``m + log s`` can cancel, so it needs
-# ``log s`` to float64's precision; float64 keeps it for the 4 ulp bound.
+# uncounted sums only after a block whose sums would have sufficed (its first block counts).  So
+# a peaked input seldom pays for both passes.  logsumexp keeps the count: its ``m + log s`` can
+# cancel, so it needs ``log s`` to float64's precision; float64 keeps it for the 4 ulp bound.
 #
 # Paired against the counted pass alone (Zen 4, float32, 1 thread / 2 threads): rows 4096x64
 # out= 0.99 / 0.94, 1000x100 0.98 / 0.97, 16x12x128x128 0.96 / 0.94, 1024x1024 out= 0.97 / 0.95,
@@ -448,12 +446,6 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c, counted):
 # outright (wrong with ties, a ceiling): rows 4096x64 0.93, 1000x100 0.88, 1024x1024 0.89;
 # columns 64x4096 0.91, with the select at the max too 0.88.  Results bit-identical on inputs of
 # standard normals times 3.
-#
-# The first block's probe, paired against that block counted (Zen 4, 2 threads, fresh results;
-# ``pair_revisions.py --input``): 64x4096 ``axis=0`` 0.87, 512x512 0.87, 1024x1024 0.82-0.90,
-# 2000x2048 0.92-0.95, NCHW and 8x256x4096 ``axis=1`` (many blocks a worker) 0.99-1.00; one
-# thread 0.95-1.00.  Peaked: 1.00-1.05 (512x512 1.05).  The first block tried uncounted without
-# the probe lost up to 1.27 peaked (2000x2048, whose 8 MB block was read again from memory).
 
 
 @callee(inline="always")
@@ -2282,16 +2274,12 @@ def _log_stats_row_group(x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, total
         )
 
 
-def _column_log_sums(
-    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted,
-    probe,
-):
+def _column_log_sums(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
     """``log_sum[:] = log(sum over K of exp((v - m)/T))`` per column of block ``o`` (finite ``m``):
     the entries below the max summed, those at it counted, then ``log_of_sums`` (``log_like``: see
     there); by vectors without a mask (prefetching the block at ``ahead``), else row by row.
-    Float32 log_softmax's vectors sum ``uncounted`` if asked (its first vector of columns first
-    for ``probe``: see ``_uncounted_sums_suffice``), and count where a column's sum falls short
-    (``uncounted_total_suffices``).  Returns whether every column's uncounted sum sufficed,
+    Float32 log_softmax's vectors sum ``uncounted`` if asked, and count where a column's sum falls
+    short (``uncounted_total_suffices``).  Returns whether every column's uncounted sum sufficed,
     or would have: whether the next block should try it (False where it is never tried; numba
     only)."""
     raise NotImplementedError("_column_log_sums is callable from numba-compiled code only")
@@ -2299,30 +2287,23 @@ def _column_log_sums(
 
 @callee_overload(_column_log_sums)
 def _column_log_sums_overload(
-    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted,
-    probe,
+    x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted
 ):
     contiguous = all(a.layout == "C" for a in (x3, out3, m, log_sum, compensation, count) if isinstance(a, types.Array))
     if isinstance(mask3, types.NoneType) and contiguous:
         # float32 log_softmax only (logsumexp: log_like None)
         may_skip_count = x3.dtype == types.float32 and not isinstance(log_like, types.NoneType)
 
-        def by_vectors(
-            x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like,
-            uncounted, probe,
-        ):
+        def by_vectors(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
             additions = x3.shape[1] + 8 if may_skip_count else 0
             return _column_log_sums_by_vectors(
                 x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, log_like,
-                may_skip_count and uncounted, probe, additions,
+                may_skip_count and uncounted, additions,
             )
 
         return by_vectors
 
-    def by_rows(
-        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like,
-        uncounted, probe,
-    ):
+    def by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, log_like, uncounted):
         _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like)
         return False
 
@@ -2331,7 +2312,7 @@ def _column_log_sums_overload(
 
 @callee()
 def _column_log_sums_by_vectors(
-    x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, log_like, uncounted, probe, additions
+    x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, log_like, uncounted, additions
 ):
     """``_column_log_sums`` by vectors: uncounted first if asked, then counted where a column's
     sum fell short (or without trying); returns whether every column's uncounted sum sufficed or
@@ -2343,9 +2324,12 @@ def _column_log_sums_by_vectors(
     if uncounted:
         log_sum[:] = 0.0
         count[:] = 0.0  # (the uncounted pass leaves it 0: counted as 1, see below)
-        if _uncounted_sums_suffice(
-            x3, out3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, ahead, probe, additions
-        ):
+        for k0 in range(0, x3.shape[1], 4):
+            k1 = min(x3.shape[1], k0 + 4)
+            _log_stats_row_group(
+                x3, out3, sign, t_hi, t_lo, o, k0, k1, j0, j1, m, log_sum, narrow_compensation, count, ahead, False
+            )
+        if _sums_suffice_uncounted(log_sum, count, x3, additions):
             # each sum less the max's 1 is the ``rest`` of ``k = 1``: the counted pass's log loop
             one = 1.0 / unscaled(1.0, x3)  # 1 in the sums' scale (a power of two: exact)
             for j in range(log_sum.size):
@@ -2364,31 +2348,6 @@ def _column_log_sums_by_vectors(
     would_suffice = additions > 0 and _sums_suffice_uncounted(log_sum, count, x3, additions)
     log_of_sums(log_sum, compensation, count, x3, log_like)
     return would_suffice
-
-
-@callee(inline="always")
-def _uncounted_sums_suffice(
-    x3, out3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, count, ahead, probe, additions
-):
-    """The uncounted pass of ``_column_log_sums_by_vectors``; whether every column's sum sufficed.
-    With ``probe`` the block's first vector of columns goes first, and the rest only if those sums
-    suffice: a peaked block then costs a vector's pass more than the counted pass alone.  (One
-    call of the row-group loop for both parts: LLVM inlines it at each call.)"""
-    start = j0
-    stop = min(j1, j0 + lanes_of(x3)) if probe else j1
-    while True:
-        s = start - j0
-        for k0 in range(0, x3.shape[1], 4):
-            k1 = min(x3.shape[1], k0 + 4)
-            _log_stats_row_group(
-                x3, out3, sign, t_hi, t_lo, o, k0, k1, start, stop, m[s:], total[s:],
-                _lane_compensation(compensation[s:], x3), count[s:], (ahead[0], ahead[1] + s), False,
-            )
-        if not _sums_suffice_uncounted(total[s : stop - j0], count[s : stop - j0], x3, additions):
-            return False
-        if stop == j1:
-            return True
-        start, stop = stop, j1
 
 
 @callee(fastmath=ORDERED)
@@ -2418,14 +2377,13 @@ def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, lo
 
 
 @callee()
-def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted, probe):
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max;
-    ``ahead = (o, j0)`` is the block to prefetch meanwhile; ``uncounted`` and ``probe``: see
+    ``ahead = (o, j0)`` is the block to prefetch meanwhile; ``uncounted``: see
     ``_column_log_sums``, whose result this returns."""
     m, log_sum, compensation, count, hi, lo, buffer = state
     next_uncounted = _column_log_sums(
-        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3, uncounted,
-        probe,
+        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3, uncounted
     )
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
     return next_uncounted
@@ -2439,8 +2397,7 @@ def _logsumexp_column_block(x3, mask3, res2, o, j0, j1, state, ahead):
     for j in range(w):
         finite_m[j] = m[j] if math.isfinite(m[j]) else 0.0
     _column_log_sums(
-        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead, None, False,
-        False,
+        x3, None, mask3, None, None, None, o, j0, j1, finite_m, log_sum, compensation, count, buffer, ahead, None, False
     )
     for j in range(w):
         res2[o, j0 + j] = np.float64(m[j]) + log_sum[j] if math.isfinite(m[j]) else m[j]
@@ -2490,11 +2447,9 @@ def _log_softmax_column_range(
 ):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
-    # each worker's first block tries the uncounted sums, probing one vector of columns first (see
-    # ``_uncounted_sums_suffice``), and the next block where this one's sufficed or would have: a
-    # peaked input then pays for one vector's uncounted pass, not for both passes over a block
-    uncounted = True
-    probe = True
+    # each worker's first block counts; the next tries the uncounted sums where this one's would
+    # have sufficed (a peaked input then never takes both passes)
+    uncounted = False
     for w in range(first, stop):
         if stand_ins and not pending[w]:
             continue
@@ -2504,9 +2459,8 @@ def _log_softmax_column_range(
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
             uncounted = _log_probabilities_column_passes(
-                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted and not stand_ins, probe
+                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted and not stand_ins
             )
-            probe = False
         else:
             pending[w] = True
 
