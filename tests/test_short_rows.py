@@ -16,6 +16,7 @@ from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, u
 
 LIMIT = 1024  # the kernels' SHORT_ROW (log_softmax, logsumexp), checked below
 SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
+PAIRED_LIMIT = 120  # their PAIRED_ROW: log_softmax's rows taken two at a time
 
 
 def test_limits_are_the_kernels():
@@ -133,6 +134,7 @@ def test_special_values_against_references():
         ("softmax", (8, 10), np.float32, None, True),
         ("softmax", (3, SOFTMAX_LIMIT), np.float32, None, True),
         ("softmax", (3, SOFTMAX_LIMIT + 1), np.float32, None, False),  # the general kernel from here on
+        ("log_softmax", (3, PAIRED_LIMIT + 1), np.float32, None, True),  # (rows up to PAIRED_LIMIT: in pairs)
         ("log_softmax", (3, LIMIT), np.float32, None, True),
         ("log_softmax", (3, LIMIT + 1), np.float32, None, False),
         ("logsumexp", (3, LIMIT), np.float32, None, True),
@@ -154,7 +156,10 @@ def test_which_rows_take_the_short_kernels(kernel_calls, rng, name, shape, dtype
     assert bool(calls) == taken
 
 
-PAIRED_LIMIT = 120  # the kernels' PAIRED_ROW: log_softmax's rows taken two at a time
+def test_log_softmax_rows_up_to_the_paired_limit_go_in_pairs(kernel_calls, rng):
+    paired, single = kernel_calls("log_softmax_paired_rows_serial"), kernel_calls("log_softmax_short_rows_serial")
+    sk.log_softmax(rng.standard_normal((8, PAIRED_LIMIT)).astype(np.float32))
+    assert len(paired) == 1 and not single
 
 
 @pytest.mark.parametrize("n, kernel", [(30, "log_softmax_paired_rows"), (PAIRED_LIMIT, "log_softmax_paired_rows"),

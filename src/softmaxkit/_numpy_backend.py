@@ -329,18 +329,15 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
     if _short_rows(k, x2, mask2, softmax=not log):
-        paired = log and n <= k.PAIRED_ROW
+        if not log:
+            serial, run = k.softmax_short_rows_serial, k.softmax_short_rows
+        elif n <= k.PAIRED_ROW:  # two rows at a time
+            serial, run = k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows
+        else:
+            serial, run = k.log_softmax_short_rows_serial, k.log_softmax_short_rows
         if not use_parallel(x2.size):
-            if paired:
-                serial = k.log_softmax_paired_rows_serial
-            else:
-                serial = k.log_softmax_short_rows_serial if log else k.softmax_short_rows_serial
             serial(x2, out2, sign, t_hi, t_lo)
         else:
-            if paired:
-                run = k.log_softmax_paired_rows
-            else:
-                run = k.log_softmax_short_rows if log else k.softmax_short_rows
             run(n_rows, _workers(n_rows), x2, out2, sign, t_hi, t_lo)
     elif not use_parallel(x2.size):
         serial = k.log_softmax_rows_serial if log else k.softmax_rows_serial
