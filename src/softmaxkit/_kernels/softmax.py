@@ -1041,19 +1041,24 @@ logsumexp_rows = RangeKernel(_logsumexp_row_range)
 
 
 @callee(fastmath=ORDERED, inline="always")
+def _running_max(best, x, i, part, sign):
+    """``best`` after the lanes at ``i`` of ``x`` (``part``: see ``load_part``), NaN skipped, a
+    partial vector's missing lanes taken as -inf."""
+    v = first_or(signed(load_part(x, i, part), sign), part, cast_like(-np.inf, x))
+    return select(v > best, v, best)
+
+
+@callee(fastmath=ORDERED, inline="always")
 def _short_max(x, sign):
     """``max(sign * x)`` skipping NaN (as ``slice_max_unchecked``); -inf for a row of -inf."""
     lanes = lanes_of(x)
-    ninf = cast_like(-np.inf, x)
-    best = splat(ninf)
+    best = splat(cast_like(-np.inf, x))
     i = 0
     while i + lanes <= x.size:
-        v = signed(load_part(x, i, None), sign)
-        best = select(v > best, v, best)
+        best = _running_max(best, x, i, None, sign)
         i += lanes
     if i < x.size:
-        v = first_or(signed(load_part(x, i, x.size - i), sign), x.size - i, ninf)
-        best = select(v > best, v, best)
+        best = _running_max(best, x, i, x.size - i, sign)
     return max_lanes(best)
 
 
@@ -1177,22 +1182,16 @@ def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
 def _short_max_pair(xa, xb, sign):
     """``(_short_max(xa, sign), _short_max(xb, sign))`` for two rows of one length, in one loop."""
     lanes = lanes_of(xa)
-    ninf = cast_like(-np.inf, xa)
-    best_a = splat(ninf)
-    best_b = splat(ninf)
+    best_a = splat(cast_like(-np.inf, xa))
+    best_b = best_a
     i = 0
     while i + lanes <= xa.size:
-        va = signed(load_part(xa, i, None), sign)
-        vb = signed(load_part(xb, i, None), sign)
-        best_a = select(va > best_a, va, best_a)
-        best_b = select(vb > best_b, vb, best_b)
+        best_a = _running_max(best_a, xa, i, None, sign)
+        best_b = _running_max(best_b, xb, i, None, sign)
         i += lanes
     if i < xa.size:
-        part = xa.size - i
-        va = first_or(signed(load_part(xa, i, part), sign), part, ninf)
-        vb = first_or(signed(load_part(xb, i, part), sign), part, ninf)
-        best_a = select(va > best_a, va, best_a)
-        best_b = select(vb > best_b, vb, best_b)
+        best_a = _running_max(best_a, xa, i, xa.size - i, sign)
+        best_b = _running_max(best_b, xb, i, xa.size - i, sign)
     return max_lanes(best_a), max_lanes(best_b)
 
 
