@@ -62,6 +62,8 @@ CASES = (
     Case("softmax NCHW axis 1", "sk.softmax(x, axis=1)", (4, 21, 256, 256)),
     Case("log_softmax NCHW axis 1", "sk.log_softmax(x, axis=1)", (4, 21, 256, 256)),
     Case("logsumexp NCHW axis 1", "sk.logsumexp(x, axis=1)", (4, 21, 256, 256)),
+    # a tall column layout: log_softmax's slabs (max, sums and writing passes, a log kernel)
+    Case("log_softmax 2048x2048 axis 0", "sk.log_softmax(x, axis=0)", (2048, 2048)),
     # a column whose max is NaN also compiles the scalar path for the limits
     Case("log_softmax NCHW axis 1, a NaN", "sk.log_softmax(x, axis=1)", (4, 21, 256, 256), setup="x[0, 3, 5, 5] = np.nan"),
 )

@@ -436,6 +436,57 @@ def test_column_kernels_keep_tiny_tails(dtype):
     assert (lsm[2] == -np.inf).all()
 
 
+def _split_columns(dtype, rng, n_k, inner=40):
+    """``(n_k, inner)`` columns for the slab kernels: trap, ties, range1e4 and subnormal columns,
+    peaked ones (one or two entries at the max, anywhere, the others adding up to 1e-14 to 1e-2
+    of its exp), and tiny tails (0 and -d in the two halves of K, the rest -inf)."""
+    parts = [_rows(kind, dtype, rng, shape=(6, n_k)) for kind in ("trap", "ties", "range1e4", "subnormal")]
+    parts += [_peaked_rows(n_k, ties, 1.0, rng, count=6).astype(dtype) for ties in (1, 2)]
+    tails = np.full((inner - 36, n_k), -np.inf, dtype)
+    d = 40.0 if dtype == np.float64 else 20.0
+    tails[:, n_k // 4] = 0.0
+    tails[:, 3 * n_k // 4] = -d
+    tails[1::2] = tails[1::2, ::-1]  # the max in the second half
+    return np.ascontiguousarray(np.concatenate(parts + [tails]).T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("n_k", "threads"), [(700, 2), (701, 3)])
+@pytest.mark.parametrize("whole_rows", [True, False], ids=["whole rows", "column blocks"])
+def test_columns_split_along_k_within_4_ulp(dtype, n_k, threads, whole_rows, rng, monkeypatch):
+    # Column layouts split along K (slabs, ``_numpy_backend._takes_slabs``; forced here): the
+    # slab maxes merged, then softmax's slab sums, or log_softmax's slab sums below the max and
+    # counts at it, merged before the one log per column.  Peaked columns and tiny tails in plain
+    # ulps (no floor: the max's log-probability is about -rest, and keeps its precision only if
+    # the merged sums do), whatever slab holds the max or its ties; passes over whole rows and by
+    # column blocks of 16 (a partial vector each); unmasked (by vectors) and masked (row by row);
+    # fresh, out= and in place; softmin and a temperature.
+    from softmaxkit import _numpy_backend
+
+    for name, value in (("SLABS", True), ("SMALL_K", 0), ("PARALLEL_MIN_ELEMENTS", 0), ("SLAB_MIN_ELEMENTS", 0),
+                        ("SLAB_WHOLE_ROWS_FROM", 1 if whole_rows else 1 << 30), ("COLUMN_BLOCK_BYTES", 1),
+                        ("COLUMN_MIN_BLOCK_WIDTH", 16), ("COLUMN_MIN_BLOCK_ROW_BYTES", 1)):
+        monkeypatch.setattr(_numpy_backend, name, value)
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
+    x = _split_columns(dtype, rng, n_k)
+    compute = _compute_for(x)
+    where = rng.random(x.shape) < 0.8
+    where[n_k // 4] = where[3 * n_k // 4] = True  # the tails' entries
+    for fn, log in ((sk.softmax, False), (sk.softmin, False), (sk.log_softmax, True)):
+        negate = fn is sk.softmin
+        for kwargs in ({}, {"temperature": 0.5}, {"where": where}):
+            ref = softmax_ref(x, 0, log=log, negate=negate, compute=compute, **kwargs)
+            in_place = x.copy()
+            fn(in_place, axis=0, out=in_place, **kwargs)
+            for got in (fn(x, axis=0, **kwargs), fn(x, axis=0, out=np.full_like(x, np.nan), **kwargs), in_place):
+                what = f"{fn.__name__} {sorted(kwargs)}"
+                assert_ulps(got[:, :24], ref[:, :24], LOG_ULP if log else SOFTMAX_ULP, floor=1 if log else None,
+                            what=what)
+                assert_ulps(got[:, 24:], ref[:, 24:], LOG_ULP if log else SOFTMAX_ULP, what=f"{what} peaked")
+    tails = sk.log_softmax(x, axis=0)[[n_k // 4, 3 * n_k // 4], 36:]
+    assert (tails[0, ::2] < 0).all() and (tails[1, 1::2] < 0).all()  # the max's -tail survived
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_logsumexp_with_positive_weights_within_4_ulp(dtype, rng):
     x = _rows("normal10", dtype, rng, shape=(30, 50))

@@ -1144,14 +1144,22 @@ def test_column_blocks_with_limits_in_place(fn, workers, rng, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    ("shape", "threads", "blocks"),
-    [((5000, 64), 2, 2), ((5000, 64), 4, 4), ((2048, 100), 2, 2), ((2, 5000, 40), 8, 6), ((2, 5000, 40), 2, 2)],
+    ("shape", "threads", "blocks", "log_slabs"),
+    [
+        ((5000, 64), 2, 2, (False, True)), ((5000, 64), 4, 4, (False, True)), ((2048, 100), 2, 2, (True, True)),
+        ((2, 5000, 40), 8, 6, (False, True)), ((2, 5000, 40), 2, 2, (False, False)),
+    ],
 )
-def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, rng, shape, threads, blocks, dtype):
+def test_logsumexp_narrows_column_blocks_for_threads(
+    kernel_calls, monkeypatch, rng, shape, threads, blocks, log_slabs, dtype
+):
     # Few long columns are one or two blocks of column_block_width: logsumexp narrows them (down
-    # to 16 columns) so that every thread has one; log_softmax keeps its (slower narrowed;
-    # _column_work), softmax splits such layouts along K (test_softmax_splits_columns_along_k).
-    # (2, 5000, 40): three blocks of 16 columns per outer index at most.
+    # to 16 columns) so that every thread has one; log_softmax keeps its where rows are at most
+    # SLAB_MIN_ROW_BYTES (slower narrowed; _column_work), and splits longer ones along K, as
+    # softmax does (test_columns_split_along_k).
+    # (2, 5000, 40): three blocks of 16 columns per outer index at most; log_softmax's slabs
+    # (``log_slabs``, float32 and float64) where its rows are over 256 bytes, except on 2 threads,
+    # where each outer index is one block of whole rows.
     # (SMALL_K = 0: the block kernels, where the small-K tiles would take these layouts.)
     from softmaxkit import _numpy_backend
 
@@ -1163,8 +1171,14 @@ def test_logsumexp_narrows_column_blocks_for_threads(kernel_calls, monkeypatch, 
     assert_matches(sk.logsumexp(x, axis=-2), logsumexp_ref(x.astype(np.float64), -2), log=True)
     n_blocks, workers = calls[-1][:2]
     assert (n_blocks, workers) == (blocks, min(blocks, threads))
+    calls.clear()
+    slab_calls = kernel_calls("log_softmax_slab_sums")
     sk.log_softmax(x, axis=-2)
-    assert calls[-1][0] == (shape[0] if len(shape) == 3 else 1)  # log_softmax: one block per outer index
+    if log_slabs[dtype == np.float64]:
+        assert calls == [] and len(slab_calls) == 1
+    else:
+        assert [c[0] for c in calls] == [shape[0] if len(shape) == 3 else 1]  # one block per outer index
+        assert slab_calls == []
 
 
 def _columns_with_specials(shape, dtype, rng):
@@ -1173,61 +1187,78 @@ def _columns_with_specials(shape, dtype, rng):
     return x
 
 
+# the slab kernels of softmax and of log_softmax, and the column kernel they leave non-finite
+# columns to
+SLAB_KERNELS = {
+    "softmax": ("slab_max", "softmax_slab_exps", "scale_slabs", "softmax_columns"),
+    "log_softmax": ("slab_max", "log_softmax_slab_sums", "log_softmax_slab_writes", "log_softmax_columns"),
+}
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     ("shape", "threads", "n_items"),
     [((5000, 80), 2, 2), ((2048, 256), 2, 2), ((1100, 400), 2, 2), ((2, 3000, 100), 4, 4), ((3, 700, 100), 4, 6)],
 )
-def test_softmax_splits_columns_along_k(kernel_calls, monkeypatch, rng, shape, threads, n_items, dtype):
+def test_columns_split_along_k(kernel_calls, monkeypatch, rng, shape, threads, n_items, dtype, function):
     # Column layouts whose blocks would leave a thread idle or cut rows into pieces under 4 KiB
     # are split along K (slabs of whole rows, per-column max and sum merged between the passes;
     # ceil(threads / outer) slabs per outer index); softmin, temperature, a mask and in place go
     # the same way.
-    # (float64 takes them when forced: SLABS; float32 by the rule.  SMALL_K = 0: not the small-K
-    # tiles, which take these layouts.)
+    # (float64 softmax takes them when forced: SLABS; float32, and float64 log_softmax, by the
+    # rule.  SMALL_K = 0: not the small-K tiles, which take these layouts.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: threads)
     monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
     monkeypatch.setattr(_numpy_backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(_numpy_backend, "SLAB_MIN_ELEMENTS", 0)
-    if dtype == np.float64:
+    if dtype == np.float64 and function == "softmax":
         monkeypatch.setattr(_numpy_backend, "SLABS", True)
-    calls = kernel_calls("slab_max", "softmax_slab_exps", "scale_slabs", "softmax_columns")
+    calls = kernel_calls(*SLAB_KERNELS[function])
+    log = function == "log_softmax"
+    fn, fn_min = (sk.log_softmax, None) if log else (sk.softmax, sk.softmin)
     x = _columns_with_specials(shape, dtype, rng)
     xr = x.astype(np.float64)
     where = rng.random(shape) < 0.9
-    for got, want in (
-        (lambda: sk.softmax(x, axis=-2), lambda: softmax_ref(xr, -2)),
-        (lambda: sk.softmin(-x, axis=-2), lambda: softmin_ref(-xr, -2)),  # (-inf entries stay -inf)
-        (lambda: sk.softmax(x, axis=-2, temperature=0.7), lambda: softmax_ref(xr / 0.7, -2)),
-        (lambda: sk.softmax(x, axis=-2, where=where), lambda: softmax_ref(np.where(where, xr, -np.inf), -2)),
-    ):
+    cases = [
+        (lambda: fn(x, axis=-2), lambda: softmax_ref(xr, -2, log=log)),
+        (lambda: fn(x, axis=-2, temperature=0.7), lambda: softmax_ref(xr / 0.7, -2, log=log)),
+        (lambda: fn(x, axis=-2, where=where), lambda: softmax_ref(np.where(where, xr, -np.inf), -2, log=log)),
+    ]
+    if fn_min is not None:
+        cases.append((lambda: fn_min(-x, axis=-2), lambda: softmin_ref(-xr, -2)))  # (-inf entries stay -inf)
+    for got, want in cases:
         calls.clear()
-        assert_matches(got(), want())
+        assert_matches(got(), want(), log=log)
         assert [c[0] for c in calls] == [n_items] * 3  # three slab passes, no column blocks
     y = x.copy()
-    assert sk.softmax(y, axis=-2, out=y) is y
-    assert_matches(y, softmax_ref(xr, -2))
+    assert fn(y, axis=-2, out=y) is y
+    assert_matches(y, softmax_ref(xr, -2, log=log), log=log)
 
 
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("special", [NAN, INF, -INF])
-def test_softmax_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monkeypatch, rng, special):
+def test_slabs_leave_non_finite_columns_to_the_blocks(kernel_calls, monkeypatch, rng, special, function):
     # A column whose max is NaN, +inf or -inf (all of it) is found by the slab max pass, before
     # anything is written: the call goes to the column blocks, in place too.
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
-    calls = kernel_calls("slab_max", "softmax_slab_exps", "softmax_columns")
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
+    slab_max, slab_pass, _, columns = SLAB_KERNELS[function]
+    calls = kernel_calls(slab_max, slab_pass, columns)
+    log = function == "log_softmax"
     x = (rng.standard_normal((5000, 80)) * 4).astype(np.float32)
     if special == -INF:
         x[:, 9] = -INF
     else:
         x[3500, 9] = special
-    expected = softmax_ref(x.astype(np.float64), 0)
+    expected = softmax_ref(x.astype(np.float64), 0, log=log)
     y = x.copy()
-    sk.softmax(y, axis=0, out=y)
-    assert_matches(y, expected)
+    getattr(sk, function)(y, axis=0, out=y)
+    assert_matches(y, expected, log=log)
     # the slab max pass (2 slabs), then the column kernel's passes (one block of 80 columns)
     assert calls[0][0] == 2 and len(calls) >= 2 and all(c[0] == 1 for c in calls[1:])
 
@@ -1364,31 +1395,41 @@ def test_column_limits_match_the_row_kernels(fn, masked, workers, rng, monkeypat
 
 
 @pytest.mark.parametrize(
-    ("shape", "dtype"),
-    [((20000, 64), np.float32), ((2048, 256), np.float64), ((600, 4096), np.float32), ((4, 2000, 300), np.float32)],
+    ("function", "shape", "dtype"),
+    [
+        ("softmax", (20000, 64), np.float32), ("softmax", (2048, 256), np.float64),
+        ("softmax", (600, 4096), np.float32), ("softmax", (4, 2000, 300), np.float32),
+        ("log_softmax", (600, 4096), np.float32), ("log_softmax", (600, 4096), np.float64),
+        ("log_softmax", (4, 2000, 300), np.float32),
+    ],
 )
-def test_softmax_keeps_column_blocks_where_slabs_lost(kernel_calls, monkeypatch, rng, shape, dtype):
-    # Rows of 64 float32 columns and float64 lost split along K; rows cut into pieces of 4 KiB
-    # already, or as many blocks as threads of whole rows, keep the blocks.  (2 threads.)
+def test_keeps_column_blocks_where_slabs_lost(kernel_calls, monkeypatch, rng, function, shape, dtype):
+    # Rows of 64 float32 columns and float64 softmax lost split along K; rows cut into pieces of
+    # 4 KiB already, or as many blocks as threads of whole rows, keep the blocks.  (2 threads.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
-    calls = kernel_calls("slab_max", "softmax_columns")
+    log = function == "log_softmax"
+    calls = kernel_calls("slab_max", SLAB_KERNELS[function][-1])
     x = (rng.standard_normal(shape) * 4).astype(dtype)
-    assert_matches(sk.softmax(x, axis=-2), softmax_ref(x.astype(np.float64), -2))
-    assert len(calls) == 1 and calls[0][0] == _numpy_backend._column_work(x.reshape((-1,) + shape[-2:]))[1]
+    assert_matches(getattr(sk, function)(x, axis=-2), softmax_ref(x.astype(np.float64), -2, log=log), log=log)
+    block_bytes = _numpy_backend.COLUMN_BLOCK_BYTES // (_numpy_backend.COLUMN_LOG_BLOCK_DIVISOR if log else 1)
+    n_blocks = _numpy_backend._column_work(x.reshape((-1,) + shape[-2:]), block_bytes=block_bytes)[1]
+    assert len(calls) == 1 and calls[0][0] == n_blocks
 
 
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 @pytest.mark.parametrize(("shape", "whole"), [((1200, 2100), True), ((2, 700, 3000), True), ((500, 2100), False)])
-def test_tall_softmax_slabs_pass_over_whole_rows(kernel_calls, monkeypatch, rng, shape, whole):
+def test_tall_slabs_pass_over_whole_rows(kernel_calls, monkeypatch, rng, shape, whole, function):
     # Slabs of at least SLAB_WHOLE_ROWS_FROM (512) rows are taken wherever the blocks would cut
     # the rows, and their passes take whole rows; shorter slabs keep the blocks (2 threads).
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
-    calls = kernel_calls("slab_max", "softmax_slab_exps", "scale_slabs", "softmax_columns")
+    calls = kernel_calls(*SLAB_KERNELS[function])
+    log = function == "log_softmax"
     x = _columns_with_specials(shape, np.float32, rng)
-    assert_matches(sk.softmax(x, axis=-2), softmax_ref(x.astype(np.float64), -2))
+    assert_matches(getattr(sk, function)(x, axis=-2), softmax_ref(x.astype(np.float64), -2, log=log), log=log)
     if whole:
         assert len(calls) == 3 and calls[0][6] == shape[-1]  # three slab passes, blocks of whole rows
     else:

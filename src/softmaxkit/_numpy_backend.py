@@ -440,8 +440,10 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         return
     block_bytes = COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
     block, n_blocks, workers = _column_work(x3, block_bytes=block_bytes)
-    if not log and _takes_slabs(x3, block, n_blocks) and _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
-        return
+    if _takes_slabs(x3, block, n_blocks, log):
+        by_slabs = _log_softmax_by_slabs if log else _softmax_by_slabs
+        if by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
+            return
     pending = np.zeros(n_blocks, np.bool_)
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
@@ -574,9 +576,10 @@ def _column_blocks(x3: np.ndarray, block: int) -> int:
     return x3.shape[0] * _blocks_per_outer(x3, block)
 
 
-def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
-    """Whether softmax splits a column layout along K (``_kernels.softmax``, "Columns split along
-    K") rather than into column blocks: a parallel float32 call with rows over SLAB_MIN_ROW_BYTES
+def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int, log: bool = False) -> bool:
+    """Whether softmax (``log``: log_softmax) splits a column layout along K (``_kernels.softmax``,
+    "Columns split along K") rather than into column blocks: a parallel float32 call (log_softmax:
+    float64 too) with rows over SLAB_MIN_ROW_BYTES
     whose blocks would leave a thread idle or cut its rows into pieces of under
     COLUMN_MIN_BLOCK_ROW_BYTES, with SLAB_MIN_ROWS rows a slab; or whose blocks cut its rows at
     all, with SLAB_WHOLE_ROWS_FROM rows a slab (whose passes then take whole rows).
@@ -595,7 +598,7 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int) -> bool:
         return SLABS
     threads = num_threads()
     outer, n_k, inner = x3.shape
-    if threads < 2 or x3.dtype != np.float32 or inner * x3.itemsize <= SLAB_MIN_ROW_BYTES:
+    if threads < 2 or (x3.dtype != np.float32 and not log) or inner * x3.itemsize <= SLAB_MIN_ROW_BYTES:
         return False
     if x3.size < SLAB_MIN_ELEMENTS or not use_parallel(x3.size):
         return False
@@ -625,33 +628,76 @@ def _fuse_above(k, x3: np.ndarray, in_place: bool) -> int:
     return k.COLUMN_FUSE_ABOVE_BYTES
 
 
+def _slab_work(x3: np.ndarray) -> tuple[int, int, int, int]:
+    """``(n_slabs, n_items, workers, block)`` for the slab kernels on ``x3``: the slabs per
+    outer index and in all, the workers, and the columns a pass takes at a time (whole rows for
+    slabs of at least SLAB_WHOLE_ROWS_FROM rows)."""
+    outer, n_k, inner = x3.shape
+    n_slabs, slab_rows = _slab_layout(outer, n_k)
+    n_items = outer * n_slabs
+    block = inner if slab_rows >= SLAB_WHOLE_ROWS_FROM else column_block_width(slab_rows, inner, x3.itemsize)
+    return n_slabs, n_items, _workers(n_items), block
+
+
+def _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block) -> np.ndarray | None:
+    """The per-column max of ``x3`` over K, ``(outer, inner)``: the slab maxes merged; None
+    where a column's max is not finite (NaN, an infinity, or every entry masked or -inf)."""
+    outer, _, inner = x3.shape
+    maxes = np.empty((n_items, inner), x3.dtype)
+    k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
+    m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
+    return m if np.isfinite(m).all() else None
+
+
+def _merged(slab_sums: np.ndarray, n_slabs: int) -> np.ndarray:
+    """Per-slab sums ``(outer * n_slabs, inner)`` added up per outer index: ``(outer, inner)``."""
+    return slab_sums.reshape(-1, n_slabs, slab_sums.shape[1]).sum(axis=1)
+
+
 def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     """softmax over K of ``x3`` split along K: the slab maxes, merged; the exps stored and summed
     per slab, the sums merged; the scaling.  Returns False, having written nothing, where a
     column's max is not finite (NaN, an infinity, or every entry masked or -inf): the block
     kernels handle those."""
-    outer, n_k, inner = x3.shape
-    n_slabs, slab_rows = _slab_layout(outer, n_k)
-    n_items = outer * n_slabs
-    workers = _workers(n_items)
-    block = inner if slab_rows >= SLAB_WHOLE_ROWS_FROM else column_block_width(slab_rows, inner, x3.itemsize)
-    maxes = np.empty((n_items, inner), x3.dtype)
-    k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
-    m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
-    if not np.isfinite(m).all():
+    n_slabs, n_items, workers, block = _slab_work(x3)
+    m = _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block)
+    if m is None:
         return False
-    totals = np.zeros((n_items, inner))
-    compensations = np.zeros((n_items, inner))
+    totals = np.zeros((n_items, x3.shape[2]))
+    compensations = np.zeros_like(totals)
     k.softmax_slab_exps(
         n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations,
         _fuse_above(k, x3, out3 is None))
-    s = (totals + compensations).reshape(outer, n_slabs, inner).sum(axis=1)
+    s = _merged(totals + compensations, n_slabs)
     inv_s = np.zeros_like(s)
     np.divide(1.0, s, out=inv_s, where=s > 0.0)
     # the kernels' pair_like: the float64 1/s as a pair of the data's dtype
     inv_s_hi = inv_s.astype(x3.dtype)
     inv_s_lo = (inv_s - inv_s_hi).astype(x3.dtype) if x3.dtype == np.float32 else np.zeros_like(inv_s)
     k.scale_slabs(n_items, workers, x3 if out3 is None else out3, n_slabs, block, inv_s_hi, inv_s_lo)
+    return True
+
+
+def _log_softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
+    """log_softmax over K of ``x3`` split along K: the slab maxes, merged; per slab the exps
+    below the max summed and the entries at it counted (reading only), merged into one
+    ``log s`` per column (``column_logs``, as the block kernels take it); the writing pass.
+    Returns False, having written nothing, where a column's max is not finite."""
+    n_slabs, n_items, workers, block = _slab_work(x3)
+    m = _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block)
+    if m is None:
+        return False
+    totals = np.zeros((n_items, x3.shape[2]))
+    compensations = np.zeros_like(totals)
+    counts = np.zeros_like(totals)
+    _, narrow = column_scratch(workers, block, x3.dtype)
+    k.log_softmax_slab_sums(
+        n_items, workers, x3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, counts, narrow
+    )
+    log_sum = _merged(totals, n_slabs)
+    k.column_logs(log_sum.reshape(-1), _merged(compensations, n_slabs).reshape(-1),
+                  _merged(counts, n_slabs).reshape(-1), np.empty(0, x3.dtype))
+    k.log_softmax_slab_writes(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, log_sum, narrow)
     return True
 
 

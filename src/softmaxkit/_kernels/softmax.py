@@ -2361,18 +2361,25 @@ def _sums_suffice_uncounted(total, count, like, additions):
 
 @callee()
 def _column_log_sums_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, log_like):
-    """``_column_log_sums`` row by row.  Each row's terms are staged in its output row
-    (``out3``, see ``_column_terms_staging``), or in ``buffer`` for ``out3=None``."""
+    """``_column_log_sums`` row by row (``_add_column_log_terms_by_rows``)."""
     log_sum[:] = 0.0
     compensation[:] = 0.0
     count[:] = 0.0
+    _add_column_log_terms_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer)
+    log_of_sums(log_sum, compensation, count, x3, log_like)
+
+
+@callee(inline="always")
+def _add_column_log_terms_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, total, compensation, count, buffer):
+    """Row by row, the exps of block ``o`` below the per-column max ``m`` added to ``total +
+    compensation``, the entries at it counted in ``count``.  Each row's terms are staged in its
+    output row (``out3``, see ``_column_terms_staging``), or in ``buffer`` for ``out3=None``."""
     for k in range(x3.shape[1]):
         mask_row = part_of(mask3, (o, k, slice(j0, j1)))
         terms = _column_terms_staging(out3, buffer, o, k, j0, j1)
         _store_exp_columns(x3[o, k, j0:j1], terms, mask_row, sign, m, t_hi, t_lo, True)
-        _add_widened(log_sum, compensation, terms)
+        _add_widened(total, compensation, terms)
         _add_equal_counts(count, x3[o, k, j0:j1], mask_row, sign, m)
-    log_of_sums(log_sum, compensation, count, x3, log_like)
 
 
 @callee()
@@ -2562,6 +2569,81 @@ def _scale_slab_range(t, first, stop, y3, n_slabs, block, inv_s_hi, inv_s_lo):
             _scale_rows(slab, 0, j0, j1, inv_s_hi[o, j0:j1], inv_s_lo[o, j0:j1])
 
 
+def _add_slab_log_terms(slab, mask, sign, t_hi, t_lo, j0, j1, m, total, compensation, count, buffer, ahead):
+    """The exps of columns ``j0:j1`` of ``slab`` (a block of one outer index) below the
+    per-column max ``m`` added to ``total + compensation``, the entries at it counted in
+    ``count``: reading only, by vectors unmasked (the column passes' counted
+    ``_log_stats_row_group``), else row by row, each row's terms staged in ``buffer`` (numba
+    only)."""
+    raise NotImplementedError("_add_slab_log_terms is callable from numba-compiled code only")
+
+
+@callee_overload(_add_slab_log_terms)
+def _add_slab_log_terms_overload(slab, mask, sign, t_hi, t_lo, j0, j1, m, total, compensation, count, buffer, ahead):
+    contiguous = all(a.layout == "C" for a in (slab, m, total, compensation, count))
+    if isinstance(mask, types.NoneType) and contiguous:
+
+        def by_vectors(slab, mask, sign, t_hi, t_lo, j0, j1, m, total, compensation, count, buffer, ahead):
+            narrow_compensation = _lane_compensation(compensation, slab)
+            for k0 in range(0, slab.shape[1], 4):
+                k1 = min(slab.shape[1], k0 + 4)
+                _log_stats_row_group(
+                    slab, None, sign, t_hi, t_lo, 0, k0, k1, j0, j1, m, total, narrow_compensation, count, ahead, True
+                )
+
+        return by_vectors
+
+    def by_rows(slab, mask, sign, t_hi, t_lo, j0, j1, m, total, compensation, count, buffer, ahead):
+        _add_column_log_terms_by_rows(slab, None, mask, sign, t_hi, t_lo, 0, j0, j1, m, total, compensation, count, buffer)
+
+    return by_rows
+
+
+def _log_softmax_slab_sum_range(
+    t, first, stop, x3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations, counts, narrow
+):
+    """The exps of slab ``w`` against the max ``m[o]`` of its outer index: those below it summed
+    per column into ``totals[w] + compensations[w]``, those at it counted in ``counts[w]`` (all
+    zero on entry), in column blocks of ``block``, reading only (a masked slab's terms staged in
+    worker ``t``'s buffer of the column scratch ``narrow``)."""
+    x3, mask3 = borrowed(x3), borrowed(mask3)
+    inner = x3.shape[2]
+    for w in range(first, stop):
+        o, k0, k1 = _slab_bounds(w, n_slabs, x3.shape[1])
+        slab, slab_mask = _slab_of(x3, o, k0, k1), _slab_of(mask3, o, k0, k1)
+        for j0 in range(0, inner, block):
+            j1 = min(inner, j0 + block)
+            ahead = (np.int64(0), j1 if j1 < inner else j0)  # the slab's next block (its last: itself)
+            _add_slab_log_terms(
+                slab, slab_mask, sign, t_hi, t_lo, j0, j1, m[o, j0:j1],
+                totals[w, j0:j1], compensations[w, j0:j1], counts[w, j0:j1], narrow[t, 3, : j1 - j0], ahead,
+            )
+
+
+def _log_softmax_slab_write_range(t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, log_sum, narrow):
+    """Slab ``w`` of log_softmax written, given the per-column max ``m`` and float64 ``log_sum``
+    of its outer index (the column blocks' ``write_log_probability_rows``, in worker ``t``'s
+    rows of the column scratch ``narrow``)."""
+    x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
+    inner = x3.shape[2]
+    for w in range(first, stop):
+        o, k0, k1 = _slab_bounds(w, n_slabs, x3.shape[1])
+        slab, slab_out, slab_mask = _slab_of(x3, o, k0, k1), _slab_of(out3, o, k0, k1), _slab_of(mask3, o, k0, k1)
+        for j0 in range(0, inner, block):
+            j1 = min(inner, j0 + block)
+            write_log_probability_rows(
+                slab, slab_out, slab_mask, sign, m[o, j0:j1], t_hi, t_lo, log_sum[o, j0:j1],
+                narrow[t, 1, : j1 - j0], narrow[t, 2, : j1 - j0], 0, j0, j1,
+            )
+
+
+@kernel()
+def column_logs(rest, compensation, count, like):
+    """``rest[j] = log(max(count[j], 1) + rest[j] + compensation[j])`` as log_softmax's column
+    kernels take it for ``like``'s dtype (``log_of_sums``), for the merged slab sums (1-d)."""
+    log_of_sums(rest, compensation, count, like, like)
+
+
 #: ``(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)``
 slab_max = RangeKernel(_slab_max_range)
 #: ``(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations,
@@ -2569,6 +2651,11 @@ slab_max = RangeKernel(_slab_max_range)
 softmax_slab_exps = RangeKernel(_softmax_slab_exp_range)
 #: ``(n_items, workers, y3, n_slabs, block, inv_s_hi, inv_s_lo)``
 scale_slabs = RangeKernel(_scale_slab_range)
+#: ``(n_items, workers, x3, mask3, sign, t_hi, t_lo, n_slabs, block, m, totals, compensations,
+#: counts, narrow)``
+log_softmax_slab_sums = RangeKernel(_log_softmax_slab_sum_range)
+#: ``(n_items, workers, x3, out3, mask3, sign, t_hi, t_lo, n_slabs, block, m, log_sum, narrow)``
+log_softmax_slab_writes = RangeKernel(_log_softmax_slab_write_range)
 
 
 # ----------------------------------------------------------------------------------------------
