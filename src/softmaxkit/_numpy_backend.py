@@ -95,6 +95,13 @@ SLAB_MIN_ELEMENTS = 1 << 17
 SLAB_MIN_ROWS = 64
 SLAB_MIN_ROW_BYTES = 256
 SLAB_WHOLE_ROWS_FROM = 512
+# ... but log_softmax's slabs that are whole outer indices (one a slab: at least as many outer
+# indices as threads) from this many rows.  Paired against the blocks on Zen 4 (2 threads, out=):
+# 2x2000x2048 0.75, 3x2000x2048 0.85, 4x1000x2048 0.83, 2x1000x8192 0.90-1.03 (float64
+# 0.84-0.95), but 6x700x2048 0.95, 2x700x3000 float64 1.04, 3x800x4096 1.19, 4x600x4096 1.07-1.08
+# (float64 1.07-1.13), 8x600x1024 1.03, 4x512x2048 1.00-1.03 (float64 1.00-1.09).  Split along K
+# they win from fewer rows: 1200x4096 0.84 (slabs of 600 rows), 1024x1024 0.78.
+SLAB_LOG_WHOLE_INDEX_ROWS_FROM = 1000
 
 MODE_SOFTMAX = 0
 MODE_LOG_SOFTMAX = 1
@@ -582,7 +589,8 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int, log: bool = False) -
     float64 too) with rows over SLAB_MIN_ROW_BYTES
     whose blocks would leave a thread idle or cut its rows into pieces of under
     COLUMN_MIN_BLOCK_ROW_BYTES, with SLAB_MIN_ROWS rows a slab; or whose blocks cut its rows at
-    all, with SLAB_WHOLE_ROWS_FROM rows a slab (whose passes then take whole rows).
+    all, with SLAB_WHOLE_ROWS_FROM rows a slab (whose passes then take whole rows; log_softmax's
+    slabs that are whole outer indices, SLAB_LOG_WHOLE_INDEX_ROWS_FROM).
 
     Measured on the Xeon (2 threads, out=, paired against the blocks): 2048x256 0.73 (fresh 0.68),
     4096x128 0.71, 8192x128 0.79, 16384x128 0.73, 4096x512 0.81, 1024x1024 0.76 (in place 0.82),
@@ -607,7 +615,8 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int, log: bool = False) -
         return False
     if n_blocks < threads or (block < inner and block * x3.itemsize < COLUMN_MIN_BLOCK_ROW_BYTES):
         return True
-    return block < inner and slab_rows >= SLAB_WHOLE_ROWS_FROM
+    whole_index = log and n_slabs == 1
+    return block < inner and slab_rows >= (SLAB_LOG_WHOLE_INDEX_ROWS_FROM if whole_index else SLAB_WHOLE_ROWS_FROM)
 
 
 def _slab_layout(outer: int, n_k: int) -> tuple[int, int]:
