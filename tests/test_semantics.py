@@ -1199,13 +1199,17 @@ SLAB_KERNELS = {
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     ("shape", "threads", "n_items"),
-    [((5000, 80), 2, 2), ((2048, 256), 2, 2), ((1100, 400), 2, 2), ((2, 3000, 100), 4, 4), ((3, 700, 100), 4, 6)],
+    [
+        ((5000, 80), 2, 2), ((2048, 256), 2, 2), ((1100, 400), 2, 2), ((2, 3000, 100), 4, 4),
+        ((3, 700, 100), 4, 12), ((3, 1100, 1100), 2, 6),
+    ],
 )
 def test_columns_split_along_k(kernel_calls, monkeypatch, rng, shape, threads, n_items, dtype, function):
     # Column layouts whose blocks would leave a thread idle or cut rows into pieces under 4 KiB
     # are split along K (slabs of whole rows, per-column max and sum merged between the passes;
-    # ceil(threads / outer) slabs per outer index); softmin, temperature, a mask and in place go
-    # the same way.
+    # threads / gcd(outer, threads) slabs per outer index, so that every thread gets as many:
+    # 3 outer indices take 2 slabs each on 2 threads, 4 on 4); softmin, temperature, a mask and
+    # in place go the same way.
     # (float64 softmax takes them when forced: SLABS; float32, and float64 log_softmax, by the
     # rule.  SMALL_K = 0: not the small-K tiles, which take these layouts.)
     from softmaxkit import _numpy_backend

@@ -620,9 +620,11 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int, log: bool = False) -
 
 
 def _slab_layout(outer: int, n_k: int) -> tuple[int, int]:
-    """``(n_slabs, slab_rows)``: the slabs per outer index of a layout split along K (enough for
-    every thread to have one) and the most rows a slab has."""
-    n_slabs = max(1, min(-(-num_threads() // outer), n_k))
+    """``(n_slabs, slab_rows)``: the slabs per outer index of a layout split along K (as many in
+    all as a multiple of the threads: 3 outer indices on 2 threads take 2 each, not 1, which
+    left one thread a third of the work idle) and the most rows a slab has."""
+    threads = num_threads()
+    n_slabs = max(1, min(threads // math.gcd(outer, threads), n_k))
     return n_slabs, -(-n_k // n_slabs)
 
 
