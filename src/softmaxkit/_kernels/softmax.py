@@ -2500,8 +2500,9 @@ logsumexp_columns = RangeKernel(_logsumexp_column_range)
 # outer index, all its columns, a contiguous slab.  Each pass is the block kernels' own pass on
 # the slab (viewed as a block of one outer index), with the per-column state merged in between
 # by the caller (``_numpy_backend``): the slab maxes into the max, the slab sums (taken against
-# that max) into the sum.  The caller takes the block kernels instead where a column's max is
-# not finite, before anything is written.
+# that max) into the sum; for log_softmax the slab sums below the max and the counts at it, then
+# one log per column (``column_logs``) before the writing pass.  The caller takes the block
+# kernels instead where a column's max is not finite, before anything is written.
 
 
 @callee(inline="always")
