@@ -1425,22 +1425,25 @@ def test_keeps_column_blocks_where_slabs_lost(kernel_calls, monkeypatch, rng, fu
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 @pytest.mark.parametrize(
     ("shape", "whole"),
-    [((1200, 2100), True), ((2, 700, 3000), True), ((500, 2100), False), ((4, 1000, 2100), True)],
+    [
+        ((1200, 2100), (True, True)), ((2, 700, 3000), (True, False)), ((500, 2100), (False, False)),
+        ((4, 1000, 2100), (True, True)),
+    ],
 )
 def test_tall_slabs_pass_over_whole_rows(kernel_calls, monkeypatch, rng, shape, whole, function):
     # Slabs of at least SLAB_WHOLE_ROWS_FROM (512) rows are taken wherever the blocks would cut
     # the rows, and their passes take whole rows; shorter slabs keep the blocks (2 threads).
     # log_softmax's slabs that are whole outer indices (as many as threads or more) only from
-    # SLAB_LOG_WHOLE_INDEX_ROWS_FROM (1000) rows: 2x700x3000 keeps its blocks.
+    # SLAB_LOG_WHOLE_INDEX_ROWS_FROM (1000) rows: 2x700x3000 keeps its blocks.  (``whole``:
+    # softmax's, log_softmax's.)
     from softmaxkit import _numpy_backend
 
     monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
     calls = kernel_calls(*SLAB_KERNELS[function])
     log = function == "log_softmax"
-    whole = whole and not (log and shape == (2, 700, 3000))
     x = _columns_with_specials(shape, np.float32, rng)
     assert_matches(getattr(sk, function)(x, axis=-2), softmax_ref(x.astype(np.float64), -2, log=log), log=log)
-    if whole:
+    if whole[log]:
         assert len(calls) == 3 and calls[0][6] == shape[-1]  # three slab passes, blocks of whole rows
     else:
         assert len(calls) == 1  # the column kernel

@@ -639,25 +639,21 @@ def _fuse_above(k, x3: np.ndarray, in_place: bool) -> int:
     return k.COLUMN_FUSE_ABOVE_BYTES
 
 
-def _slab_work(x3: np.ndarray) -> tuple[int, int, int, int]:
-    """``(n_slabs, n_items, workers, block)`` for the slab kernels on ``x3``: the slabs per
-    outer index and in all, the workers, and the columns a pass takes at a time (whole rows for
-    slabs of at least SLAB_WHOLE_ROWS_FROM rows)."""
+def _slab_column_max(k, x3, mask3, sign) -> tuple[int, int, int, int, np.ndarray | None]:
+    """The slab kernels' first pass on ``x3``: ``(n_slabs, n_items, workers, block, m)``, the
+    slabs per outer index and in all, the workers, the columns a pass takes at a time (whole rows
+    for slabs of at least SLAB_WHOLE_ROWS_FROM rows), and the per-column max over K, ``(outer,
+    inner)``, the slab maxes merged: None where a column's max is not finite (NaN, an infinity,
+    or every entry masked or -inf)."""
     outer, n_k, inner = x3.shape
     n_slabs, slab_rows = _slab_layout(outer, n_k)
     n_items = outer * n_slabs
+    workers = _workers(n_items)
     block = inner if slab_rows >= SLAB_WHOLE_ROWS_FROM else column_block_width(slab_rows, inner, x3.itemsize)
-    return n_slabs, n_items, _workers(n_items), block
-
-
-def _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block) -> np.ndarray | None:
-    """The per-column max of ``x3`` over K, ``(outer, inner)``: the slab maxes merged; None
-    where a column's max is not finite (NaN, an infinity, or every entry masked or -inf)."""
-    outer, _, inner = x3.shape
     maxes = np.empty((n_items, inner), x3.dtype)
     k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
     m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
-    return m if np.isfinite(m).all() else None
+    return n_slabs, n_items, workers, block, (m if np.isfinite(m).all() else None)
 
 
 def _merged(slab_sums: np.ndarray, n_slabs: int) -> np.ndarray:
@@ -670,8 +666,7 @@ def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     per slab, the sums merged; the scaling.  Returns False, having written nothing, where a
     column's max is not finite (NaN, an infinity, or every entry masked or -inf): the block
     kernels handle those."""
-    n_slabs, n_items, workers, block = _slab_work(x3)
-    m = _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block)
+    n_slabs, n_items, workers, block, m = _slab_column_max(k, x3, mask3, sign)
     if m is None:
         return False
     totals = np.zeros((n_items, x3.shape[2]))
@@ -694,8 +689,7 @@ def _log_softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     below the max summed and the entries at it counted (reading only), merged into one
     ``log s`` per column (``column_logs``, as the block kernels take it); the writing pass.
     Returns False, having written nothing, where a column's max is not finite."""
-    n_slabs, n_items, workers, block = _slab_work(x3)
-    m = _slab_column_max(k, x3, mask3, sign, n_slabs, n_items, workers, block)
+    n_slabs, n_items, workers, block, m = _slab_column_max(k, x3, mask3, sign)
     if m is None:
         return False
     totals = np.zeros((n_items, x3.shape[2]))
