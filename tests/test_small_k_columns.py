@@ -99,8 +99,9 @@ def test_options_and_outputs(monkeypatch, rng, dtype, mode, name, options):
 def _with_special_columns(dtype, inner):
     """(1, 4, inner): ordinary columns, and at columns 3, 5, 8, 11 and inner - 2 (in the last,
     partial tile) a NaN, two +inf, one +inf, every entry -inf, and a NaN beside -inf: their tiles
-    take the scalar form; and at column 20, in a tile of finite maxima, a NaN beside finite
-    entries (the vector form must make it NaN)."""
+    take the scalar form; at column 20, in a tile of finite maxima, a NaN beside finite entries
+    (the vector form must make it NaN); and with inner > 62 a +inf at column 60, in the second
+    tile of a pair (``test_tiles_in_pairs_match_tiles_one_at_a_time``) whose first is finite."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 4, inner)).astype(dtype)
     inf, nan = np.inf, np.nan
@@ -112,6 +113,8 @@ def _with_special_columns(dtype, inner):
         inner - 2: [nan, -inf, -inf, -inf],
         20: [0.5, nan, 1.0, 2.0],
     }
+    if inner > 62:
+        specials[60] = [1.0, inf, 0.0, -1.0]
     for c, column in specials.items():
         x[0, :, c] = column
     return x
@@ -247,6 +250,44 @@ def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, 
 
 
 
+@pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_tiles_in_pairs_match_tiles_one_at_a_time(kernel_calls, monkeypatch, name, dtype, inplace):
+    # Up to SMALL_K_PAIRED_ROWS rows the kernels take two tiles at a time (both tiles' reads, then
+    # both 1/s or logs, then both writes): per column the same operations, so the same bits.  104
+    # columns: pairs of whole tiles, the first tile of the first pair declining (a column whose
+    # max is not finite: the scalar form; float64: both), the second of a later pair declining,
+    # and a last partial tile one at a time (float64: a last whole one).
+    k = backend.kernels()
+    assert k.SMALL_K_PAIRED_ROWS == 128
+    x0 = _with_special_columns(dtype, 104)
+    call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+
+    def results():
+        x = x0.copy()
+        if name == "logsumexp":
+            return call(x, axis=1)
+        return call(x, axis=1, out=x if inplace else None)
+
+    with np.errstate(all="ignore"):
+        paired = results()
+        monkeypatch.setattr(k, "SMALL_K_PAIRED_ROWS", 3)  # fewer than the 4 rows
+        single = results()
+    assert [c[-1] for c in calls] == [True, None]
+    np.testing.assert_array_equal(paired, single)
+    expected = {"softmax": [0, 1, 0, 0], "log_softmax": [-np.inf, 0, -np.inf, -np.inf], "logsumexp": np.inf}[name]
+    np.testing.assert_array_equal(paired[0, 60] if name == "logsumexp" else paired[0, :, 60], expected)
+
+
+def test_tiles_in_pairs_up_to_128_rows(kernel_calls, rng):
+    calls = kernel_calls("log_softmax_small_k")
+    for n_k, paired in ((128, True), (129, None)):
+        sk.log_softmax(rng.standard_normal((n_k, 100)).astype(np.float32), axis=0)
+        assert calls[-1][-1] is paired
+
+
 # logsumexp over the same layouts: a tile's max and stats as log_softmax's, m + log s stored
 
 
@@ -317,7 +358,7 @@ def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, sha
         calls.clear()
         call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
         small, blocks = _both_kernels(monkeypatch, lambda: np.array(call(x, axis=-2, **kw)))
-        n_items, workers, chunk = calls[0][0], calls[0][1], calls[0][-1]
+        n_items, workers, chunk = calls[0][0], calls[0][1], calls[0][-2]
         assert (n_items, workers) == (expected, min(expected, threads))
         assert n_items * chunk >= x.shape[-1] * (x.size // x.shape[-1] // x.shape[-2]) and chunk % 16 == 0
         np.testing.assert_array_equal(small, blocks)

@@ -405,12 +405,13 @@ def _takes_small_k_tiles(k, x3, log: bool = False, reads_only: bool = False) -> 
 
 
 def _small_k_work(k, x3, softmax_into=None):
-    """``(n_items, workers, chunk)`` for the small-K tile kernels on ``x3``: work items of
+    """``(n_items, workers, chunk, paired)`` for the small-K tile kernels on ``x3``: work items of
     ``chunk`` columns of one outer index each, narrower than SMALL_K_CHUNK (down to one tile)
     where a parallel call of at least SMALL_K_SPLIT_MIN_ELEMENTS would have fewer items than
     threads.  ``softmax_into``: softmax's output layout, whose items take no fewer than
     SMALL_K_SOFTMAX_ITEM_BYTES of a row unless its rows start on cache lines (two threads would
-    otherwise write one line of every row, twice)."""
+    otherwise write one line of every row, twice).  ``paired``: True where the kernels take two
+    tiles at a time (up to SMALL_K_PAIRED_ROWS rows), else None."""
     chunk = k.SMALL_K_CHUNK
     if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
         unit = 64
@@ -418,7 +419,8 @@ def _small_k_work(k, x3, softmax_into=None):
             unit = SMALL_K_SOFTMAX_ITEM_BYTES
         chunk = min(chunk, _width_for_threads(x3.shape[0], x3.shape[2], unit // x3.itemsize))
     n_items = _column_blocks(x3, chunk)
-    return n_items, _column_workers(x3, n_items), chunk
+    paired = True if x3.shape[1] <= k.SMALL_K_PAIRED_ROWS else None
+    return n_items, _column_workers(x3, n_items), chunk, paired
 
 
 def _width_for_threads(outer: int, inner: int, unit: int) -> int:
@@ -441,9 +443,9 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
     if mask3 is None and _takes_small_k_tiles(k, x3, log):
-        n_items, workers, chunk = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
+        n_items, workers, chunk, paired = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
         run = k.log_softmax_small_k if log else k.softmax_small_k
-        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
+        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk, paired)
         return
     block_bytes = COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
     block, n_blocks, workers = _column_work(x3, block_bytes=block_bytes)
@@ -801,8 +803,8 @@ def logsumexp(
         x2 = x3.reshape(x3.shape[:2])
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     elif mask3 is None and _takes_small_k_tiles(k, x3, reads_only=True):
-        n_items, workers, chunk = _small_k_work(k, x3)
-        k.logsumexp_small_k(n_items, workers, x3, res2, chunk)
+        n_items, workers, chunk, paired = _small_k_work(k, x3)
+        k.logsumexp_small_k(n_items, workers, x3, res2, chunk, paired)
     else:
         block_width, n_blocks, workers = _column_work(x3, reads_only=True)
         wide, narrow = column_scratch(workers, block_width, x3.dtype)

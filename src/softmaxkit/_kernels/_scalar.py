@@ -129,6 +129,20 @@ def _target_overload(x, out):
     return lambda x, out: out
 
 
+def given(value):
+    """Whether ``value`` is not None, decided when numba types it: a constant, so that LLVM drops
+    the code on the other side of a branch on it, even in an ``inline="always"`` callee (numba
+    only)."""
+    raise NotImplementedError("given is callable from numba-compiled code only")
+
+
+@callee_overload(given)
+def _given_overload(value):
+    if isinstance(value, types.NoneType):
+        return lambda value: False
+    return lambda value: True
+
+
 @callee(fastmath=ORDERED)
 def _exp_of_double_word(hi, lo):
     """``exp(hi + lo)`` for ``|lo| <= ulp(hi)/2``: libm's exp of ``hi`` (within about 0.5 ulp,

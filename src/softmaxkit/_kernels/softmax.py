@@ -56,6 +56,7 @@ from ._log import log_of_total, log_of_total_f32, log_of_totals_f32
 from ._scalar import (
     cast_like,
     compensated_add,
+    given,
     exp_of_difference,
     pair_like,
     scaled_difference,
@@ -2776,61 +2777,122 @@ def _tile_max(x3, sign, o, j, part):
     return best, all_lanes(best - best == cast_like(0.0, x3))
 
 
+# After its max (``_tile_max``; a tile whose max is not finite in some column goes to ``special``)
+# a tile is taken in three steps, so that two tiles can go side by side (``_small_k_tiles``):
+# ``reads`` passes over the tile again from its max (its exps stored and summed, or its sums) and
+# returns its state; ``middle`` turns the state into the per-column values the results are formed
+# with (``1/s``, ``m + log s``: a division or a log per column, a tile's long dependency chain);
+# ``finish`` writes the tile's results from the state and those values.
+
+
 @callee(fastmath=ORDERED, inline="always")
-def _small_k_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
-    """softmax of the tile at column ``j`` of ``x3[o]`` (``part``: see ``load_part``); False,
-    storing nothing, if a column's max is not finite."""
-    n_k = x3.shape[1]
-    best, finite = _tile_max(x3, sign, o, j, part)
-    if not finite:
-        return False
+def _tile_exps(x3, y3, sign, t_hi, t_lo, o, j, part, best):
+    """softmax's ``reads``: the tile's exps stored in ``y3`` and their sums ``(a, b)``
+    (``_add_lanes``) as the state."""
     a = splat(0.0)
     b = splat(0.0)
-    for k in range(n_k):
+    for k in range(x3.shape[1]):
         e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), best, t_hi, t_lo)
         store_part(y3, (o, k, j), e, part)
         a, b = _add_lanes(a, b, e)
-    hi, lo = _tile_factors(a, b, x3)
-    for k in range(n_k):
-        e = load_part(y3, (o, k, j), part)
-        store_part(y3, (o, k, j), fma(e, hi, e * lo), part)
-    return True
+    return a, b
 
 
 @callee(inline="always")
-def _small_k_tiles(tile, special, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+def _tile_sum_factors(state, t_hi, like):
+    """softmax's ``middle``: ``1/s`` per column as a pair of vectors (``_tile_factors``)."""
+    return _tile_factors(state[0], state[1], like)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _tile_scale(x3, y3, sign, t_hi, t_lo, o, j, part, state, factors):
+    """softmax's ``finish``: the tile's stored exps times ``1/s``, one rounding each."""
+    hi, lo = factors
+    for k in range(x3.shape[1]):
+        e = load_part(y3, (o, k, j), part)
+        store_part(y3, (o, k, j), fma(e, hi, e * lo), part)
+
+
+@callee(inline="always")
+def _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, part):
+    """The tile at column ``j`` of ``x3[o]`` (``part``: see ``load_part``) by its steps; False,
+    storing nothing, if a column's max is not finite."""
+    best, finite = _tile_max(x3, sign, o, j, part)
+    if finite:
+        state = reads(x3, y3, sign, t_hi, t_lo, o, j, part, best)
+        finish(x3, y3, sign, t_hi, t_lo, o, j, part, state, middle(state, t_hi, x3))
+    return finite
+
+
+# Two tiles side by side: both tiles' reads, then both ``middle`` steps, then both writes, so that
+# the out-of-order core overlaps the two tiles' per-column chains (a float32 log per 16 columns
+# cost a third of a 4-row log_softmax tile: 2x3x4x5000 `axis=2`, with it replaced by an addition,
+# 0.68 of the time).  Paired against one tile at a time (Zen 4, 2026-12-04, 1 / 2 threads,
+# float32 `out=`): log_softmax 2x3x4x5000 `axis=2` 0.92 / 0.91, 4x8x4096 `axis=1` 0.90 / 0.91,
+# 128x16x256 0.92 / 0.87, 32x3x224x224 0.67 / 0.77, 4x64x1000 0.93, 4x128x1000 0.95, float64
+# 4x12x4096 0.93 / 0.93; but with more rows the two tiles' lines no longer stay in L1 through
+# their three steps: 2x256x1000 1.09, 300x200 `axis=0` 1.03, 600x100 1.06, 4096x64 1.03 (four
+# tiles side by side lost to two: 4x8x4096 0.94, 128x16x256 0.99 of one at a time).  Hence
+# SMALL_K_PAIRED_ROWS.
+
+
+@callee(inline="always")
+def _small_k_tiles(reads, middle, finish, special, first, stop, x3, out3, sign, t_hi, t_lo, chunk, paired):
     """Items ``first:stop`` of ``(outer, inner / chunk)``: the tiles of ``chunk`` columns each, by
-    ``tile``, or ``special`` where ``tile`` declines (function arguments: numba compiles one loop
-    per pair, with no branch on them)."""
+    ``reads``, ``middle`` and ``finish``, two at a time unless ``paired`` is None (for more than
+    SMALL_K_PAIRED_ROWS rows: no code for pairs is compiled then), or by ``special`` where a
+    column's max is not finite (function arguments: numba compiles one loop per set, with no
+    branch on them)."""
     x3, out3 = borrowed(x3), borrowed(out3)
     y3 = target(x3, out3)
     inner = x3.shape[2]
     lanes = lanes_of(x3)
+    pairs = given(paired)
     per_outer = (inner + chunk - 1) // chunk
     for w in range(first, stop):
         o = w // per_outer
         j = (w - o * per_outer) * chunk
         stop_j = min(inner, j + chunk)
+        while pairs and j + 2 * lanes <= stop_j:
+            j2 = j + lanes
+            best, finite = _tile_max(x3, sign, o, j, None)
+            best2, finite2 = _tile_max(x3, sign, o, j2, None)
+            if finite and finite2:
+                state = reads(x3, y3, sign, t_hi, t_lo, o, j, None, best)
+                state2 = reads(x3, y3, sign, t_hi, t_lo, o, j2, None, best2)
+                values = middle(state, t_hi, x3)
+                values2 = middle(state2, t_hi, x3)
+                finish(x3, y3, sign, t_hi, t_lo, o, j, None, state, values)
+                finish(x3, y3, sign, t_hi, t_lo, o, j2, None, state2, values2)
+            else:
+                for jj in (j, j2):
+                    if not _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, jj, None):
+                        special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
+            j += 2 * lanes
         while j < stop_j:
             count = min(lanes, stop_j - j)
             if count == lanes:
-                done = tile(x3, y3, sign, t_hi, t_lo, o, j, None)
+                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, None)
             else:
-                done = tile(x3, y3, sign, t_hi, t_lo, o, j, count)
+                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, count)
             if not done:
                 special(x3, out3, sign, t_hi, t_lo, o, j, count)
             j += lanes
 
 
-def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
-    _small_k_tiles(_small_k_tile, _small_k_columns_special, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
+def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk, paired):
+    _small_k_tiles(_tile_exps, _tile_sum_factors, _tile_scale, _small_k_columns_special, first, stop, x3, out3,
+                   sign, t_hi, t_lo, chunk, paired)
 
 
-#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: softmax over the rows of a layout
-#: ``takes_small_k_tiles`` accepts, unmasked; ``n_items = outer * ceil(inner / chunk)``
+#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk, paired)``: softmax over the rows of a
+#: layout ``takes_small_k_tiles`` accepts, unmasked; ``n_items = outer * ceil(inner / chunk)``;
+#: ``paired``: True to take tiles two at a time, else None (``tiles_paired``)
 softmax_small_k = RangeKernel(_softmax_small_k_range)
 #: the most rows the small-K column kernels take in any layout
 SMALL_K = 12
+#: ... two tiles side by side up to this many rows (two tiles' lines: 16 KiB, half of L1)
+SMALL_K_PAIRED_ROWS = 128
 #: ... when the rows are not a multiple of ``L1_ALIAS_BYTES`` apart
 SMALL_K_UNALIGNED = 24
 #: ... when the rows take at most ``SMALL_K_NARROW_ROW_BYTES``
@@ -3005,18 +3067,27 @@ def _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part):
     return a, b, ca, cb
 
 
-@callee(fastmath=ORDERED, inline="always")
-def _small_k_log_tile(x3, y3, sign, t_hi, t_lo, o, j, part):
-    """log_softmax of the tile at column ``j`` of ``x3[o]`` (as ``_small_k_tile``)."""
-    n_k = x3.shape[1]
-    best, finite = _tile_max(x3, sign, o, j, part)
-    if not finite:
-        return False
+@callee(inline="always")
+def _tile_log_reads(x3, y3, sign, t_hi, t_lo, o, j, part, best):
+    """log_softmax's and logsumexp's ``reads`` (see ``_tile_exps``): the state ``(best, a, b,
+    ca, cb)``, the tile's max and its stats (``_tile_log_stats``)."""
     a, b, ca, cb = _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part)
-    hi, lo = _tile_log_pair(best, a, b, ca, cb, t_hi, x3)
-    for k in range(n_k):
-        store_part(y3, (o, k, j), _short_log_lanes(x3, sign, best, t_hi, t_lo, hi, lo, (o, k, j), part), part)
-    return True
+    return best, a, b, ca, cb
+
+
+@callee(inline="always")
+def _tile_log_middle(state, t_hi, like):
+    """log_softmax's ``middle``: the pair ``_tile_log_pair``."""
+    best, a, b, ca, cb = state
+    return _tile_log_pair(best, a, b, ca, cb, t_hi, like)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _tile_log_write(x3, y3, sign, t_hi, t_lo, o, j, part, state, pair):
+    """log_softmax's ``finish``: the tile's results from its max and the pair."""
+    hi, lo = pair
+    for k in range(x3.shape[1]):
+        store_part(y3, (o, k, j), _short_log_lanes(x3, sign, state[0], t_hi, t_lo, hi, lo, (o, k, j), part), part)
 
 
 @callee()
@@ -3049,8 +3120,9 @@ def _column_log_sum(x, sign, m, t_hi, t_lo, log_like):
     return column_log(max(at_max, 1.0), unscaled(total + compensation, x), log_like)
 
 
-def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
-    _small_k_tiles(_small_k_log_tile, _small_k_log_columns_special, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
+def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk, paired):
+    _small_k_tiles(_tile_log_reads, _tile_log_middle, _tile_log_write, _small_k_log_columns_special, first, stop,
+                   x3, out3, sign, t_hi, t_lo, chunk, paired)
 
 
 #: as ``softmax_small_k``, for log_softmax
@@ -3078,16 +3150,17 @@ def _tile_logsumexp_overload(best, a, b, ca, cb, like):
     return lambda best, a, b, ca, cb, like: best + log_of_total(ca, unscaled(a + b, like))
 
 
-@callee(fastmath=ORDERED, inline="always")
-def _small_k_logsumexp_tile(x3, res2, sign, t_hi, t_lo, o, j, part):
-    """logsumexp of the tile at column ``j`` of ``x3[o]`` into ``res2[o, j:]`` (as
-    ``_small_k_tile``)."""
-    best, finite = _tile_max(x3, None, o, j, part)
-    if not finite:
-        return False
-    a, b, ca, cb = _tile_log_stats(x3, None, None, None, best, o, j, part)
-    store_part(res2, (o, j), _tile_logsumexp(best, a, b, ca, cb, x3), part)
-    return True
+@callee(inline="always")
+def _tile_logsumexp_middle(state, t_hi, like):
+    """logsumexp's ``middle``: ``m + log s`` per column (``_tile_logsumexp``)."""
+    best, a, b, ca, cb = state
+    return _tile_logsumexp(best, a, b, ca, cb, like)
+
+
+@callee(inline="always")
+def _tile_logsumexp_store(x3, res2, sign, t_hi, t_lo, o, j, part, state, values):
+    """logsumexp's ``finish``: the tile's values into ``res2[o, j:]``."""
+    store_part(res2, (o, j), values, part)
 
 
 @callee()
@@ -3100,10 +3173,11 @@ def _small_k_logsumexp_special(x3, res2, sign, t_hi, t_lo, o, j, count):
         res2[o, c] = np.float64(m) + _column_log_sum(x, None, m, None, None, None) if math.isfinite(m) else m
 
 
-def _logsumexp_small_k_range(t, first, stop, x3, res2, chunk):
-    _small_k_tiles(_small_k_logsumexp_tile, _small_k_logsumexp_special, first, stop, x3, res2, None, None, None, chunk)
+def _logsumexp_small_k_range(t, first, stop, x3, res2, chunk, paired):
+    _small_k_tiles(_tile_log_reads, _tile_logsumexp_middle, _tile_logsumexp_store, _small_k_logsumexp_special, first,
+                   stop, x3, res2, None, None, None, chunk, paired)
 
 
-#: ``(n_items, workers, x3, res2, chunk)``: logsumexp over the rows of a small-K layout into
+#: ``(n_items, workers, x3, res2, chunk, paired)``: logsumexp over the rows of a small-K layout into
 #: ``res2`` (``outer, inner``), unmasked
 logsumexp_small_k = RangeKernel(_logsumexp_small_k_range)
