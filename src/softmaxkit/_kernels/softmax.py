@@ -3061,8 +3061,9 @@ def _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part):
     at_max = splat(zero)  # counts in the dtype's lanes: exact up to 2**24 rows
     for k in range(x3.shape[1]):
         v = signed(load_part(x3, (o, k, j), part), sign)
-        a, b = _add_lanes(a, b, select(v >= best, zero, scaled_shifted_exp(v, best, t_hi, t_lo)))
-        at_max = at_max + select(v == best, cast_like(1.0, x3), zero)
+        at = v == best  # v > best is not possible, and NaN is neither: one comparison for both
+        a, b = _add_lanes(a, b, select(at, zero, scaled_shifted_exp(v, best, t_hi, t_lo)))
+        at_max = at_max + select(at, cast_like(1.0, x3), zero)
     ca, cb = _add_lanes(splat(0.0), splat(0.0), at_max)
     return a, b, ca, cb
 
