@@ -414,9 +414,11 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c, counted):
     v = signed(load_part(x, i, part), sign)
     e = scaled_shifted_exp(v, m, t_hi, t_lo)
     if counted:
-        # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v >= m`` is false for it)
-        e = select(v >= m, np.float32(0.0), e)
-        c = c + only_first(select(v == m, np.float32(1.0), np.float32(0.0)), part)
+        # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v == m`` is false for
+        # it, and ``v > m`` is not possible: one comparison for both)
+        at = v == m
+        e = select(at, np.float32(0.0), e)
+        c = c + only_first(select(at, np.float32(1.0), np.float32(0.0)), part)
     a, b = _add_lanes(a, b, only_first(e, part))
     return a, b, c
 
