@@ -62,6 +62,8 @@ CASES = (
     Case("softmax NCHW axis 1", "sk.softmax(x, axis=1)", (4, 21, 256, 256)),
     Case("log_softmax NCHW axis 1", "sk.log_softmax(x, axis=1)", (4, 21, 256, 256)),
     Case("logsumexp NCHW axis 1", "sk.logsumexp(x, axis=1)", (4, 21, 256, 256)),
+    # few rows of columns: the small-K tiles, two at a time
+    Case("log_softmax 2x3x4x5000 axis 2", "sk.log_softmax(x, axis=2)", (2, 3, 4, 5000)),
     # a tall column layout: log_softmax's slabs (max, sums and writing passes, a log kernel)
     Case("log_softmax 2048x2048 axis 0", "sk.log_softmax(x, axis=0)", (2048, 2048)),
     # a column whose max is NaN also compiles the scalar path for the limits
