@@ -273,12 +273,13 @@ _SQRT2_F64 = float(np.frombuffer(np.uint64(0x3FF6A09E667F3BCD).tobytes(), np.flo
 
 @callee(**_JIT)
 def _total_parts(k, rest):
-    """``(f, dk)`` with ``k + rest = (1 + f) * 2**dk`` in float64 (scalars or vectors), ``f`` in
-    ``[sqrt(2)/2 - 1, sqrt(2) - 1)``; exactly ``rest`` when ``dk = 0`` (then ``k = 1``).  A NaN
-    ``rest`` fails the comparison and gives a NaN ``f`` (the reduction of a NaN is garbage)."""
+    """``(f, dk)`` with ``k + rest = (1 + f) * 2**dk`` in float64 (scalars or vectors; ``k`` a
+    whole number), ``f`` in ``[sqrt(2)/2 - 1, sqrt(2) - 1)``; exactly ``rest`` when ``dk = 0``
+    (then ``k + rest < sqrt(2)``, so ``k = 1``).  A NaN ``rest`` fails the comparison and gives a
+    NaN ``f`` (the reduction of a NaN is garbage)."""
     t = k + rest
     m, dk = log_reduce(t)
-    return select(t >= _SQRT2_F64, m - 1.0, rest + (k - 1.0)), dk
+    return select(t >= _SQRT2_F64, m - 1.0, rest), dk
 
 
 @callee(**_JIT)
@@ -291,8 +292,8 @@ def _log_correction_f32(f):
 
 @callee(**_JIT)
 def log_of_total_f32(k, rest):
-    """``log(k + rest)`` to float32 precision (see above), as a float32, for float64 ``k >= 1``
-    and finite ``rest >= 0``; NaN for a NaN ``rest``."""
+    """``log(k + rest)`` to float32 precision (see above), as a float32, for a float64 count
+    ``k >= 1`` (a whole number) and finite ``rest >= 0``; NaN for a NaN ``rest``."""
     f, dk = _total_parts(k, rest)
     return F32(dk * _LN2_F64 + (f - np.float64(_log_correction_f32(F32(f)))))
 
