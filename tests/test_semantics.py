@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import softmaxkit as sk
+from softmaxkit import _numpy_backend as backend
 from naive import (
     assert_matches,
     log_softmax_ref,
@@ -855,6 +856,39 @@ def test_fast_path_matches_general_path(fn, dtype, shape, temperature, rng):
     y = x.copy()
     assert f(y, temperature=temperature, out=y) is y
     np.testing.assert_array_equal(y, general)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [((64, 1000), 0), ((3, 4, 5), 0), ((3, 4, 5), -3), ((3, 4, 5), 1), ((2, 3, 4, 5000), 2), ((4, 16), 0),
+     ((8, 1, 32), 1), ((1, 70, 16), 1)],
+    ids=str,
+)
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_fast_path_over_another_axis_matches_general_path(fn, monkeypatch, dtype, shape, axis, temperature, rng):
+    # C-contiguous input over another axis is its own column layout (outer, K, inner): the
+    # shortcut takes it as such (and the general path where fewer than 16 columns would move the
+    # axis to the end: (3, 4, 5) over axis 1)
+    f, _, _ = fn
+    taken = []
+    original = backend.softmax_other_axis
+    monkeypatch.setattr(backend, "softmax_other_axis", lambda *a, **k: taken.append(a[1]) or original(*a, **k))
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    general = f(x, axis=(axis,), temperature=temperature)
+    assert taken == []
+    fast = f(x, axis=axis, temperature=temperature)
+    assert taken == [axis % x.ndim]
+    if math.prod(shape[axis % x.ndim + 1 :]) >= 16:  # computed by the shortcut: in x's own layout
+        assert fast.flags.c_contiguous
+    np.testing.assert_array_equal(fast, general)
+    out = np.full_like(x, np.nan)
+    assert f(x, axis=axis, temperature=temperature, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    y = x.copy()
+    assert f(y, axis=axis, temperature=temperature, out=y) is y
+    np.testing.assert_array_equal(y, general)
+    assert len(taken) == 3
 
 
 def test_fast_path_validates_temperature_and_out(rng):

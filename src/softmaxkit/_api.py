@@ -106,8 +106,7 @@ def _softmax_family(
         and where is None
         and dtype is None
         and x.dtype in backend.FAST_DTYPES
-        and x.ndim >= 1
-        and (axis == -1 or axis == x.ndim - 1)
+        and -x.ndim <= axis < x.ndim
         and x.size > 0
         and x.flags.c_contiguous
         and (out is None or _is_plain_out(out, x))
@@ -115,7 +114,9 @@ def _softmax_family(
         # Small calls (an RL policy's 8 x 10 logits, millions of times) must not pay for the
         # general layout machinery; this is the same kernel, reached with fewer checks.
         t = 1.0 if type(temperature) in (float, int) and temperature == 1 else check_temperature(temperature)
-        return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out)
+        if axis == -1 or axis == x.ndim - 1:
+            return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out)
+        return backend.softmax_other_axis(x, axis % x.ndim, mode=mode, negate=negate, temperature=t, out=out)
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)
