@@ -56,8 +56,8 @@ from ._log import log_of_total, log_of_total_f32, log_of_totals_f32
 from ._scalar import (
     cast_like,
     compensated_add,
-    given,
     exp_of_difference,
+    given,
     pair_like,
     scaled_difference,
     scaled_shifted_exp,
@@ -2826,16 +2826,18 @@ def _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, part):
     return finite
 
 
-# Two tiles side by side: both tiles' reads, then both ``middle`` steps, then both writes, so that
-# the out-of-order core overlaps the two tiles' per-column chains (a float32 log per 16 columns
-# cost a third of a 4-row log_softmax tile: 2x3x4x5000 `axis=2`, with it replaced by an addition,
-# 0.68 of the time).  Paired against one tile at a time (Zen 4, 2026-12-04, 1 / 2 threads,
-# float32 `out=`): log_softmax 2x3x4x5000 `axis=2` 0.92 / 0.91, 4x8x4096 `axis=1` 0.90 / 0.91,
-# 128x16x256 0.92 / 0.87, 32x3x224x224 0.67 / 0.77, 4x64x1000 0.93, 4x128x1000 0.95, float64
-# 4x12x4096 0.93 / 0.93; but with more rows the two tiles' lines no longer stay in L1 through
-# their three steps: 2x256x1000 1.09, 300x200 `axis=0` 1.03, 600x100 1.06, 4096x64 1.03 (four
-# tiles side by side lost to two: 4x8x4096 0.94, 128x16x256 0.99 of one at a time).  Hence
-# SMALL_K_PAIRED_ROWS.
+# Two tiles side by side: both tiles' maxes, then both reads, then both ``middle`` steps, then
+# both writes, so that the out-of-order core overlaps the two tiles' per-column chains (a float32
+# log per 16 columns cost a third of a 4-row log_softmax tile: 2x3x4x5000 `axis=2`, with it
+# replaced by an addition, 0.68 of the time).  Paired against one tile at a time (a Zen 5 VM,
+# 2026-12-04, 1 / 2 threads, float32 `out=`): log_softmax 2x3x4x5000 `axis=2` 0.89 / 0.91,
+# 4x8x4096 `axis=1` 0.90 / 0.92, 128x16x256 0.95 / 0.88, 32x3x224x224 0.67 / 0.80, 4x64x1000
+# 0.93, 4x128x1000 0.95, float64 4x12x4096 0.93 / 0.93; softmax 0.75-0.98, logsumexp 0.74-0.92.
+# With more rows the two tiles' lines no longer stay in L1 through their passes: 2x256x1000 1.09,
+# 300x200 `axis=0` 1.03, 600x100 1.06, 4096x64 1.03.  Four tiles side by side lost to two
+# (4x8x4096 0.94, 128x16x256 0.99 of one at a time).  Hence SMALL_K_PAIRED_ROWS, and the pair's
+# code compiled only for calls that take it (``paired``): beside the one-tile loop of larger K it
+# slowed that loop by 2-7% (600x100, 300x200, 4096x64).
 
 
 @callee(inline="always")
