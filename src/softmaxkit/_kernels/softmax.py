@@ -2891,11 +2891,11 @@ def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk, pa
 
 #: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk, paired)``: softmax over the rows of a
 #: layout ``takes_small_k_tiles`` accepts, unmasked; ``n_items = outer * ceil(inner / chunk)``;
-#: ``paired``: True to take tiles two at a time, else None (``tiles_paired``)
+#: ``paired``: True to take tiles two at a time, else None (``_numpy_backend._small_k_work``)
 softmax_small_k = RangeKernel(_softmax_small_k_range)
 #: the most rows the small-K column kernels take in any layout
 SMALL_K = 12
-#: ... two tiles side by side up to this many rows (two tiles' lines: 16 KiB, half of L1)
+#: ... two tiles side by side up to this many rows (two tiles' input lines: 16 KiB)
 SMALL_K_PAIRED_ROWS = 128
 #: ... when the rows are not a multiple of ``L1_ALIAS_BYTES`` apart
 SMALL_K_UNALIGNED = 24
