@@ -326,7 +326,7 @@ def softmax_other_axis(
     """``softmax_last_axis`` for another axis ``axis`` (``0 <= axis < x.ndim - 1``), under the
     same conditions: ``x`` is its own column layout ``(outer, K, inner)``, taken with no block
     analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s (log_softmax of
-    2x3x4x16 over axis 2: 3.3 us a call, against 6.0 through the general path; Zen 4).  Where the
+    2x3x4x16 over axis 2: 3.3 us a call, against 6.0 through the general path; a Zen 5 VM).  Where the
     general path would move the axis to the end (fewer than COLUMN_MIN_WIDTH columns) it takes
     that path."""
     shape = x.shape
