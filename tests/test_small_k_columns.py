@@ -281,6 +281,26 @@ def test_tiles_in_pairs_match_tiles_one_at_a_time(kernel_calls, monkeypatch, nam
     np.testing.assert_array_equal(paired[0, 60] if name == "logsumexp" else paired[0, :, 60], expected)
 
 
+@pytest.mark.parametrize("name, options", [("softmax", {"temperature": 0.3}), ("log_softmax", {"temperature": 7.0}),
+                                           ("softmin", {}), ("softmin", {"temperature": 2.0})])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiles_in_pairs_with_options(kernel_calls, monkeypatch, rng, name, options, dtype):
+    # the pairs with a temperature and a negated input (softmin), against one tile at a time
+    k = backend.kernels()
+    x = (rng.standard_normal((3, 6, 100)) * 5).astype(dtype)
+    x[1, 2, :] = x[1, 0, :]  # ties at the max
+    f = sk.softmin if name == "softmin" else FUNCTIONS[name]
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
+    paired = f(x, axis=1, **options)
+    monkeypatch.setattr(k, "SMALL_K_PAIRED_ROWS", 5)
+    single = f(x, axis=1, **options)
+    assert [c[-1] for c in calls] == [True, None]
+    np.testing.assert_array_equal(paired, single)
+    log = name == "log_softmax"
+    reference = softmax_ref(x, axis=1, compute=np.longdouble, log=log, negate=name == "softmin", **options)
+    assert ulp_error(paired, reference, floor=1 if log else None).max() <= 4
+
+
 def test_tiles_in_pairs_up_to_128_rows(kernel_calls, rng):
     calls = kernel_calls("log_softmax_small_k")
     for n_k, paired in ((128, True), (129, None)):
