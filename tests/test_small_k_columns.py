@@ -46,7 +46,9 @@ def _both_kernels(monkeypatch, call):
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 8, 12, 24, 100, 700])  # 24, 100, 700: see test_the_rule
-@pytest.mark.parametrize("inner", [16, 37, 300])  # whole tiles; a partial last tile; several chunks' worth
+# whole tiles; a partial last tile; several chunks' worth; part of one tile (layouts of at most
+# COLUMN_ANY_WIDTH_ELEMENTS: larger ones move the axis to the end, and both sides take the rows)
+@pytest.mark.parametrize("inner", [16, 37, 300, 5, 8])
 @pytest.mark.parametrize("parallel", [False, True])
 def test_small_k_matches_the_block_kernels(monkeypatch, rng, name, dtype, k, inner, parallel):
     if parallel:
@@ -58,6 +60,24 @@ def test_small_k_matches_the_block_kernels(monkeypatch, rng, name, dtype, k, inn
     small, blocks = _both_kernels(monkeypatch, lambda: FUNCTIONS[name](x, axis=1))
     np.testing.assert_array_equal(small, blocks)
     assert _accurate(small, x, 1, name)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_tiny_layouts_of_few_columns_take_the_tiles(kernel_calls, rng, name):
+    # Up to COLUMN_ANY_WIDTH_ELEMENTS elements without a mask, columns are taken as they lie
+    # however few they are (part of one tile), where larger layouts move the axis to the end first
+    # (a copy each way: softmax 10x8 `axis=0` 8.0 us a call, 3.4 as columns)
+    assert backend.COLUMN_ANY_WIDTH_ELEMENTS == 4096
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
+    cases = [((10, 8), 0, {}, True), ((512, 8), 0, {}, True), ((2, 3, 4, 5), 2, {}, True), ((513, 8), 0, {}, False),
+             ((10, 8), 0, {"where": np.ones((10, 8), bool)}, False)]
+    for shape, axis, kwargs, taken in cases:
+        calls.clear()
+        x = (rng.standard_normal(shape) * 3).astype(np.float32)
+        result = FUNCTIONS[name](x, axis=axis, **kwargs)
+        assert bool(calls) == taken, shape
+        np.testing.assert_array_equal(result, FUNCTIONS[name](x, axis=(axis,), **kwargs))
+        assert _accurate(result, x, axis, name)
 
 
 def test_log_softmax_keeps_tiny_tails(monkeypatch):

@@ -87,6 +87,12 @@ SMALL_K_SPLIT_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS
 SMALL_K_SOFTMAX_ITEM_BYTES = 256
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
+# ... except in layouts of at most this many elements without a mask, where the copies' fixed cost
+# is most of a call and the small-K tiles take part of a vector of columns.  Paired against the
+# copies (a Zen 5 VM, 2 threads, fresh results): softmax 10x8 `axis=0` 0.42, 512x8 0.86, float64
+# 0.50; log_softmax 64x8 0.46, 1000x4 0.80, 16x16x15 `axis=1` 0.38, 100x10x10 0.27; but beyond it
+# tall narrow columns lose (softmax 2000x8 1.55, 8192x8 2.53; log_softmax 4x2000x4 1.59).
+COLUMN_ANY_WIDTH_ELEMENTS = 1 << 12
 # Column layouts split along K (``_takes_slabs``): None, the rule; True or False forces it (tests).
 SLABS: bool | None = None
 # ... from this many elements, with at least this many rows a slab, rows over this many bytes;
@@ -247,7 +253,11 @@ def softmax_family(
     mask = None if where is None else np.broadcast_to(where, x.shape)
 
     block = canonical_block(xk, axes)
-    if block is not None and (block.inner == 1 or block.inner >= COLUMN_MIN_WIDTH):
+    if block is not None and (
+        block.inner == 1
+        or block.inner >= COLUMN_MIN_WIDTH
+        or (mask is None and xk.size <= COLUMN_ANY_WIDTH_ELEMENTS)
+    ):
         order = block.order
         shape3 = (block.outer, block.k, block.inner)
         x3 = xk.transpose(order).reshape(shape3)
@@ -327,13 +337,13 @@ def softmax_other_axis(
     same conditions: ``x`` is its own column layout ``(outer, K, inner)``, taken with no block
     analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s (log_softmax of
     2x3x4x16 over axis 2: 3.3 us a call, against 6.0 through the general path; a Zen 5 VM).  Where the
-    general path would move the axis to the end (fewer than COLUMN_MIN_WIDTH columns) it takes
-    that path."""
+    general path would move the axis to the end (fewer than COLUMN_MIN_WIDTH columns, in a layout
+    of more than COLUMN_ANY_WIDTH_ELEMENTS) it takes that path."""
     shape = x.shape
     n_k = shape[axis]
     inner = math.prod(shape[axis + 1 :])
     dtype = x.dtype
-    if inner < COLUMN_MIN_WIDTH:
+    if inner < COLUMN_MIN_WIDTH and x.size > COLUMN_ANY_WIDTH_ELEMENTS:
         return softmax_family(
             x, (axis,), mode=mode, negate=negate, temperature=temperature, where=None, kernel_dtype=dtype,
             result_dtype=dtype, out=out,
