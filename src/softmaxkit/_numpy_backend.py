@@ -93,6 +93,12 @@ COLUMN_MIN_WIDTH = 16
 # 0.50; log_softmax 64x8 0.46, 1000x4 0.80, 16x16x15 `axis=1` 0.38, 100x10x10 0.27; but beyond it
 # tall narrow columns lose (softmax 2000x8 1.55, 8192x8 2.53; log_softmax 4x2000x4 1.59).
 COLUMN_ANY_WIDTH_ELEMENTS = 1 << 12
+
+
+def _columns_as_they_lie(inner: int, size: int, masked: bool) -> bool:
+    """Whether softmax's kernels take a column layout of ``inner`` columns and ``size`` elements as
+    it lies (``inner == 1``: rows), rather than after a copy that moves the axis to the end."""
+    return inner == 1 or inner >= COLUMN_MIN_WIDTH or (not masked and size <= COLUMN_ANY_WIDTH_ELEMENTS)
 # Column layouts split along K (``_takes_slabs``): None, the rule; True or False forces it (tests).
 SLABS: bool | None = None
 # ... from this many elements, with at least this many rows a slab, rows over this many bytes;
@@ -253,11 +259,7 @@ def softmax_family(
     mask = None if where is None else np.broadcast_to(where, x.shape)
 
     block = canonical_block(xk, axes)
-    if block is not None and (
-        block.inner == 1
-        or block.inner >= COLUMN_MIN_WIDTH
-        or (mask is None and xk.size <= COLUMN_ANY_WIDTH_ELEMENTS)
-    ):
+    if block is not None and _columns_as_they_lie(block.inner, xk.size, mask is not None):
         order = block.order
         shape3 = (block.outer, block.k, block.inner)
         x3 = xk.transpose(order).reshape(shape3)
@@ -337,13 +339,12 @@ def softmax_other_axis(
     same conditions: ``x`` is its own column layout ``(outer, K, inner)``, taken with no block
     analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s (log_softmax of
     2x3x4x16 over axis 2: 3.3 us a call, against 6.0 through the general path; a Zen 5 VM).  Where the
-    general path would move the axis to the end (fewer than COLUMN_MIN_WIDTH columns, in a layout
-    of more than COLUMN_ANY_WIDTH_ELEMENTS) it takes that path."""
+    general path would move the axis to the end (``_columns_as_they_lie``) it takes that path."""
     shape = x.shape
     n_k = shape[axis]
     inner = math.prod(shape[axis + 1 :])
     dtype = x.dtype
-    if inner < COLUMN_MIN_WIDTH and x.size > COLUMN_ANY_WIDTH_ELEMENTS:
+    if not _columns_as_they_lie(inner, x.size, False):
         return softmax_family(
             x, (axis,), mode=mode, negate=negate, temperature=temperature, where=None, kernel_dtype=dtype,
             result_dtype=dtype, out=out,
