@@ -22,6 +22,7 @@ from naive import (
     logsumexp_ref,
     softmax_ref,
     softmin_ref,
+    ulp_error,
 )
 
 INF = np.inf
@@ -921,6 +922,41 @@ def test_logsumexp_fast_path_matches_general_path(dtype, shape, keepdims, rng):
         out = np.full(general.shape, np.nan, dtype)  # written directly by the shortcut
         assert sk.logsumexp(x, axis=fast_axis, keepdims=keepdims, out=out) is out
         np.testing.assert_array_equal(out, general)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, axis",
+    # columns as they lie (16 or more; a tiny layout of fewer; one: rows), and a layout of fewer
+    # than 16 columns too large for that, which the general path moves to the end: (2, 3000, 4)
+    [((64, 1000), 0), ((10, 8), 0), ((10, 8), -2), ((3, 4, 5), 1), ((2, 3, 4, 50), 2), ((8, 1, 32), 1),
+     ((5, 7, 1), 1), ((2, 3000, 4), 1)],
+    ids=str,
+)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_fast_path_over_another_axis_matches_general_path(monkeypatch, dtype, shape, axis, keepdims, rng):
+    taken = []
+    original = backend.logsumexp_other_axis
+    monkeypatch.setattr(backend, "logsumexp_other_axis", lambda *a: taken.append(a[1]) or original(*a))
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x0 = x.copy()
+    general = sk.logsumexp(x, axis=(axis,), keepdims=keepdims)
+    assert taken == []
+    fast = sk.logsumexp(x, axis=axis, keepdims=keepdims)
+    assert taken == [axis % x.ndim]
+    assert type(fast) is np.ndarray and fast.dtype == dtype and fast.shape == general.shape
+    np.testing.assert_array_equal(fast, general)
+    out = np.full(general.shape, np.nan, dtype)  # written directly by the shortcut
+    assert sk.logsumexp(x, axis=axis, keepdims=keepdims, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    assert len(taken) == 2
+    strided = np.full(general.shape + (2,), np.nan, dtype)[..., 0]  # not plain: the general path
+    assert sk.logsumexp(x, axis=axis, keepdims=keepdims, out=strided) is strided
+    np.testing.assert_array_equal(strided, general)
+    assert len(taken) == 2
+    np.testing.assert_array_equal(x, x0)
+    reference = logsumexp_ref(x, axis, compute=np.longdouble)
+    assert ulp_error(fast.reshape(reference.shape), reference, floor=1).max() <= 4
 
 
 @pytest.mark.parametrize("shape", [(8, 10), (1, 70000)], ids=str)

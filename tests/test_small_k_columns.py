@@ -62,22 +62,28 @@ def test_small_k_matches_the_block_kernels(monkeypatch, rng, name, dtype, k, inn
     assert _accurate(small, x, 1, name)
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
-def test_tiny_layouts_of_few_columns_take_the_tiles(kernel_calls, rng, name):
+@pytest.mark.parametrize("name", [*FUNCTIONS, "logsumexp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiny_layouts_of_few_columns_take_the_tiles(kernel_calls, rng, name, dtype):
     # Up to COLUMN_ANY_WIDTH_ELEMENTS elements without a mask, columns are taken as they lie
     # however few they are (part of one tile), where larger layouts move the axis to the end first
     # (a copy each way: softmax 10x8 `axis=0` 8.0 us a call, 3.4 as columns)
     assert backend.COLUMN_ANY_WIDTH_ELEMENTS == 4096
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
+    call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
+    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
     cases = [((10, 8), 0, {}, True), ((512, 8), 0, {}, True), ((2, 3, 4, 5), 2, {}, True), ((513, 8), 0, {}, False),
-             ((10, 8), 0, {"where": np.ones((10, 8), bool)}, False)]
+             ((3, 7, 1), 1, {}, False), ((10, 8), 0, {"where": np.ones((10, 8), bool)}, False)]
     for shape, axis, kwargs, taken in cases:
         calls.clear()
-        x = (rng.standard_normal(shape) * 3).astype(np.float32)
-        result = FUNCTIONS[name](x, axis=axis, **kwargs)
+        x = (rng.standard_normal(shape) * 3).astype(dtype)
+        x.flat[::7] = x.flat[1::7]  # columns with two entries at the max
+        result = call(x, axis=axis, **kwargs)
         assert bool(calls) == taken, shape
-        np.testing.assert_array_equal(result, FUNCTIONS[name](x, axis=(axis,), **kwargs))
-        assert _accurate(result, x, axis, name)
+        np.testing.assert_array_equal(result, call(x, axis=(axis,), **kwargs))
+        if name == "logsumexp":
+            assert ulp_error(result, logsumexp_ref(x, axis=axis, compute=np.longdouble), floor=1).max() <= 4
+        else:
+            assert _accurate(result, x, axis, name)
 
 
 def test_log_softmax_keeps_tiny_tails(monkeypatch):

@@ -827,7 +827,7 @@ def logsumexp(
         return _cast_pair(res, sign, result_dtype)
 
     block = canonical_block(xk, axes)
-    if block is not None and (block.inner == 1 or block.inner >= COLUMN_MIN_WIDTH):
+    if block is not None and _columns_as_they_lie(block.inner, xk.size, mask is not None):
         x3 = xk.transpose(block.order).reshape(block.outer, block.k, block.inner)
         mask3 = None if mask is None else np.ascontiguousarray(mask.transpose(block.order)).reshape(x3.shape)
         kept_order = [d for d in block.order if d not in axes]
@@ -836,6 +836,16 @@ def logsumexp(
         mask3 = None if mask is None else np.ascontiguousarray(_moved_to_end(mask, axes)).reshape(x3.shape)
         kept_order = [d for d in range(x.ndim) if d not in axes]
     res2 = np.empty((x3.shape[0], x3.shape[2]), kernel_dtype)
+    _run_logsumexp(x3, mask3, res2)
+    res_t = res2.reshape([x.shape[d] for d in kept_order])
+    res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
+    return _cast_pair(res, None, result_dtype)
+
+
+def _run_logsumexp(x3, mask3, res2) -> None:
+    """logsumexp of the column layout ``x3`` (``mask3``: its mask, or None) into ``res2``, of
+    shape ``(outer, inner)``."""
+    k = kernels()
     if x3.shape[2] == 1:
         x2 = x3.reshape(x3.shape[:2])
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
@@ -846,9 +856,29 @@ def logsumexp(
         block_width, n_blocks, workers = _column_work(x3, reads_only=True)
         wide, narrow = column_scratch(workers, block_width, x3.dtype)
         k.logsumexp_columns(n_blocks, workers, x3, mask3, res2, block_width, wide, narrow)
-    res_t = res2.reshape([x.shape[d] for d in kept_order])
-    res = res_t.transpose([kept_order.index(d) for d in sorted(kept_order)])
-    return _cast_pair(res, None, result_dtype)
+
+
+def logsumexp_other_axis(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``logsumexp_rows`` for another axis ``axis`` (``0 <= axis < x.ndim - 1``) of a non-empty
+    C-contiguous float32/float64 ndarray, no options: ``x`` is its own column layout ``(outer, K,
+    inner)`` and its result, of shape ``x.shape`` without ``axis``, is C-contiguous as the kernels
+    write it.  ``out``: as ``logsumexp_rows``'s, flat.  Where the general path would move the axis
+    to the end (``_columns_as_they_lie``) it takes that path."""
+    shape = x.shape
+    inner = math.prod(shape[axis + 1 :])
+    kept = shape[:axis] + shape[axis + 1 :]
+    if not _columns_as_they_lie(inner, x.size, False):
+        res, _ = logsumexp(
+            x, (axis,), b=None, where=None, return_sign=False, kernel_dtype=x.dtype, result_dtype=x.dtype
+        )
+        if out is None:
+            return res
+        out.reshape(kept)[...] = res
+        return out
+    n_k = shape[axis]
+    res = np.empty(kept, x.dtype) if out is None else out
+    _run_logsumexp(x.reshape(x.size // (n_k * inner), n_k, inner), None, res.reshape(-1, inner))
+    return res
 
 
 def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
