@@ -118,6 +118,36 @@ def test_special_values_match_the_general_kernels(monkeypatch, name, width):
     np.testing.assert_array_equal(short, general)
 
 
+@pytest.mark.parametrize("width", [4, 10, 16, 20, 50])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_softmax_rows_in_place_equal_rows_into_another_array(monkeypatch, rng, width, parallel):
+    # softmax stores a row's last, partial vector after the next row's passes (in place it held
+    # up their loads; a row of one vector is kept in registers whole): the results must not
+    # depend on where they go, also where special rows (written by the scalar path) come between
+    # them, and every range of rows a thread takes must store its last row's
+    if parallel:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    rows = _special_rows()
+    x0 = (rng.standard_normal((57, width)) * 4).astype(np.float32)
+    x0[3::5, :4] = rows  # a special row every fifth (11 of them), its other entries finite
+    x0[4::9, -1] = np.nan  # a NaN in the partial last vector
+    with np.errstate(all="ignore"):
+        fresh = sk.softmax(x0)
+        out = np.full_like(x0, 7.0)
+        assert sk.softmax(x0, out=out) is out
+        y = x0.copy()
+        assert sk.softmax(y, out=y) is y
+        short, general = _both_paths(monkeypatch, lambda: sk.softmax(x0))
+    np.testing.assert_array_equal(out, fresh)
+    np.testing.assert_array_equal(y, fresh)
+    np.testing.assert_array_equal(short, fresh)
+    finite = np.isfinite(x0).all(axis=1)
+    _assert_close_to_general(short[finite], general[finite])
+    np.testing.assert_array_equal(short[~finite], general[~finite])
+    assert np.isnan(fresh[4::9]).all()
+
+
 def test_special_values_against_references():
     x = _special_rows()
     with np.errstate(all="ignore"):  # (the references overflow float32 where the results do)
