@@ -99,6 +99,25 @@ def _columns_as_they_lie(inner: int, size: int, masked: bool) -> bool:
     """Whether softmax's kernels take a column layout of ``inner`` columns and ``size`` elements as
     it lies (``inner == 1``: rows), rather than after a copy that moves the axis to the end."""
     return inner == 1 or inner >= COLUMN_MIN_WIDTH or (not masked and size <= COLUMN_ANY_WIDTH_ELEMENTS)
+
+
+# logsumexp writes no layout, so its tiles take fewer columns than a vector further: from
+# COLUMN_READ_WIDTH columns any number of rows, and up to COLUMN_READ_ROWS_PER_WIDTH2 * inner**2
+# rows of fewer, against the rows moved to the end by one copy (a Zen 5 VM, 2 threads): inner 2:
+# 20000x16x2 `axis=1` 0.88, but 400x256x2 1.55, 100x1000x2 1.71; inner 3: 5000x8x3 0.39, 1000x100x3
+# 0.93, 100x512x3 1.06; inner 4: 2000x4x4 0.36, 500x10x4 0.56, 200x256x4 0.80, but 4x2000x4 1.51,
+# 100000x4 `axis=0` 2.38; inner 5-7: 2000x16x5 0.55, 2000x24x5 0.58, 1000x64x6 0.76, 50x1000x6
+# 0.57, 2000x32x7 0.55; inner 8: 2000x8 0.74, 10x10000x8 0.46, 65536x8 1.05, 30000x8 1.05; inner
+# 10-12: 1000x10x10 0.22, 20000x10 0.81, 10x5000x12 0.40.
+COLUMN_READ_WIDTH = 8
+COLUMN_READ_ROWS_PER_WIDTH2 = 16
+
+
+def _reads_columns_as_they_lie(n_k: int, inner: int, size: int, masked: bool) -> bool:
+    """``_columns_as_they_lie`` for logsumexp, over ``n_k`` rows."""
+    return _columns_as_they_lie(inner, size, masked) or (
+        not masked and (inner >= COLUMN_READ_WIDTH or n_k <= COLUMN_READ_ROWS_PER_WIDTH2 * inner * inner)
+    )
 # Column layouts split along K (``_takes_slabs``): None, the rule; True or False forces it (tests).
 SLABS: bool | None = None
 # ... from this many elements, with at least this many rows a slab, rows over this many bytes;
@@ -827,7 +846,7 @@ def logsumexp(
         return _cast_pair(res, sign, result_dtype)
 
     block = canonical_block(xk, axes)
-    if block is not None and _columns_as_they_lie(block.inner, xk.size, mask is not None):
+    if block is not None and _reads_columns_as_they_lie(block.k, block.inner, xk.size, mask is not None):
         x3 = xk.transpose(block.order).reshape(block.outer, block.k, block.inner)
         mask3 = None if mask is None else np.ascontiguousarray(mask.transpose(block.order)).reshape(x3.shape)
         kept_order = [d for d in block.order if d not in axes]
@@ -863,11 +882,12 @@ def logsumexp_other_axis(x: np.ndarray, axis: int, out: np.ndarray | None = None
     C-contiguous float32/float64 ndarray, no options: ``x`` is its own column layout ``(outer, K,
     inner)`` and its result, of shape ``x.shape`` without ``axis``, is C-contiguous as the kernels
     write it.  ``out``: as ``logsumexp_rows``'s, flat.  Where the general path would move the axis
-    to the end (``_columns_as_they_lie``) it takes that path."""
+    to the end (``_reads_columns_as_they_lie``) it takes that path."""
     shape = x.shape
     inner = math.prod(shape[axis + 1 :])
     kept = shape[:axis] + shape[axis + 1 :]
-    if not _columns_as_they_lie(inner, x.size, False):
+    n_k = shape[axis]
+    if not _reads_columns_as_they_lie(n_k, inner, x.size, False):
         res, _ = logsumexp(
             x, (axis,), b=None, where=None, return_sign=False, kernel_dtype=x.dtype, result_dtype=x.dtype
         )
@@ -875,7 +895,6 @@ def logsumexp_other_axis(x: np.ndarray, axis: int, out: np.ndarray | None = None
             return res
         out.reshape(kept)[...] = res
         return out
-    n_k = shape[axis]
     res = np.empty(kept, x.dtype) if out is None else out
     _run_logsumexp(x.reshape(x.size // (n_k * inner), n_k, inner), None, res.reshape(-1, inner))
     return res
