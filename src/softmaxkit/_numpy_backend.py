@@ -95,26 +95,27 @@ COLUMN_MIN_WIDTH = 16
 COLUMN_ANY_WIDTH_ELEMENTS = 1 << 12
 
 
-# log_softmax's tiles write each row once, in their last pass, so they take fewer columns than
-# a vector further too: up to COLUMN_LOG_ROWS_PER_WIDTH2 * inner**2 rows, unless written over the
-# input (there each row's masked store held up the next row's loads: 100x64x8 `axis=1` in place
-# 1.19 as tiles, at 1 thread).  Against the rows moved to the end, 2 threads, fresh results:
-# 1000x10x10 0.30, 2000x4x4 0.41, 100x64x8 0.68, 500x10x4 0.74, 5000x8x3 0.79, 2000x8 `axis=0`
-# 0.77; but 200x256x4 1.38, 8192x8 1.13, 4x2000x4 1.61.
-COLUMN_LOG_ROWS_PER_WIDTH2 = 4
+# Narrower columns too are taken as they lie, up to COLUMN_ROWS_PER_WIDTH2 * inner**2 rows, unless
+# the results go over the input (in place, or into the copy a cast made): there each row's
+# masked store held up the next row's loads (100x64x8 `axis=1` in place: log_softmax 1.19 as
+# tiles, at 1 thread).  Against the rows moved to the end by a copy (a Zen 5 VM, 2 threads, fresh
+# results): softmax 200x16x15 0.27, 2000x4x4 0.34, 1000x10x10 0.35, 10x5000x12 0.59, 50x128x8
+# 0.69, 100x32x10 0.70, 100x64x8 0.73, 500x10x4 0.90, 2000x8 `axis=0` 0.91, 5000x8x3 0.92, but
+# 20000x10 1.11, 8192x8 1.38, 200x256x4 1.64, 4x2000x4 1.97, 400x64x2 2.31; log_softmax
+# 1000x10x10 0.30, 2000x4x4 0.41, 100x64x8 0.68, 500x10x4 0.74, 5000x8x3 0.79, 2000x8 0.77, but
+# 200x256x4 1.38, 8192x8 1.13, 4x2000x4 1.61.
+COLUMN_ROWS_PER_WIDTH2 = 4
 
 
-def _columns_as_they_lie(mode: int, n_k: int, inner: int, size: int, masked: bool, over_input: bool) -> bool:
-    """Whether softmax's or log_softmax's (``mode``) kernels take a column layout of ``n_k`` rows of
+def _columns_as_they_lie(n_k: int, inner: int, size: int, masked: bool, over_input: bool) -> bool:
+    """Whether softmax's and log_softmax's kernels take a column layout of ``n_k`` rows of
     ``inner`` columns, ``size`` elements, as it lies (``inner == 1``: rows), rather than after a
     copy that moves the axis to the end; ``over_input``: whether the results go where it lies."""
     if inner == 1 or inner >= COLUMN_MIN_WIDTH:
         return True
     if masked:
         return False
-    return size <= COLUMN_ANY_WIDTH_ELEMENTS or (
-        mode == MODE_LOG_SOFTMAX and not over_input and n_k <= COLUMN_LOG_ROWS_PER_WIDTH2 * inner * inner
-    )
+    return size <= COLUMN_ANY_WIDTH_ELEMENTS or (not over_input and n_k <= COLUMN_ROWS_PER_WIDTH2 * inner * inner)
 
 
 # logsumexp writes no layout, so its tiles take fewer columns than a vector further: from
@@ -131,7 +132,7 @@ COLUMN_READ_ROWS_PER_WIDTH2 = 16
 
 def _reads_columns_as_they_lie(n_k: int, inner: int, size: int, masked: bool) -> bool:
     """``_columns_as_they_lie`` for logsumexp."""
-    return _columns_as_they_lie(MODE_SOFTMAX, n_k, inner, size, masked, False) or (
+    return _columns_as_they_lie(n_k, inner, size, masked, False) or (
         not masked and (inner >= COLUMN_READ_WIDTH or n_k <= COLUMN_READ_ROWS_PER_WIDTH2 * inner * inner)
     )
 
@@ -298,9 +299,7 @@ def softmax_family(
     block = canonical_block(xk, axes)
     in_place = out is not None and result_dtype == kernel_dtype and _same_memory(out, xk)
     over_input = in_place or (xk is not x and out is None)  # the kernels' results go where xk lies
-    if block is not None and _columns_as_they_lie(
-        mode, block.k, block.inner, xk.size, mask is not None, over_input
-    ):
+    if block is not None and _columns_as_they_lie(block.k, block.inner, xk.size, mask is not None, over_input):
         order = block.order
         shape3 = (block.outer, block.k, block.inner)
         x3 = xk.transpose(order).reshape(shape3)
@@ -384,7 +383,7 @@ def softmax_other_axis(
     n_k = shape[axis]
     inner = math.prod(shape[axis + 1 :])
     dtype = x.dtype
-    if not _columns_as_they_lie(mode, n_k, inner, x.size, False, out is x):
+    if not _columns_as_they_lie(n_k, inner, x.size, False, out is x):
         return softmax_family(
             x, (axis,), mode=mode, negate=negate, temperature=temperature, where=None, kernel_dtype=dtype,
             result_dtype=dtype, out=out,

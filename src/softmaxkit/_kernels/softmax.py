@@ -2859,15 +2859,17 @@ def _tile_max(x3, sign, o, j, part):
 
 @callee(fastmath=ORDERED, inline="always")
 def _tile_exps(x3, y3, sign, t_hi, t_lo, o, j, part, best):
-    """softmax's ``reads``: the tile's exps stored in ``y3`` and their sums ``(a, b)``
-    (``_add_lanes``) as the state."""
+    """softmax's ``reads``: the tile's exps stored in ``y3`` (a whole tile's; a partial tile's are
+    taken again by ``_tile_scale``) and the state ``(a, b, best)``, their sums (``_add_lanes``)
+    and the max."""
     a = splat(0.0)
     b = splat(0.0)
     for k in range(x3.shape[1]):
         e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), best, t_hi, t_lo)
-        store_part(y3, (o, k, j), e, part)
+        if not given(part):
+            store_part(y3, (o, k, j), e, part)
         a, b = _add_lanes(a, b, e)
-    return a, b
+    return a, b, best
 
 
 @callee(inline="always")
@@ -2878,10 +2880,18 @@ def _tile_sum_factors(state, t_hi, like):
 
 @callee(fastmath=ORDERED, inline="always")
 def _tile_scale(x3, y3, sign, t_hi, t_lo, o, j, part, state, factors):
-    """softmax's ``finish``: the tile's stored exps times ``1/s``, one rounding each."""
+    """softmax's ``finish``: the tile's exps times ``1/s``, one rounding each.  A whole tile's are
+    loaded from where ``_tile_exps`` stored them; a partial tile's are taken again from the input,
+    as log_softmax's results are: loaded back from a masked store they waited for it (paired, 2
+    threads, ``out=``: 100x64x8 `axis=1` 0.62, 2000x4x4 0.40, 1000x10x10 0.69; whole tiles
+    0.98-1.01).  ``given``, not ``part is None``, which numba left as a branch in the loop
+    (4x8x4096 1.03)."""
     hi, lo = factors
     for k in range(x3.shape[1]):
-        e = load_part(y3, (o, k, j), part)
+        if not given(part):
+            e = load_part(y3, (o, k, j), part)
+        else:
+            e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), state[2], t_hi, t_lo)
         store_part(y3, (o, k, j), fma(e, hi, e * lo), part)
 
 
