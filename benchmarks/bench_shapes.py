@@ -44,6 +44,8 @@ SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((2, 3, 4, 5000), 2), ((4096, 4096), 0),
     # tall columns (many rows K, a few hundred columns), in cache and beyond
     ((600, 100), 0), ((100, 1000), 0), ((4000, 500), 0),
+    # rows of a few elements (an RL policy's actions for a batch), and fewer columns than a vector
+    ((4096, 4), -1), ((100, 10, 10), 1), ((2000, 4, 4), 1),
 )
 FUNCTIONS = ("softmax", "log_softmax")
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;

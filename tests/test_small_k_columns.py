@@ -152,6 +152,19 @@ def test_narrow_columns_taken_as_they_lie_unless_written_over(kernel_calls, rng,
             np.testing.assert_array_equal(result, results[0])
 
 
+def test_parallel_threshold_counts_the_lanes_tiles_take(monkeypatch):
+    # a tile of fewer columns than a vector costs a whole vector's work: 2000x4x4 `axis=1` has
+    # 32000 elements, under the threshold, but its tiles take 128000 lanes
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    k = backend.kernels()
+    assert backend.PARALLEL_MIN_ELEMENTS == 32768
+    for shape, dtype, workers in [((2000, 4, 4), np.float32, 2), ((2000, 4, 4), np.float64, 2),
+                                  ((1000, 4, 8), np.float64, 1), ((100, 10, 10), np.float32, 1),
+                                  ((2, 4, 4000), np.float32, 1), ((2, 4, 4090), np.float32, 2)]:
+        x3 = np.zeros(shape, dtype)
+        assert backend._small_k_work(k, x3)[1] == workers, (shape, dtype)
+
+
 def test_log_softmax_keeps_tiny_tails(monkeypatch):
     # exp(-40) is below float64's ulp of 1: log(1 + 4.2e-18) must not round to log(1) = 0
     x = np.zeros((2, 2, 40), np.float32)
