@@ -497,7 +497,7 @@ def _small_k_work(k, x3, softmax_into=None):
     n_items = _column_blocks(x3, chunk)
     paired = True if x3.shape[1] <= k.SMALL_K_PAIRED_ROWS else None
     # the parallel threshold counts the lanes the tiles take, so that a layout of fewer columns
-    # than a vector counts its part tiles whole (2000x4x4 `axis=1`: 32000 elements, 128000 lanes)
+    # than a vector counts its partial tiles whole (2000x4x4 `axis=1`: 32000 elements, 128000 lanes)
     outer, n_k, inner = x3.shape
     lanes = 64 // x3.itemsize
     workers = _workers(n_items) if use_parallel(outer * n_k * (-(-inner // lanes) * lanes)) else 1
