@@ -1047,7 +1047,13 @@ logsumexp_rows = RangeKernel(_logsumexp_row_range)
 def _running_max(best, x, i, part, sign):
     """``best`` after the lanes at ``i`` of ``x`` (``part``: see ``load_part``), NaN skipped, a
     partial vector's missing lanes taken as -inf."""
-    v = first_or(signed(load_part(x, i, part), sign), part, cast_like(-np.inf, x))
+    return _max_step(best, signed(load_part(x, i, part), sign), part, x)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _max_step(best, v, part, like):
+    """``best`` after the vector ``v`` (of ``like``'s dtype), as ``_running_max``."""
+    v = first_or(v, part, cast_like(-np.inf, like))
     return select(v > best, v, best)
 
 
@@ -1167,8 +1173,8 @@ def _short_log_write(x, y, sign, m, t_hi, t_lo, log_sum):
 @callee(fastmath=ORDERED, inline="always")
 def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
     """softmax of a short row (``out=None``: in place), as ``probabilities_slice``, but for its
-    last, partial vector: ``(True, its results)`` for the caller to store, or ``(False, zeros)``
-    where there is none or a special row (a max that is not finite, a NaN) has been written whole."""
+    last, partial vector (if any): ``(True, its results)`` for the caller to store, or ``(False,
+    zeros)`` where a special row (a max that is not finite, a NaN) has been written whole."""
     zeros = splat(cast_like(0.0, x))
     m = _short_max(x, sign)
     if not math.isfinite(m):
@@ -1181,7 +1187,7 @@ def _short_probabilities(x, out, sign, t_hi, t_lo, ahead):
         return False, zeros
     hi, lo = pair_like(1.0 / s, 0.0, y)
     _short_scale(y, hi, lo)
-    return x.size % lanes_of(x) != 0, fma(tail, hi, tail * lo)
+    return True, fma(tail, hi, tail * lo)
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -1199,8 +1205,7 @@ def _one_vector_softmax_rows(x2, out2, sign, t_hi, t_lo, first, stop):
         if due >= 0:
             store_part(target(x2[due], part_of(out2, due)), 0, pending, n)
             due = -1
-        w = first_or(v, n, ninf)  # as ``_running_max``: NaN skipped, the lanes past the row -inf
-        m = max_lanes(select(w > splat(ninf), w, splat(ninf)))
+        m = max_lanes(_max_step(splat(ninf), v, n, x2))
         if not math.isfinite(m):
             slice_special(x, part_of(out2, r), None, sign, slice_max(x, None, sign), _MODE_SOFTMAX)
             continue
@@ -1429,16 +1434,6 @@ def _short_logsumexp(x, ahead):
         return np.float64(slice_max(x, None, None))  # NaN if any entry is NaN, else the max
     rest, k = _short_log_stats(x, None, m, None, None, ahead, True)
     return np.float64(m) + log_of_sum(rest, k)
-
-
-@callee(inline="always")
-def _short_rows(row_function, x2, out2, sign, t_hi, t_lo, first, stop):
-    """``row_function`` on rows ``first:stop``, each prefetching the next (a function argument:
-    numba compiles one loop per function, with no branch on it)."""
-    x2, out2 = borrowed(x2), borrowed(out2)
-    last = x2.shape[0] - 1
-    for r in range(first, stop):
-        row_function(x2[r], part_of(out2, r), sign, t_hi, t_lo, x2[min(r + 1, last)])
 
 
 @callee(inline="always")
