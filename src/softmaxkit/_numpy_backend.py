@@ -66,6 +66,17 @@ COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
 # kernels with the general ones, or a larger value to try longer rows).
 SHORT_ROW: int | None = None
+# ... and of at most this many, the packed kernels (a group of 16 rows at a time, a row per lane);
+# None: the kernels' ``PACKED_ROW`` (tests set 0 to compare the packed kernels with the short ones;
+# set, it applies to any number of rows).  Per call, on Zen 5, one thread, packed against short:
+# rows of 4 from 16 rows (softmax 411 ns against 471, logsumexp 8 rows 350 against 381); of 8
+# from 24; of 10 from 48-64 (softmax 64 rows 1001 ns against 1012); of 16 from 64-96.
+PACKED_ROW: int | None = None
+PACKED_MIN_ROWS_PER_ELEMENT = 6
+# A packed row element costs about a quarter of a short row's: they take two threads from 8192
+# elements (2048x4 softmax 3.6 us against 4.3 on one thread, log_softmax 4.5 against 6.4; 1024x8
+# 3.3 against 3.7; 1024x4 2.6 against 2.5).
+PACKED_WORK_FACTOR = 4
 # Unmasked softmax, log_softmax and logsumexp over at most this many rows K of a column layout
 # take the small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
 # them with the block kernels, or a larger value to try more rows).
@@ -160,10 +171,10 @@ MODE_LOG_SOFTMAX = 1
 @lru_cache(maxsize=None)
 def kernels() -> Any:
     """The kernel module, imported (with numba) on first use, never at ``import softmaxkit``."""
-    from ._kernels import backward, softmax, weighted
+    from ._kernels import backward, packed, softmax, weighted
 
     public = {}
-    for module in (softmax, weighted, backward):
+    for module in (softmax, packed, weighted, backward):
         public.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
     return SimpleNamespace(**public)
 
@@ -407,11 +418,40 @@ def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
     return x2.shape[1] <= limit and mask2 is None and x2.dtype == np.float32
 
 
+def _packed_width(k, x2) -> tuple[int, ...] | None:
+    """For short rows that take the packed kernels, their ``width`` argument (a tuple of ``n``
+    zeros); else None.  Rows of at most PACKED_ROW elements (when None, the kernels'
+    ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them (and 16): a lone
+    group's chain of operations takes longer than the rows one at a time."""
+    n_rows, n = x2.shape
+    limit = k.PACKED_ROW if PACKED_ROW is None else PACKED_ROW
+    too_few = PACKED_ROW is None and n_rows < max(16, PACKED_MIN_ROWS_PER_ELEMENT * n)
+    if n > limit or too_few:
+        return None
+    return _WIDTHS[n]
+
+
+_WIDTHS = [(0,) * n for n in range(17)]
+
+
+def _packed_parallel(x2) -> bool:
+    """Whether packed rows take the parallel kernels: from a quarter of ``use_parallel``'s size."""
+    return use_parallel(PACKED_WORK_FACTOR * x2.size)
+
+
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
-    if _short_rows(k, x2, mask2, softmax=not log):
+    short = _short_rows(k, x2, mask2, softmax=not log)
+    if short and (width := _packed_width(k, x2)) is not None:
+        if not _packed_parallel(x2):
+            serial = k.packed_log_softmax_rows_serial if log else k.packed_softmax_rows_serial
+            serial(x2, out2, width, sign, t_hi, t_lo)
+        else:
+            run = k.packed_log_softmax_rows if log else k.packed_softmax_rows
+            run(n_rows, _workers(n_rows), x2, out2, width, sign, t_hi, t_lo)
+    elif short:
         if not log:
             serial, run = k.softmax_short_rows_serial, k.softmax_short_rows
         elif n <= k.PAIRED_ROW:  # two rows at a time
@@ -937,7 +977,13 @@ def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 def _run_logsumexp_rows(x2, mask2, res) -> None:
     k = kernels()
     n_rows, n = x2.shape
-    if _short_rows(k, x2, mask2):
+    short = _short_rows(k, x2, mask2)
+    if short and (width := _packed_width(k, x2)) is not None:
+        if not _packed_parallel(x2):
+            k.packed_logsumexp_rows_serial(x2, width, res)
+        else:
+            k.packed_logsumexp_rows(n_rows, _workers(n_rows), x2, width, res)
+    elif short:
         if not use_parallel(x2.size):
             k.logsumexp_short_rows_serial(x2, res)
         else:

@@ -485,3 +485,273 @@ def narrow_halves(typingctx, a, b):
         return builder.shuffle_vector(low, high, lanes)
 
     return narrow(a, b), codegen
+
+
+@intrinsic
+def lane(typingctx, v, i):
+    """Lane ``i`` of ``v`` (unchecked)."""
+    if not (isinstance(v, Vector) and isinstance(i, types.Integer)):
+        return None
+    return v.dtype(v, i), lambda context, builder, signature, args: builder.extract_element(*args)
+
+
+def _converted(v, dtype, convert: str):
+    if not (isinstance(v, Vector) and v.dtype != dtype):
+        return None
+    result = Vector(dtype, v.lanes)
+
+    def codegen(context, builder, signature, args):
+        return getattr(builder, convert)(args[0], context.get_value_type(result))
+
+    return result(v), codegen
+
+
+@intrinsic
+def widened(typingctx, v):
+    """The float64 ``Vector`` of the lanes of the float32 ``Vector`` ``v`` (exact)."""
+    return _converted(v, types.float64, "fpext") if getattr(v, "dtype", None) == types.float32 else None
+
+
+@intrinsic
+def narrowed(typingctx, v):
+    """The float32 ``Vector`` of the lanes of the float64 ``Vector`` ``v``, each rounded once."""
+    return _converted(v, types.float32, "fptrunc") if getattr(v, "dtype", None) == types.float64 else None
+
+
+# ---- a group of short rows, one row per lane --------------------------------------------------
+#
+# A group is ``lanes`` consecutive rows of ``n`` elements (a row per lane of a ``Vector``): held
+# as one wide ``Vector`` of ``lanes * n`` elements, in memory order (row after row), for the
+# elementwise work (LLVM splits it into ``n`` registers); ``row_max`` and ``row_sums`` reduce each
+# row to a lane of a ``lanes``-lane ``Vector``, and ``spread`` sends a lane back to its row's
+# elements.  ``n`` is known when the kernel is compiled: ``load_rows`` takes it from the length of
+# a tuple, and every other operation from the wide vector's lanes.
+
+
+def _group_width(v):
+    """``n`` for a wide ``Vector`` of a group (``lanes`` rows of ``n``), or None."""
+    if not (isinstance(v, Vector) and v.dtype in LANES and v.lanes % LANES[v.dtype] == 0):
+        return None
+    return v.lanes // LANES[v.dtype]
+
+
+def _registers(builder, value, lanes, count):
+    """The ``count`` consecutive ``lanes``-lane parts of the vector ``value``."""
+    return [_half(builder, value, k * lanes, lanes) for k in range(count)]
+
+
+def _concatenated(builder, parts):
+    """The vector of the ``parts`` (vectors of one type) one after another."""
+    lanes = parts[0].type.count
+    index = ir.IntType(32)
+    whole = parts[0]
+    for part in parts[1:]:
+        width = whole.type.count
+        if width > lanes:  # widen ``part`` to ``whole``'s width (its other lanes repeat its first)
+            widening = [i if i < lanes else 0 for i in range(width)]
+            part = builder.shuffle_vector(part, part, ir.Constant(ir.VectorType(index, width), widening))
+        whole = builder.shuffle_vector(whole, part, ir.Constant(ir.VectorType(index, width + lanes),
+                                                                list(range(width)) + list(range(width, width + lanes))))
+    return whole
+
+
+def _columns(builder, value, rows, n):
+    """The ``n`` ``rows``-lane vectors of a group's columns: column ``j`` holds element ``j`` of
+    every row.  (One shuffle of the whole group each: a tree of two-register shuffles instead,
+    LLVM folded into these again.)"""
+    index = ir.VectorType(ir.IntType(32), rows)
+    return [builder.shuffle_vector(value, value, ir.Constant(index, [j + r * n for r in range(rows)])) for j in range(n)]
+
+
+def _register_masks(builder, rows, n, count, good):
+    """For each ``rows``-lane register of a group, which of its lanes to load or store (a
+    ``<rows x i1>``): those of the group's first ``count`` rows (None: all) that ``good`` (a mask
+    of the group's lanes; None: all) has set; None when both are None."""
+    if count is None and good is None:
+        return None
+    index = ir.IntType(32)
+    goods = _registers(builder, good, rows, n) if good is not None else [None] * n
+    if count is not None:
+        limit = splat_value(builder, builder.trunc(builder.mul(count, ir.Constant(count.type, n)), index),
+                            ir.VectorType(index, rows))
+    masks = []
+    for k in range(n):
+        mask = goods[k]
+        if count is not None:
+            numbers = ir.Constant(ir.VectorType(index, rows), list(range(k * rows, (k + 1) * rows)))
+            first = builder.icmp_signed("<", numbers, limit)
+            mask = first if mask is None else builder.and_(mask, first)
+        masks.append(mask)
+    return masks
+
+
+def _row_pointer(context, builder, array_type, array, row, vector_type):
+    """Pointer to ``array[row]`` (a 1-d array) or ``array[row, 0]`` (2-d), typed as a pointer to
+    ``vector_type``; unchecked."""
+    view = context.make_array(array_type)(context, builder, array)
+    indices = [row] + [ir.Constant(row.type, 0)] * (array_type.ndim - 1)
+    pointer = cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
+    return builder.bitcast(pointer, vector_type.as_pointer())
+
+
+def _group_array(array, row, count):
+    return (
+        isinstance(array, types.Array) and array.layout == "C" and array.ndim in (1, 2) and array.dtype in LANES
+        and isinstance(row, types.Integer) and isinstance(count, (types.NoneType, types.Integer))
+    )
+
+
+@intrinsic
+def load_rows(typingctx, array, row, width, count):
+    """The group of rows ``row:row + lanes`` of the C-contiguous 2-d ``array``, whose rows have
+    ``n = len(width)`` elements (``width``: a tuple, for its length): one wide ``Vector``.
+    ``count`` None: all ``lanes`` rows; an integer: only the first ``count`` rows are read, the
+    other lanes are 0.  Unchecked."""
+    if not (_group_array(array, row, count) and array.ndim == 2 and isinstance(width, types.UniTuple)):
+        return None
+    n = width.count
+    rows = LANES[array.dtype]
+    wide = Vector(array.dtype, rows * n)
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(wide)
+        pointer = _row_pointer(context, builder, array, args[0], args[1], vector_type)
+        align = array.dtype.bitwidth // 8
+        if isinstance(count, types.NoneType):
+            return builder.load(pointer, align=align)
+        register_type = ir.VectorType(vector_type.element, rows)
+        function = _masked_memory_function(builder, "load", register_type, store_form=False)
+        base = builder.bitcast(pointer, register_type.as_pointer())
+        zeros = ir.Constant(register_type, [0.0] * rows)
+        parts = [
+            builder.call(function, [builder.gep(base, [ir.Constant(ir.IntType(64), k)]), ir.Constant(ir.IntType(32), align),
+                                    mask, zeros])
+            for k, mask in enumerate(_register_masks(builder, rows, n, args[3], None))
+        ]
+        return _concatenated(builder, parts)
+
+    return wide(array, row, width, count), codegen
+
+
+@intrinsic
+def store_rows(typingctx, array, row, value, count, good):
+    """Store the group ``value`` (as ``load_rows`` gives it) at rows ``row:row + lanes`` of the
+    C-contiguous 2-d ``array``, or a ``Vector`` of one value a row at ``array[row:row + lanes]``
+    of a 1-d one: only the first ``count`` rows (None: all), and only the lanes that the mask
+    ``good`` (of ``value``'s lanes; None: all) has set.  Unchecked."""
+    if not (_group_array(array, row, count) and isinstance(value, Vector) and value.dtype == array.dtype):
+        return None
+    n = 1 if array.ndim == 1 else _group_width(value)
+    if n is None:
+        return None
+    rows = value.lanes // n
+    if not (isinstance(good, types.NoneType) or (isinstance(good, VectorMask) and good.lanes == value.lanes)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector_type = context.get_value_type(value)
+        pointer = _row_pointer(context, builder, array, args[0], args[1], vector_type)
+        align = array.dtype.bitwidth // 8
+        masks = _register_masks(
+            builder, rows, n,
+            None if isinstance(count, types.NoneType) else args[3],
+            None if isinstance(good, types.NoneType) else args[4],
+        )
+        if masks is None:
+            builder.store(args[2], pointer, align=align)
+            return context.get_dummy_value()
+        register_type = ir.VectorType(vector_type.element, rows)
+        function = _masked_memory_function(builder, "store", register_type, store_form=True)
+        base = builder.bitcast(pointer, register_type.as_pointer())
+        for k, (part, mask) in enumerate(zip(_registers(builder, args[2], rows, n), masks)):
+            address = builder.gep(base, [ir.Constant(ir.IntType(64), k)])
+            builder.call(function, [part, address, ir.Constant(ir.IntType(32), align), mask])
+        return context.get_dummy_value()
+
+    return types.none(array, row, value, count, good), codegen
+
+
+@intrinsic
+def row_max(typingctx, v):
+    """The largest element of each row of the group ``v``, NaN skipped (-inf for a row without
+    any other), one row per lane: ``select(v > best, v, best)`` from -inf, as ``_max_step``.
+    (The order of the comparisons cannot change the result but for the sign of a zero max.)"""
+    n = _group_width(v)
+    if n is None:
+        return None
+    rows = LANES[v.dtype]
+    result = Vector(v.dtype, rows)
+
+    def codegen(context, builder, signature, args):
+        best = ir.Constant(context.get_value_type(result), [float("-inf")] * rows)
+        for column in _columns(builder, args[0], rows, n):
+            best = builder.select(builder.fcmp_ordered(">", column, best), column, best)
+        return best
+
+    return result(v), codegen
+
+
+def _halving_sum(builder, terms):
+    """``sum_lanes``' pairwise order over ``terms`` taken as the lanes of a vector (a power of two
+    of them; None for a lane known to be 0, which adds nothing: ``t + 0 == t`` for the sums of
+    non-negative terms here)."""
+
+    def add(a, b):
+        return b if a is None else a if b is None else builder.fadd(a, b)
+
+    while len(terms) > 1:
+        half = len(terms) // 2
+        terms = [add(terms[i], terms[i + half]) for i in range(half)]
+    return terms[0]
+
+
+@intrinsic
+def row_sums(typingctx, v):
+    """The sum of each row of the float32 group ``v`` in float64, one row per lane, added in
+    the order a row's own vector would be (``widen_low``, ``widen_high``, each ``sum_lanes``, the
+    two added): bit for bit a short row's sum (at most one vector a row)."""
+    n = _group_width(v)
+    if n is None or v.dtype != types.float32 or n > LANES[v.dtype]:
+        return None
+    rows = LANES[v.dtype]
+    result = Vector(types.float64, rows)
+
+    def codegen(context, builder, signature, args):
+        wide_type = context.get_value_type(result)
+        terms = [builder.fpext(column, wide_type) for column in _columns(builder, args[0], rows, n)]
+        terms += [None] * (rows - n)
+        half = rows // 2
+        low, high = _halving_sum(builder, terms[:half]), _halving_sum(builder, terms[half:])
+        total = low if high is None else builder.fadd(low, high)
+        return total
+
+    return result(v), codegen
+
+
+@intrinsic
+def spread(typingctx, v, like):
+    """The group (of ``like``'s width) whose row ``i`` holds lane ``i`` of ``v`` in every
+    element."""
+    n = _group_width(like)
+    if not (isinstance(v, Vector) and n is not None and v.lanes == LANES[like.dtype]):
+        return None
+    result = Vector(v.dtype, like.lanes)
+
+    def codegen(context, builder, signature, args):
+        indices = ir.Constant(ir.VectorType(ir.IntType(32), result.lanes), [i // n for i in range(result.lanes)])
+        return builder.shuffle_vector(args[0], args[0], indices)
+
+    return result(v, like), codegen
+
+
+@intrinsic
+def filled(typingctx, value, like):
+    """A ``Vector`` of ``like``'s lanes with the float ``value`` (of any float type) in each."""
+    if not (isinstance(like, Vector) and isinstance(value, types.Float)):
+        return None
+    result = Vector(value, like.lanes)
+
+    def codegen(context, builder, signature, args):
+        return splat_value(builder, args[0], context.get_value_type(result))
+
+    return result(value, like), codegen

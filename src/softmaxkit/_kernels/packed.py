@@ -1,0 +1,240 @@
+"""Rows of a few elements, a group of ``lanes`` rows at a time (16 float32 rows), one row per lane.
+
+A row of up to a vector's lanes takes the short-row kernels (``softmax._short_softmax_rows`` and
+kin) a row at a time: its max, exp, sum and scaling are a chain of dependent operations, each
+reduction across a vector's lanes a further chain of shuffles, about 12 ns a row for softmax, 16
+for log_softmax and 20 for logsumexp on Zen 5, whatever the row's length up to 16.  torch's
+log_softmax and logsumexp were ahead on such rows (4096x2: 0.49 and 0.50; logsumexp 4096x4 0.60).
+
+Here a group of rows is loaded as one wide vector (``_vector.load_rows``; ``n`` registers for rows
+of ``n``), each row's max and float64 sum taken one row per lane (``row_max``, ``row_sums``: the
+group's columns shuffled apart and combined lane by lane, no reduction across lanes), and every
+per-row quantity (the max, the factor, the log-sum) computed once for 16 rows.  The elementwise
+work is the short rows' own, lane for lane, and ``row_sums`` adds a row's terms in the order a
+row's own vector would (``sum_lanes`` of each half): softmax and logsumexp give the short-row
+kernels' bits.  log_softmax chooses the counted sum row by row (the short rows, once one row
+falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL rows too): a row may differ from the
+short-row kernel's by the rounding of its log-sum, both well within the bound (see
+``softmax.uncounted_total_suffices``).
+
+A row with a NaN, or whose max is +-inf, is left out of the group's store (a masked store, so in
+place its input is still there) and written by ``slice_special``, as the short rows write it.
+The last rows of a range, fewer than a group, take masked loads and stores.
+
+``n`` is a compile-time constant: the drivers take a tuple of ``n`` zeros (``width``), so that
+numba compiles a kernel for each row length (the wide vector's width, the columns' shuffles).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import types
+
+from ._fastmath import ORDERED, callee, callee_overload, kernel
+from ._intrinsics import borrowed, fma
+from ._exp import unscaled
+from ._log import log_of_total
+from ._parallel import RangeKernel
+from ._scalar import given, scaled_difference, scaled_shifted_exp, signed, target, two_sum
+from ._vector import (
+    all_lanes, filled, lane, lanes_of, load_rows, narrowed, row_max, row_sums, select, spread, store_rows, widened,
+)
+from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
+
+#: the longest row (elements) the packed kernels take: rows of one float32 vector at most
+PACKED_ROW = 16
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _pair(hi, lo):
+    """``softmax._scalar.pair_like(hi, lo, float32)`` lane by lane: float64 vectors ``hi``,
+    ``lo`` as float32 vectors ``(head, tail)``, ``head + tail ~= hi + lo`` to 2**-48."""
+    head = narrowed(hi)
+    return head, narrowed((hi - widened(head)) + lo)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _special(m, total):
+    """Per row (lane), 0 where its max ``m`` is finite and its float64 sum ``total`` is not NaN,
+    else NaN: ``x - x`` is 0 for a finite ``x``, NaN for an infinity or a NaN."""
+    return (m - m) + narrowed(total - total)
+
+
+@callee(inline="always")
+def _group_stored(x2, out2, sign, r, count, y, m, total, mode):
+    """Store the group ``y`` at ``r`` (``count``: see ``load_rows``), but for its rows with a NaN
+    or an infinite max (see ``_special``), written afterwards by ``slice_special``: the store
+    leaves them out, so that in place their input is still there."""
+    special = _special(m, total)
+    y2 = target(x2, out2)
+    if all_lanes(special == np.float32(0.0)):
+        store_rows(y2, r, y, count, None)
+        return
+    store_rows(y2, r, y, count, spread(special, y) == np.float32(0.0))
+    for i in range(lanes_of(x2) if count is None else count):
+        if lane(special, i) != 0.0:
+            x = x2[r + i]
+            slice_special(x, part_of(out2, r + i), None, sign, slice_max(x, None, sign), mode)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
+    """softmax of the group of rows at ``r``, as ``softmax._one_vector_softmax_rows`` takes each."""
+    v = signed(load_rows(x2, r, width, count), sign)
+    m = row_max(v)
+    e = scaled_shifted_exp(v, spread(m, v), t_hi, t_lo)
+    s = row_sums(e)
+    hi, lo = _pair(1.0 / s, 0.0)
+    y = fma(e, spread(hi, e), e * spread(lo, e))
+    _group_stored(x2, out2, sign, r, count, y, m, s, _MODE_SOFTMAX)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_stats(v, m, e, width_additions, like):
+    """``(rest, k)`` of each row of the group ``v`` (maxes ``m``, exps ``e``) as float64 vectors:
+    uncounted, ``(total - 1, 1)``, where the row's total suffices (``uncounted_total_suffices``),
+    else counted (its entries at the max counted, the others summed)."""
+    total = unscaled(row_sums(e), like)
+    suffices = uncounted_total_suffices(total, width_additions)
+    rest = total - 1.0
+    k = filled(1.0, total)
+    if not all_lanes(suffices):
+        at = v == spread(m, v)
+        counted_rest = unscaled(row_sums(select(at, np.float32(0.0), e)), like)
+        counted_k = row_sums(select(at, np.float32(1.0), np.float32(0.0)))
+        rest = select(suffices, rest, counted_rest)
+        k = select(suffices, k, counted_k)
+    return rest, k
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_softmax_values(v, m, t_hi, t_lo, log_sum):
+    """``(v - m)/T - log_sum`` per element, as ``softmax._short_log_lanes``."""
+    if not given(t_hi):
+        total, error = two_sum(widened(m), log_sum)  # ``softmax._shift_pair``
+        hi, lo = _pair(total, error)
+        return (v - spread(hi, v)) - spread(lo, v)
+    hi, lo = _pair(log_sum, 0.0)
+    d_hi, d_lo = scaled_difference(v, spread(m, v), t_hi, t_lo)
+    return select(d_hi == np.float32(-np.inf), d_hi, (d_hi - spread(hi, v)) + (d_lo - spread(lo, v)))
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
+    """log_softmax of the group of rows at ``r``, as the short rows take each (but for the choice
+    of the counted sum, row by row: see above)."""
+    v = signed(load_rows(x2, r, width, count), sign)
+    m = row_max(v)
+    e = scaled_shifted_exp(v, spread(m, v), t_hi, t_lo)
+    rest, k = _log_stats(v, m, e, row_additions(len(width)), x2)
+    log_sum = log_of_total(k, rest)
+    y = _log_softmax_values(v, m, t_hi, t_lo, log_sum)
+    _group_stored(x2, out2, sign, r, count, y, m, rest, _MODE_LOG_SOFTMAX)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _logsumexp_group(x2, width, res, r, count):
+    """logsumexp of the group of rows at ``r`` into ``res``, as ``softmax._short_logsumexp``
+    takes each: counted; a row whose max is +-inf gets ``slice_max`` (NaN if it has a NaN)."""
+    v = load_rows(x2, r, width, count)
+    m = row_max(v)
+    e = scaled_shifted_exp(v, spread(m, v), None, None)
+    at = v == spread(m, v)
+    rest = unscaled(row_sums(select(at, np.float32(0.0), e)), x2)
+    k = row_sums(select(at, np.float32(1.0), np.float32(0.0)))
+    result = widened(m) + log_of_total(k, rest)
+    _store_results(res, r, count, result)
+    finite = m - m == np.float32(0.0)
+    if not all_lanes(finite):
+        stop = lanes_of(x2) if count is None else count
+        for i in range(stop):
+            if not math.isfinite(lane(m, i)):
+                res[r + i] = slice_max(x2[r + i], None, None)
+
+
+def _store_results(res, r, count, result):
+    """Store the float64 vector ``result`` at ``res[r:]`` in ``res``'s dtype (numba only)."""
+    raise NotImplementedError("_store_results is callable from numba-compiled code only")
+
+
+@callee_overload(_store_results)
+def _store_results_overload(res, r, count, result):
+    if res.dtype == types.float32:
+        return lambda res, r, count, result: store_rows(res, r, narrowed(result), count, None)
+    return lambda res, r, count, result: store_rows(res, r, result, count, None)
+
+
+@callee(inline="always")
+def _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    """softmax of the rows ``first:stop`` of ``x2`` (``out2=None``: in place): whole groups, then
+    the rest, if any, as one group of fewer rows (and so for the other two drivers)."""
+    x2, out2 = borrowed(x2), borrowed(out2)
+    lanes = lanes_of(x2)
+    r = first
+    while r + lanes <= stop:
+        _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, None)
+        r += lanes
+    if r < stop:
+        _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
+
+
+@callee(inline="always")
+def _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    x2, out2 = borrowed(x2), borrowed(out2)
+    lanes = lanes_of(x2)
+    r = first
+    while r + lanes <= stop:
+        _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, None)
+        r += lanes
+    if r < stop:
+        _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
+
+
+@callee(inline="always")
+def _packed_logsumexp_rows(x2, width, res, first, stop):
+    x2 = borrowed(x2)
+    lanes = lanes_of(x2)
+    r = first
+    while r + lanes <= stop:
+        _logsumexp_group(x2, width, res, r, None)
+        r += lanes
+    if r < stop:
+        _logsumexp_group(x2, width, res, r, stop - r)
+
+
+def _packed_softmax_range(t, first, stop, x2, out2, width, sign, t_hi, t_lo):
+    _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop)
+
+
+def _packed_log_softmax_range(t, first, stop, x2, out2, width, sign, t_hi, t_lo):
+    _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop)
+
+
+def _packed_logsumexp_range(t, first, stop, x2, width, res):
+    _packed_logsumexp_rows(x2, width, res, first, stop)
+
+
+@kernel()
+def packed_softmax_rows_serial(x2, out2, width, sign, t_hi, t_lo):
+    _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+@kernel()
+def packed_log_softmax_rows_serial(x2, out2, width, sign, t_hi, t_lo):
+    _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+@kernel()
+def packed_logsumexp_rows_serial(x2, width, res):
+    _packed_logsumexp_rows(x2, width, res, 0, x2.shape[0])
+
+
+#: ``(n_rows, workers, x2, out2, width, sign, t_hi, t_lo)``: unmasked float32 rows of at most
+#: PACKED_ROW elements, ``width`` a tuple of ``n`` zeros (``n`` the rows' length)
+packed_softmax_rows = RangeKernel(_packed_softmax_range)
+#: as ``packed_softmax_rows``
+packed_log_softmax_rows = RangeKernel(_packed_log_softmax_range)
+#: ``(n_rows, workers, x2, width, res)``
+packed_logsumexp_rows = RangeKernel(_packed_logsumexp_range)
