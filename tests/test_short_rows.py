@@ -19,6 +19,13 @@ SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
 PAIRED_LIMIT = 120  # their PAIRED_ROW: log_softmax's rows taken two at a time
 
 
+@pytest.fixture(autouse=True)
+def _rows_one_at_a_time(monkeypatch):
+    """The short-row kernels' tests: rows that the packed kernels would take (many rows of at
+    most 16) stay here (``tests/test_packed_rows.py`` compares those with these)."""
+    monkeypatch.setattr(backend, "PACKED_ROW", 0)
+
+
 def test_limits_are_the_kernels():
     assert backend.kernels().SHORT_ROW == LIMIT
     assert backend.kernels().SHORT_SOFTMAX_ROW == SOFTMAX_LIMIT

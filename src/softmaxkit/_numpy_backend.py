@@ -421,12 +421,13 @@ def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
 def _packed_width(k, x2) -> tuple[int, ...] | None:
     """For short rows that take the packed kernels, their ``width`` argument (a tuple of ``n``
     zeros); else None.  Rows of at most PACKED_ROW elements (when None, the kernels'
-    ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them (and 16): a lone
+    ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them (and 18): a lone
     group's chain of operations takes longer than the rows one at a time."""
     n_rows, n = x2.shape
-    limit = k.PACKED_ROW if PACKED_ROW is None else PACKED_ROW
-    too_few = PACKED_ROW is None and n_rows < max(16, PACKED_MIN_ROWS_PER_ELEMENT * n)
-    if n > limit or too_few:
+    if PACKED_ROW is None:  # (in the order that turns a call of a few rows away soonest)
+        if n_rows < PACKED_MIN_ROWS_PER_ELEMENT * n or n_rows < 18 or n > k.PACKED_ROW:
+            return None
+    elif n > PACKED_ROW:
         return None
     return _WIDTHS[n]
 

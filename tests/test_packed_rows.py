@@ -1,0 +1,230 @@
+"""The packed kernels: many unmasked float32 rows of at most ``PACKED_ROW`` (16) elements, a group
+of 16 rows at a time, one row per lane (``softmaxkit._kernels.packed``).
+
+softmax, softmin and logsumexp must give the short-row kernels' results bit for bit (the same
+operations, each row's float64 sum added in the same order); log_softmax may differ from them by
+the rounding of a row's log-sum (it chooses the counted sum row by row), so it is held to the
+short kernels within an ulp and to a long-double reference within 4.  On every row length, on
+row counts that leave part of a group (and parallel ranges that split one), with special rows
+among ordinary ones, with every option, fresh, ``out=`` and in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit import _numpy_backend as backend
+from naive import log_softmax_ref, logsumexp_ref, softmax_ref, ulp_error
+
+LIMIT = 16  # the kernels' PACKED_ROW
+
+
+def test_limit_is_the_kernels():
+    assert backend.kernels().PACKED_ROW == LIMIT
+
+
+CALLS = {
+    "softmax": lambda x, **kw: sk.softmax(x, **kw),
+    "softmin": lambda x, **kw: sk.softmin(x, **kw),
+    "log_softmax": lambda x, **kw: sk.log_softmax(x, **kw),
+    "logsumexp": lambda x, **kw: sk.logsumexp(x, axis=-1, **kw),
+}
+
+
+def _packed_and_short(monkeypatch, call):
+    """``call()`` through the packed kernels (whatever the row count), then the short ones."""
+    with monkeypatch.context() as m:
+        m.setattr(backend, "PACKED_ROW", LIMIT)
+        packed = call()
+    with monkeypatch.context() as m:
+        m.setattr(backend, "PACKED_ROW", 0)
+        short = call()
+    return packed, short
+
+
+def _mixed_rows(rng, n_rows, n):
+    """Ordinary rows, peaked ones (one entry 30 above the rest: log_softmax's uncounted sums fall
+    short), rows with a tie at the max, and rows with NaN or infinities, shuffled."""
+    x = (rng.standard_normal((n_rows, n)) * 4).astype(np.float32)
+    kind = rng.integers(0, 5, n_rows)
+    peaked = rng.uniform(-31, -30, (n_rows, n)).astype(np.float32)
+    peaked[np.arange(n_rows), rng.integers(0, n, n_rows)] = 0
+    x[kind == 1] = peaked[kind == 1]
+    tied = np.flatnonzero(kind == 2)
+    x[tied, 0] = x[tied].max(axis=1)
+    special = np.flatnonzero(kind == 3)
+    x[special, rng.integers(0, n, special.size)] = rng.choice([np.nan, np.inf, -np.inf], special.size)
+    all_ninf = special[::3]
+    x[all_ninf] = -np.inf
+    return x
+
+
+def _assert_packed_matches_short(name, packed, short):
+    if name == "log_softmax":
+        np.testing.assert_array_equal(np.isnan(packed), np.isnan(short))
+        finite = np.isfinite(short)
+        np.testing.assert_array_equal(packed[~finite], short[~finite])
+        assert ulp_error(packed[finite], short[finite].astype(np.float64), np.float32, floor=1).max() <= 1
+    else:
+        np.testing.assert_array_equal(packed, short)
+
+
+def _reference(name, x, temperature=1.0):
+    with np.errstate(all="ignore"):
+        if name == "logsumexp":
+            return logsumexp_ref(x, axis=-1, compute=np.longdouble)
+        if name == "log_softmax":
+            return log_softmax_ref(x, temperature=temperature, compute=np.longdouble)
+        return softmax_ref(x, temperature=temperature, compute=np.longdouble, negate=name == "softmin")
+
+
+def _assert_accurate(name, y, x, temperature=1.0):
+    """Within 4 ulp of the long-double reference on the ordinary rows (log results near 0 in
+    ulps of 1), as every other kernel (not rows whose results leave float32's range)."""
+    ordinary = (np.abs(x) < 1e38).all(axis=1)
+    ref = _reference(name, x[ordinary], temperature)
+    floor = 1 if name == "log_softmax" else None
+    assert ulp_error(y[ordinary], ref, np.float32, floor=floor).max() <= 4
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("n", list(range(1, LIMIT + 1)))
+def test_every_width_matches_the_short_kernels(monkeypatch, rng, name, n):
+    x = _mixed_rows(rng, 16 * 3 + 5, n)  # whole groups and part of one
+    with np.errstate(all="ignore"):
+        packed, short = _packed_and_short(monkeypatch, lambda: CALLS[name](x))
+    _assert_packed_matches_short(name, packed, short)
+    _assert_accurate(name, packed, x)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("n_rows", [1, 15, 16, 17, 33, 301])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_counts_and_threads(monkeypatch, rng, name, n_rows, threads):
+    if threads > 1:  # two ranges, which split a group unless n_rows / 2 is a multiple of 16
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    x = _mixed_rows(rng, n_rows, 6)
+    with np.errstate(all="ignore"):
+        packed, short = _packed_and_short(monkeypatch, lambda: CALLS[name](x))
+    _assert_packed_matches_short(name, packed, short)
+
+
+@pytest.mark.parametrize("name", ["softmax", "softmin", "log_softmax"])
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("n", [2, 5, 16])
+def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
+    x0 = _mixed_rows(rng, 70, n)
+
+    def call():
+        x = x0.copy()
+        if mode == "fresh":
+            return CALLS[name](x, temperature=temperature)
+        out = x if mode == "in place" else np.full_like(x, 7.0)
+        result = CALLS[name](x, temperature=temperature, out=out)
+        assert result is out
+        if mode == "out":
+            np.testing.assert_array_equal(x, x0)  # the input is left alone
+        return result
+
+    with np.errstate(all="ignore"):
+        packed, short = _packed_and_short(monkeypatch, call)
+    _assert_packed_matches_short(name, packed, short)
+    _assert_accurate(name, packed, x0, temperature)
+
+
+def _special_rows():
+    inf, nan = np.inf, np.nan
+    rows = [
+        [1.0, nan, 2.0, 3.0],
+        [nan, nan, nan, nan],
+        [inf, 1.0, inf, -inf],
+        [inf, 0.0, 0.0, 0.0],
+        [-inf, -inf, -inf, -inf],
+        [-inf, 2.0, -inf, 1.0],
+        [3e38, -3e38, 0.0, 1.0],
+        [-3e38, -3e38, -3e38, -3e38],
+        [0.0, -200.0, -200.0, -200.0],
+        [5.0, 5.0, 5.0, 5.0],
+        [1e-45, 0.0, -1e-45, 0.0],
+    ]
+    return np.array(rows, np.float32)
+
+
+@pytest.mark.parametrize("name, in_place", [(name, False) for name in CALLS]
+                         + [(name, True) for name in CALLS if name != "logsumexp"])  # (none in place)
+@pytest.mark.parametrize("width", [4, 13])
+def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_place):
+    # the special rows twice over (a group with some, written around them by a masked store;
+    # in place their input must still be there for ``slice_special``), then ordinary ones
+    rows = _special_rows()
+    x0 = np.full((40, width), -np.inf, np.float32)
+    x0[:11, :4] = rows
+    x0[11:22, -4:] = rows
+    x0[22:] = np.linspace(-3, 3, 18 * width, dtype=np.float32).reshape(18, width)
+    def call():
+        x = x0.copy()
+        return CALLS[name](x, out=x) if in_place else CALLS[name](x)
+
+    with np.errstate(all="ignore"), monkeypatch.context() as m:
+        m.setattr(backend, "PACKED_ROW", LIMIT)
+        packed = call()
+        m.setattr(backend, "SHORT_ROW", 0)
+        m.setattr(backend, "PACKED_ROW", 0)
+        general = call()
+    special = ~np.isfinite(x0).all(axis=1) | (np.abs(x0) > 1e38).any(axis=1)
+    np.testing.assert_array_equal(packed[special], general[special])
+    _assert_accurate(name, packed, x0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_results_in_either_dtype(rng, dtype):
+    # the kernel narrows its float64 results for a float32 ``res``, stores them as they are else
+    k = backend.kernels()
+    x = _mixed_rows(rng, 45, 7)
+    res = np.full(45, 7.0, dtype)
+    short = np.full(45, 7.0, dtype)
+    with np.errstate(all="ignore"):
+        k.packed_logsumexp_rows_serial(x, (0,) * 7, res)
+        k.logsumexp_short_rows_serial(x, short)
+    np.testing.assert_array_equal(res, short)
+
+
+@pytest.mark.parametrize(
+    "name, shape, dtype, where, kernel",
+    [
+        ("softmax", (18, 2), np.float32, None, "packed_softmax_rows_serial"),
+        ("softmax", (17, 2), np.float32, None, "softmax_short_rows_serial"),  # too few rows
+        ("softmax", (60, 10), np.float32, None, "packed_softmax_rows_serial"),
+        ("softmax", (59, 10), np.float32, None, "softmax_short_rows_serial"),
+        ("softmax", (8, 10), np.float32, None, "softmax_short_rows_serial"),  # the per-call path
+        ("log_softmax", (96, 16), np.float32, None, "packed_log_softmax_rows_serial"),
+        ("log_softmax", (96, 17), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
+        ("logsumexp", (1000, 3), np.float32, None, "packed_logsumexp_rows_serial"),
+        ("softmax", (1000, 3), np.float64, None, "softmax_rows_serial"),  # float64: the general kernel
+        ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
+    ],
+)
+def test_which_rows_take_the_packed_kernels(kernel_calls, rng, name, shape, dtype, where, kernel):
+    calls = kernel_calls(kernel)
+    x = rng.standard_normal(shape).astype(dtype)
+    mask = None if where is None else rng.random(shape) < 0.7
+    if name == "logsumexp":
+        sk.logsumexp(x, axis=-1, where=mask)
+    else:
+        getattr(sk, name)(x, where=mask)
+    assert len(calls) == 1
+
+
+def test_parallel_threshold_is_a_quarter_of_the_rows(monkeypatch, kernel_calls, rng):
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    parallel, serial = kernel_calls("packed_softmax_rows"), kernel_calls("packed_softmax_rows_serial")
+    size = backend.PARALLEL_MIN_ELEMENTS // backend.PACKED_WORK_FACTOR
+    x = rng.standard_normal((size // 4, 4)).astype(np.float32)
+    sk.softmax(x)
+    sk.softmax(x[:-1])
+    assert len(parallel) == 1 and parallel[0][:2] == (size // 4, 2)
+    assert len(serial) == 1
