@@ -36,12 +36,18 @@ CALLS = {
 def _packed_and_short(monkeypatch, call):
     """``call()`` through the packed kernels (whatever the row count), then the short ones."""
     with monkeypatch.context() as m:
-        m.setattr(backend, "PACKED_ROW", LIMIT)
+        _any_rows(m)
         packed = call()
     with monkeypatch.context() as m:
         m.setattr(backend, "PACKED_ROW", 0)
         short = call()
     return packed, short
+
+
+def _any_rows(m):
+    """Packed kernels for any number of rows of at most LIMIT."""
+    m.setattr(backend, "PACKED_MIN_ROWS", 0)
+    m.setattr(backend, "PACKED_MIN_ROWS_PER_ELEMENT", 0)
 
 
 def _mixed_rows(rng, n_rows, n):
@@ -170,7 +176,7 @@ def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_p
         return CALLS[name](x, out=x) if in_place else CALLS[name](x)
 
     with np.errstate(all="ignore"), monkeypatch.context() as m:
-        m.setattr(backend, "PACKED_ROW", LIMIT)
+        _any_rows(m)
         packed = call()
         m.setattr(backend, "SHORT_ROW", 0)
         m.setattr(backend, "PACKED_ROW", 0)
@@ -228,3 +234,32 @@ def test_parallel_threshold_is_a_quarter_of_the_rows(monkeypatch, kernel_calls, 
     sk.softmax(x[:-1])
     assert len(parallel) == 1 and parallel[0][:2] == (size // 4, 2)
     assert len(serial) == 1
+
+
+def test_row_sums_add_in_the_order_of_a_rows_own_vector(rng):
+    # the float64 sums of terms spread over 2**-40 ... 2**40 depend on the order they are added
+    # in (a float32 result rarely shows it): each row's sum must be the one its own vector gives
+    # (``widen_low``/``widen_high``, ``sum_lanes`` of each, the two added), for every width
+    from numba import njit
+
+    from softmaxkit._kernels._vector import load_part, load_rows, row_sums, store_rows, sum_lanes, widen_high, widen_low
+
+    @njit
+    def packed(x2, width, sums):
+        store_rows(sums, 0, row_sums(load_rows(x2, 0, width, None)), None, None)
+
+    @njit
+    def one_row_at_a_time(x2, sums):
+        for r in range(x2.shape[0]):
+            v = load_part(x2[r], 0, x2.shape[1])
+            sums[r] = sum_lanes(widen_low(v)) + sum_lanes(widen_high(v))
+
+    orders_mattered = 0
+    for n in range(1, LIMIT + 1):
+        x = (2.0 ** rng.uniform(-40, 40, (16, n)) * rng.uniform(1, 2, (16, n))).astype(np.float32)
+        got, expected = np.empty(16), np.empty(16)
+        packed(x, (0,) * n, got)
+        one_row_at_a_time(x, expected)
+        np.testing.assert_array_equal(got, expected)
+        orders_mattered += int(np.any(expected != x.astype(np.float64).sum(axis=1)))
+    assert orders_mattered >= 8  # (the test can tell orders apart)

@@ -67,11 +67,13 @@ COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # kernels with the general ones, or a larger value to try longer rows).
 SHORT_ROW: int | None = None
 # ... and of at most this many, the packed kernels (a group of 16 rows at a time, a row per lane);
-# None: the kernels' ``PACKED_ROW`` (tests set 0 to compare the packed kernels with the short ones;
-# set, it applies to any number of rows).  Per call, on Zen 5, one thread, packed against short:
+# None: the kernels' ``PACKED_ROW`` (tests set 0 to compare the packed kernels with the short ones,
+# and the two minimums below to 0 to take them on any number of rows).  Per call, on Zen 5, one
+# thread, packed against short:
 # rows of 4 from 16 rows (softmax 411 ns against 471, logsumexp 8 rows 350 against 381); of 8
 # from 24; of 10 from 48-64 (softmax 64 rows 1001 ns against 1012); of 16 from 64-96.
 PACKED_ROW: int | None = None
+PACKED_MIN_ROWS = 18
 PACKED_MIN_ROWS_PER_ELEMENT = 6
 # A packed row element costs about a quarter of a short row's: they take two threads from 8192
 # elements (2048x4 softmax 3.6 us against 4.3 on one thread, log_softmax 4.5 against 6.4; 1024x8
@@ -421,13 +423,12 @@ def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
 def _packed_width(k, x2) -> tuple[int, ...] | None:
     """For short rows that take the packed kernels, their ``width`` argument (a tuple of ``n``
     zeros); else None.  Rows of at most PACKED_ROW elements (when None, the kernels'
-    ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them (and 18): a lone
-    group's chain of operations takes longer than the rows one at a time."""
+    ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them: a lone group's
+    chain of operations takes longer than the rows one at a time.  (The callers test
+    PACKED_MIN_ROWS first, which turns a call of a few rows away without a call of this.)"""
     n_rows, n = x2.shape
-    if PACKED_ROW is None:  # (in the order that turns a call of a few rows away soonest)
-        if n_rows < PACKED_MIN_ROWS_PER_ELEMENT * n or n_rows < 18 or n > k.PACKED_ROW:
-            return None
-    elif n > PACKED_ROW:
+    limit = k.PACKED_ROW if PACKED_ROW is None else PACKED_ROW
+    if n > limit or n_rows < PACKED_MIN_ROWS_PER_ELEMENT * n:
         return None
     return _WIDTHS[n]
 
@@ -445,7 +446,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
     short = _short_rows(k, x2, mask2, softmax=not log)
-    if short and (width := _packed_width(k, x2)) is not None:
+    if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
         if not _packed_parallel(x2):
             serial = k.packed_log_softmax_rows_serial if log else k.packed_softmax_rows_serial
             serial(x2, out2, width, sign, t_hi, t_lo)
@@ -979,7 +980,7 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     k = kernels()
     n_rows, n = x2.shape
     short = _short_rows(k, x2, mask2)
-    if short and (width := _packed_width(k, x2)) is not None:
+    if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
         if not _packed_parallel(x2):
             k.packed_logsumexp_rows_serial(x2, width, res)
         else:
