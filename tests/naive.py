@@ -425,3 +425,22 @@ def softmax_f64_exact(x, axis=-1):
     r = (x2 - (s - bb)) + (-m - bb)  # TwoSum residual of x2 + (-m)
     e = np.exp(s.astype(np.longdouble)) * (1 + r.astype(np.longdouble))
     return unfold(e / np.sum(e, axis=1, keepdims=True))
+
+
+def special_rows():
+    """Rows of 4 float32 with NaN, infinities and extremes, for the kernels' special paths."""
+    inf, nan = np.inf, np.nan
+    rows = [
+        [1.0, nan, 2.0, 3.0],
+        [nan, nan, nan, nan],
+        [inf, 1.0, inf, -inf],
+        [inf, 0.0, 0.0, 0.0],
+        [-inf, -inf, -inf, -inf],
+        [-inf, 2.0, -inf, 1.0],
+        [3e38, -3e38, 0.0, 1.0],
+        [-3e38, -3e38, -3e38, -3e38],
+        [0.0, -200.0, -200.0, -200.0],
+        [5.0, 5.0, 5.0, 5.0],
+        [1e-45, 0.0, -1e-45, 0.0],
+    ]
+    return np.array(rows, np.float32)

@@ -16,7 +16,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import log_softmax_ref, logsumexp_ref, softmax_ref, ulp_error
+from naive import log_softmax_ref, logsumexp_ref, softmax_ref, special_rows, ulp_error
 
 LIMIT = 16  # the kernels' PACKED_ROW
 
@@ -142,31 +142,13 @@ def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
     _assert_accurate(name, packed, x0, temperature)
 
 
-def _special_rows():
-    inf, nan = np.inf, np.nan
-    rows = [
-        [1.0, nan, 2.0, 3.0],
-        [nan, nan, nan, nan],
-        [inf, 1.0, inf, -inf],
-        [inf, 0.0, 0.0, 0.0],
-        [-inf, -inf, -inf, -inf],
-        [-inf, 2.0, -inf, 1.0],
-        [3e38, -3e38, 0.0, 1.0],
-        [-3e38, -3e38, -3e38, -3e38],
-        [0.0, -200.0, -200.0, -200.0],
-        [5.0, 5.0, 5.0, 5.0],
-        [1e-45, 0.0, -1e-45, 0.0],
-    ]
-    return np.array(rows, np.float32)
-
-
 @pytest.mark.parametrize("name, in_place", [(name, False) for name in CALLS]
                          + [(name, True) for name in CALLS if name != "logsumexp"])  # (none in place)
 @pytest.mark.parametrize("width", [4, 13])
 def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_place):
     # the special rows twice over (a group with some, written around them by a masked store;
     # in place their input must still be there for ``slice_special``), then ordinary ones
-    rows = _special_rows()
+    rows = special_rows()
     x0 = np.full((40, width), -np.inf, np.float32)
     x0[:11, :4] = rows
     x0[11:22, -4:] = rows

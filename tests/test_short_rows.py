@@ -12,7 +12,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, ulp_error
+from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, special_rows, ulp_error
 
 LIMIT = 1024  # the kernels' SHORT_ROW (log_softmax, logsumexp), checked below
 SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
@@ -94,28 +94,10 @@ def test_options_and_outputs(monkeypatch, rng, name, temperature, mode):
     assert ulp_error(short, ref, np.float32, floor=floor).max() <= 4
 
 
-def _special_rows():
-    inf, nan = np.inf, np.nan
-    rows = [
-        [1.0, nan, 2.0, 3.0],
-        [nan, nan, nan, nan],
-        [inf, 1.0, inf, -inf],
-        [inf, 0.0, 0.0, 0.0],
-        [-inf, -inf, -inf, -inf],
-        [-inf, 2.0, -inf, 1.0],
-        [3e38, -3e38, 0.0, 1.0],
-        [-3e38, -3e38, -3e38, -3e38],
-        [0.0, -200.0, -200.0, -200.0],
-        [5.0, 5.0, 5.0, 5.0],
-        [1e-45, 0.0, -1e-45, 0.0],
-    ]
-    return np.array(rows, np.float32)
-
-
 @pytest.mark.parametrize("name", list(CALLS))
 @pytest.mark.parametrize("width", [4, 20])  # a partial vector alone; whole vectors and a partial one
 def test_special_values_match_the_general_kernels(monkeypatch, name, width):
-    rows = _special_rows()
+    rows = special_rows()
     x = np.full((rows.shape[0], width), -np.inf, np.float32)
     x[:, :4] = rows
     if width > 4:  # the specials again in the partial last vector
@@ -135,7 +117,7 @@ def test_softmax_rows_in_place_equal_rows_into_another_array(monkeypatch, rng, w
     if parallel:
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: 2)
-    rows = _special_rows()
+    rows = special_rows()
     x0 = (rng.standard_normal((57, width)) * 4).astype(np.float32)
     x0[3::5, :4] = rows  # a special row every fifth (11 of them), its other entries finite
     x0[4::9, -1] = np.nan  # a NaN in the partial last vector
@@ -156,7 +138,7 @@ def test_softmax_rows_in_place_equal_rows_into_another_array(monkeypatch, rng, w
 
 
 def test_special_values_against_references():
-    x = _special_rows()
+    x = special_rows()
     with np.errstate(all="ignore"):  # (the references overflow float32 where the results do)
         assert_matches(sk.softmax(x), softmax_ref(x))
         assert_matches(sk.log_softmax(x), log_softmax_ref(x), log=True)
