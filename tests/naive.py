@@ -444,3 +444,16 @@ def special_rows():
         [1e-45, 0.0, -1e-45, 0.0],
     ]
     return np.array(rows, np.float32)
+
+
+def mixed_rows(rng, n_rows, n):
+    """Ordinary rows, peaked ones (one entry 30 above the rest: their uncounted sums fall short),
+    and rows with infinities or NaN, shuffled: pairs of every kind, in either order."""
+    x = (rng.standard_normal((n_rows, n)) * 3).astype(np.float32)
+    kind = rng.integers(0, 4, n_rows)
+    peaked = rng.uniform(-31, -30, (n_rows, n)).astype(np.float32)
+    peaked[np.arange(n_rows), rng.integers(0, n, n_rows)] = 0
+    x[kind == 1] = peaked[kind == 1]
+    special = np.flatnonzero(kind == 2)
+    x[special, rng.integers(0, n, special.size)] = rng.choice([np.nan, np.inf, -np.inf], special.size)
+    return x

@@ -12,7 +12,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, special_rows, ulp_error
+from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, mixed_rows, special_rows, ulp_error
 
 LIMIT = 1024  # the kernels' SHORT_ROW (log_softmax, logsumexp), checked below
 SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
@@ -194,19 +194,6 @@ def test_parallel_short_rows_take_the_range_kernel(monkeypatch, kernel_calls, rn
     assert ulp_error(y, log_softmax_ref(x), np.float32, floor=1).max() <= 4
 
 
-def _mixed_rows(rng, n_rows, n):
-    """Ordinary rows, peaked ones (one entry 30 above the rest: their uncounted sums fall short),
-    and rows with infinities or NaN, shuffled: pairs of every kind, in either order."""
-    x = (rng.standard_normal((n_rows, n)) * 3).astype(np.float32)
-    kind = rng.integers(0, 4, n_rows)
-    peaked = rng.uniform(-31, -30, (n_rows, n)).astype(np.float32)
-    peaked[np.arange(n_rows), rng.integers(0, n, n_rows)] = 0
-    x[kind == 1] = peaked[kind == 1]
-    special = np.flatnonzero(kind == 2)
-    x[special, rng.integers(0, n, special.size)] = rng.choice([np.nan, np.inf, -np.inf], special.size)
-    return x
-
-
 # log_softmax's rows of at most PAIRED_ROW go two at a time (``_short_log_pair_run``), with the
 # arithmetic of one row at a time (``_short_log_row_run``): the same results, bit for bit, for
 # every kind of row and pair (a peaked row falls short first or second in its pair, a special
@@ -222,7 +209,7 @@ def test_paired_rows_match_rows_one_at_a_time(monkeypatch, rng, n_rows, n, threa
     if threads > 1:
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: threads)
-    x0 = _mixed_rows(rng, n_rows, n)
+    x0 = mixed_rows(rng, n_rows, n)
 
     def call():
         x = x0.copy()

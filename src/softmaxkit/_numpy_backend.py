@@ -433,7 +433,7 @@ def _packed_width(k, x2) -> tuple[int, ...] | None:
     return _WIDTHS[n]
 
 
-_WIDTHS = [(0,) * n for n in range(17)]
+_WIDTHS = [(0,) * n for n in range(17)]  # up to the kernels' PACKED_ROW, 16: a vector of float32
 
 
 def _packed_parallel(x2) -> bool:

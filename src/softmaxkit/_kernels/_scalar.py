@@ -15,6 +15,7 @@ from numba import types
 from ._exp import scaled_exp_hilo_nonpositive
 from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import fma
+from ._vector import Vector, narrowed, widened
 
 
 def cast_like(value, like):
@@ -172,14 +173,23 @@ def _exp_of_difference_overload(a, b):
 
 def pair_like(hi, lo, like):
     """The float64 double-word ``hi + lo`` as a pair in the float type of ``like`` (numba only):
-    itself for float64, ``(hi', lo')`` with ``hi' + lo' ~= hi + lo`` to 2**-48 for float32."""
+    itself for float64, ``(hi', lo')`` with ``hi' + lo' ~= hi + lo`` to 2**-48 for float32; lane
+    by lane for a float64 ``Vector`` ``hi`` (``lo`` a vector or a float) and a float32 ``like``
+    (an array, a float type or a ``Vector``)."""
     raise NotImplementedError("pair_like is callable from numba-compiled code only")
 
 
 @callee_overload(pair_like)
 def _pair_like_overload(hi, lo, like):
-    if isinstance(like, types.Array):
+    if isinstance(like, (types.Array, Vector)):
         like = like.dtype
+    if isinstance(hi, Vector) and hi.dtype == types.float64 and like == types.float32:
+
+        def pair_of_lanes(hi, lo, like):
+            head = narrowed(hi)
+            return head, narrowed((hi - widened(head)) + lo)
+
+        return pair_of_lanes
     if like == types.float64:
         return lambda hi, lo, like: (np.float64(hi), np.float64(lo))
     if like == types.float32:

@@ -37,7 +37,7 @@ from ._intrinsics import borrowed, fma
 from ._exp import unscaled
 from ._log import log_of_total
 from ._parallel import RangeKernel
-from ._scalar import given, scaled_difference, scaled_shifted_exp, signed, target, two_sum
+from ._scalar import given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
 from ._vector import (
     all_lanes, filled, lane, lanes_of, load_rows, narrowed, row_max, row_sums, select, spread, store_rows, widened,
 )
@@ -45,14 +45,6 @@ from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, s
 
 #: the longest row (elements) the packed kernels take: rows of one float32 vector at most
 PACKED_ROW = 16
-
-
-@callee(fastmath=ORDERED, inline="always")
-def _pair(hi, lo):
-    """``softmax._scalar.pair_like(hi, lo, float32)`` lane by lane: float64 vectors ``hi``,
-    ``lo`` as float32 vectors ``(head, tail)``, ``head + tail ~= hi + lo`` to 2**-48."""
-    head = narrowed(hi)
-    return head, narrowed((hi - widened(head)) + lo)
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -86,7 +78,7 @@ def _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
     m = row_max(v)
     e = scaled_shifted_exp(v, spread(m, v), t_hi, t_lo)
     s = row_sums(e)
-    hi, lo = _pair(1.0 / s, 0.0)
+    hi, lo = pair_like(1.0 / s, 0.0, x2)
     y = fma(e, spread(hi, e), e * spread(lo, e))
     _group_stored(x2, out2, sign, r, count, y, m, s, _MODE_SOFTMAX)
 
@@ -114,9 +106,9 @@ def _log_softmax_values(v, m, t_hi, t_lo, log_sum):
     """``(v - m)/T - log_sum`` per element, as ``softmax._short_log_lanes``."""
     if not given(t_hi):
         total, error = two_sum(widened(m), log_sum)  # ``softmax._shift_pair``
-        hi, lo = _pair(total, error)
+        hi, lo = pair_like(total, error, v)
         return (v - spread(hi, v)) - spread(lo, v)
-    hi, lo = _pair(log_sum, 0.0)
+    hi, lo = pair_like(log_sum, 0.0, v)
     d_hi, d_lo = scaled_difference(v, spread(m, v), t_hi, t_lo)
     return select(d_hi == np.float32(-np.inf), d_hi, (d_hi - spread(hi, v)) + (d_lo - spread(lo, v)))
 
@@ -167,29 +159,18 @@ def _store_results_overload(res, r, count, result):
 
 
 @callee(inline="always")
-def _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
-    """softmax of the rows ``first:stop`` of ``x2`` (``out2=None``: in place): whole groups, then
-    the rest, if any, as one group of fewer rows (and so for the other two drivers)."""
+def _packed_rows(group, x2, out2, width, sign, t_hi, t_lo, first, stop):
+    """softmax or log_softmax (``group``: ``_softmax_group`` or ``_log_softmax_group``) of the
+    rows ``first:stop`` of ``x2`` (``out2=None``: in place): whole groups, then the rest, if any,
+    as one group of fewer rows (and so ``_packed_logsumexp_rows``)."""
     x2, out2 = borrowed(x2), borrowed(out2)
     lanes = lanes_of(x2)
     r = first
     while r + lanes <= stop:
-        _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, None)
+        group(x2, out2, width, sign, t_hi, t_lo, r, None)
         r += lanes
     if r < stop:
-        _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
-
-
-@callee(inline="always")
-def _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
-    x2, out2 = borrowed(x2), borrowed(out2)
-    lanes = lanes_of(x2)
-    r = first
-    while r + lanes <= stop:
-        _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, None)
-        r += lanes
-    if r < stop:
-        _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
+        group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
 
 
 @callee(inline="always")
@@ -205,11 +186,11 @@ def _packed_logsumexp_rows(x2, width, res, first, stop):
 
 
 def _packed_softmax_range(t, first, stop, x2, out2, width, sign, t_hi, t_lo):
-    _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop)
+    _packed_rows(_softmax_group, x2, out2, width, sign, t_hi, t_lo, first, stop)
 
 
 def _packed_log_softmax_range(t, first, stop, x2, out2, width, sign, t_hi, t_lo):
-    _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop)
+    _packed_rows(_log_softmax_group, x2, out2, width, sign, t_hi, t_lo, first, stop)
 
 
 def _packed_logsumexp_range(t, first, stop, x2, width, res):
@@ -218,12 +199,12 @@ def _packed_logsumexp_range(t, first, stop, x2, width, res):
 
 @kernel()
 def packed_softmax_rows_serial(x2, out2, width, sign, t_hi, t_lo):
-    _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
+    _packed_rows(_softmax_group, x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
 
 
 @kernel()
 def packed_log_softmax_rows_serial(x2, out2, width, sign, t_hi, t_lo):
-    _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
+    _packed_rows(_log_softmax_group, x2, out2, width, sign, t_hi, t_lo, 0, x2.shape[0])
 
 
 @kernel()
