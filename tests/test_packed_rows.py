@@ -1,5 +1,6 @@
-"""The packed kernels: many unmasked float32 rows of at most ``PACKED_ROW`` (16) elements, a group
-of 16 rows at a time, one row per lane (``softmaxkit._kernels.packed``).
+"""The packed kernels: many unmasked float32 rows of at most ``PACKED_ROW`` (32) elements, a group
+of 16 rows at a time, one row per lane (``softmaxkit._kernels.packed``): rows of at most 8
+packed in registers, longer ones in registers of their own.
 
 softmax, softmin and logsumexp must give the short-row kernels' results bit for bit (the same
 operations, each row's float64 sum added in the same order); log_softmax may differ from them by
@@ -18,7 +19,7 @@ import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
 from naive import log_softmax_ref, logsumexp_ref, mixed_rows, softmax_ref, special_rows, ulp_error
 
-LIMIT = 16  # the kernels' PACKED_ROW
+LIMIT = 32  # the kernels' PACKED_ROW
 
 
 def test_limit_is_the_kernels():
@@ -137,7 +138,7 @@ def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
 
 @pytest.mark.parametrize("name, in_place", [(name, False) for name in CALLS]
                          + [(name, True) for name in CALLS if name != "logsumexp"])  # (none in place)
-@pytest.mark.parametrize("width", [4, 13])
+@pytest.mark.parametrize("width", [4, 13, 16, 20, 32])
 def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_place):
     # the special rows twice over (a group with some, written around them by a masked store;
     # in place their input must still be there for ``slice_special``), then ordinary ones
@@ -179,11 +180,13 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
     [
         ("softmax", (18, 2), np.float32, None, "packed_softmax_rows_serial"),
         ("softmax", (17, 2), np.float32, None, "softmax_short_rows_serial"),  # too few rows
-        ("softmax", (60, 10), np.float32, None, "packed_softmax_rows_serial"),
-        ("softmax", (59, 10), np.float32, None, "softmax_short_rows_serial"),
+        ("softmax", (40, 10), np.float32, None, "packed_softmax_rows_serial"),
+        ("softmax", (39, 10), np.float32, None, "softmax_short_rows_serial"),
         ("softmax", (8, 10), np.float32, None, "softmax_short_rows_serial"),  # the per-call path
         ("log_softmax", (96, 16), np.float32, None, "packed_log_softmax_rows_serial"),
-        ("log_softmax", (96, 17), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
+        ("log_softmax", (128, 32), np.float32, None, "packed_log_softmax_rows_serial"),
+        ("log_softmax", (127, 32), np.float32, None, "log_softmax_paired_rows_serial"),
+        ("log_softmax", (200, 33), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
         ("logsumexp", (1000, 3), np.float32, None, "packed_logsumexp_rows_serial"),
         ("softmax", (1000, 3), np.float64, None, "softmax_rows_serial"),  # float64: the general kernel
         ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
@@ -211,30 +214,42 @@ def test_parallel_threshold_is_a_quarter_of_the_rows(monkeypatch, kernel_calls, 
     assert len(serial) == 1
 
 
-def test_row_sums_add_in_the_order_of_a_rows_own_vector(rng):
+def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
     # the float64 sums of terms spread over 2**-40 ... 2**40 depend on the order they are added
-    # in (a float32 result rarely shows it): each row's sum must be the one its own vector gives
-    # (``widen_low``/``widen_high``, ``sum_lanes`` of each, the two added), for every width
+    # in (a float32 result rarely shows it): each row's sum must be the one its own vectors give
+    # (each lane's terms in turn, ``widen_low``/``widen_high``, ``sum_lanes`` of each half, the
+    # two added), for every width
     from numba import njit
 
-    from softmaxkit._kernels._vector import load_part, load_rows, row_sums, store_rows, sum_lanes, widen_high, widen_low
+    from softmaxkit._kernels._vector import (
+        load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes, widen_high, widen_low,
+    )
 
     @njit
-    def packed(x2, width, sums):
-        store_rows(sums, 0, row_sums(load_rows(x2, 0, width, None)), None, None)
+    def packed(x2, width, sums, counts):
+        v = load_rows(x2, 0, width, None)
+        store_rows(sums, 0, None, row_sums(v, width), None, None)
+        store_rows(counts, 0, None, row_counts(v, width), None, None)
 
     @njit
     def one_row_at_a_time(x2, sums):
+        n = x2.shape[1]
         for r in range(x2.shape[0]):
-            v = load_part(x2[r], 0, x2.shape[1])
-            sums[r] = sum_lanes(widen_low(v)) + sum_lanes(widen_high(v))
+            a, b = splat(0.0), splat(0.0)
+            for i in range(0, n, 16):
+                v = load_part(x2[r], i, min(16, n - i))
+                a, b = a + widen_low(v), b + widen_high(v)
+            sums[r] = sum_lanes(a) + sum_lanes(b)
 
     orders_mattered = 0
     for n in range(1, LIMIT + 1):
         x = (2.0 ** rng.uniform(-40, 40, (16, n)) * rng.uniform(1, 2, (16, n))).astype(np.float32)
-        got, expected = np.empty(16), np.empty(16)
-        packed(x, (0,) * n, got)
+        got, expected, counts = np.empty(16), np.empty(16), np.empty(16)
+        packed(x, (0,) * n, got, counts)
         one_row_at_a_time(x, expected)
         np.testing.assert_array_equal(got, expected)
         orders_mattered += int(np.any(expected != x.astype(np.float64).sum(axis=1)))
-    assert orders_mattered >= 8  # (the test can tell orders apart)
+        ones = (x > np.median(x)).astype(np.float32)  # and a count of ones
+        packed(ones, (0,) * n, got, counts)
+        np.testing.assert_array_equal(counts, ones.sum(axis=1))
+    assert orders_mattered >= 16  # (the test can tell orders apart)

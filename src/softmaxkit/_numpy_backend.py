@@ -69,16 +69,19 @@ SHORT_ROW: int | None = None
 # ... and of at most this many, the packed kernels (a group of 16 rows at a time, a row per lane);
 # None: the kernels' ``PACKED_ROW`` (tests set 0 to compare the packed kernels with the short ones,
 # and the two minimums below to 0 to take them on any number of rows).  Per call, on Zen 5, one
-# thread, packed against short:
-# rows of 4 from 16 rows (softmax 411 ns against 471, logsumexp 8 rows 350 against 381); of 8
-# from 24; of 10 from 48-64 (softmax 64 rows 1001 ns against 1012); of 16 from 64-96.
+# thread, packed against short (softmax, the last to gain): rows of 4 from 16 rows (411 ns
+# against 471); of 8 from 24-32; of 9-16 from 40-48; of 17-24 from 40-48 (24: 48 rows 0.97 of
+# the time); of 32 from 64-72 (64 rows 1.07, 96 rows 0.92).
 PACKED_ROW: int | None = None
 PACKED_MIN_ROWS = 18
-PACKED_MIN_ROWS_PER_ELEMENT = 6
-# A packed row element costs about a quarter of a short row's: they take two threads from 8192
-# elements (2048x4 softmax 3.6 us against 4.3 on one thread, log_softmax 4.5 against 6.4; 1024x8
-# 3.3 against 3.7; 1024x4 2.6 against 2.5).
+PACKED_MIN_ROWS_PER_ELEMENT = 4
+# A packed row element of a row of at most 8 costs about a quarter of a short row's: they take
+# two threads from 8192 elements (2048x4 softmax 3.6 us against 4.3 on one thread, log_softmax
+# 4.5 against 6.4; 1024x8 3.3 against 3.7; 1024x4 2.6 against 2.5).  Longer rows, each in
+# registers of its own, from 16384 (1024x16 softmax 6.4 us against 7.0, 512x16 5.2 against 4.6;
+# 512x32 6.2 against 6.4, 256x32 5.0 against 4.2).
 PACKED_WORK_FACTOR = 4
+PACKED_LONG_WORK_FACTOR = 2
 # Unmasked softmax, log_softmax and logsumexp over at most this many rows K of a column layout
 # take the small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
 # them with the block kernels, or a larger value to try more rows).
@@ -433,12 +436,13 @@ def _packed_width(k, x2) -> tuple[int, ...] | None:
     return _WIDTHS[n]
 
 
-_WIDTHS = [(0,) * n for n in range(17)]  # up to the kernels' PACKED_ROW, 16: a vector of float32
+_WIDTHS = [(0,) * n for n in range(33)]  # up to the kernels' PACKED_ROW, 32: two vectors of float32
 
 
 def _packed_parallel(x2) -> bool:
-    """Whether packed rows take the parallel kernels: from a quarter of ``use_parallel``'s size."""
-    return use_parallel(PACKED_WORK_FACTOR * x2.size)
+    """Whether packed rows take the parallel kernels: from a quarter of ``use_parallel``'s size
+    (a half for rows of more than 8, which the kernels hold in registers of their own)."""
+    return use_parallel((PACKED_WORK_FACTOR if x2.shape[1] <= 8 else PACKED_LONG_WORK_FACTOR) * x2.size)
 
 
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:

@@ -520,19 +520,41 @@ def narrowed(typingctx, v):
 
 # ---- a group of short rows, one row per lane --------------------------------------------------
 #
-# A group is ``lanes`` consecutive rows of ``n`` elements (a row per lane of a ``Vector``): held
-# as one wide ``Vector`` of ``lanes * n`` elements, in memory order (row after row), for the
-# elementwise work (LLVM splits it into ``n`` registers); ``row_max`` and ``row_sums`` reduce each
-# row to a lane of a ``lanes``-lane ``Vector``, and ``spread`` sends a lane back to its row's
-# elements.  ``n`` is known when the kernel is compiled: ``load_rows`` takes it from the length of
-# a tuple, and every other operation from the wide vector's lanes.
+# A group is ``lanes`` consecutive rows of ``n`` elements (a row per lane of a ``Vector``), held
+# as one wide ``Vector`` for the elementwise work (LLVM splits it into registers): rows of at
+# most a vector (``n <= lanes``) packed, in memory order (row after row, ``n`` registers in all);
+# longer rows padded, each row in whole registers of its own (``ceil(n / lanes)`` of them, the
+# lanes past its end undefined).  ``row_max`` and ``row_sums`` reduce each row to a lane of a
+# ``lanes``-lane ``Vector``, and ``spread`` sends a lane back to its row's elements.  ``n`` is
+# known when the kernel is compiled: ``load_rows``, ``store_rows``, ``row_max`` and ``row_sums``
+# take it from the length of a tuple (``width``), ``spread`` the layout from the wide vector's
+# lanes.
 
 
 def _group_width(v):
-    """``n`` for a wide ``Vector`` of a group (``lanes`` rows of ``n``), or None."""
+    """The lanes a row takes in the wide ``Vector`` of a group (``n`` packed, whole registers
+    padded), or None."""
     if not (isinstance(v, Vector) and v.dtype in LANES and v.lanes % LANES[v.dtype] == 0):
         return None
     return v.lanes // LANES[v.dtype]
+
+
+def _packed(rows, n):
+    """Whether a group of ``rows`` rows of ``n`` is packed (else padded)."""
+    return n <= rows // 2
+
+
+def _row_lanes(dtype, n):
+    """The lanes a row of ``n`` elements takes in a group: ``n`` packed, or whole registers."""
+    lanes = LANES[dtype]
+    return n if _packed(lanes, n) else -(-n // lanes) * lanes
+
+
+def _width_of(width, v):
+    """``n = len(width)`` if ``width`` (a tuple) is the row length of the group ``v``, else None."""
+    if not (isinstance(width, types.UniTuple) and _group_width(v) == _row_lanes(v.dtype, width.count)):
+        return None
+    return width.count
 
 
 def _registers(builder, value, lanes, count):
@@ -556,42 +578,84 @@ def _concatenated(builder, parts):
 
 
 def _columns(builder, value, rows, n):
-    """The ``n`` ``rows``-lane vectors of a group's columns: column ``j`` holds element ``j`` of
-    every row.  (One shuffle of the whole group each: a tree of two-register shuffles instead,
-    LLVM folded into these again.)"""
+    """The ``n`` ``rows``-lane vectors of a packed group's columns: column ``j`` holds element
+    ``j`` of every row.  (One shuffle of the whole group each: a tree of two-register shuffles
+    instead, LLVM folded into these again.)"""
     index = ir.VectorType(ir.IntType(32), rows)
     return [builder.shuffle_vector(value, value, ir.Constant(index, [j + r * n for r in range(rows)])) for j in range(n)]
 
 
+def _padded_rows(builder, value, rows, n, fill):
+    """A padded group's registers, row by row (a list of each row's ``ceil(n / rows)``), the
+    lanes past a row's end set to the scalar constant ``fill``."""
+    blocks = -(-n // rows)
+    registers = _registers(builder, value, rows, rows * blocks)
+    end = n - (blocks - 1) * rows  # the lanes of a row's last register that are in the row
+    if end < rows:
+        fills = ir.Constant(registers[0].type, [fill] * rows)
+        within = ir.Constant(ir.VectorType(ir.IntType(1), rows), [j < end for j in range(rows)])
+        for k in range(blocks - 1, len(registers), blocks):
+            registers[k] = builder.select(within, registers[k], fills)
+    return [registers[r * blocks:(r + 1) * blocks] for r in range(rows)]
+
+
 def _register_masks(builder, rows, n, count, good):
     """For each ``rows``-lane register of a group, which of its lanes to load or store (a
-    ``<rows x i1>``): those of the group's first ``count`` rows (None: all) that ``good`` (a mask
-    of the group's lanes; None: all) has set; None when both are None."""
-    if count is None and good is None:
-        return None
+    ``<rows x i1>``): the lanes of the group's first ``count`` rows (None: all) that are in a
+    row (not a padded row's lanes past its end) and that ``good`` (a mask of the group's lanes;
+    None: all) has set; None where all of them are."""
     index = ir.IntType(32)
-    goods = _registers(builder, good, rows, n) if good is not None else [None] * n
+    lane_numbers = list(range(rows))
+    if _packed(rows, n):
+        registers = [(k * rows, (k + 1) * rows, lane_numbers) for k in range(n)]  # (first, stop, lanes)
+    else:
+        blocks = -(-n // rows)
+        end = n - (blocks - 1) * rows
+        registers = [
+            (r * n, (r + 1) * n, lane_numbers if k < blocks - 1 or end == rows else lane_numbers[:end])
+            for r in range(rows) for k in range(blocks)
+        ]
+    goods = _registers(builder, good, rows, len(registers)) if good is not None else [None] * len(registers)
     if count is not None:
         limit = splat_value(builder, builder.trunc(builder.mul(count, ir.Constant(count.type, n)), index),
                             ir.VectorType(index, rows))
     masks = []
-    for k in range(n):
-        mask = goods[k]
-        if count is not None:
-            numbers = ir.Constant(ir.VectorType(index, rows), list(range(k * rows, (k + 1) * rows)))
-            first = builder.icmp_signed("<", numbers, limit)
-            mask = first if mask is None else builder.and_(mask, first)
+    for k, ((first, stop, in_row), mask) in enumerate(zip(registers, goods)):
+        if len(in_row) < rows:
+            within = ir.Constant(ir.VectorType(ir.IntType(1), rows), [j in in_row for j in lane_numbers])
+            mask = within if mask is None else builder.and_(mask, within)
+        if count is not None:  # element numbers in the group (row-major); lanes past a row's end: its last
+            numbers = [first + j for j in range(rows)] if _packed(rows, n) else [
+                min(first + (k % blocks) * rows + j, stop - 1) for j in lane_numbers
+            ]
+            counted = builder.icmp_signed("<", ir.Constant(ir.VectorType(index, rows), numbers), limit)
+            mask = counted if mask is None else builder.and_(mask, counted)
         masks.append(mask)
-    return masks
+    return None if all(mask is None for mask in masks) else masks
 
 
-def _row_pointer(context, builder, array_type, array, row, vector_type):
+def _register_offsets(rows, n):
+    """Each register's offset (elements) from the group's first element."""
+    if _packed(rows, n):
+        return [k * rows for k in range(n)]
+    blocks = -(-n // rows)
+    return [r * n + k * rows for r in range(rows) for k in range(blocks)]
+
+
+def _row_pointer(context, builder, array_type, array, row, element_type):
     """Pointer to ``array[row]`` (a 1-d array) or ``array[row, 0]`` (2-d), typed as a pointer to
-    ``vector_type``; unchecked."""
+    ``element_type``; unchecked."""
     view = context.make_array(array_type)(context, builder, array)
     indices = [row] + [ir.Constant(row.type, 0)] * (array_type.ndim - 1)
     pointer = cgutils.get_item_pointer(context, builder, array_type, view, indices, wraparound=False)
-    return builder.bitcast(pointer, vector_type.as_pointer())
+    return builder.bitcast(pointer, element_type.as_pointer())
+
+
+def _register_pointers(builder, pointer, rows, n, register_type):
+    """Pointers to each register of the group at ``pointer`` (an element pointer)."""
+    i64 = ir.IntType(64)
+    return [builder.bitcast(builder.gep(pointer, [ir.Constant(i64, offset)]), register_type.as_pointer())
+            for offset in _register_offsets(rows, n)]
 
 
 def _group_array(array, row, count):
@@ -606,27 +670,28 @@ def load_rows(typingctx, array, row, width, count):
     """The group of rows ``row:row + lanes`` of the C-contiguous 2-d ``array``, whose rows have
     ``n = len(width)`` elements (``width``: a tuple, for its length): one wide ``Vector``.
     ``count`` None: all ``lanes`` rows; an integer: only the first ``count`` rows are read, the
-    other lanes are 0.  Unchecked."""
+    other lanes are 0 (and so are a padded row's lanes past its end).  Unchecked."""
     if not (_group_array(array, row, count) and array.ndim == 2 and isinstance(width, types.UniTuple)):
         return None
     n = width.count
     rows = LANES[array.dtype]
-    wide = Vector(array.dtype, rows * n)
+    wide = Vector(array.dtype, rows * _row_lanes(array.dtype, n))
 
     def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(wide)
-        pointer = _row_pointer(context, builder, array, args[0], args[1], vector_type)
+        element = context.get_value_type(array.dtype)
+        pointer = _row_pointer(context, builder, array, args[0], args[1], element)
         align = array.dtype.bitwidth // 8
-        if isinstance(count, types.NoneType):
-            return builder.load(pointer, align=align)
-        register_type = ir.VectorType(vector_type.element, rows)
+        if _packed(rows, n) and isinstance(count, types.NoneType):
+            return builder.load(builder.bitcast(pointer, context.get_value_type(wide).as_pointer()), align=align)
+        register_type = ir.VectorType(element, rows)
+        pointers = _register_pointers(builder, pointer, rows, n, register_type)
+        masks = _register_masks(builder, rows, n, None if isinstance(count, types.NoneType) else args[3], None)
         function = _masked_memory_function(builder, "load", register_type, store_form=False)
-        base = builder.bitcast(pointer, register_type.as_pointer())
         zeros = ir.Constant(register_type, [0.0] * rows)
         parts = [
-            builder.call(function, [builder.gep(base, [ir.Constant(ir.IntType(64), k)]), ir.Constant(ir.IntType(32), align),
-                                    mask, zeros])
-            for k, mask in enumerate(_register_masks(builder, rows, n, args[3], None))
+            builder.load(address, align=align) if masks is None or masks[k] is None
+            else builder.call(function, [address, ir.Constant(ir.IntType(32), align), masks[k], zeros])
+            for k, address in enumerate(pointers)
         ]
         return _concatenated(builder, parts)
 
@@ -634,61 +699,80 @@ def load_rows(typingctx, array, row, width, count):
 
 
 @intrinsic
-def store_rows(typingctx, array, row, value, count, good):
-    """Store the group ``value`` (as ``load_rows`` gives it) at rows ``row:row + lanes`` of the
-    C-contiguous 2-d ``array``, or a ``Vector`` of one value a row at ``array[row:row + lanes]``
-    of a 1-d one: only the first ``count`` rows (None: all), and only the lanes that the mask
-    ``good`` (of ``value``'s lanes; None: all) has set.  Unchecked."""
+def store_rows(typingctx, array, row, width, value, count, good):
+    """Store the group ``value`` (as ``load_rows`` gives it for rows of ``len(width)``) at rows
+    ``row:row + lanes`` of the C-contiguous 2-d ``array``, or a ``Vector`` of one value a row
+    (``width`` None) at ``array[row:row + lanes]`` of a 1-d one: only the first ``count`` rows
+    (None: all), and only the lanes that the mask ``good`` (of ``value``'s lanes; None: all) has
+    set.  Unchecked."""
     if not (_group_array(array, row, count) and isinstance(value, Vector) and value.dtype == array.dtype):
         return None
-    n = 1 if array.ndim == 1 else _group_width(value)
+    if array.ndim == 1:  # a row per lane: rows of one
+        n, rows = (1, value.lanes) if isinstance(width, types.NoneType) else (None, None)
+    else:
+        n, rows = _width_of(width, value), LANES[array.dtype]
     if n is None:
         return None
-    rows = value.lanes // n
     if not (isinstance(good, types.NoneType) or (isinstance(good, VectorMask) and good.lanes == value.lanes)):
         return None
 
     def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(value)
-        pointer = _row_pointer(context, builder, array, args[0], args[1], vector_type)
+        element = context.get_value_type(array.dtype)
+        pointer = _row_pointer(context, builder, array, args[0], args[1], element)
         align = array.dtype.bitwidth // 8
         masks = _register_masks(
             builder, rows, n,
-            None if isinstance(count, types.NoneType) else args[3],
-            None if isinstance(good, types.NoneType) else args[4],
+            None if isinstance(count, types.NoneType) else args[4],
+            None if isinstance(good, types.NoneType) else args[5],
         )
-        if masks is None:
-            builder.store(args[2], pointer, align=align)
+        if masks is None and _packed(rows, n):
+            builder.store(args[3], builder.bitcast(pointer, context.get_value_type(value).as_pointer()), align=align)
             return context.get_dummy_value()
-        register_type = ir.VectorType(vector_type.element, rows)
+        register_type = ir.VectorType(element, rows)
         function = _masked_memory_function(builder, "store", register_type, store_form=True)
-        base = builder.bitcast(pointer, register_type.as_pointer())
-        for k, (part, mask) in enumerate(zip(_registers(builder, args[2], rows, n), masks)):
-            address = builder.gep(base, [ir.Constant(ir.IntType(64), k)])
-            builder.call(function, [part, address, ir.Constant(ir.IntType(32), align), mask])
+        parts = _registers(builder, args[3], rows, value.lanes // rows)
+        for k, address in enumerate(_register_pointers(builder, pointer, rows, n, register_type)):
+            if masks is None or masks[k] is None:
+                builder.store(parts[k], address, align=align)
+            else:
+                builder.call(function, [parts[k], address, ir.Constant(ir.IntType(32), align), masks[k]])
         return context.get_dummy_value()
 
-    return types.none(array, row, value, count, good), codegen
+    return types.none(array, row, width, value, count, good), codegen
 
 
 @intrinsic
-def row_max(typingctx, v):
-    """The largest element of each row of the group ``v``, NaN skipped (-inf for a row without
-    any other), one row per lane: ``select(v > best, v, best)`` from -inf, as ``_max_step``.
-    (The order of the comparisons cannot change the result but for the sign of a zero max.)"""
-    n = _group_width(v)
+def row_max(typingctx, v, width):
+    """The largest element of each row (of ``len(width)``) of the group ``v``, NaN skipped (-inf
+    for a row without any other), one row per lane: ``select(v > best, v, best)`` from -inf, as
+    ``_max_step`` (a padded row's registers first, lane by lane, as a row's own vectors).  (The
+    order of the comparisons cannot change the result but for the sign of a zero max.)"""
+    n = _width_of(width, v)
     if n is None:
         return None
     rows = LANES[v.dtype]
     result = Vector(v.dtype, rows)
 
     def codegen(context, builder, signature, args):
-        best = ir.Constant(context.get_value_type(result), [float("-inf")] * rows)
+        ninf = ir.Constant(context.get_value_type(result), [float("-inf")] * rows)
+
+        def larger(a, b):
+            return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+        if not _packed(rows, n):  # each row's registers first, then the rows' lanes
+            maxes = []
+            for registers in _padded_rows(builder, args[0], rows, n, float("-inf")):
+                best = ninf
+                for register in registers:
+                    best = larger(register, best)
+                maxes.append(best)
+            return _reduced_rows(builder, maxes, larger)
+        best = ninf
         for column in _columns(builder, args[0], rows, n):
-            best = builder.select(builder.fcmp_ordered(">", column, best), column, best)
+            best = larger(column, best)
         return best
 
-    return result(v), codegen
+    return result(v, width), codegen
 
 
 def _halving_sum(builder, terms):
@@ -705,27 +789,98 @@ def _halving_sum(builder, terms):
     return terms[0]
 
 
+def _reduced_rows(builder, rows, combine):
+    """One lane a row: ``rows`` (as many vectors as each has lanes, a row's terms each) reduced in
+    ``sum_lanes``' pairwise order within each half of a row, the two halves combined last (as a
+    row's float64 sums, ``widen_low``'s and ``widen_high``'s).  Pairs of vectors are combined a
+    halving at a time (``combine(shuffle(a, b, firsts), shuffle(a, b, seconds))``, the rows of
+    ``a`` then of ``b``), so that each step takes half as many vectors: 2 shuffles and one
+    ``combine`` for two vectors, where a transposition first takes a shuffle for each register
+    at each of its steps."""
+    lanes = rows[0].type.count
+    index = ir.IntType(32)
+    w = lanes  # each row's values in a vector
+    while w > 1:
+        h = w // 2
+        if w > 2:  # [low half, high half] -> [low's halves combined, high's halves combined]
+            firsts = list(range(h // 2)) + list(range(h, h + h // 2))
+            seconds = list(range(h // 2, h)) + list(range(h + h // 2, w))
+        else:
+            firsts, seconds = [0], [1]
+        per = lanes // w  # rows a vector
+
+        def picked(lanes_of_row):
+            return ir.Constant(ir.VectorType(index, lanes), [
+                half * lanes + r * w + i for half in (0, 1) for r in range(per) for i in lanes_of_row
+            ])
+
+        rows = [
+            combine(builder.shuffle_vector(a, b, picked(firsts)), builder.shuffle_vector(a, b, picked(seconds)))
+            for a, b in zip(rows[0::2], rows[1::2])
+        ]
+        w = h
+    return rows[0]
+
+
 @intrinsic
-def row_sums(typingctx, v):
-    """The sum of each row of the float32 group ``v`` in float64, one row per lane, added in
-    the order a row's own vector would be (``widen_low``, ``widen_high``, each ``sum_lanes``, the
-    two added): bit for bit a short row's sum (at most one vector a row)."""
-    n = _group_width(v)
-    if n is None or v.dtype != types.float32 or n > LANES[v.dtype]:
+def row_sums(typingctx, v, width):
+    """The sum of each row (of ``len(width)``) of the float32 group ``v`` in float64, one row per
+    lane, added in the order a row's own vectors would be (``_add_lanes``: each lane's terms in
+    turn, then the float64 halves, each ``sum_lanes``, the two added): bit for bit a short row's
+    sum."""
+    n = _width_of(width, v)
+    if n is None or v.dtype != types.float32:
         return None
     rows = LANES[v.dtype]
     result = Vector(types.float64, rows)
 
     def codegen(context, builder, signature, args):
         wide_type = context.get_value_type(result)
+        if not _packed(rows, n):  # each lane's terms first, row by row, then the rows' lanes
+            sums = []
+            for registers in _padded_rows(builder, args[0], rows, n, 0.0):
+                total = builder.fpext(registers[0], wide_type)
+                for register in registers[1:]:
+                    total = builder.fadd(total, builder.fpext(register, wide_type))
+                sums.append(total)
+            return _reduced_rows(builder, sums, builder.fadd)
         terms = [builder.fpext(column, wide_type) for column in _columns(builder, args[0], rows, n)]
         terms += [None] * (rows - n)
         half = rows // 2
         low, high = _halving_sum(builder, terms[:half]), _halving_sum(builder, terms[half:])
-        total = low if high is None else builder.fadd(low, high)
-        return total
+        return low if high is None else builder.fadd(low, high)
 
-    return result(v), codegen
+    return result(v, width), codegen
+
+
+@intrinsic
+def row_counts(typingctx, v, width):
+    """The sum of each row (of ``len(width)``) of the float32 group ``v`` of zeros and ones (a
+    count, exact in float32 for rows of fewer than 2**24 elements, in any order), as float64,
+    one row per lane: ``row_sums``' result at a float32 reduction's cost."""
+    n = _width_of(width, v)
+    if n is None or v.dtype != types.float32:
+        return None
+    rows = LANES[v.dtype]
+    result = Vector(types.float64, rows)
+
+    def codegen(context, builder, signature, args):
+        if _packed(rows, n):
+            columns = _columns(builder, args[0], rows, n)
+            total = columns[0]
+            for column in columns[1:]:
+                total = builder.fadd(total, column)
+        else:
+            sums = []
+            for registers in _padded_rows(builder, args[0], rows, n, 0.0):
+                row_total = registers[0]
+                for register in registers[1:]:
+                    row_total = builder.fadd(row_total, register)
+                sums.append(row_total)
+            total = _reduced_rows(builder, sums, builder.fadd)
+        return builder.fpext(total, context.get_value_type(result))
+
+    return result(v, width), codegen
 
 
 @intrinsic

@@ -39,12 +39,12 @@ from ._log import log_of_total
 from ._parallel import RangeKernel
 from ._scalar import given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
 from ._vector import (
-    all_lanes, filled, lane, lanes_of, load_rows, narrowed, row_max, row_sums, select, spread, store_rows, widened,
+    all_lanes, filled, lane, lanes_of, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
 )
 from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
 
 #: the longest row (elements) the packed kernels take: rows of one float32 vector at most
-PACKED_ROW = 16
+PACKED_ROW = 32
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -55,16 +55,16 @@ def _special(m, total):
 
 
 @callee(inline="always")
-def _group_stored(x2, out2, sign, r, count, y, m, total, mode):
+def _group_stored(x2, out2, width, sign, r, count, y, m, total, mode):
     """Store the group ``y`` at ``r`` (``count``: see ``load_rows``), but for its rows with a NaN
     or an infinite max (see ``_special``), written afterwards by ``slice_special``: the store
     leaves them out, so that in place their input is still there."""
     special = _special(m, total)
     y2 = target(x2, out2)
     if all_lanes(special == np.float32(0.0)):
-        store_rows(y2, r, y, count, None)
+        store_rows(y2, r, width, y, count, None)
         return
-    store_rows(y2, r, y, count, spread(special, y) == np.float32(0.0))
+    store_rows(y2, r, width, y, count, spread(special, y) == np.float32(0.0))
     for i in range(lanes_of(x2) if count is None else count):
         if lane(special, i) != 0.0:
             x = x2[r + i]
@@ -75,27 +75,27 @@ def _group_stored(x2, out2, sign, r, count, y, m, total, mode):
 def _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
     """softmax of the group of rows at ``r``, as ``softmax._one_vector_softmax_rows`` takes each."""
     v = signed(load_rows(x2, r, width, count), sign)
-    m = row_max(v)
+    m = row_max(v, width)
     e = scaled_shifted_exp(v, spread(m, v), t_hi, t_lo)
-    s = row_sums(e)
+    s = row_sums(e, width)
     hi, lo = pair_like(1.0 / s, 0.0, x2)
     y = fma(e, spread(hi, e), e * spread(lo, e))
-    _group_stored(x2, out2, sign, r, count, y, m, s, _MODE_SOFTMAX)
+    _group_stored(x2, out2, width, sign, r, count, y, m, s, _MODE_SOFTMAX)
 
 
 @callee(fastmath=ORDERED, inline="always")
-def _log_stats(v, m, e, width_additions, like):
+def _log_stats(v, m, e, width, like):
     """``(rest, k)`` of each row of the group ``v`` (maxes ``m``, exps ``e``) as float64 vectors:
     uncounted, ``(total - 1, 1)``, where the row's total suffices (``uncounted_total_suffices``),
     else counted (its entries at the max counted, the others summed)."""
-    total = unscaled(row_sums(e), like)
-    suffices = uncounted_total_suffices(total, width_additions)
+    total = unscaled(row_sums(e, width), like)
+    suffices = uncounted_total_suffices(total, row_additions(len(width)))
     rest = total - 1.0
     k = filled(1.0, total)
     if not all_lanes(suffices):
         at = v == spread(m, v)
-        counted_rest = unscaled(row_sums(select(at, np.float32(0.0), e)), like)
-        counted_k = row_sums(select(at, np.float32(1.0), np.float32(0.0)))
+        counted_rest = unscaled(row_sums(select(at, np.float32(0.0), e), width), like)
+        counted_k = row_counts(select(at, np.float32(1.0), np.float32(0.0)), width)
         rest = select(suffices, rest, counted_rest)
         k = select(suffices, k, counted_k)
     return rest, k
@@ -118,12 +118,12 @@ def _log_softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
     """log_softmax of the group of rows at ``r``, as the short rows take each (but for the choice
     of the counted sum, row by row: see above)."""
     v = signed(load_rows(x2, r, width, count), sign)
-    m = row_max(v)
+    m = row_max(v, width)
     e = scaled_shifted_exp(v, spread(m, v), t_hi, t_lo)
-    rest, k = _log_stats(v, m, e, row_additions(len(width)), x2)
+    rest, k = _log_stats(v, m, e, width, x2)
     log_sum = log_of_total(k, rest)
     y = _log_softmax_values(v, m, t_hi, t_lo, log_sum)
-    _group_stored(x2, out2, sign, r, count, y, m, rest, _MODE_LOG_SOFTMAX)
+    _group_stored(x2, out2, width, sign, r, count, y, m, rest, _MODE_LOG_SOFTMAX)
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -131,11 +131,11 @@ def _logsumexp_group(x2, width, res, r, count):
     """logsumexp of the group of rows at ``r`` into ``res``, as ``softmax._short_logsumexp``
     takes each: counted; a row whose max is +-inf gets ``slice_max`` (NaN if it has a NaN)."""
     v = load_rows(x2, r, width, count)
-    m = row_max(v)
+    m = row_max(v, width)
     e = scaled_shifted_exp(v, spread(m, v), None, None)
     at = v == spread(m, v)
-    rest = unscaled(row_sums(select(at, np.float32(0.0), e)), x2)
-    k = row_sums(select(at, np.float32(1.0), np.float32(0.0)))
+    rest = unscaled(row_sums(select(at, np.float32(0.0), e), width), x2)
+    k = row_counts(select(at, np.float32(1.0), np.float32(0.0)), width)
     result = widened(m) + log_of_total(k, rest)
     _store_results(res, r, count, result)
     finite = m - m == np.float32(0.0)
@@ -154,8 +154,8 @@ def _store_results(res, r, count, result):
 @callee_overload(_store_results)
 def _store_results_overload(res, r, count, result):
     if res.dtype == types.float32:
-        return lambda res, r, count, result: store_rows(res, r, narrowed(result), count, None)
-    return lambda res, r, count, result: store_rows(res, r, result, count, None)
+        return lambda res, r, count, result: store_rows(res, r, None, narrowed(result), count, None)
+    return lambda res, r, count, result: store_rows(res, r, None, result, count, None)
 
 
 @callee(inline="always")
