@@ -1,6 +1,6 @@
-"""The packed kernels: many unmasked float32 rows of at most ``PACKED_ROW`` (32) elements, a group
-of 16 rows at a time, one row per lane (``softmaxkit._kernels.packed``): rows of at most 8
-packed in registers, longer ones in registers of their own.
+"""The packed kernels: many unmasked float32 rows of at most ``PACKED_ROW`` (64) elements, a group
+of 16 rows at a time (8 of rows longer than 32), one row per lane (``softmaxkit._kernels.packed``):
+rows of at most 8 packed in registers, longer ones in registers of their own.
 
 softmax, softmin and logsumexp must give the short-row kernels' results bit for bit (the same
 operations, each row's float64 sum added in the same order); log_softmax may differ from them by
@@ -19,7 +19,10 @@ import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
 from naive import log_softmax_ref, logsumexp_ref, mixed_rows, softmax_ref, special_rows, ulp_error
 
-LIMIT = 32  # the kernels' PACKED_ROW
+LIMIT = 64  # the kernels' PACKED_ROW
+# every packed width, and padded ones of each kind: one register a row, two, four; the last part
+# or whole; four of which the last is not loaded (33-48)
+WIDTHS = list(range(1, 18)) + [20, 24, 31, 32, 33, 40, 47, 48, 49, 63, 64]
 
 
 def test_limit_is_the_kernels():
@@ -90,7 +93,7 @@ def _assert_accurate(name, y, x, temperature=1.0):
 
 
 @pytest.mark.parametrize("name", list(CALLS))
-@pytest.mark.parametrize("n", list(range(1, LIMIT + 1)))
+@pytest.mark.parametrize("n", WIDTHS)
 def test_every_width_matches_the_short_kernels(monkeypatch, rng, name, n):
     x = _mixed_rows(rng, 16 * 3 + 5, n)  # whole groups and part of one
     with np.errstate(all="ignore"):
@@ -100,13 +103,14 @@ def test_every_width_matches_the_short_kernels(monkeypatch, rng, name, n):
 
 
 @pytest.mark.parametrize("name", list(CALLS))
-@pytest.mark.parametrize("n_rows", [1, 15, 16, 17, 33, 301])
+@pytest.mark.parametrize("n_rows", [1, 7, 9, 15, 16, 17, 33, 301])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_row_counts_and_threads(monkeypatch, rng, name, n_rows, threads):
-    if threads > 1:  # two ranges, which split a group unless n_rows / 2 is a multiple of 16
+@pytest.mark.parametrize("n", [6, 20, 40])  # groups of 16 rows, packed and padded, and of 8
+def test_row_counts_and_threads(monkeypatch, rng, name, n_rows, threads, n):
+    if threads > 1:  # two ranges, which split a group unless n_rows / 2 is a multiple of it
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: threads)
-    x = _mixed_rows(rng, n_rows, 6)
+    x = _mixed_rows(rng, n_rows, n)
     with np.errstate(all="ignore"):
         packed, short = _packed_and_short(monkeypatch, lambda: CALLS[name](x))
     _assert_packed_matches_short(name, packed, short)
@@ -115,7 +119,7 @@ def test_row_counts_and_threads(monkeypatch, rng, name, n_rows, threads):
 @pytest.mark.parametrize("name", ["softmax", "softmin", "log_softmax"])
 @pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-@pytest.mark.parametrize("n", [2, 5, 16])
+@pytest.mark.parametrize("n", [2, 5, 16, 20, 40])
 def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
     x0 = _mixed_rows(rng, 70, n)
 
@@ -138,7 +142,7 @@ def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
 
 @pytest.mark.parametrize("name, in_place", [(name, False) for name in CALLS]
                          + [(name, True) for name in CALLS if name != "logsumexp"])  # (none in place)
-@pytest.mark.parametrize("width", [4, 13, 16, 20, 32])
+@pytest.mark.parametrize("width", [4, 13, 16, 20, 32, 40, 64])
 def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_place):
     # the special rows twice over (a group with some, written around them by a masked store;
     # in place their input must still be there for ``slice_special``), then ordinary ones
@@ -186,7 +190,9 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
         ("log_softmax", (96, 16), np.float32, None, "packed_log_softmax_rows_serial"),
         ("log_softmax", (128, 32), np.float32, None, "packed_log_softmax_rows_serial"),
         ("log_softmax", (127, 32), np.float32, None, "log_softmax_paired_rows_serial"),
-        ("log_softmax", (200, 33), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
+        ("logsumexp", (192, 48), np.float32, None, "packed_logsumexp_rows_serial"),
+        ("logsumexp", (191, 48), np.float32, None, "logsumexp_short_rows_serial"),
+        ("log_softmax", (400, 65), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
         ("logsumexp", (1000, 3), np.float32, None, "packed_logsumexp_rows_serial"),
         ("softmax", (1000, 3), np.float64, None, "softmax_rows_serial"),  # float64: the general kernel
         ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
@@ -222,14 +228,16 @@ def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
     from numba import njit
 
     from softmaxkit._kernels._vector import (
-        load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes, widen_high, widen_low,
+        group_rows, load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes, widen_high, widen_low,
     )
 
     @njit
     def packed(x2, width, sums, counts):
-        v = load_rows(x2, 0, width, None)
-        store_rows(sums, 0, None, row_sums(v, width), None, None)
-        store_rows(counts, 0, None, row_counts(v, width), None, None)
+        rows = group_rows(x2, width)
+        for r in range(0, x2.shape[0], rows):
+            v = load_rows(x2, r, width, None)
+            store_rows(sums, r, None, row_sums(v, width), None, None)
+            store_rows(counts, r, None, row_counts(v, width), None, None)
 
     @njit
     def one_row_at_a_time(x2, sums):
@@ -242,7 +250,7 @@ def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
             sums[r] = sum_lanes(a) + sum_lanes(b)
 
     orders_mattered = 0
-    for n in range(1, LIMIT + 1):
+    for n in WIDTHS:
         x = (2.0 ** rng.uniform(-40, 40, (16, n)) * rng.uniform(1, 2, (16, n))).astype(np.float32)
         got, expected, counts = np.empty(16), np.empty(16), np.empty(16)
         packed(x, (0,) * n, got, counts)

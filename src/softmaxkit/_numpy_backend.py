@@ -71,7 +71,8 @@ SHORT_ROW: int | None = None
 # and the two minimums below to 0 to take them on any number of rows).  Per call, on Zen 5, one
 # thread, packed against short (softmax, the last to gain): rows of 4 from 16 rows (411 ns
 # against 471); of 8 from 24-32; of 9-16 from 40-48; of 17-24 from 40-48 (24: 48 rows 0.97 of
-# the time); of 32 from 64-72 (64 rows 1.07, 96 rows 0.92).
+# the time); of 32 from 64-72 (64 rows 1.07, 96 rows 0.92); of 33 from 48, of 48 from 96-128,
+# of 64 from 128-192 (log_softmax 192 rows 0.94, 256 rows 0.97).
 PACKED_ROW: int | None = None
 PACKED_MIN_ROWS = 18
 PACKED_MIN_ROWS_PER_ELEMENT = 4
@@ -79,7 +80,8 @@ PACKED_MIN_ROWS_PER_ELEMENT = 4
 # two threads from 8192 elements (2048x4 softmax 3.6 us against 4.3 on one thread, log_softmax
 # 4.5 against 6.4; 1024x8 3.3 against 3.7; 1024x4 2.6 against 2.5).  Longer rows, each in
 # registers of its own, from 16384 (1024x16 softmax 6.4 us against 7.0, 512x16 5.2 against 4.6;
-# 512x32 6.2 against 6.4, 256x32 5.0 against 4.2).
+# 512x32 6.2 against 6.4, 256x32 5.0 against 4.2; 410x40 6.9 against 7.4, 204x40 5.5 against
+# 4.7; 256x64 6.8 against 6.5, 512x64 8.7 against 10.5).
 PACKED_WORK_FACTOR = 4
 PACKED_LONG_WORK_FACTOR = 2
 # Unmasked softmax, log_softmax and logsumexp over at most this many rows K of a column layout
@@ -436,7 +438,7 @@ def _packed_width(k, x2) -> tuple[int, ...] | None:
     return _WIDTHS[n]
 
 
-_WIDTHS = [(0,) * n for n in range(33)]  # up to the kernels' PACKED_ROW, 32: two vectors of float32
+_WIDTHS = [(0,) * n for n in range(65)]  # up to the kernels' PACKED_ROW, 64: four vectors of float32
 
 
 def _packed_parallel(x2) -> bool:

@@ -520,41 +520,68 @@ def narrowed(typingctx, v):
 
 # ---- a group of short rows, one row per lane --------------------------------------------------
 #
-# A group is ``lanes`` consecutive rows of ``n`` elements (a row per lane of a ``Vector``), held
-# as one wide ``Vector`` for the elementwise work (LLVM splits it into registers): rows of at
-# most a vector (``n <= lanes``) packed, in memory order (row after row, ``n`` registers in all);
-# longer rows padded, each row in whole registers of its own (``ceil(n / lanes)`` of them, the
-# lanes past its end undefined).  ``row_max`` and ``row_sums`` reduce each row to a lane of a
-# ``lanes``-lane ``Vector``, and ``spread`` sends a lane back to its row's elements.  ``n`` is
-# known when the kernel is compiled: ``load_rows``, ``store_rows``, ``row_max`` and ``row_sums``
-# take it from the length of a tuple (``width``), ``spread`` the layout from the wide vector's
-# lanes.
+# A group is ``rows`` consecutive rows of ``n`` elements (a row per lane of a ``Vector``), held
+# as one wide ``Vector`` for the elementwise work (LLVM splits it into registers).  Rows of at
+# most half a register are packed: ``lanes`` rows (a register's lanes) in memory order, row after
+# row, ``n`` registers in all.  Longer rows are padded: each row in whole registers of its own
+# (``ceil(n / lanes)``, the lanes past its end undefined), ``lanes`` rows, or half as many for
+# rows of more than two registers (at most GROUP_REGISTERS registers a group).  ``row_max``,
+# ``row_sums`` and ``row_counts`` reduce each row to a lane of a ``rows``-lane ``Vector``, and
+# ``spread`` sends a lane back to its row's elements.  ``n`` is known when the kernel is
+# compiled: these take it from the length of a tuple (``width``), ``spread`` the layout from the
+# two vectors' lanes.
+
+#: the most registers a padded group's wide vector takes (LLVM spills beyond it: rows of 64 in
+#: groups of 16, 64 registers, gained nothing on rows one at a time)
+GROUP_REGISTERS = 32
 
 
-def _group_width(v):
-    """The lanes a row takes in the wide ``Vector`` of a group (``n`` packed, whole registers
-    padded), or None."""
-    if not (isinstance(v, Vector) and v.dtype in LANES and v.lanes % LANES[v.dtype] == 0):
+class _Group:
+    """The layout of a group of rows of ``n`` elements of ``dtype`` (a numba float type)."""
+
+    def __init__(self, dtype, n):
+        self.lanes = lanes = LANES[dtype]  # a register's
+        self.n = n
+        self.packed = n <= lanes // 2
+        # a padded row's registers: a power of two (the wide vector's lanes too: LLVM splits
+        # other widths down to odd ones, rows of 33-48 in groups of 8 then took 1.1-1.7 times as
+        # long as a row at a time); a row's registers past its end are neither loaded nor stored
+        self.blocks = 1 if self.packed else 1 << (-(-n // lanes) - 1).bit_length()
+        rows = lanes
+        while not self.packed and rows * self.blocks > GROUP_REGISTERS:
+            rows //= 2
+        self.rows = rows
+        self.row_lanes = n if self.packed else self.blocks * lanes  # a row's lanes in the group
+        self.vector_lanes = rows * self.row_lanes
+
+    def registers(self):
+        """For each register of the group: ``(offset, in_row, numbers)``: its first element's
+        offset from the group's (elements), how many of its lanes are in a row (the rest, a
+        padded row's lanes past its end, none of it), and the number (in the group's rows,
+        row-major) of an element of the row each lane is in, for a count of rows (``count * n``
+        is past every element of the ``count`` rows, and of none after)."""
+        lanes, n = self.lanes, self.n
+        if self.packed:
+            return [(k * lanes, lanes, [k * lanes + j for j in range(lanes)]) for k in range(n)]
+        return [
+            (r * n + b * lanes, max(0, min(lanes, n - b * lanes)), [r * n] * lanes)
+            for r in range(self.rows) for b in range(self.blocks)
+        ]
+
+
+def _group_of(width, dtype):
+    """The ``_Group`` for rows of ``len(width)`` (``width`` a tuple) of ``dtype``, or None."""
+    if not (isinstance(width, types.UniTuple) and width.count > 0 and dtype in LANES):
         return None
-    return v.lanes // LANES[v.dtype]
+    return _Group(dtype, width.count)
 
 
-def _packed(rows, n):
-    """Whether a group of ``rows`` rows of ``n`` is packed (else padded)."""
-    return n <= rows // 2
-
-
-def _row_lanes(dtype, n):
-    """The lanes a row of ``n`` elements takes in a group: ``n`` packed, or whole registers."""
-    lanes = LANES[dtype]
-    return n if _packed(lanes, n) else -(-n // lanes) * lanes
-
-
-def _width_of(width, v):
-    """``n = len(width)`` if ``width`` (a tuple) is the row length of the group ``v``, else None."""
-    if not (isinstance(width, types.UniTuple) and _group_width(v) == _row_lanes(v.dtype, width.count)):
+def _group_for(width, v):
+    """``_group_of(width, ...)`` if ``v`` is the wide ``Vector`` of such a group, else None."""
+    if not isinstance(v, Vector):
         return None
-    return width.count
+    group = _group_of(width, v.dtype)
+    return group if group is not None and group.vector_lanes == v.lanes else None
 
 
 def _registers(builder, value, lanes, count):
@@ -585,61 +612,78 @@ def _columns(builder, value, rows, n):
     return [builder.shuffle_vector(value, value, ir.Constant(index, [j + r * n for r in range(rows)])) for j in range(n)]
 
 
-def _padded_rows(builder, value, rows, n, fill):
-    """A padded group's registers, row by row (a list of each row's ``ceil(n / rows)``), the
-    lanes past a row's end set to the scalar constant ``fill``."""
-    blocks = -(-n // rows)
-    registers = _registers(builder, value, rows, rows * blocks)
-    end = n - (blocks - 1) * rows  # the lanes of a row's last register that are in the row
-    if end < rows:
-        fills = ir.Constant(registers[0].type, [fill] * rows)
-        within = ir.Constant(ir.VectorType(ir.IntType(1), rows), [j < end for j in range(rows)])
-        for k in range(blocks - 1, len(registers), blocks):
+def _padded_rows(builder, value, group, fill):
+    """A padded group's registers, row by row (a list of each row's ``blocks``), the lanes past a
+    row's end set to the scalar constant ``fill``."""
+    lanes, blocks = group.lanes, group.blocks
+    registers = _registers(builder, value, lanes, group.rows * blocks)
+    for k, (_, in_row, _) in enumerate(group.registers()):
+        if in_row < lanes:
+            fills = ir.Constant(registers[k].type, [fill] * lanes)
+            within = ir.Constant(ir.VectorType(ir.IntType(1), lanes), [j < in_row for j in range(lanes)])
             registers[k] = builder.select(within, registers[k], fills)
-    return [registers[r * blocks:(r + 1) * blocks] for r in range(rows)]
+    return [registers[r * blocks:(r + 1) * blocks] for r in range(group.rows)]
 
 
-def _register_masks(builder, rows, n, count, good):
-    """For each ``rows``-lane register of a group, which of its lanes to load or store (a
-    ``<rows x i1>``): the lanes of the group's first ``count`` rows (None: all) that are in a
-    row (not a padded row's lanes past its end) and that ``good`` (a mask of the group's lanes;
-    None: all) has set; None where all of them are."""
+def _reduced_rows(builder, vectors, combine):
+    """One lane a row: ``vectors`` (one a row, at most as many as each has lanes, a row's terms
+    each) reduced in ``sum_lanes``' pairwise order within each half of a row, the two halves
+    combined last (as a row's float64 sums, ``widen_low``'s and ``widen_high``'s).  Pairs of
+    vectors are combined a halving at a time (``combine(shuffle(a, b, firsts), shuffle(a, b,
+    seconds))``, the rows of ``a`` then of ``b``), so that each step takes half as many vectors:
+    2 shuffles and one ``combine`` for two vectors, where a transposition takes a shuffle for
+    each register at each of its steps; a lone vector is halved."""
     index = ir.IntType(32)
-    lane_numbers = list(range(rows))
-    if _packed(rows, n):
-        registers = [(k * rows, (k + 1) * rows, lane_numbers) for k in range(n)]  # (first, stop, lanes)
-    else:
-        blocks = -(-n // rows)
-        end = n - (blocks - 1) * rows
-        registers = [
-            (r * n, (r + 1) * n, lane_numbers if k < blocks - 1 or end == rows else lane_numbers[:end])
-            for r in range(rows) for k in range(blocks)
-        ]
-    goods = _registers(builder, good, rows, len(registers)) if good is not None else [None] * len(registers)
+    lanes = vectors[0].type.count
+    w = lanes  # each row's values in a vector
+    while w > 1:
+        h = w // 2
+        if w > 2:  # [low half, high half] -> [low's halves combined, high's halves combined]
+            firsts = list(range(h // 2)) + list(range(h, h + h // 2))
+            seconds = list(range(h // 2, h)) + list(range(h + h // 2, w))
+        else:
+            firsts, seconds = [0], [1]
+        per = lanes // w  # rows a vector
+        if len(vectors) > 1:
+            sources = list(zip(vectors[0::2], vectors[1::2]))
+            halves = (0, 1)
+        else:  # a vector of all the rows: halve it
+            sources = [(vectors[0], vectors[0])]
+            halves = (0,)
+
+        def picked(lanes_of_row):
+            numbers = [half * lanes + r * w + i for half in halves for r in range(per) for i in lanes_of_row]
+            return ir.Constant(ir.VectorType(index, len(numbers)), numbers)
+
+        vectors = [combine(builder.shuffle_vector(a, b, picked(firsts)), builder.shuffle_vector(a, b, picked(seconds)))
+                   for a, b in sources]
+        lanes = vectors[0].type.count
+        w = h
+    return vectors[0]
+
+
+def _register_masks(builder, group, count, good):
+    """For each register of a group (``group.registers()``), which of its lanes to load or store
+    (a ``<lanes x i1>``): the lanes of the group's first ``count`` rows (None: all) that are in
+    a row and that ``good`` (a mask of the group's lanes; None: all) has set; None for a register
+    of all of them, and in place of the list when that is every register."""
+    lanes = group.lanes
+    index = ir.IntType(32)
+    registers = group.registers()
+    goods = _registers(builder, good, lanes, len(registers)) if good is not None else [None] * len(registers)
     if count is not None:
-        limit = splat_value(builder, builder.trunc(builder.mul(count, ir.Constant(count.type, n)), index),
-                            ir.VectorType(index, rows))
+        limit = splat_value(builder, builder.trunc(builder.mul(count, ir.Constant(count.type, group.n)), index),
+                            ir.VectorType(index, lanes))
     masks = []
-    for k, ((first, stop, in_row), mask) in enumerate(zip(registers, goods)):
-        if len(in_row) < rows:
-            within = ir.Constant(ir.VectorType(ir.IntType(1), rows), [j in in_row for j in lane_numbers])
+    for (_, in_row, numbers), mask in zip(registers, goods):
+        if in_row < lanes:
+            within = ir.Constant(ir.VectorType(ir.IntType(1), lanes), [j < in_row for j in range(lanes)])
             mask = within if mask is None else builder.and_(mask, within)
-        if count is not None:  # element numbers in the group (row-major); lanes past a row's end: its last
-            numbers = [first + j for j in range(rows)] if _packed(rows, n) else [
-                min(first + (k % blocks) * rows + j, stop - 1) for j in lane_numbers
-            ]
-            counted = builder.icmp_signed("<", ir.Constant(ir.VectorType(index, rows), numbers), limit)
+        if count is not None:
+            counted = builder.icmp_signed("<", ir.Constant(ir.VectorType(index, lanes), numbers), limit)
             mask = counted if mask is None else builder.and_(mask, counted)
         masks.append(mask)
     return None if all(mask is None for mask in masks) else masks
-
-
-def _register_offsets(rows, n):
-    """Each register's offset (elements) from the group's first element."""
-    if _packed(rows, n):
-        return [k * rows for k in range(n)]
-    blocks = -(-n // rows)
-    return [r * n + k * rows for r in range(rows) for k in range(blocks)]
 
 
 def _row_pointer(context, builder, array_type, array, row, element_type):
@@ -651,11 +695,11 @@ def _row_pointer(context, builder, array_type, array, row, element_type):
     return builder.bitcast(pointer, element_type.as_pointer())
 
 
-def _register_pointers(builder, pointer, rows, n, register_type):
+def _register_pointers(builder, pointer, group, register_type):
     """Pointers to each register of the group at ``pointer`` (an element pointer)."""
     i64 = ir.IntType(64)
     return [builder.bitcast(builder.gep(pointer, [ir.Constant(i64, offset)]), register_type.as_pointer())
-            for offset in _register_offsets(rows, n)]
+            for offset, _, _ in group.registers()]
 
 
 def _group_array(array, row, count):
@@ -666,32 +710,46 @@ def _group_array(array, row, count):
 
 
 @intrinsic
-def load_rows(typingctx, array, row, width, count):
-    """The group of rows ``row:row + lanes`` of the C-contiguous 2-d ``array``, whose rows have
-    ``n = len(width)`` elements (``width``: a tuple, for its length): one wide ``Vector``.
-    ``count`` None: all ``lanes`` rows; an integer: only the first ``count`` rows are read, the
-    other lanes are 0 (and so are a padded row's lanes past its end).  Unchecked."""
-    if not (_group_array(array, row, count) and array.ndim == 2 and isinstance(width, types.UniTuple)):
+def group_rows(typingctx, array, width):
+    """How many rows a group of rows of ``len(width)`` elements of ``array``'s dtype takes (a
+    compile-time constant)."""
+    group = _group_of(width, getattr(array, "dtype", None))
+    if not isinstance(array, types.Array) or group is None:
         return None
-    n = width.count
-    rows = LANES[array.dtype]
-    wide = Vector(array.dtype, rows * _row_lanes(array.dtype, n))
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, group.rows)
+
+    return types.intp(array, width), codegen
+
+
+@intrinsic
+def load_rows(typingctx, array, row, width, count):
+    """The group of rows ``row:row + rows`` (``group_rows``) of the C-contiguous 2-d ``array``,
+    whose rows have ``n = len(width)`` elements (``width``: a tuple, for its length): one wide
+    ``Vector``.  ``count`` None: all the group's rows; an integer: only the first ``count`` rows
+    are read, the other lanes are 0 (and so are a padded row's lanes past its end).  Unchecked."""
+    if not (_group_array(array, row, count) and array.ndim == 2):
+        return None
+    group = _group_of(width, array.dtype)
+    if group is None:
+        return None
+    wide = Vector(array.dtype, group.vector_lanes)
 
     def codegen(context, builder, signature, args):
         element = context.get_value_type(array.dtype)
         pointer = _row_pointer(context, builder, array, args[0], args[1], element)
         align = array.dtype.bitwidth // 8
-        if _packed(rows, n) and isinstance(count, types.NoneType):
+        if group.packed and isinstance(count, types.NoneType):
             return builder.load(builder.bitcast(pointer, context.get_value_type(wide).as_pointer()), align=align)
-        register_type = ir.VectorType(element, rows)
-        pointers = _register_pointers(builder, pointer, rows, n, register_type)
-        masks = _register_masks(builder, rows, n, None if isinstance(count, types.NoneType) else args[3], None)
+        register_type = ir.VectorType(element, group.lanes)
+        masks = _register_masks(builder, group, None if isinstance(count, types.NoneType) else args[3], None)
         function = _masked_memory_function(builder, "load", register_type, store_form=False)
-        zeros = ir.Constant(register_type, [0.0] * rows)
+        zeros = ir.Constant(register_type, [0.0] * group.lanes)
         parts = [
             builder.load(address, align=align) if masks is None or masks[k] is None
             else builder.call(function, [address, ir.Constant(ir.IntType(32), align), masks[k], zeros])
-            for k, address in enumerate(pointers)
+            for k, address in enumerate(_register_pointers(builder, pointer, group, register_type))
         ]
         return _concatenated(builder, parts)
 
@@ -701,17 +759,20 @@ def load_rows(typingctx, array, row, width, count):
 @intrinsic
 def store_rows(typingctx, array, row, width, value, count, good):
     """Store the group ``value`` (as ``load_rows`` gives it for rows of ``len(width)``) at rows
-    ``row:row + lanes`` of the C-contiguous 2-d ``array``, or a ``Vector`` of one value a row
+    ``row:row + rows`` of the C-contiguous 2-d ``array``, or a ``Vector`` of one value a row
     (``width`` None) at ``array[row:row + lanes]`` of a 1-d one: only the first ``count`` rows
     (None: all), and only the lanes that the mask ``good`` (of ``value``'s lanes; None: all) has
     set.  Unchecked."""
     if not (_group_array(array, row, count) and isinstance(value, Vector) and value.dtype == array.dtype):
         return None
-    if array.ndim == 1:  # a row per lane: rows of one
-        n, rows = (1, value.lanes) if isinstance(width, types.NoneType) else (None, None)
+    if array.ndim == 1 and isinstance(width, types.NoneType):  # a row per lane: rows of one
+        group = _Group(array.dtype, 1)
+        group.lanes = group.rows = group.vector_lanes = value.lanes
+    elif array.ndim == 2:
+        group = _group_for(width, value)
     else:
-        n, rows = _width_of(width, value), LANES[array.dtype]
-    if n is None:
+        group = None
+    if group is None:
         return None
     if not (isinstance(good, types.NoneType) or (isinstance(good, VectorMask) and good.lanes == value.lanes)):
         return None
@@ -721,17 +782,17 @@ def store_rows(typingctx, array, row, width, value, count, good):
         pointer = _row_pointer(context, builder, array, args[0], args[1], element)
         align = array.dtype.bitwidth // 8
         masks = _register_masks(
-            builder, rows, n,
+            builder, group,
             None if isinstance(count, types.NoneType) else args[4],
             None if isinstance(good, types.NoneType) else args[5],
         )
-        if masks is None and _packed(rows, n):
+        if masks is None and group.packed:
             builder.store(args[3], builder.bitcast(pointer, context.get_value_type(value).as_pointer()), align=align)
             return context.get_dummy_value()
-        register_type = ir.VectorType(element, rows)
+        register_type = ir.VectorType(element, group.lanes)
         function = _masked_memory_function(builder, "store", register_type, store_form=True)
-        parts = _registers(builder, args[3], rows, value.lanes // rows)
-        for k, address in enumerate(_register_pointers(builder, pointer, rows, n, register_type)):
+        parts = _registers(builder, args[3], group.lanes, value.lanes // group.lanes)
+        for k, address in enumerate(_register_pointers(builder, pointer, group, register_type)):
             if masks is None or masks[k] is None:
                 builder.store(parts[k], address, align=align)
             else:
@@ -747,28 +808,27 @@ def row_max(typingctx, v, width):
     for a row without any other), one row per lane: ``select(v > best, v, best)`` from -inf, as
     ``_max_step`` (a padded row's registers first, lane by lane, as a row's own vectors).  (The
     order of the comparisons cannot change the result but for the sign of a zero max.)"""
-    n = _width_of(width, v)
-    if n is None:
+    group = _group_for(width, v)
+    if group is None:
         return None
-    rows = LANES[v.dtype]
-    result = Vector(v.dtype, rows)
+    result = Vector(v.dtype, group.rows)
 
     def codegen(context, builder, signature, args):
-        ninf = ir.Constant(context.get_value_type(result), [float("-inf")] * rows)
+        ninf = ir.Constant(ir.VectorType(context.get_value_type(v.dtype), group.lanes), [float("-inf")] * group.lanes)
 
         def larger(a, b):
             return builder.select(builder.fcmp_ordered(">", a, b), a, b)
 
-        if not _packed(rows, n):  # each row's registers first, then the rows' lanes
+        if not group.packed:  # each row's registers first, then the rows' lanes
             maxes = []
-            for registers in _padded_rows(builder, args[0], rows, n, float("-inf")):
+            for registers in _padded_rows(builder, args[0], group, float("-inf")):
                 best = ninf
                 for register in registers:
                     best = larger(register, best)
                 maxes.append(best)
             return _reduced_rows(builder, maxes, larger)
         best = ninf
-        for column in _columns(builder, args[0], rows, n):
+        for column in _columns(builder, args[0], group.rows, group.n):
             best = larger(column, best)
         return best
 
@@ -789,64 +849,32 @@ def _halving_sum(builder, terms):
     return terms[0]
 
 
-def _reduced_rows(builder, rows, combine):
-    """One lane a row: ``rows`` (as many vectors as each has lanes, a row's terms each) reduced in
-    ``sum_lanes``' pairwise order within each half of a row, the two halves combined last (as a
-    row's float64 sums, ``widen_low``'s and ``widen_high``'s).  Pairs of vectors are combined a
-    halving at a time (``combine(shuffle(a, b, firsts), shuffle(a, b, seconds))``, the rows of
-    ``a`` then of ``b``), so that each step takes half as many vectors: 2 shuffles and one
-    ``combine`` for two vectors, where a transposition first takes a shuffle for each register
-    at each of its steps."""
-    lanes = rows[0].type.count
-    index = ir.IntType(32)
-    w = lanes  # each row's values in a vector
-    while w > 1:
-        h = w // 2
-        if w > 2:  # [low half, high half] -> [low's halves combined, high's halves combined]
-            firsts = list(range(h // 2)) + list(range(h, h + h // 2))
-            seconds = list(range(h // 2, h)) + list(range(h + h // 2, w))
-        else:
-            firsts, seconds = [0], [1]
-        per = lanes // w  # rows a vector
-
-        def picked(lanes_of_row):
-            return ir.Constant(ir.VectorType(index, lanes), [
-                half * lanes + r * w + i for half in (0, 1) for r in range(per) for i in lanes_of_row
-            ])
-
-        rows = [
-            combine(builder.shuffle_vector(a, b, picked(firsts)), builder.shuffle_vector(a, b, picked(seconds)))
-            for a, b in zip(rows[0::2], rows[1::2])
-        ]
-        w = h
-    return rows[0]
-
-
 @intrinsic
 def row_sums(typingctx, v, width):
     """The sum of each row (of ``len(width)``) of the float32 group ``v`` in float64, one row per
     lane, added in the order a row's own vectors would be (``_add_lanes``: each lane's terms in
     turn, then the float64 halves, each ``sum_lanes``, the two added): bit for bit a short row's
     sum."""
-    n = _width_of(width, v)
-    if n is None or v.dtype != types.float32:
+    group = _group_for(width, v)
+    if group is None or v.dtype != types.float32:
         return None
-    rows = LANES[v.dtype]
-    result = Vector(types.float64, rows)
+    result = Vector(types.float64, group.rows)
 
     def codegen(context, builder, signature, args):
-        wide_type = context.get_value_type(result)
-        if not _packed(rows, n):  # each lane's terms first, row by row, then the rows' lanes
+        rows, lanes = group.rows, group.lanes
+        if not group.packed:  # each lane's terms first, row by row, then the rows' lanes
+            wide_type = ir.VectorType(ir.DoubleType(), lanes)
             sums = []
-            for registers in _padded_rows(builder, args[0], rows, n, 0.0):
+            for registers in _padded_rows(builder, args[0], group, 0.0):
                 total = builder.fpext(registers[0], wide_type)
                 for register in registers[1:]:
                     total = builder.fadd(total, builder.fpext(register, wide_type))
                 sums.append(total)
             return _reduced_rows(builder, sums, builder.fadd)
-        terms = [builder.fpext(column, wide_type) for column in _columns(builder, args[0], rows, n)]
-        terms += [None] * (rows - n)
-        half = rows // 2
+        wide_type = context.get_value_type(result)
+        terms = [builder.fpext(column, wide_type) for column in _columns(builder, args[0], rows, group.n)]
+        terms += [None] * (lanes - group.n)
+        half = lanes // 2
         low, high = _halving_sum(builder, terms[:half]), _halving_sum(builder, terms[half:])
         return low if high is None else builder.fadd(low, high)
 
@@ -858,21 +886,20 @@ def row_counts(typingctx, v, width):
     """The sum of each row (of ``len(width)``) of the float32 group ``v`` of zeros and ones (a
     count, exact in float32 for rows of fewer than 2**24 elements, in any order), as float64,
     one row per lane: ``row_sums``' result at a float32 reduction's cost."""
-    n = _width_of(width, v)
-    if n is None or v.dtype != types.float32:
+    group = _group_for(width, v)
+    if group is None or v.dtype != types.float32:
         return None
-    rows = LANES[v.dtype]
-    result = Vector(types.float64, rows)
+    result = Vector(types.float64, group.rows)
 
     def codegen(context, builder, signature, args):
-        if _packed(rows, n):
-            columns = _columns(builder, args[0], rows, n)
+        if group.packed:
+            columns = _columns(builder, args[0], group.rows, group.n)
             total = columns[0]
             for column in columns[1:]:
                 total = builder.fadd(total, column)
         else:
             sums = []
-            for registers in _padded_rows(builder, args[0], rows, n, 0.0):
+            for registers in _padded_rows(builder, args[0], group, 0.0):
                 row_total = registers[0]
                 for register in registers[1:]:
                     row_total = builder.fadd(row_total, register)
@@ -885,11 +912,12 @@ def row_counts(typingctx, v, width):
 
 @intrinsic
 def spread(typingctx, v, like):
-    """The group (of ``like``'s width) whose row ``i`` holds lane ``i`` of ``v`` in every
-    element."""
-    n = _group_width(like)
-    if not (isinstance(v, Vector) and n is not None and v.lanes == LANES[like.dtype]):
+    """The group (of ``like``'s layout) whose row ``i`` holds lane ``i`` of ``v`` (one lane a row
+    of the group) in every element."""
+    if not (isinstance(v, Vector) and isinstance(like, Vector) and like.dtype in LANES
+            and LANES[like.dtype] % v.lanes == 0 and like.lanes % v.lanes == 0):
         return None
+    n = like.lanes // v.lanes  # a row's lanes
     result = Vector(v.dtype, like.lanes)
 
     def codegen(context, builder, signature, args):

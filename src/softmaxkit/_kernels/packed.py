@@ -39,12 +39,12 @@ from ._log import log_of_total
 from ._parallel import RangeKernel
 from ._scalar import given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
 from ._vector import (
-    all_lanes, filled, lane, lanes_of, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
+    all_lanes, filled, group_rows, lane, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
 )
 from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
 
 #: the longest row (elements) the packed kernels take: rows of one float32 vector at most
-PACKED_ROW = 32
+PACKED_ROW = 64
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -65,7 +65,7 @@ def _group_stored(x2, out2, width, sign, r, count, y, m, total, mode):
         store_rows(y2, r, width, y, count, None)
         return
     store_rows(y2, r, width, y, count, spread(special, y) == np.float32(0.0))
-    for i in range(lanes_of(x2) if count is None else count):
+    for i in range(group_rows(x2, width) if count is None else count):
         if lane(special, i) != 0.0:
             x = x2[r + i]
             slice_special(x, part_of(out2, r + i), None, sign, slice_max(x, None, sign), mode)
@@ -140,7 +140,7 @@ def _logsumexp_group(x2, width, res, r, count):
     _store_results(res, r, count, result)
     finite = m - m == np.float32(0.0)
     if not all_lanes(finite):
-        stop = lanes_of(x2) if count is None else count
+        stop = group_rows(x2, width) if count is None else count
         for i in range(stop):
             if not math.isfinite(lane(m, i)):
                 res[r + i] = slice_max(x2[r + i], None, None)
@@ -164,11 +164,11 @@ def _packed_rows(group, x2, out2, width, sign, t_hi, t_lo, first, stop):
     rows ``first:stop`` of ``x2`` (``out2=None``: in place): whole groups, then the rest, if any,
     as one group of fewer rows (and so ``_packed_logsumexp_rows``)."""
     x2, out2 = borrowed(x2), borrowed(out2)
-    lanes = lanes_of(x2)
+    rows = group_rows(x2, width)
     r = first
-    while r + lanes <= stop:
+    while r + rows <= stop:
         group(x2, out2, width, sign, t_hi, t_lo, r, None)
-        r += lanes
+        r += rows
     if r < stop:
         group(x2, out2, width, sign, t_hi, t_lo, r, stop - r)
 
@@ -176,11 +176,11 @@ def _packed_rows(group, x2, out2, width, sign, t_hi, t_lo, first, stop):
 @callee(inline="always")
 def _packed_logsumexp_rows(x2, width, res, first, stop):
     x2 = borrowed(x2)
-    lanes = lanes_of(x2)
+    rows = group_rows(x2, width)
     r = first
-    while r + lanes <= stop:
+    while r + rows <= stop:
         _logsumexp_group(x2, width, res, r, None)
-        r += lanes
+        r += rows
     if r < stop:
         _logsumexp_group(x2, width, res, r, stop - r)
 
