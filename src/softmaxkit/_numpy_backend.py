@@ -416,24 +416,25 @@ def softmax_other_axis(
 
 def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
     """Whether the rows of ``x2`` take the short-row kernels (of ``k``, the kernel module):
-    unmasked float32 rows of at most SHORT_ROW elements (when None, the kernels'
-    ``SHORT_SOFTMAX_ROW`` for softmax, else their ``SHORT_ROW``)."""
+    unmasked rows of at most SHORT_ROW elements (when None, the kernels' ``SHORT_SOFTMAX_ROW``
+    for softmax, else their ``SHORT_ROW``); float64 rows never longer than the kernels'
+    ``SHORT_ROW``, within which their split sums are exact."""
     if SHORT_ROW is None:
         limit = k.SHORT_SOFTMAX_ROW if softmax else k.SHORT_ROW
     else:
-        limit = SHORT_ROW
-    return x2.shape[1] <= limit and mask2 is None and x2.dtype == np.float32
+        limit = SHORT_ROW if x2.dtype == np.float32 else min(SHORT_ROW, k.SHORT_ROW)
+    return x2.shape[1] <= limit and mask2 is None
 
 
 def _packed_width(k, x2) -> tuple[int, ...] | None:
     """For short rows that take the packed kernels, their ``width`` argument (a tuple of ``n``
-    zeros); else None.  Rows of at most PACKED_ROW elements (when None, the kernels'
+    zeros); else None.  float32 rows of at most PACKED_ROW elements (when None, the kernels'
     ``PACKED_ROW``), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them: a lone group's
     chain of operations takes longer than the rows one at a time.  (The callers test
     PACKED_MIN_ROWS first, which turns a call of a few rows away without a call of this.)"""
     n_rows, n = x2.shape
     limit = k.PACKED_ROW if PACKED_ROW is None else PACKED_ROW
-    if n > limit or n_rows < PACKED_MIN_ROWS_PER_ELEMENT * n:
+    if n > limit or n_rows < PACKED_MIN_ROWS_PER_ELEMENT * n or x2.dtype != np.float32:
         return None
     return _WIDTHS[n]
 
@@ -462,6 +463,8 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     elif short:
         if not log:
             serial, run = k.softmax_short_rows_serial, k.softmax_short_rows
+        elif x2.dtype == np.float64:  # every row counted
+            serial, run = k.log_softmax_counted_short_rows_serial, k.log_softmax_counted_short_rows
         elif n <= k.PAIRED_ROW:  # two rows at a time
             serial, run = k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows
         else:

@@ -417,9 +417,9 @@ def _row_log_stats_lanes(x, sign, m, t_hi, t_lo, i, part, a, b, c, counted):
         # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v == m`` is false for
         # it, and ``v > m`` is not possible: one comparison for both)
         at = v == m
-        e = select(at, np.float32(0.0), e)
-        c = c + only_first(select(at, np.float32(1.0), np.float32(0.0)), part)
-    a, b = _add_lanes(a, b, only_first(e, part))
+        e = select(at, cast_like(0.0, x), e)
+        c = c + only_first(select(at, cast_like(1.0, x), cast_like(0.0, x)), part)
+    a, b = _add_row_lanes(a, b, only_first(e, part))
     return a, b, c
 
 
@@ -1085,12 +1085,12 @@ def _short_exps(x, y, sign, m, t_hi, t_lo, ahead):
         prefetch_read(ahead, i)
         e = scaled_shifted_exp(signed(load_part(x, i, None), sign), m, t_hi, t_lo)
         store_part(y, i, e, None)
-        a, b = _add_lanes(a, b, e)
+        a, b = _add_row_lanes(a, b, e)
         i += lanes
     if i < x.size:
         part = x.size - i
         tail = only_first(scaled_shifted_exp(signed(load_part(x, i, part), sign), m, t_hi, t_lo), part)
-        a, b = _add_lanes(a, b, tail)
+        a, b = _add_row_lanes(a, b, tail)
     return sum_lanes(a) + sum_lanes(b), tail
 
 
@@ -1113,7 +1113,7 @@ def _short_log_stats(x, sign, m, t_hi, t_lo, ahead, counted):
     lanes = lanes_of(x)
     a = splat(0.0)
     b = splat(0.0)
-    c = splat(np.float32(0.0))
+    c = splat(cast_like(0.0, x))
     i = 0
     while i + lanes <= x.size:
         prefetch_read(ahead, i)
@@ -1210,7 +1210,7 @@ def _one_vector_softmax_rows(x2, out2, sign, t_hi, t_lo, first, stop):
             slice_special(x, part_of(out2, r), None, sign, slice_max(x, None, sign), _MODE_SOFTMAX)
             continue
         e = only_first(scaled_shifted_exp(v, m, t_hi, t_lo), n)
-        a, b = _add_lanes(splat(0.0), splat(0.0), e)
+        a, b = _add_row_lanes(splat(0.0), splat(0.0), e)
         s = sum_lanes(a) + sum_lanes(b)
         if s != s:  # a NaN entry (the max skipped it)
             slice_special(x, part_of(out2, r), None, sign, cast_like(np.nan, x), _MODE_SOFTMAX)
@@ -1428,6 +1428,15 @@ def _short_log_rows(uncounted_run, x2, out2, sign, t_hi, t_lo, first, stop):
 
 
 @callee(inline="always")
+def _counted_short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop):
+    """log_softmax of the short rows ``first:stop`` of ``x2`` (``out2=None``: in place), every
+    row counted: float64 rows, whose sums keep the count for the 4 ulp bound (see
+    ``uncounted_total_suffices``)."""
+    x2, out2 = borrowed(x2), borrowed(out2)
+    _short_log_row_run(x2, out2, sign, t_hi, t_lo, first, stop, True)
+
+
+@callee(inline="always")
 def _short_logsumexp(x, ahead):
     m = _short_max(x, None)
     if not math.isfinite(m):
@@ -1472,6 +1481,15 @@ def _log_softmax_paired_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
 
 
 @kernel()
+def log_softmax_counted_short_rows_serial(x2, out2, sign, t_hi, t_lo):
+    _counted_short_log_rows(x2, out2, sign, t_hi, t_lo, 0, x2.shape[0])
+
+
+def _log_softmax_counted_short_row_range(t, first, stop, x2, out2, sign, t_hi, t_lo):
+    _counted_short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@kernel()
 def logsumexp_short_rows_serial(x2, res):
     _short_logsumexp_rows(x2, res, 0, x2.shape[0])
 
@@ -1486,6 +1504,8 @@ softmax_short_rows = RangeKernel(_softmax_short_row_range)
 log_softmax_short_rows = RangeKernel(_log_softmax_short_row_range)
 #: as ``log_softmax_short_rows``, two rows at a time: for rows of at most PAIRED_ROW elements
 log_softmax_paired_rows = RangeKernel(_log_softmax_paired_row_range)
+#: as ``log_softmax_short_rows``, every row counted: float64 rows
+log_softmax_counted_short_rows = RangeKernel(_log_softmax_counted_short_row_range)
 #: ``(n_rows, workers, x2, res)``
 logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
 #: the longest row (elements) the short-row kernels of log_softmax and logsumexp are for: rows
@@ -2206,6 +2226,26 @@ def _add_lanes_overload(a, b, e):
     if e.dtype == types.float32:
         return lambda a, b, e: (a + widen_low(e), b + widen_high(e))
     return lambda a, b, e: compensated_add(a, b, e)
+
+
+def _add_row_lanes(a, b, e):
+    """``(a, b) += e`` per lane for a short row's float64 sum ``sum_lanes(a) + sum_lanes(b)``:
+    float32 as ``_add_lanes``; a float64 ``e``'s exps split against _SPLIT (``_split_sums``,
+    the general rows' exact block sums, lane by lane): ``a`` adds their high parts, exactly in
+    any order (a row of at most SHORT_ROW = 2 * _BLOCK terms), ``b`` the low ones (numba only)."""
+    raise NotImplementedError("_add_row_lanes is callable from numba-compiled code only")
+
+
+@callee_overload(_add_row_lanes)
+def _add_row_lanes_overload(a, b, e):
+    if e.dtype == types.float32:
+        return lambda a, b, e: (a + widen_low(e), b + widen_high(e))
+
+    def split(a, b, e):
+        hi, lo = _split_at(e, _SPLIT)
+        return a + hi, b + lo
+
+    return split
 
 
 def _lane_compensation(compensation, like):
