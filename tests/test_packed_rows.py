@@ -194,7 +194,8 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
         ("logsumexp", (191, 48), np.float32, None, "logsumexp_short_rows_serial"),
         ("log_softmax", (400, 65), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
         ("logsumexp", (1000, 3), np.float32, None, "packed_logsumexp_rows_serial"),
-        ("softmax", (1000, 3), np.float64, None, "softmax_rows_serial"),  # float64: the general kernel
+        ("softmax", (1000, 3), np.float64, None, "softmax_short_rows_serial"),  # float64: not packed
+        ("log_softmax", (1000, 3), np.float64, None, "log_softmax_counted_short_rows_serial"),
         ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
     ],
 )

@@ -1,8 +1,10 @@
-"""The short-row kernels: unmasked float32 rows of at most ``SHORT_ROW`` elements.
+"""The short-row kernels: unmasked float32 and float64 rows of at most ``SHORT_ROW`` elements.
 
 They must give what the general row kernels give (the same operations; only the order in which
-a row's float64 sum is added up differs, far below a float32 ulp), on ordinary and special
-values, with every option, serial and parallel, and be what such rows actually take.
+a float32 row's float64 sum is added up differs, far below a float32 ulp; a float64 row's exps
+are split as the general kernels' exact block sums, so its results are theirs bit for bit), on
+ordinary and special values, with every option, serial and parallel, and be what such rows
+actually take.
 """
 
 from __future__ import annotations
@@ -158,7 +160,10 @@ def test_special_values_against_references():
         ("log_softmax", (3, LIMIT + 1), np.float32, None, False),
         ("logsumexp", (3, LIMIT), np.float32, None, True),
         ("logsumexp", (3, LIMIT + 1), np.float32, None, False),
-        ("softmax", (8, 10), np.float64, None, False),  # float64 keeps its exact block sums
+        ("softmax", (8, 10), np.float64, None, True),  # float64 too (its own log_softmax kernel: below)
+        ("softmax", (3, SOFTMAX_LIMIT + 1), np.float64, None, False),
+        ("logsumexp", (3, LIMIT), np.float64, None, True),
+        ("logsumexp", (3, LIMIT + 1), np.float64, None, False),
         ("log_softmax", (8, 10), np.float64, None, False),
         ("softmax", (8, 10), np.float32, "mask", False),
         ("logsumexp", (8, 10), np.float32, "mask", False),
@@ -223,3 +228,112 @@ def test_paired_rows_match_rows_one_at_a_time(monkeypatch, rng, n_rows, n, threa
     finite = np.isfinite(x0).all(axis=1)
     assert ulp_error(paired[finite], log_softmax_ref(x0[finite], temperature=temperature), np.float32,
                      floor=1).max() <= 4
+
+
+# ---- float64 rows ---------------------------------------------------------------------------
+
+
+def _float64_rows(rng, n_rows, n):
+    """float64 rows of spread values, with rows whose sum a plain float64 sum of lanes would
+    round differently from the exact one: one entry at the max and the rest about 36.7 below it
+    (each exp near 2**-53 of the max's), or spread over 2**-60 ... 1 of it."""
+    x = rng.standard_normal((n_rows, n)) * 6
+    x[1::4] = -36.7 + rng.uniform(-0.5, 0.5, (len(x[1::4]), n))
+    x[1::4, 0] = 0.0
+    x[2::4] = -rng.uniform(0, 41.6, (len(x[2::4]), n))
+    return x
+
+
+def _assert_float64_close_to_general(short, general, log):
+    """Equal, but on ``_float64_rows``' peaked rows (``1::4``): there a row's sum below its max
+    (``rest``, which the max's log_softmax ``-log1p(rest)`` and the logsumexp ``m + log1p(rest)``
+    keep to its own precision) is tiny against the max's term, all of it low parts, which added
+    in another order round it apart by an ulp or two of its own (2 ulp seen for rows of 1000):
+    there log results (``log``) are within an ulp of 1, as the core's accuracy policy measures
+    results near 0."""
+    peaked = np.zeros(len(short), bool)
+    peaked[1::4] = True
+    np.testing.assert_array_equal(short[~peaked], general[~peaked])
+    if not log:
+        np.testing.assert_array_equal(short, general)
+    assert ulp_error(short[peaked], general[peaked], np.float64, floor=1).max() <= 1
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 100, 512, 1000, 1024])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_float64_rows_match_the_general_kernels(monkeypatch, rng, name, n, parallel):
+    # the exact sum rounded once either way: the general kernels' results (but for a tiny rest's
+    # rounding), and within the core's 4 ulp of a long-double reference
+    if parallel:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    x = _float64_rows(rng, 37, n)
+    short, general = _both_paths(monkeypatch, lambda: CALLS[name](x))
+    log = name in ("log_softmax", "logsumexp")
+    _assert_float64_close_to_general(short, general, log)
+    with np.errstate(all="ignore"):
+        if name == "logsumexp":
+            ref = logsumexp_ref(x, axis=-1, compute=np.longdouble)
+        elif name == "log_softmax":
+            ref = log_softmax_ref(x, compute=np.longdouble)
+        else:
+            ref = softmax_ref(x, compute=np.longdouble, negate=name == "softmin")
+    assert ulp_error(short, ref, np.float64, floor=1 if log else None).max() <= 4
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_float64_options_and_outputs(monkeypatch, rng, name, temperature, mode):
+    x0 = _float64_rows(rng, 50, 21)
+
+    def call():
+        x = x0.copy()
+        if mode == "fresh":
+            return CALLS[name](x, temperature=temperature)
+        out = x if mode == "in place" else np.full_like(x, 7.0)
+        result = CALLS[name](x, temperature=temperature, out=out)
+        assert result is out
+        if mode == "out":
+            np.testing.assert_array_equal(x, x0)
+        return result
+
+    short, general = _both_paths(monkeypatch, call)
+    _assert_float64_close_to_general(short, general, name == "log_softmax")
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("width", [4, 20])
+def test_float64_special_values_match_the_general_kernels(monkeypatch, name, width):
+    rows = special_rows().astype(np.float64)
+    rows[np.isfinite(rows) & (np.abs(rows) > 1e38)] *= 1e269  # float32's huge entries as float64's
+    x = np.full((rows.shape[0], width), -np.inf)
+    x[:, :4] = rows
+    if width > 4:
+        x[:, -4:] = rows
+    with np.errstate(all="ignore"):
+        short, general = _both_paths(monkeypatch, lambda: CALLS[name](x))
+    np.testing.assert_array_equal(short, general)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float64_log_softmax_rows_are_all_counted(monkeypatch, kernel_calls, rng, threads):
+    # float64 keeps the count for its 4 ulp bound: its own kernel, not the uncounted runs
+    if threads > 1:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    name = "log_softmax_counted_short_rows" + ("_serial" if threads == 1 else "")
+    counted, paired = kernel_calls(name), kernel_calls("log_softmax_paired_rows" + ("_serial" if threads == 1 else ""))
+    sk.log_softmax(rng.standard_normal((40, 30)))
+    assert len(counted) == 1 and not paired
+
+
+def test_float64_rows_never_longer_than_the_exact_sums_allow(monkeypatch, kernel_calls, rng):
+    # SHORT_ROW set above the kernels' (to try longer float32 rows) leaves float64 rows past it
+    # on the general kernels: a row's split sums are exact for at most SHORT_ROW terms
+    monkeypatch.setattr(backend, "SHORT_ROW", 4 * LIMIT)
+    short, general = kernel_calls("logsumexp_short_rows_serial"), kernel_calls("logsumexp_rows_serial")
+    sk.logsumexp(rng.standard_normal((3, LIMIT + 1)), axis=-1)
+    sk.logsumexp(rng.standard_normal((3, LIMIT + 1)).astype(np.float32), axis=-1)
+    assert len(general) == 1 and len(short) == 1
