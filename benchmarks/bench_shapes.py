@@ -1,8 +1,8 @@
 """Sweep shapes and axes beyond bench_softmax.py's table: softmaxkit against torch.
 
 Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
-script times softmax and log_softmax over 24 layouts (short and long rows, attention rows, a
-non-last axis with few or many rows K, a first axis, tall columns), float32, softmaxkit and torch
+script times softmax and log_softmax over 29 float32 layouts (short and long rows, attention rows,
+a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, softmaxkit and torch
 in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
 per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
@@ -46,6 +46,12 @@ SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((600, 100), 0), ((100, 1000), 0), ((4000, 500), 0),
     # rows of a few elements (an RL policy's actions for a batch), and fewer columns than a vector
     ((4096, 4), -1), ((100, 10, 10), 1), ((2000, 4, 4), 1),
+    # rows of 17-64 (packed in groups of 16 or 8 since the eleventh session)
+    ((4096, 20), -1), ((4096, 48), -1),
+)
+#: float64 layouts (NumPy's default dtype): short rows, and a column layout
+FLOAT64_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((1000, 10), -1), ((4096, 4), -1), ((4096, 64), -1), ((1000, 100), -1), ((64, 4096), 0),
 )
 FUNCTIONS = ("softmax", "log_softmax")
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
@@ -64,8 +70,10 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
     sk.set_num_threads(threads)
     torch.set_num_threads(threads)
     records = []
-    for shape, axis in SHAPES:
-        x = (np.random.default_rng(20261203).standard_normal(shape) * 3).astype(np.float32)
+    cases = [(shape, axis, np.float32) for shape, axis in SHAPES]
+    cases += [(shape, axis, np.float64) for shape, axis in FLOAT64_SHAPES]
+    for shape, axis, dtype in cases:
+        x = (np.random.default_rng(20261203).standard_normal(shape) * 3).astype(dtype)
         t = torch.from_numpy(x)
         for name in FUNCTIONS:
             ours, theirs = getattr(sk, name), getattr(torch, name)
@@ -74,11 +82,11 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
             )
             ratio = paired_ratio(timings["torch"].round_medians_s, timings["softmaxkit"].round_medians_s)
             records.append({
-                "function": name, "shape": list(shape), "axis": axis,
+                "function": name, "shape": list(shape), "axis": axis, "dtype": np.dtype(dtype).name,
                 "softmaxkit_s": timings["softmaxkit"].median_s, "torch_s": timings["torch"].median_s,
                 "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
             })
-            print(f"  {name} {shape} axis {axis}: {ratio.median:.2f}", flush=True)
+            print(f"  {name} {shape} axis {axis} {np.dtype(dtype).name}: {ratio.median:.2f}", flush=True)
     return records
 
 
@@ -90,15 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else PLAN
     threads = args.threads or usable_cores()
-    print(f"bench_shapes: {len(SHAPES) * len(FUNCTIONS)} cases, softmaxkit and torch on {threads} threads")
+    print(f"bench_shapes: {(len(SHAPES) + len(FLOAT64_SHAPES)) * len(FUNCTIONS)} cases, softmaxkit and torch on "
+          f"{threads} threads")
     records = run(plan, threads)
     rows = [
-        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]), f"{r['softmaxkit_s'] * 1e6:.1f} us",
+        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]), r["dtype"], f"{r['softmaxkit_s'] * 1e6:.1f} us",
          f"{r['torch_s'] * 1e6:.1f} us", f"{r['torch_over_softmaxkit']:.2f}x"
          + ("  torch ahead" if r["torch_over_softmaxkit"] < 1 else "")]
         for r in records
     ]
-    print(render_table(["function", "shape", "axis", "softmaxkit", "torch", "torch/softmaxkit"], rows))
+    print(render_table(["function", "shape", "axis", "dtype", "softmaxkit", "torch", "torch/softmaxkit"], rows))
     behind = sum(r["torch_over_softmaxkit"] < 1 for r in records)
     print(f"softmaxkit ahead of torch on {len(records) - behind} of {len(records)} cases")
     if args.json:

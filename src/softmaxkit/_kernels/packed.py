@@ -1,28 +1,31 @@
-"""Rows of a few elements, a group of ``lanes`` rows at a time (16 float32 rows), one row per lane.
+"""Rows of a few elements, a group of rows at a time (16 float32 rows, 8 of rows longer than 32),
+one row per lane.
 
-A row of up to a vector's lanes takes the short-row kernels (``softmax._short_softmax_rows`` and
+A row of up to a few vectors takes the short-row kernels (``softmax._short_softmax_rows`` and
 kin) a row at a time: its max, exp, sum and scaling are a chain of dependent operations, each
 reduction across a vector's lanes a further chain of shuffles, about 12 ns a row for softmax, 16
 for log_softmax and 20 for logsumexp on Zen 5, whatever the row's length up to 16.  torch's
-log_softmax and logsumexp were ahead on such rows (4096x2: 0.49 and 0.50; logsumexp 4096x4 0.60).
+log_softmax and logsumexp were ahead on such rows (4096x2: 0.49 and 0.50; logsumexp 4096x4 0.60;
+log_softmax of rows of 17-64 0.77-0.91).
 
-Here a group of rows is loaded as one wide vector (``_vector.load_rows``; ``n`` registers for rows
-of ``n``), each row's max and float64 sum taken one row per lane (``row_max``, ``row_sums``: the
-group's columns shuffled apart and combined lane by lane, no reduction across lanes), and every
-per-row quantity (the max, the factor, the log-sum) computed once for 16 rows.  The elementwise
+Here a group of rows is loaded as one wide vector (``_vector.load_rows``): rows of at most 8
+packed, row after row (``n`` registers for 16 rows of ``n``); longer rows padded, each in
+registers of its own.  Each row's max and float64 sum are taken one row per lane (``row_max``,
+``row_sums``: no reduction across a row's lanes but once for the whole group), and every per-row
+quantity (the max, the factor, the log-sum) is computed once for the group.  The elementwise
 work is the short rows' own, lane for lane, and ``row_sums`` adds a row's terms in the order a
-row's own vector would (``sum_lanes`` of each half): softmax and logsumexp give the short-row
-kernels' bits.  log_softmax chooses the counted sum row by row (the short rows, once one row
-falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL rows too): a row may differ from the
-short-row kernel's by the rounding of its log-sum, both well within the bound (see
-``softmax.uncounted_total_suffices``).
+row's own vectors would (each lane's terms in turn, then ``sum_lanes`` of each float64 half):
+softmax and logsumexp give the short-row kernels' bits.  log_softmax chooses the counted sum row
+by row (the short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL
+rows too): a row may differ from the short-row kernel's by the rounding of its log-sum, both
+well within the bound (see ``softmax.uncounted_total_suffices``).
 
 A row with a NaN, or whose max is +-inf, is left out of the group's store (a masked store, so in
 place its input is still there) and written by ``slice_special``, as the short rows write it.
 The last rows of a range, fewer than a group, take masked loads and stores.
 
 ``n`` is a compile-time constant: the drivers take a tuple of ``n`` zeros (``width``), so that
-numba compiles a kernel for each row length (the wide vector's width, the columns' shuffles).
+numba compiles a kernel for each row length (the wide vector's layout, the columns' shuffles).
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from ._vector import (
 )
 from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
 
-#: the longest row (elements) the packed kernels take: rows of one float32 vector at most
+#: the longest row (elements) the packed kernels take: four float32 vectors (groups of 8 rows);
+#: rows of 65 (groups of 4 rows of 8 registers) gained little on log_softmax (111 us against 117
+#: for 4096 rows, one thread)
 PACKED_ROW = 64
 
 

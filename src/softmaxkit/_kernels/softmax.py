@@ -1020,8 +1020,20 @@ logsumexp_rows = RangeKernel(_logsumexp_row_range)
 # logsumexp 0.90; 8x10 0.96.  The prefetch: memory-bound 16384x256 softmax
 # 0.85, log_softmax 0.91, in cache 0.99.  (Without it rows from 512 lost: 2048x512 softmax 1.09,
 # 4096x1000 log_softmax fresh 1.23.)  Rows longer than _SPLIT_ABOVE keep the general kernels,
-# whose blocks start at the output's line boundary.  float64 rows keep them too, for their exact
-# block sums (a lane-wise float64 sum would cost the 4 ulp bound its margin).
+# whose blocks start at the output's line boundary.
+#
+# float64 rows take them too, but for their sums: a lane-wise float64 sum of float64 exps would
+# cost the 4 ulp bound its margin, so each exp is split against _SPLIT as the general rows'
+# exact block sums split them (``_add_row_lanes``): the high parts add up exactly in any order
+# (a row is at most SHORT_ROW = 2 * _BLOCK terms), the low ones with an error far below the sum's
+# ulp, and the results are the general kernels' (where a row's sum below its max is tiny against
+# the max's term, and so all low parts, its rounding may differ: an ulp or two of that sum, in
+# ulps of 1 for the log results it enters).  Their log_softmax rows are all counted (the count
+# keeps float64's 4 ulp bound: ``uncounted_total_suffices``).  Before them a float64 row took the
+# general kernels' per-row cost (Zen 5, 2 threads, torch / softmaxkit): 4096x4 log_softmax
+# 413.7 us (torch/sk 0.19), logsumexp 405.0 (0.14), 1000x10 log_softmax 98.5 (0.43), logsumexp
+# 95.6 (0.29), 4096x16 logsumexp 181.3 (0.41); with them 86.4 (0.90), 75.8 (0.75), 28.2 (1.57),
+# 25.0 (1.32), 43.9 (1.62), softmax 4096x4 141.7 -> 42.3 us (0.87 -> 2.90).
 #
 # A log_softmax row's log of its sum is a chain of dependent operations its writing pass waited
 # on: with the log replaced by an addition (to measure) 4096x64 took 0.76 of its time.  So each row
