@@ -65,11 +65,15 @@ def _mixed_rows(rng, n_rows, n):
 
 
 def _assert_packed_matches_short(name, packed, short):
-    if name == "log_softmax":
+    """Bit for bit, but log_softmax (float32: its counted choice, row by row) and float64's log
+    results: within an ulp of 1 (float64: a peaked row's sum below its max is tiny, and its log
+    is taken lane by lane here, by the scalar function there, which LLVM may contract apart)."""
+    if name == "log_softmax" or (packed.dtype == np.float64 and name == "logsumexp"):
         np.testing.assert_array_equal(np.isnan(packed), np.isnan(short))
         finite = np.isfinite(short)
         np.testing.assert_array_equal(packed[~finite], short[~finite])
-        assert ulp_error(packed[finite], short[finite].astype(np.float64), np.float32, floor=1).max() <= 1
+        wide = np.longdouble if packed.dtype == np.float64 else np.float64
+        assert ulp_error(packed[finite], short[finite].astype(wide), packed.dtype, floor=1).max() <= 1
     else:
         np.testing.assert_array_equal(packed, short)
 
@@ -88,8 +92,49 @@ def _assert_accurate(name, y, x, temperature=1.0):
     ulps of 1), as every other kernel (not rows whose results leave float32's range)."""
     ordinary = (np.abs(x) < 1e38).all(axis=1)
     ref = _reference(name, x[ordinary], temperature)
-    floor = 1 if name == "log_softmax" else None
-    assert ulp_error(y[ordinary], ref, np.float32, floor=floor).max() <= 4
+    floor = 1 if name == "log_softmax" or (x.dtype == np.float64 and name == "logsumexp") else None
+    assert ulp_error(y[ordinary], ref, x.dtype, floor=floor).max() <= 4
+
+
+# float64 rows: packed up to PACKED_ROW_FLOAT64 (24); groups of 8 rows, packed up to 4, then
+# one register a row, two, four (the last part or whole)
+LIMIT_FLOAT64 = 24
+WIDTHS_FLOAT64 = [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 24]
+
+
+def test_float64_limit_is_the_kernels():
+    assert backend.kernels().PACKED_ROW_FLOAT64 == LIMIT_FLOAT64
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("n", WIDTHS_FLOAT64)
+def test_every_float64_width_matches_the_short_kernels(monkeypatch, rng, name, n):
+    x = _mixed_rows(rng, 8 * 5 + 3, n).astype(np.float64)
+    with np.errstate(all="ignore"):
+        packed, short = _packed_and_short(monkeypatch, lambda: CALLS[name](x))
+    _assert_packed_matches_short(name, packed, short)
+    _assert_accurate(name, packed, x)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("n_rows", [1, 7, 9, 33, 301])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", ["fresh", "in place"])
+def test_float64_row_counts_threads_and_outputs(monkeypatch, rng, name, n_rows, threads, mode):
+    if threads > 1:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    x0 = _mixed_rows(rng, n_rows, 6).astype(np.float64)
+
+    def call():
+        x = x0.copy()
+        if mode == "fresh" or name == "logsumexp":
+            return CALLS[name](x)
+        return CALLS[name](x, out=x, temperature=0.7)
+
+    with np.errstate(all="ignore"):
+        packed, short = _packed_and_short(monkeypatch, call)
+    _assert_packed_matches_short(name, packed, short)
 
 
 @pytest.mark.parametrize("name", list(CALLS))
@@ -142,15 +187,17 @@ def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
 
 @pytest.mark.parametrize("name, in_place", [(name, False) for name in CALLS]
                          + [(name, True) for name in CALLS if name != "logsumexp"])  # (none in place)
-@pytest.mark.parametrize("width", [4, 13, 16, 20, 32, 40, 64])
-def test_special_values_match_the_general_kernels(monkeypatch, name, width, in_place):
+@pytest.mark.parametrize("width, dtype", [(4, np.float32), (13, np.float32), (16, np.float32), (20, np.float32),
+                                          (32, np.float32), (40, np.float32), (64, np.float32),
+                                          (4, np.float64), (13, np.float64), (24, np.float64)])
+def test_special_values_match_the_general_kernels(monkeypatch, name, width, dtype, in_place):
     # the special rows twice over (a group with some, written around them by a masked store;
     # in place their input must still be there for ``slice_special``), then ordinary ones
-    rows = special_rows()
-    x0 = np.full((40, width), -np.inf, np.float32)
+    rows = special_rows().astype(dtype)
+    x0 = np.full((40, width), -np.inf, dtype)
     x0[:11, :4] = rows
     x0[11:22, -4:] = rows
-    x0[22:] = np.linspace(-3, 3, 18 * width, dtype=np.float32).reshape(18, width)
+    x0[22:] = np.linspace(-3, 3, 18 * width, dtype=dtype).reshape(18, width)
     def call():
         x = x0.copy()
         return CALLS[name](x, out=x) if in_place else CALLS[name](x)
@@ -194,8 +241,11 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
         ("logsumexp", (191, 48), np.float32, None, "logsumexp_short_rows_serial"),
         ("log_softmax", (400, 65), np.float32, None, "log_softmax_paired_rows_serial"),  # too long
         ("logsumexp", (1000, 3), np.float32, None, "packed_logsumexp_rows_serial"),
-        ("softmax", (1000, 3), np.float64, None, "softmax_short_rows_serial"),  # float64: not packed
-        ("log_softmax", (1000, 3), np.float64, None, "log_softmax_counted_short_rows_serial"),
+        ("softmax", (1000, 3), np.float64, None, "packed_softmax_rows_serial"),
+        ("log_softmax", (11, 3), np.float64, None, "log_softmax_counted_short_rows_serial"),
+        ("log_softmax", (1000, 3), np.float64, None, "packed_log_softmax_rows_serial"),
+        ("logsumexp", (200, 24), np.float64, None, "packed_logsumexp_rows_serial"),
+        ("logsumexp", (200, 25), np.float64, None, "logsumexp_short_rows_serial"),  # float64: up to 24
         ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
     ],
 )

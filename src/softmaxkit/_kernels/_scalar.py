@@ -15,17 +15,18 @@ from numba import types
 from ._exp import scaled_exp_hilo_nonpositive
 from ._fastmath import ORDERED, callee, callee_overload
 from ._intrinsics import fma
-from ._vector import Vector, narrowed, widened
+from ._vector import Vector, filled, narrowed, widened
 
 
 def cast_like(value, like):
-    """``value`` converted to the float type of ``like``, a float or an array (numba only)."""
+    """``value`` converted to the float type of ``like``, a float, an array or a ``Vector`` (numba
+    only)."""
     raise NotImplementedError("cast_like is callable from numba-compiled code only")
 
 
 @callee_overload(cast_like)
 def _cast_like_overload(value, like):
-    if isinstance(like, types.Array):
+    if isinstance(like, (types.Array, Vector)):
         like = like.dtype
     if like == types.float32:
         return lambda value, like: np.float32(value)
@@ -190,6 +191,10 @@ def _pair_like_overload(hi, lo, like):
             return head, narrowed((hi - widened(head)) + lo)
 
         return pair_of_lanes
+    if isinstance(hi, Vector) and hi.dtype == types.float64 and like == types.float64:
+        if isinstance(lo, Vector):
+            return lambda hi, lo, like: (hi, lo)
+        return lambda hi, lo, like: (hi, filled(np.float64(lo), hi))
     if like == types.float64:
         return lambda hi, lo, like: (np.float64(hi), np.float64(lo))
     if like == types.float32:

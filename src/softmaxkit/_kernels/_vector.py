@@ -508,8 +508,28 @@ def _converted(v, dtype, convert: str):
 
 @intrinsic
 def widened(typingctx, v):
-    """The float64 ``Vector`` of the lanes of the float32 ``Vector`` ``v`` (exact)."""
+    """The float64 ``Vector`` of the lanes of the float32 ``Vector`` ``v`` (exact); a float64
+    ``Vector`` itself."""
+    if isinstance(v, Vector) and v.dtype == types.float64:
+        return v(v), lambda context, builder, signature, args: args[0]
     return _converted(v, types.float64, "fpext") if getattr(v, "dtype", None) == types.float32 else None
+
+
+@intrinsic
+def lanes_like(typingctx, v, like):
+    """The lanes of the ``Vector`` ``v`` in the float type of ``like`` (a ``Vector``): rounded
+    once to float32, widened exactly to float64, or ``v`` itself."""
+    if not (isinstance(v, Vector) and isinstance(like, Vector) and like.dtype in LANES):
+        return None
+    if v.dtype == like.dtype:
+        return v(v, like), lambda context, builder, signature, args: args[0]
+    result = Vector(like.dtype, v.lanes)
+    convert = "fptrunc" if like.dtype == types.float32 else "fpext"
+
+    def codegen(context, builder, signature, args):
+        return getattr(builder, convert)(args[0], context.get_value_type(result))
+
+    return result(v, like), codegen
 
 
 @intrinsic
@@ -625,10 +645,11 @@ def _padded_rows(builder, value, group, fill):
     return [registers[r * blocks:(r + 1) * blocks] for r in range(group.rows)]
 
 
-def _reduced_rows(builder, vectors, combine):
+def _reduced_rows(builder, vectors, combine, halves=True):
     """One lane a row: ``vectors`` (one a row, at most as many as each has lanes, a row's terms
     each) reduced in ``sum_lanes``' pairwise order within each half of a row, the two halves
-    combined last (as a row's float64 sums, ``widen_low``'s and ``widen_high``'s).  Pairs of
+    combined last (as a float32 row's float64 sums, ``widen_low``'s and ``widen_high``'s); with
+    ``halves`` False in ``sum_lanes``' order over the whole row (a float64 row's).  Pairs of
     vectors are combined a halving at a time (``combine(shuffle(a, b, firsts), shuffle(a, b,
     seconds))``, the rows of ``a`` then of ``b``), so that each step takes half as many vectors:
     2 shuffles and one ``combine`` for two vectors, where a transposition takes a shuffle for
@@ -638,11 +659,11 @@ def _reduced_rows(builder, vectors, combine):
     w = lanes  # each row's values in a vector
     while w > 1:
         h = w // 2
-        if w > 2:  # [low half, high half] -> [low's halves combined, high's halves combined]
+        if w > 2 and halves:  # [low half, high half] -> [low's halves combined, high's halves combined]
             firsts = list(range(h // 2)) + list(range(h, h + h // 2))
             seconds = list(range(h // 2, h)) + list(range(h + h // 2, w))
         else:
-            firsts, seconds = [0], [1]
+            firsts, seconds = list(range(h)), list(range(h, w))
         per = lanes // w  # rows a vector
         if len(vectors) > 1:
             sources = list(zip(vectors[0::2], vectors[1::2]))
@@ -849,16 +870,51 @@ def _halving_sum(builder, terms):
     return terms[0]
 
 
+def _row_lane_sums(builder, value, group, halves):
+    """The float64 ``value`` of a group reduced one row a lane, each lane's terms in turn, then
+    in ``sum_lanes``' order (see ``_reduced_rows``); a lane known to be 0 adds nothing."""
+    if group.packed:
+        terms = _columns(builder, value, group.rows, group.n) + [None] * (group.lanes - group.n)
+        return _halving_sum(builder, terms)
+    sums = []
+    for registers in _padded_rows(builder, value, group, 0.0):
+        total = registers[0]
+        for register in registers[1:]:
+            total = builder.fadd(total, register)
+        sums.append(total)
+    return _reduced_rows(builder, sums, builder.fadd, halves)
+
+
+def _split_row_sums(group):
+    """Codegen of ``row_sums`` of a float64 group: each term split against _SPLIT (``hi = (S + t)
+    - S``, ``lo = t - hi``; ``softmax._add_row_lanes``), the high parts summed exactly in any
+    order, the low ones in a short row's order, the two added: bit for bit a short row's sum."""
+
+    def codegen(context, builder, signature, args):
+        from .softmax import _SPLIT  # (a float constant: no import cycle at module load)
+
+        vector_type = args[0].type
+        split = ir.Constant(vector_type, [_SPLIT] * vector_type.count)
+        hi = builder.fsub(builder.fadd(split, args[0]), split)
+        lo = builder.fsub(args[0], hi)
+        return builder.fadd(_row_lane_sums(builder, hi, group, False), _row_lane_sums(builder, lo, group, False))
+
+    return codegen
+
+
 @intrinsic
 def row_sums(typingctx, v, width):
-    """The sum of each row (of ``len(width)``) of the float32 group ``v`` in float64, one row per
-    lane, added in the order a row's own vectors would be (``_add_lanes``: each lane's terms in
-    turn, then the float64 halves, each ``sum_lanes``, the two added): bit for bit a short row's
+    """The sum of each row (of ``len(width)``) of the group ``v`` in float64, one row per lane,
+    added in the order a row's own vectors would be: a float32 row's as ``_add_lanes`` (each
+    lane's terms in turn, then the float64 halves, each ``sum_lanes``, the two added), a float64
+    row's as ``softmax._add_row_lanes`` (see ``_split_row_sums``): bit for bit a short row's
     sum."""
     group = _group_for(width, v)
-    if group is None or v.dtype != types.float32:
+    if group is None:
         return None
     result = Vector(types.float64, group.rows)
+    if v.dtype == types.float64:
+        return result(v, width), _split_row_sums(group)
 
     def codegen(context, builder, signature, args):
         rows, lanes = group.rows, group.lanes
@@ -883,13 +939,15 @@ def row_sums(typingctx, v, width):
 
 @intrinsic
 def row_counts(typingctx, v, width):
-    """The sum of each row (of ``len(width)``) of the float32 group ``v`` of zeros and ones (a
-    count, exact in float32 for rows of fewer than 2**24 elements, in any order), as float64,
-    one row per lane: ``row_sums``' result at a float32 reduction's cost."""
+    """The sum of each row (of ``len(width)``) of the group ``v`` of zeros and ones (a count,
+    exact in float32 for rows of fewer than 2**24 elements, in any order), as float64, one row
+    per lane: ``row_sums``' result at a float32 reduction's cost (float64 groups: in float64)."""
     group = _group_for(width, v)
-    if group is None or v.dtype != types.float32:
+    if group is None:
         return None
     result = Vector(types.float64, group.rows)
+    if v.dtype == types.float64:
+        return result(v, width), lambda context, builder, signature, args: _row_lane_sums(builder, args[0], group, False)
 
     def codegen(context, builder, signature, args):
         if group.packed:

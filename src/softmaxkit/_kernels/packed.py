@@ -40,9 +40,9 @@ from ._intrinsics import borrowed, fma
 from ._exp import unscaled
 from ._log import log_of_total
 from ._parallel import RangeKernel
-from ._scalar import given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
+from ._scalar import cast_like, given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
 from ._vector import (
-    all_lanes, filled, group_rows, lane, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
+    all_lanes, filled, group_rows, lane, lanes_like, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
 )
 from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
 
@@ -50,13 +50,15 @@ from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, s
 #: rows of 65 (groups of 4 rows of 8 registers) gained little on log_softmax (111 us against 117
 #: for 4096 rows, one thread)
 PACKED_ROW = 64
+#: the same for float64 rows (registers of 8 lanes: groups of 8 rows of up to 4 registers)
+PACKED_ROW_FLOAT64 = 24
 
 
 @callee(fastmath=ORDERED, inline="always")
 def _special(m, total):
     """Per row (lane), 0 where its max ``m`` is finite and its float64 sum ``total`` is not NaN,
     else NaN: ``x - x`` is 0 for a finite ``x``, NaN for an infinity or a NaN."""
-    return (m - m) + narrowed(total - total)
+    return (m - m) + lanes_like(total - total, m)
 
 
 @callee(inline="always")
@@ -66,10 +68,10 @@ def _group_stored(x2, out2, width, sign, r, count, y, m, total, mode):
     leaves them out, so that in place their input is still there."""
     special = _special(m, total)
     y2 = target(x2, out2)
-    if all_lanes(special == np.float32(0.0)):
+    if all_lanes(special == cast_like(0.0, x2)):
         store_rows(y2, r, width, y, count, None)
         return
-    store_rows(y2, r, width, y, count, spread(special, y) == np.float32(0.0))
+    store_rows(y2, r, width, y, count, spread(special, y) == cast_like(0.0, x2))
     for i in range(group_rows(x2, width) if count is None else count):
         if lane(special, i) != 0.0:
             x = x2[r + i]
@@ -88,19 +90,40 @@ def _softmax_group(x2, out2, width, sign, t_hi, t_lo, r, count):
     _group_stored(x2, out2, width, sign, r, count, y, m, s, _MODE_SOFTMAX)
 
 
+def _counts_every_row(like):
+    """Whether log_softmax's rows of ``like``'s dtype are all counted: float64's, for their 4 ulp
+    bound (``softmax.uncounted_total_suffices``), as its short rows (numba only)."""
+    raise NotImplementedError("_counts_every_row is callable from numba-compiled code only")
+
+
+@callee_overload(_counts_every_row)
+def _counts_every_row_overload(like):
+    counted = like.dtype == types.float64
+    return lambda like: counted
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _counted_stats(v, m, e, width, like):
+    """``(rest, k)`` of each row of the group ``v``: its entries at the max counted, the others
+    summed, as float64 vectors."""
+    at = v == spread(m, v)
+    rest = unscaled(row_sums(select(at, cast_like(0.0, like), e), width), like)
+    return rest, row_counts(select(at, cast_like(1.0, like), cast_like(0.0, like)), width)
+
+
 @callee(fastmath=ORDERED, inline="always")
 def _log_stats(v, m, e, width, like):
     """``(rest, k)`` of each row of the group ``v`` (maxes ``m``, exps ``e``) as float64 vectors:
     uncounted, ``(total - 1, 1)``, where the row's total suffices (``uncounted_total_suffices``),
-    else counted (its entries at the max counted, the others summed)."""
+    else counted (``_counted_stats``); float64 rows always counted."""
+    if _counts_every_row(like):
+        return _counted_stats(v, m, e, width, like)
     total = unscaled(row_sums(e, width), like)
     suffices = uncounted_total_suffices(total, row_additions(len(width)))
     rest = total - 1.0
     k = filled(1.0, total)
     if not all_lanes(suffices):
-        at = v == spread(m, v)
-        counted_rest = unscaled(row_sums(select(at, np.float32(0.0), e), width), like)
-        counted_k = row_counts(select(at, np.float32(1.0), np.float32(0.0)), width)
+        counted_rest, counted_k = _counted_stats(v, m, e, width, like)
         rest = select(suffices, rest, counted_rest)
         k = select(suffices, k, counted_k)
     return rest, k
@@ -115,7 +138,7 @@ def _log_softmax_values(v, m, t_hi, t_lo, log_sum):
         return (v - spread(hi, v)) - spread(lo, v)
     hi, lo = pair_like(log_sum, 0.0, v)
     d_hi, d_lo = scaled_difference(v, spread(m, v), t_hi, t_lo)
-    return select(d_hi == np.float32(-np.inf), d_hi, (d_hi - spread(hi, v)) + (d_lo - spread(lo, v)))
+    return select(d_hi == cast_like(-np.inf, m), d_hi, (d_hi - spread(hi, v)) + (d_lo - spread(lo, v)))
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -139,11 +162,11 @@ def _logsumexp_group(x2, width, res, r, count):
     m = row_max(v, width)
     e = scaled_shifted_exp(v, spread(m, v), None, None)
     at = v == spread(m, v)
-    rest = unscaled(row_sums(select(at, np.float32(0.0), e), width), x2)
-    k = row_counts(select(at, np.float32(1.0), np.float32(0.0)), width)
+    rest = unscaled(row_sums(select(at, cast_like(0.0, x2), e), width), x2)
+    k = row_counts(select(at, cast_like(1.0, x2), cast_like(0.0, x2)), width)
     result = widened(m) + log_of_total(k, rest)
     _store_results(res, r, count, result)
-    finite = m - m == np.float32(0.0)
+    finite = m - m == cast_like(0.0, x2)
     if not all_lanes(finite):
         stop = group_rows(x2, width) if count is None else count
         for i in range(stop):
