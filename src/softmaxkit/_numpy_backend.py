@@ -66,13 +66,15 @@ COLUMN_FUSE_ABOVE_BYTES: int | None = None
 # kernels' own limits, ``SHORT_SOFTMAX_ROW`` and ``SHORT_ROW`` (tests set 0 to compare the short
 # kernels with the general ones, or a larger value to try longer rows).
 SHORT_ROW: int | None = None
-# ... and of at most this many, the packed kernels (a group of 16 rows at a time, a row per lane);
-# None: the kernels' ``PACKED_ROW`` (tests set 0 to compare the packed kernels with the short ones,
+# ... and of at most this many, the packed kernels (a group of 16 or 8 rows at a time, a row per
+# lane); None: the kernels' ``PACKED_ROW`` (float64: ``PACKED_ROW_FLOAT64``; tests set 0 to
+# compare the packed kernels with the short ones,
 # and the two minimums below to 0 to take them on any number of rows).  Per call, on Zen 5, one
 # thread, packed against short (softmax, the last to gain): rows of 4 from 16 rows (411 ns
 # against 471); of 8 from 24-32; of 9-16 from 40-48; of 17-24 from 40-48 (24: 48 rows 0.97 of
 # the time); of 32 from 64-72 (64 rows 1.07, 96 rows 0.92); of 33 from 48, of 48 from 96-128,
-# of 64 from 128-192 (log_softmax 192 rows 0.94, 256 rows 0.97).
+# of 64 from 128-192 (log_softmax 192 rows 0.94, 256 rows 0.97).  float64 rows the same (of 4
+# from 16-24, of 12 from 48, of 24 from 96: 1.04 / 0.85 / 0.85).
 PACKED_ROW: int | None = None
 PACKED_MIN_ROWS = 18
 PACKED_MIN_ROWS_PER_ELEMENT = 4

@@ -1,5 +1,5 @@
-"""Rows of a few elements, a group of rows at a time (16 float32 rows, 8 of rows longer than 32),
-one row per lane.
+"""Rows of a few elements, a group of rows at a time (16 float32 rows, 8 of rows longer than 32;
+8 float64 rows), one row per lane.
 
 A row of up to a few vectors takes the short-row kernels (``softmax._short_softmax_rows`` and
 kin) a row at a time: its max, exp, sum and scaling are a chain of dependent operations, each
@@ -15,10 +15,12 @@ registers of its own.  Each row's max and float64 sum are taken one row per lane
 quantity (the max, the factor, the log-sum) is computed once for the group.  The elementwise
 work is the short rows' own, lane for lane, and ``row_sums`` adds a row's terms in the order a
 row's own vectors would (each lane's terms in turn, then ``sum_lanes`` of each float64 half):
-softmax and logsumexp give the short-row kernels' bits.  log_softmax chooses the counted sum row
-by row (the short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL
+softmax and logsumexp give the short-row kernels' bits (a float64 row's exps split against
+``softmax._SPLIT`` as its short row splits them: ``_vector._split_row_sums``; its log is taken
+lane by lane, the short rows' by the scalar function, so that a peaked row's log near 0, all
+low parts, may differ within an ulp of 1).  log_softmax chooses the counted sum row by row (the short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL
 rows too): a row may differ from the short-row kernel's by the rounding of its log-sum, both
-well within the bound (see ``softmax.uncounted_total_suffices``).
+well within the bound (see ``softmax.uncounted_total_suffices``); float64 rows are all counted.
 
 A row with a NaN, or whose max is +-inf, is left out of the group's store (a masked store, so in
 place its input is still there) and written by ``slice_special``, as the short rows write it.
