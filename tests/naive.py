@@ -457,3 +457,17 @@ def mixed_rows(rng, n_rows, n):
     special = np.flatnonzero(kind == 2)
     x[special, rng.integers(0, n, special.size)] = rng.choice([np.nan, np.inf, -np.inf], special.size)
     return x
+
+
+def called_in_mode(function, x0, mode, **options):
+    """``function(x, **options)`` of a copy ``x`` of ``x0``, ``mode`` "fresh", "out" (into an
+    array of 7s, which it must return, leaving the input alone) or "in place" (``out=x``)."""
+    x = x0.copy()
+    if mode == "fresh":
+        return function(x, **options)
+    out = x if mode == "in place" else np.full_like(x, 7.0)
+    result = function(x, out=out, **options)
+    assert result is out
+    if mode == "out":
+        np.testing.assert_array_equal(x, x0)  # the input is left alone
+    return result

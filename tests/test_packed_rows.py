@@ -17,7 +17,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import log_softmax_ref, logsumexp_ref, mixed_rows, softmax_ref, special_rows, ulp_error
+from naive import called_in_mode, log_softmax_ref, logsumexp_ref, mixed_rows, softmax_ref, special_rows, ulp_error
 
 LIMIT = 64  # the kernels' PACKED_ROW
 # every packed width, and padded ones of each kind: one register a row, two, four; the last part
@@ -125,15 +125,11 @@ def test_float64_row_counts_threads_and_outputs(monkeypatch, rng, name, n_rows, 
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: threads)
     x0 = _mixed_rows(rng, n_rows, 6).astype(np.float64)
-
-    def call():
-        x = x0.copy()
-        if mode == "fresh" or name == "logsumexp":
-            return CALLS[name](x)
-        return CALLS[name](x, out=x, temperature=0.7)
-
+    options = {} if name == "logsumexp" else {"temperature": 0.7}
     with np.errstate(all="ignore"):
-        packed, short = _packed_and_short(monkeypatch, call)
+        packed, short = _packed_and_short(
+            monkeypatch, lambda: called_in_mode(CALLS[name], x0, "fresh" if name == "logsumexp" else mode, **options)
+        )
     _assert_packed_matches_short(name, packed, short)
 
 
@@ -167,20 +163,10 @@ def test_row_counts_and_threads(monkeypatch, rng, name, n_rows, threads, n):
 @pytest.mark.parametrize("n", [2, 5, 16, 20, 40])
 def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, n):
     x0 = _mixed_rows(rng, 70, n)
-
-    def call():
-        x = x0.copy()
-        if mode == "fresh":
-            return CALLS[name](x, temperature=temperature)
-        out = x if mode == "in place" else np.full_like(x, 7.0)
-        result = CALLS[name](x, temperature=temperature, out=out)
-        assert result is out
-        if mode == "out":
-            np.testing.assert_array_equal(x, x0)  # the input is left alone
-        return result
-
     with np.errstate(all="ignore"):
-        packed, short = _packed_and_short(monkeypatch, call)
+        packed, short = _packed_and_short(
+            monkeypatch, lambda: called_in_mode(CALLS[name], x0, mode, temperature=temperature)
+        )
     _assert_packed_matches_short(name, packed, short)
     _assert_accurate(name, packed, x0, temperature)
 

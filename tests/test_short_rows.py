@@ -14,7 +14,9 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import assert_matches, log_softmax_ref, logsumexp_ref, softmax_ref, mixed_rows, special_rows, ulp_error
+from naive import (
+    assert_matches, called_in_mode, log_softmax_ref, logsumexp_ref, softmax_ref, mixed_rows, special_rows, ulp_error,
+)
 
 LIMIT = 1024  # the kernels' SHORT_ROW (log_softmax, logsumexp), checked below
 SOFTMAX_LIMIT = 512  # their SHORT_SOFTMAX_ROW
@@ -75,25 +77,21 @@ def test_short_rows_match_the_general_kernels(monkeypatch, rng, name, n, paralle
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-def test_options_and_outputs(monkeypatch, rng, name, temperature, mode):
-    x0 = (rng.standard_normal((50, 21)) * 6).astype(np.float32)
-
-    def call():
-        x = x0.copy()
-        if mode == "fresh":
-            return CALLS[name](x, temperature=temperature)
-        out = x if mode == "in place" else np.empty_like(x)
-        result = CALLS[name](x, temperature=temperature, out=out)
-        assert result is out
-        if mode == "out":
-            np.testing.assert_array_equal(x, x0)  # the input is left alone
-        return result
-
-    short, general = _both_paths(monkeypatch, call)
-    _assert_close_to_general(short, general)
-    ref = (log_softmax_ref if name == "log_softmax" else softmax_ref)(x0, temperature=temperature)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_options_and_outputs(monkeypatch, rng, name, temperature, mode, dtype):
+    if dtype == np.float32:
+        x0 = (rng.standard_normal((50, 21)) * 6).astype(np.float32)
+    else:
+        x0 = _float64_rows(rng, 50, 21)
+    call = CALLS[name]
+    short, general = _both_paths(monkeypatch, lambda: called_in_mode(call, x0, mode, temperature=temperature))
+    if dtype == np.float32:
+        _assert_close_to_general(short, general)
+    else:
+        _assert_float64_close_to_general(short, general, name == "log_softmax")
+    ref = (log_softmax_ref if name == "log_softmax" else softmax_ref)(x0, temperature=temperature, compute=np.longdouble)
     floor = 1 if name == "log_softmax" else None
-    assert ulp_error(short, ref, np.float32, floor=floor).max() <= 4
+    assert ulp_error(short, ref, dtype, floor=floor).max() <= 4
 
 
 @pytest.mark.parametrize("name", list(CALLS))
@@ -280,27 +278,6 @@ def test_float64_rows_match_the_general_kernels(monkeypatch, rng, name, n, paral
         else:
             ref = softmax_ref(x, compute=np.longdouble, negate=name == "softmin")
     assert ulp_error(short, ref, np.float64, floor=1 if log else None).max() <= 4
-
-
-@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
-@pytest.mark.parametrize("temperature", [0.3, 1.0, 7.5])
-@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-def test_float64_options_and_outputs(monkeypatch, rng, name, temperature, mode):
-    x0 = _float64_rows(rng, 50, 21)
-
-    def call():
-        x = x0.copy()
-        if mode == "fresh":
-            return CALLS[name](x, temperature=temperature)
-        out = x if mode == "in place" else np.full_like(x, 7.0)
-        result = CALLS[name](x, temperature=temperature, out=out)
-        assert result is out
-        if mode == "out":
-            np.testing.assert_array_equal(x, x0)
-        return result
-
-    short, general = _both_paths(monkeypatch, call)
-    _assert_float64_close_to_general(short, general, name == "log_softmax")
 
 
 @pytest.mark.parametrize("name", list(CALLS))

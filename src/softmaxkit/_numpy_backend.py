@@ -431,8 +431,9 @@ def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
 def _packed_width(k, x2) -> tuple[int, ...] | None:
     """For short rows that take the packed kernels, their ``width`` argument (a tuple of ``n``
     zeros); else None.  Rows of at most PACKED_ROW elements (when None, the kernels'
-    ``PACKED_ROW``, or ``PACKED_ROW_FLOAT64`` for float64 rows), and at least PACKED_MIN_ROWS_PER_ELEMENT * n rows of them: a lone group's
-    chain of operations takes longer than the rows one at a time.  (The callers test
+    ``PACKED_ROW``, or ``PACKED_ROW_FLOAT64`` for float64 rows), and at least
+    PACKED_MIN_ROWS_PER_ELEMENT * n rows of them: a lone group's chain of operations takes longer
+    than the rows one at a time.  (The callers test
     PACKED_MIN_ROWS first, which turns a call of a few rows away without a call of this.)"""
     n_rows, n = x2.shape
     if PACKED_ROW is not None:

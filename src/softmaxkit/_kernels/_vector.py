@@ -947,7 +947,11 @@ def row_counts(typingctx, v, width):
         return None
     result = Vector(types.float64, group.rows)
     if v.dtype == types.float64:
-        return result(v, width), lambda context, builder, signature, args: _row_lane_sums(builder, args[0], group, False)
+
+        def float64_codegen(context, builder, signature, args):
+            return _row_lane_sums(builder, args[0], group, False)
+
+        return result(v, width), float64_codegen
 
     def codegen(context, builder, signature, args):
         if group.packed:

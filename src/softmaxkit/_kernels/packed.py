@@ -18,8 +18,8 @@ row's own vectors would (each lane's terms in turn, then ``sum_lanes`` of each f
 softmax and logsumexp give the short-row kernels' bits (a float64 row's exps split against
 ``softmax._SPLIT`` as its short row splits them: ``_vector._split_row_sums``; its log is taken
 lane by lane, the short rows' by the scalar function, so that a peaked row's log near 0, all
-low parts, may differ within an ulp of 1).  log_softmax chooses the counted sum row by row (the short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL
-rows too): a row may differ from the short-row kernel's by the rounding of its log-sum, both
+low parts, may differ within an ulp of 1).  log_softmax chooses the counted sum row by row (the
+short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL rows too): a row may differ from the short-row kernel's by the rounding of its log-sum, both
 well within the bound (see ``softmax.uncounted_total_suffices``); float64 rows are all counted.
 
 A row with a NaN, or whose max is +-inf, is left out of the group's store (a masked store, so in
@@ -44,7 +44,8 @@ from ._log import log_of_total
 from ._parallel import RangeKernel
 from ._scalar import cast_like, given, pair_like, scaled_difference, scaled_shifted_exp, signed, target, two_sum
 from ._vector import (
-    all_lanes, filled, group_rows, lane, lanes_like, load_rows, narrowed, row_counts, row_max, row_sums, select, spread, store_rows, widened,
+    all_lanes, filled, group_rows, lane, lanes_like, load_rows, narrowed, row_counts, row_max, row_sums, select,
+    spread, store_rows, widened,
 )
 from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
 
