@@ -298,3 +298,49 @@ def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
         packed(ones, (0,) * n, got, counts)
         np.testing.assert_array_equal(counts, ones.sum(axis=1))
     assert orders_mattered >= 16  # (the test can tell orders apart)
+
+
+def test_float64_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
+    # a float64 row's terms (scaled exps in [0, 2**B]) split against _SPLIT: the high parts add
+    # up exactly in any order, the low ones in the order a short row's own vectors add them
+    # (``softmax._add_row_lanes``: each lane's in turn, then ``sum_lanes``' plain halving); rows
+    # of terms all below the high parts' unit show that order
+    from numba import njit
+
+    from softmaxkit._kernels._exp import SCALE_LOG2_F64
+    from softmaxkit._kernels._vector import (
+        group_rows, load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes,
+    )
+    from softmaxkit._kernels.softmax import _add_row_lanes
+
+    @njit
+    def packed(x2, width, sums, counts):
+        rows = group_rows(x2, width)
+        for r in range(0, x2.shape[0], rows):
+            v = load_rows(x2, r, width, None)
+            store_rows(sums, r, None, row_sums(v, width), None, None)
+            store_rows(counts, r, None, row_counts(v, width), None, None)
+
+    @njit
+    def one_row_at_a_time(x2, sums):
+        n = x2.shape[1]
+        for r in range(x2.shape[0]):
+            a, b = splat(0.0), splat(0.0)
+            for i in range(0, n, 8):
+                a, b = _add_row_lanes(a, b, load_part(x2[r], i, min(8, n - i)))
+            sums[r] = sum_lanes(a) + sum_lanes(b)
+
+    orders_mattered = 0
+    for n in WIDTHS_FLOAT64:
+        x = 2.0 ** (SCALE_LOG2_F64 + rng.uniform(-90, 0, (16, n)))
+        x[::2] *= 2.0**-44  # rows of low parts alone (below ulp(_SPLIT) / 2), where their order shows
+        got, expected, counts = np.empty(16), np.empty(16), np.empty(16)
+        packed(x, (0,) * n, got, counts)
+        one_row_at_a_time(x, expected)
+        np.testing.assert_array_equal(got, expected)
+        plain = np.array([np.sum(row[np.argsort(rng.random(n))]) for row in x])  # another order
+        orders_mattered += int(np.any(expected != plain))
+        ones = (x > np.median(x)).astype(np.float64)
+        packed(ones, (0,) * n, got, counts)
+        np.testing.assert_array_equal(counts, ones.sum(axis=1))
+    assert orders_mattered >= 4  # (the test can tell orders apart)

@@ -523,13 +523,8 @@ def lanes_like(typingctx, v, like):
         return None
     if v.dtype == like.dtype:
         return v(v, like), lambda context, builder, signature, args: args[0]
-    result = Vector(like.dtype, v.lanes)
-    convert = "fptrunc" if like.dtype == types.float32 else "fpext"
-
-    def codegen(context, builder, signature, args):
-        return getattr(builder, convert)(args[0], context.get_value_type(result))
-
-    return result(v, like), codegen
+    signature, codegen = _converted(v, like.dtype, "fptrunc" if like.dtype == types.float32 else "fpext")
+    return signature.return_type(v, like), codegen
 
 
 @intrinsic
@@ -559,8 +554,8 @@ GROUP_REGISTERS = 32
 class _Group:
     """The layout of a group of rows of ``n`` elements of ``dtype`` (a numba float type)."""
 
-    def __init__(self, dtype, n):
-        self.lanes = lanes = LANES[dtype]  # a register's
+    def __init__(self, dtype, n, lanes=None):
+        self.lanes = lanes = LANES[dtype] if lanes is None else lanes  # a register's
         self.n = n
         self.packed = n <= lanes // 2
         # a padded row's registers: a power of two (the wide vector's lanes too: LLVM splits
@@ -667,13 +662,13 @@ def _reduced_rows(builder, vectors, combine, halves=True):
         per = lanes // w  # rows a vector
         if len(vectors) > 1:
             sources = list(zip(vectors[0::2], vectors[1::2]))
-            halves = (0, 1)
+            sides = (0, 1)
         else:  # a vector of all the rows: halve it
             sources = [(vectors[0], vectors[0])]
-            halves = (0,)
+            sides = (0,)
 
         def picked(lanes_of_row):
-            numbers = [half * lanes + r * w + i for half in halves for r in range(per) for i in lanes_of_row]
+            numbers = [side * lanes + r * w + i for side in sides for r in range(per) for i in lanes_of_row]
             return ir.Constant(ir.VectorType(index, len(numbers)), numbers)
 
         vectors = [combine(builder.shuffle_vector(a, b, picked(firsts)), builder.shuffle_vector(a, b, picked(seconds)))
@@ -787,8 +782,7 @@ def store_rows(typingctx, array, row, width, value, count, good):
     if not (_group_array(array, row, count) and isinstance(value, Vector) and value.dtype == array.dtype):
         return None
     if array.ndim == 1 and isinstance(width, types.NoneType):  # a row per lane: rows of one
-        group = _Group(array.dtype, 1)
-        group.lanes = group.rows = group.vector_lanes = value.lanes
+        group = _Group(array.dtype, 1, lanes=value.lanes)
     elif array.ndim == 2:
         group = _group_for(width, value)
     else:
@@ -870,17 +864,27 @@ def _halving_sum(builder, terms):
     return terms[0]
 
 
-def _row_lane_sums(builder, value, group, halves):
-    """The float64 ``value`` of a group reduced one row a lane, each lane's terms in turn, then
-    in ``sum_lanes``' order (see ``_reduced_rows``); a lane known to be 0 adds nothing."""
+def _row_lane_sums(builder, value, group, halves, wide_type=None):
+    """``value`` (a group) reduced one row a lane: each lane's terms in turn, then in
+    ``sum_lanes``' order (see ``_reduced_rows``), each term first converted to ``wide_type``
+    (float64 sums of float32 terms; None: as they are); a lane known to be 0 adds nothing."""
+
+    def term(register):
+        return register if wide_type is None else builder.fpext(register, wide_type)
+
     if group.packed:
-        terms = _columns(builder, value, group.rows, group.n) + [None] * (group.lanes - group.n)
-        return _halving_sum(builder, terms)
+        terms = [term(column) for column in _columns(builder, value, group.rows, group.n)]
+        terms += [None] * (group.lanes - group.n)
+        if not halves:
+            return _halving_sum(builder, terms)
+        half = group.lanes // 2
+        low, high = _halving_sum(builder, terms[:half]), _halving_sum(builder, terms[half:])
+        return low if high is None else builder.fadd(low, high)
     sums = []
     for registers in _padded_rows(builder, value, group, 0.0):
-        total = registers[0]
+        total = term(registers[0])
         for register in registers[1:]:
-            total = builder.fadd(total, register)
+            total = builder.fadd(total, term(register))
         sums.append(total)
     return _reduced_rows(builder, sums, builder.fadd, halves)
 
@@ -917,22 +921,7 @@ def row_sums(typingctx, v, width):
         return result(v, width), _split_row_sums(group)
 
     def codegen(context, builder, signature, args):
-        rows, lanes = group.rows, group.lanes
-        if not group.packed:  # each lane's terms first, row by row, then the rows' lanes
-            wide_type = ir.VectorType(ir.DoubleType(), lanes)
-            sums = []
-            for registers in _padded_rows(builder, args[0], group, 0.0):
-                total = builder.fpext(registers[0], wide_type)
-                for register in registers[1:]:
-                    total = builder.fadd(total, builder.fpext(register, wide_type))
-                sums.append(total)
-            return _reduced_rows(builder, sums, builder.fadd)
-        wide_type = context.get_value_type(result)
-        terms = [builder.fpext(column, wide_type) for column in _columns(builder, args[0], rows, group.n)]
-        terms += [None] * (lanes - group.n)
-        half = lanes // 2
-        low, high = _halving_sum(builder, terms[:half]), _halving_sum(builder, terms[half:])
-        return low if high is None else builder.fadd(low, high)
+        return _row_lane_sums(builder, args[0], group, True, ir.VectorType(ir.DoubleType(), group.lanes))
 
     return result(v, width), codegen
 
@@ -946,28 +935,10 @@ def row_counts(typingctx, v, width):
     if group is None:
         return None
     result = Vector(types.float64, group.rows)
-    if v.dtype == types.float64:
-
-        def float64_codegen(context, builder, signature, args):
-            return _row_lane_sums(builder, args[0], group, False)
-
-        return result(v, width), float64_codegen
 
     def codegen(context, builder, signature, args):
-        if group.packed:
-            columns = _columns(builder, args[0], group.rows, group.n)
-            total = columns[0]
-            for column in columns[1:]:
-                total = builder.fadd(total, column)
-        else:
-            sums = []
-            for registers in _padded_rows(builder, args[0], group, 0.0):
-                row_total = registers[0]
-                for register in registers[1:]:
-                    row_total = builder.fadd(row_total, register)
-                sums.append(row_total)
-            total = _reduced_rows(builder, sums, builder.fadd)
-        return builder.fpext(total, context.get_value_type(result))
+        total = _row_lane_sums(builder, args[0], group, False)
+        return total if v.dtype == types.float64 else builder.fpext(total, context.get_value_type(result))
 
     return result(v, width), codegen
 

@@ -2251,7 +2251,7 @@ def _add_row_lanes(a, b, e):
 @callee_overload(_add_row_lanes)
 def _add_row_lanes_overload(a, b, e):
     if e.dtype == types.float32:
-        return lambda a, b, e: (a + widen_low(e), b + widen_high(e))
+        return lambda a, b, e: _add_lanes(a, b, e)
 
     def split(a, b, e):
         hi, lo = _split_at(e, _SPLIT)
