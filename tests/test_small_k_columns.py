@@ -304,6 +304,46 @@ def test_rows_not_4_kib_apart_take_them_in_small_layouts(reads_only, k, row_byte
         assert kernels.takes_small_k_tiles(k, row_bytes, log, layout_bytes) == taken
 
 
+@pytest.mark.parametrize(
+    "k, row_bytes, parallel, taken",
+    [
+        (32, 2048, True, True),  # 2 KiB apart (mod 4 KiB): a column's lines in 2 L1 sets, 16 rows a set
+        (33, 2048, True, False),
+        (33, 2048, False, False),
+        (33, 6144, True, False),
+        (64, 1024, False, True),  # 1 KiB apart: 4 sets
+        (65, 1024, False, False),
+        (65, 3072, False, False),
+        (65, 1024, True, True),  # ... but a parallel call takes them as before, up to 256 rows
+        (256, 3072, True, True),
+        (257, 3072, True, False),
+        (256, 512, False, True),  # 512 bytes apart: 8 sets, as before
+        (256, 4000, False, True),  # not a multiple of 1 KiB: as before
+    ],
+)
+def test_rows_1_kib_apart_crowd_a_tile_into_few_l1_sets(k, row_bytes, parallel, taken):
+    kernels = backend.kernels()
+    assert (kernels.SMALL_K_ROWS_PER_SET, kernels.SMALL_K_PARALLEL_CROWDED_SETS) == (16, 4)
+    for log in (False, True):
+        assert kernels.takes_small_k_tiles(k, row_bytes, log, 1 << 20, parallel=parallel) == taken
+    # logsumexp, which writes no layout, keeps the rules for rows not 4 KiB apart
+    assert kernels.takes_small_k_tiles(k, row_bytes, layout_bytes=1 << 20, reads_only=True, parallel=parallel) == (
+        k <= kernels.SMALL_K_LAYOUT_ROWS
+    )
+
+
+def test_a_serial_call_of_rows_1_kib_apart_takes_the_blocks(kernel_calls, rng, monkeypatch):
+    # 100 rows 1 KiB apart (4 L1 sets): tiles in a parallel call, the block kernels in a serial one
+    calls = kernel_calls("softmax_small_k")
+    x = rng.standard_normal((100, 256)).astype(np.float32)
+    monkeypatch.setattr(backend, "use_parallel", lambda size: True)
+    expected = sk.softmax(x, axis=0)
+    assert len(calls) == 1
+    monkeypatch.setattr(backend, "use_parallel", lambda size: False)
+    np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)  # the same bits either way
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize(("k", "log", "taken"), [(4096, False, True), (4097, False, False), (100_000, True, True)])
 def test_softmax_takes_them_for_up_to_4096_rows_not_1_kib_apart(k, log, taken):
     kernels = backend.kernels()
@@ -331,7 +371,9 @@ def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
         ((100, 1000), 0, {}, True),  # rows not 4 KiB apart, a small layout
         ((2, 30, 1000), 1, {}, True),
         ((3000, 100), 0, {}, True),  # ... nor 1 KiB apart: any number of rows
-        ((256, 512), 0, {}, True),  # 2 KiB apart: up to 256 rows
+        ((32, 512), 0, {}, True),  # 2 KiB apart: 2 L1 sets, up to 32 rows
+        ((33, 512), 0, {}, {"logsumexp"}),  # logsumexp's: up to 256 rows
+        ((256, 512), 0, {}, {"logsumexp"}),
         ((300, 512), 0, {}, False),
         ((2, 30, 20000), 1, {}, {"logsumexp"}),  # 4.8 MB: logsumexp's alone (it writes no layout)
         ((2, SMALL_K + 1, 1025), 1, {}, True),

@@ -534,7 +534,7 @@ def _takes_small_k_tiles(k, x3, log: bool = False, reads_only: bool = False) -> 
     n_k, row_bytes = x3.shape[1], x3.shape[2] * x3.itemsize
     if SMALL_K is not None:
         return n_k <= SMALL_K
-    return k.takes_small_k_tiles(n_k, row_bytes, log, x3.nbytes, reads_only)
+    return k.takes_small_k_tiles(n_k, row_bytes, log, x3.nbytes, reads_only, use_parallel(x3.size))
 
 
 def _small_k_work(k, x3, softmax_into=None):

@@ -3097,13 +3097,36 @@ SMALL_K_LAYOUT_BYTES = 4 << 20
 SMALL_K_READ_LAYOUT_BYTES = 8 << 20
 SMALL_K_SPREAD_BYTES = 1024
 SMALL_K_SOFTMAX_SPREAD_ROWS = 4096
+# Rows a multiple of 1 KiB apart but not of 4 KiB put a tile's K lines in only
+# ``L1_ALIAS_BYTES // gcd(row_bytes, L1_ALIAS_BYTES)`` L1 sets: 2 for rows 2 KiB (mod 4 KiB)
+# apart, 4 for rows 1 or 3 KiB apart.  Their tiles then thrash L1 (and crowd a few L2 sets) from
+# about 16 rows a set on, where the rules above (measured on Zen 4) took them up to 256 rows.
+# Measured on a Zen 5 VM (2026-12-05, tiles / blocks, float32, fresh results, softmax and
+# log_softmax, 1 thread | 2 threads): 2 sets, 2 KiB rows: 24x512 0.75, 0.70 | 0.76, 0.68; 32x512
+# 1.31, 1.00 | 0.87, 0.79; 40x512 1.69, 1.09 | 1.26, 0.97; 64x512 1.93, 1.30 | 1.08, 0.94; 128x512
+# 2.76, 1.94 | 1.36, 1.13; 256x512 2.37, 1.74 | 1.74, 1.10; 6 KiB rows: 64x1536 1.80, 1.42 | 2.45,
+# 1.39; 128x1536 2.86, 1.55 | 2.42, 1.69.  4 sets: 64x256 0.92, 0.94 | 0.95, 0.96; 100x256 1.09,
+# 0.91; 120x256 1.10, 1.11; 128x256 1.23, 1.14 | 1.04, 0.86; 256x256 1.42, 1.31 | 0.98, 0.91;
+# 48x768 0.82, 0.76 | 0.76, 0.74; 64x768 0.99, 1.07 | 0.89, 0.41; 100x768 1.22-1.28, 1.21-1.26 |
+# 0.93, 1.03; 200x768 1.50, 1.18 | 0.89, 0.70 (the block kernels' narrowed blocks scale poorly on
+# two threads).  8 sets won to 256 rows (512-byte rows: 256x128 0.89, 0.85 | 0.87, 0.78; 1536:
+# 256x384 0.97, 0.97 | 0.24, 0.80).  Hence at most SMALL_K_ROWS_PER_SET rows a set over 2 sets,
+# and over 4 sets in a serial call; logsumexp, which writes no layout, was mixed (128x1536 1.23 |
+# 1.10, 256x512 1.08 | 0.90, 64x1536 0.91 | 1.05) and keeps the rules above.
+SMALL_K_ROWS_PER_SET = 16
+#: ... in parallel calls, only over fewer L1 sets than this
+SMALL_K_PARALLEL_CROWDED_SETS = 4
 
 
-def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1, reads_only=False):
+def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1, reads_only=False, parallel=True):
     """Whether unmasked softmax, log_softmax (``log``) or logsumexp (``reads_only``) over ``n_k``
-    rows ``row_bytes`` apart (a column layout of ``layout_bytes``, -1 if not given) takes the
-    small-K tile kernels rather than the block kernels."""
+    rows ``row_bytes`` apart (a column layout of ``layout_bytes``, -1 if not given; a ``parallel``
+    call or a serial one) takes the small-K tile kernels rather than the block kernels."""
     unaligned = row_bytes % L1_ALIAS_BYTES != 0
+    if not reads_only and unaligned and row_bytes % SMALL_K_SPREAD_BYTES == 0:
+        sets = L1_ALIAS_BYTES // math.gcd(row_bytes, L1_ALIAS_BYTES)  # 2 or 4
+        if n_k > SMALL_K_ROWS_PER_SET * sets and (sets < SMALL_K_PARALLEL_CROWDED_SETS or not parallel):
+            return False
     limit = SMALL_K_READ_LAYOUT_BYTES if reads_only else SMALL_K_LAYOUT_BYTES
     return (
         n_k <= (SMALL_K_LOG if log else SMALL_K)
