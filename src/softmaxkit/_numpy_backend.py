@@ -597,7 +597,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
     # softmax's kernel only: the width from which a block's exps are summed in its vector pass
     fuse = () if log else (_fuse_above(k, x3, out3 is None),)
     run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
-    if pending.any():  # blocks with a column whose max is NaN or infinite, left untouched
+    if np.count_nonzero(pending):  # blocks with a column whose max is NaN or infinite, left untouched
+        # (count_nonzero, not pending.any(): 0.14 against 0.64 us a call, a tenth of the front end)
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
@@ -744,12 +745,12 @@ def _takes_slabs(x3: np.ndarray, block: int, n_blocks: int, log: bool = False) -
     (4096x4096 1.03, 2x1000x8192 1.10)."""
     if SLABS is not None:
         return SLABS
-    threads = num_threads()
     outer, n_k, inner = x3.shape
-    if threads < 2 or (x3.dtype != np.float32 and not log) or inner * x3.itemsize <= SLAB_MIN_ROW_BYTES:
+    if (x3.dtype != np.float32 and not log) or inner * x3.itemsize <= SLAB_MIN_ROW_BYTES:
         return False
     if x3.size < SLAB_MIN_ELEMENTS or not use_parallel(x3.size):
         return False
+    threads = num_threads()
     n_slabs, slab_rows = _slab_layout(outer, n_k)
     if n_k < SLAB_MIN_ROWS * n_slabs:
         return False
@@ -846,11 +847,6 @@ def _log_softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     return True
 
 
-def _column_workers(x3: np.ndarray, n_blocks: int) -> int:
-    """How many workers share the column blocks of ``x3``: one below the parallel threshold."""
-    return _workers(n_blocks) if use_parallel(x3.size) else 1
-
-
 def _column_work(x3: np.ndarray, reads_only: bool = False, block_bytes: int | None = None) -> tuple[int, int, int]:
     """``(block, n_blocks, workers)`` for the column block kernels on ``x3``: blocks of
     ``column_block_width`` columns (slabs of ``block_bytes``, default COLUMN_BLOCK_BYTES),
@@ -867,12 +863,13 @@ def _column_work(x3: np.ndarray, reads_only: bool = False, block_bytes: int | No
     outer, n_k, inner = x3.shape
     block = column_block_width(n_k, inner, x3.itemsize, block_bytes)
     n_blocks = _column_blocks(x3, block)
-    if n_blocks < num_threads() and use_parallel(x3.size):
+    threads = num_threads() if x3.size >= PARALLEL_MIN_ELEMENTS else 1  # (use_parallel, read once)
+    if n_blocks < threads:
         narrower = _width_for_threads(outer, inner, COLUMN_MIN_WIDTH)
         if reads_only or narrower >= COLUMN_MIN_BLOCK_WIDTH:
             block = narrower
             n_blocks = _column_blocks(x3, block)
-    return block, n_blocks, _column_workers(x3, n_blocks)
+    return block, n_blocks, min(n_blocks, threads)
 
 
 def column_block_width(n_k: int, inner: int, itemsize: int, block_bytes: int | None = None) -> int:
