@@ -385,9 +385,21 @@ def softmax_last_axis(
         result = aligned_empty(x.shape, dtype, x)
     if x.ndim == 2:  # a 2-D array is its own rows: two reshapes were ~12% of an 8 x 10 call
         x2, out2 = x, result
+    elif x.ndim == 1:  # (x[None]: 55 ns against a reshape's 80)
+        x2, out2 = x[None], result[None]
     else:
         x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
-    _run_rows(x2, None if result is x else out2, None, dtype.type(-1.0) if negate else None, t_hi, t_lo, mode)
+    out2 = None if result is x else out2
+    sign = dtype.type(-1.0) if negate else None
+    if x.size < PARALLEL_MIN_ELEMENTS and x2.shape[0] < PACKED_MIN_ROWS and SHORT_ROW is None:
+        # a few short rows (an RL policy's logits, one vector a call): straight to the serial
+        # short-row kernel, without _run_rows' choices (a 10-element vector 1.53 -> 1.3 us)
+        k = kernels()
+        log = mode == MODE_LOG_SOFTMAX
+        if n <= (k.SHORT_ROW if log else k.SHORT_SOFTMAX_ROW):
+            _short_kernels(k, dtype, n, log)[0](x2, out2, sign, t_hi, t_lo)
+            return result
+    _run_rows(x2, out2, None, sign, t_hi, t_lo, mode)
     return result
 
 
@@ -467,14 +479,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
             run = k.packed_log_softmax_rows if log else k.packed_softmax_rows
             run(n_rows, _workers(n_rows), x2, out2, width, sign, t_hi, t_lo)
     elif short:
-        if not log:
-            serial, run = k.softmax_short_rows_serial, k.softmax_short_rows
-        elif x2.dtype == np.float64:  # every row counted
-            serial, run = k.log_softmax_counted_short_rows_serial, k.log_softmax_counted_short_rows
-        elif n <= k.PAIRED_ROW:  # two rows at a time
-            serial, run = k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows
-        else:
-            serial, run = k.log_softmax_short_rows_serial, k.log_softmax_short_rows
+        serial, run = _short_kernels(k, x2.dtype, n, log)
         if not use_parallel(x2.size):
             serial(x2, out2, sign, t_hi, t_lo)
         else:
@@ -489,6 +494,18 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         k.log_softmax_rows(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
     else:
         k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, sign, t_hi, t_lo)
+
+
+def _short_kernels(k, dtype: np.dtype, n: int, log: bool) -> tuple[Any, Any]:
+    """The short-row kernels ``(serial, parallel)`` of softmax (``log``: log_softmax) for rows
+    of ``n`` elements of ``dtype``."""
+    if not log:
+        return k.softmax_short_rows_serial, k.softmax_short_rows
+    if dtype == np.float64:  # every row counted
+        return k.log_softmax_counted_short_rows_serial, k.log_softmax_counted_short_rows
+    if n <= k.PAIRED_ROW:  # two rows at a time
+        return k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows
+    return k.log_softmax_short_rows_serial, k.log_softmax_short_rows
 
 
 def _split_states(x2):
