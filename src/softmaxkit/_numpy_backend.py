@@ -421,7 +421,12 @@ def softmax_other_axis(
             result_dtype=dtype, out=out,
         )
     t_hi, t_lo = (None, None) if temperature == 1.0 else inverse_temperature(temperature, dtype)
-    result = out if out is not None else result_empty(shape, dtype, x.nbytes, x)
+    if out is not None:
+        result = out
+    elif x.nbytes < ALIGNED_RESULT_BYTES:  # result_empty spelled out, as in softmax_last_axis
+        result = np.empty(shape, dtype)
+    else:
+        result = aligned_empty(shape, dtype, x)
     shape3 = (x.size // (n_k * inner), n_k, inner)
     out3 = None if result is x else result.reshape(shape3)
     _run_softmax(x.reshape(shape3), out3, None, dtype.type(-1.0) if negate else None, t_hi, t_lo, mode)
@@ -563,19 +568,20 @@ def _small_k_work(k, x3, softmax_into=None):
     otherwise write one line of every row, twice).  ``paired``: True where the kernels take two
     tiles at a time (up to SMALL_K_PAIRED_ROWS rows), else None."""
     chunk = k.SMALL_K_CHUNK
+    outer, n_k, inner = x3.shape
+    paired = True if n_k <= k.SMALL_K_PAIRED_ROWS else None
+    # the parallel threshold counts the lanes the tiles take, so that a layout of fewer columns
+    # than a vector counts its partial tiles whole (2000x4x4 `axis=1`: 32000 elements, 128000 lanes)
+    lanes = 64 // x3.itemsize
+    if not use_parallel(outer * n_k * (-(-inner // lanes) * lanes)):  # (a serial call's checks end here)
+        return _column_blocks(x3, chunk), 1, chunk, paired
     if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
         unit = 64
         if softmax_into is not None and (softmax_into.ctypes.data % 64 or softmax_into.strides[1] % 64):
             unit = SMALL_K_SOFTMAX_ITEM_BYTES
-        chunk = min(chunk, _width_for_threads(x3.shape[0], x3.shape[2], unit // x3.itemsize))
+        chunk = min(chunk, _width_for_threads(outer, inner, unit // x3.itemsize))
     n_items = _column_blocks(x3, chunk)
-    paired = True if x3.shape[1] <= k.SMALL_K_PAIRED_ROWS else None
-    # the parallel threshold counts the lanes the tiles take, so that a layout of fewer columns
-    # than a vector counts its partial tiles whole (2000x4x4 `axis=1`: 32000 elements, 128000 lanes)
-    outer, n_k, inner = x3.shape
-    lanes = 64 // x3.itemsize
-    workers = _workers(n_items) if use_parallel(outer * n_k * (-(-inner // lanes) * lanes)) else 1
-    return n_items, workers, chunk, paired
+    return n_items, _workers(n_items), chunk, paired
 
 
 def _width_for_threads(outer: int, inner: int, unit: int) -> int:
