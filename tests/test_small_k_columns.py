@@ -14,7 +14,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import assert_matches, logsumexp_ref, softmax_ref, ulp_error
+from naive import assert_matches, called_in_mode, logsumexp_ref, softmax_ref, ulp_error
 
 SMALL_K = 12  # the kernels' SMALL_K, checked below
 FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax}
@@ -549,3 +549,100 @@ def test_the_layout_limit_counts_bytes_whatever_the_dtype(kernel_calls, rng, nam
     calls.clear()
     FUNCTIONS[name](np.ascontiguousarray(x[:, :, :1000]), axis=1)  # float64 in a small layout: the tiles
     assert calls
+
+
+# log_softmax's four tiles side by side (``log_softmax_quad_k``): per column the operations of one
+# tile, so the block kernels' bits, whatever the quads' neighbours, the columns left over (a
+# partial quad, a partial tile) or the values (a quad with a column whose max is not finite
+# declines to single tiles and, for that tile, to the scalar form).
+
+
+def _quads_and_blocks(monkeypatch, call):
+    """``call()`` with the quads forced where the tiles are refused, then with the blocks."""
+    with monkeypatch.context() as m:
+        m.setattr(backend, "SMALL_K", 0)
+        m.setattr(backend, "QUADS", True)
+        quads = call()
+    with monkeypatch.context() as m:
+        m.setattr(backend, "SMALL_K", 0)
+        m.setattr(backend, "QUADS", False)
+        blocks = call()
+    return quads, blocks
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 3, 40, 130])
+# four whole tiles; quads and a partial quad of whole tiles; and a partial tile after them; one
+# partial quad only
+@pytest.mark.parametrize("inner", [64, 200, 203, 40])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_quad_tiles_match_the_block_kernels(monkeypatch, kernel_calls, rng, dtype, k, inner, parallel):
+    if parallel:
+        monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(backend, "num_threads", lambda: 2)
+        monkeypatch.setattr(backend.kernels(), "SMALL_K_CHUNK", 80)  # items of a quad and a tile
+    calls = kernel_calls("log_softmax_quad_k")
+    x = (rng.standard_normal((2, k, inner)) * 5).astype(dtype)
+    x[0, 1 % k, :] = x[0, 0, :]  # two entries at the max
+    for options in ({"temperature": 0.3}, {}):
+        quads, blocks = _quads_and_blocks(monkeypatch, lambda: sk.log_softmax(x, axis=1, **options))
+        np.testing.assert_array_equal(quads, blocks)
+    assert len(calls) == 2
+    assert _accurate(quads, x, 1, "log_softmax")  # (temperature 1, the last)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_quad_tiles_with_special_columns(monkeypatch, kernel_calls, dtype, mode):
+    # columns whose max is not finite in the first quad (3, 5, 8, 11), in the second (20: a NaN
+    # beside finite entries; 60: +inf) and in the last partial tile, then four whole tiles of
+    # ordinary columns (a quad that takes the vector form)
+    x0 = _with_special_columns(dtype, 150)
+    calls = kernel_calls("log_softmax_quad_k")
+    with np.errstate(all="ignore"):
+        quads, blocks = _quads_and_blocks(monkeypatch, lambda: called_in_mode(sk.log_softmax, x0, mode, axis=1))
+    np.testing.assert_array_equal(quads, blocks)
+    assert len(calls) == 1
+    with np.errstate(all="ignore"):
+        assert_matches(quads, softmax_ref(x0, axis=1, log=True), log=True)
+    np.testing.assert_array_equal(quads[0, :, 11], [-np.inf] * 4)  # a column of -inf: the limit
+    np.testing.assert_array_equal(quads[0, :, 5], [-np.log(dtype(2)), -np.inf, -np.log(dtype(2)), -np.inf])
+    assert np.isnan(quads[0, :, 20]).all() and np.isfinite(quads[0, :, 100]).all()
+
+
+@pytest.mark.parametrize(
+    "k, row_bytes, layout_bytes, taken",
+    [
+        (64, 2048, 1 << 20, True),  # rows 2 KiB apart: their lines in 2 L1 sets
+        (300, 1024, 1 << 20, True),  # 1 KiB apart: 4 sets
+        (100, 3072, 1 << 20, True),
+        (100, 3072, (1 << 20) + 4, False),  # a larger layout: the blocks
+        (100, 4096, 1 << 20, False),  # 4 KiB apart: one set even four lines at a time
+        (100, 2000, 1 << 20, False),  # not a multiple of 1 KiB: lines in every set
+    ],
+)
+def test_quad_tiles_rule(k, row_bytes, layout_bytes, taken):
+    kernels = backend.kernels()
+    assert kernels.QUAD_LAYOUT_BYTES == 1 << 20
+    assert kernels.takes_quad_tiles(k, row_bytes, layout_bytes) == taken
+
+
+@pytest.mark.parametrize(
+    "shape, axis, threads, taken",
+    [
+        ((300, 512), 0, 2, True),  # one block of 512 columns, 2 KiB rows: quads on two threads
+        ((300, 512), 0, 1, False),  # a serial call: the blocks
+        ((8, 64, 512), 1, 2, False),  # a block for each thread and more: the blocks
+        ((20, 512), 0, 2, False),  # few rows: the small-K tiles
+        ((300, 500), 0, 2, False),  # rows not 1 KiB apart: the small-K tiles
+    ],
+)
+def test_which_layouts_take_the_quad_tiles(monkeypatch, kernel_calls, rng, shape, axis, threads, taken):
+    monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    calls = kernel_calls("log_softmax_quad_k")
+    x = rng.standard_normal(shape).astype(np.float32)
+    sk.log_softmax(x, axis=axis)
+    assert bool(calls) == taken
+    sk.softmax(x, axis=axis)  # softmax never takes them
+    assert len(calls) == int(taken)

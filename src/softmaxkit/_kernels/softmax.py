@@ -3209,17 +3209,30 @@ def _tile_log_pair_overload(best, a, b, ca, cb, t_hi, like):
 def _tile_log_stats(x3, sign, t_hi, t_lo, best, o, j, part):
     """``(a, b, ca, cb)``: the sums of a tile's exps below its (finite) max ``best`` and the counts
     of its entries at it, as ``_add_lanes`` holds them; a NaN entry adds its NaN exp."""
-    zero = cast_like(0.0, x3)
     a = splat(0.0)
     b = splat(0.0)
-    at_max = splat(zero)  # counts in the dtype's lanes: exact up to 2**24 rows
+    at_max = splat(cast_like(0.0, x3))  # counts in the dtype's lanes: exact up to 2**24 rows
     for k in range(x3.shape[1]):
-        v = signed(load_part(x3, (o, k, j), part), sign)
-        at = v == best  # v > best is not possible, and NaN is neither: one comparison for both
-        a, b = _add_lanes(a, b, select(at, zero, scaled_shifted_exp(v, best, t_hi, t_lo)))
-        at_max = at_max + select(at, cast_like(1.0, x3), zero)
-    ca, cb = _add_lanes(splat(0.0), splat(0.0), at_max)
+        a, b, at_max = _tile_log_step(x3, sign, t_hi, t_lo, best, (o, k, j), part, a, b, at_max)
+    ca, cb = _tile_counts(at_max)
     return a, b, ca, cb
+
+
+@callee(inline="always")
+def _tile_counts(at_max):
+    """A tile's counts at the max, held in the dtype's lanes, as ``_add_lanes`` holds sums."""
+    return _add_lanes(splat(0.0), splat(0.0), at_max)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _tile_log_step(x3, sign, t_hi, t_lo, best, index, part, a, b, at_max):
+    """One row of ``_tile_log_stats``: its sums ``(a, b)`` and counts ``at_max`` after the lanes at
+    ``index``."""
+    zero = cast_like(0.0, x3)
+    v = signed(load_part(x3, index, part), sign)
+    at = v == best  # v > best is not possible, and NaN is neither: one comparison for both
+    a, b = _add_lanes(a, b, select(at, zero, scaled_shifted_exp(v, best, t_hi, t_lo)))
+    return a, b, at_max + select(at, cast_like(1.0, x3), zero)
 
 
 @callee(inline="always")
@@ -3282,6 +3295,108 @@ def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk
 
 #: as ``softmax_small_k``, for log_softmax
 log_softmax_small_k = RangeKernel(_log_softmax_small_k_range)
+
+
+# Four tiles side by side, row by row (log_softmax): for rows a multiple of 1 KiB apart (not 4
+# KiB), whose lines crowd into 2 or 4 L1 sets, too many rows for a tile to stay in L1 through its
+# passes (``SMALL_K_ROWS_PER_SET``).  Each pass reads the four tiles' lines of a row in sequence
+# (256 bytes), as a block does, while their states stay in registers, as a tile's do; per column
+# the same operations as one tile, so the same bits.  Measured on a Zen 5 VM (2026-12-05, float32
+# `axis=0`, fresh), quads / the better of blocks and tiles, 2 threads: 64x512 0.76, 96x512 0.67,
+# 100x256 0.87, 150x512 0.62, 300x512 0.60-0.66, 600x256 0.86, 1000x256 0.69-0.76, 100x768 0.88,
+# 64x1536 0.65, 250x1280 0.78, but 1000x512 (2 MiB) 0.91-1.09, 2000x512 (4 MiB) 1.02-1.17; where the blocks
+# already have a block a thread, mixed (4x128x256 `axis=1` 0.87-0.91, 2x128x512 1.00, 8x64x512
+# 1.07-1.10, 16x128x256 1.01).  One thread, mixed too (100x256 0.88, 40x512 0.88, 64x512 0.95,
+# 1000x256 0.94-1.02, but 64x1536 1.12, 150x512 1.15, 1000x512 1.11, 8x64x512 1.20-1.23), and
+# rows 4 KiB apart lost (64x4096 123 against 95.5 us: their lines share one set even four at a
+# time).  Hence ``takes_quad_tiles``: parallel calls whose block kernels would give no thread
+# more than one block (the blocks narrowed for threads scale poorly here, and quads split by
+# columns instead), in layouts of up to QUAD_LAYOUT_BYTES.
+QUAD_LAYOUT_BYTES = 1 << 20
+
+
+def takes_quad_tiles(n_k, row_bytes, layout_bytes):
+    """Whether a parallel log_softmax over ``n_k`` rows ``row_bytes`` apart (a column layout of
+    ``layout_bytes``, unmasked, which ``takes_small_k_tiles`` refused, and whose block kernels would
+    give no thread more than one block) takes four tiles side by side (``log_softmax_quad_k``)."""
+    crowded = row_bytes % SMALL_K_SPREAD_BYTES == 0 and row_bytes % L1_ALIAS_BYTES != 0
+    return crowded and layout_bytes <= QUAD_LAYOUT_BYTES and n_k <= SMALL_K_COUNTS_EXACT
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _log_quad(x3, y3, sign, t_hi, t_lo, o, j):
+    """log_softmax of the four whole tiles at columns ``j``, ``j + lanes``, ... of ``x3[o]``
+    into ``y3``, each pass over them row by row; False, storing nothing, if a column's max is
+    not finite (the caller then takes them one at a time)."""
+    lanes = lanes_of(x3)
+    j1, j2, j3 = j + lanes, j + 2 * lanes, j + 3 * lanes
+    m0 = splat(cast_like(-np.inf, x3))
+    m1, m2, m3 = m0, m0, m0
+    for k in range(x3.shape[1]):
+        m0 = _running_max(m0, x3, (o, k, j), None, sign)
+        m1 = _running_max(m1, x3, (o, k, j1), None, sign)
+        m2 = _running_max(m2, x3, (o, k, j2), None, sign)
+        m3 = _running_max(m3, x3, (o, k, j3), None, sign)
+    zero = cast_like(0.0, x3)
+    # inf - inf is NaN: one test per tile for a max that is not finite, as _tile_max's
+    if not (all_lanes(m0 - m0 == zero) and all_lanes(m1 - m1 == zero) and all_lanes(m2 - m2 == zero)
+            and all_lanes(m3 - m3 == zero)):
+        return False
+    a0 = splat(0.0)
+    b0, a1, b1, a2, b2, a3, b3 = a0, a0, a0, a0, a0, a0, a0
+    n0 = splat(zero)
+    n1, n2, n3 = n0, n0, n0
+    for k in range(x3.shape[1]):
+        a0, b0, n0 = _tile_log_step(x3, sign, t_hi, t_lo, m0, (o, k, j), None, a0, b0, n0)
+        a1, b1, n1 = _tile_log_step(x3, sign, t_hi, t_lo, m1, (o, k, j1), None, a1, b1, n1)
+        a2, b2, n2 = _tile_log_step(x3, sign, t_hi, t_lo, m2, (o, k, j2), None, a2, b2, n2)
+        a3, b3, n3 = _tile_log_step(x3, sign, t_hi, t_lo, m3, (o, k, j3), None, a3, b3, n3)
+    # the four logs (a tile's long dependency chain) side by side, as a pair's
+    h0, l0 = _tile_log_pair(m0, a0, b0, *_tile_counts(n0), t_hi, x3)
+    h1, l1 = _tile_log_pair(m1, a1, b1, *_tile_counts(n1), t_hi, x3)
+    h2, l2 = _tile_log_pair(m2, a2, b2, *_tile_counts(n2), t_hi, x3)
+    h3, l3 = _tile_log_pair(m3, a3, b3, *_tile_counts(n3), t_hi, x3)
+    for k in range(x3.shape[1]):
+        store_part(y3, (o, k, j), _short_log_lanes(x3, sign, m0, t_hi, t_lo, h0, l0, (o, k, j), None), None)
+        store_part(y3, (o, k, j1), _short_log_lanes(x3, sign, m1, t_hi, t_lo, h1, l1, (o, k, j1), None), None)
+        store_part(y3, (o, k, j2), _short_log_lanes(x3, sign, m2, t_hi, t_lo, h2, l2, (o, k, j2), None), None)
+        store_part(y3, (o, k, j3), _short_log_lanes(x3, sign, m3, t_hi, t_lo, h3, l3, (o, k, j3), None), None)
+    return True
+
+
+def _log_softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    x3, out3 = borrowed(x3), borrowed(out3)
+    y3 = target(x3, out3)
+    inner = x3.shape[2]
+    lanes = lanes_of(x3)
+    per_outer = (inner + chunk - 1) // chunk
+    for w in range(first, stop):
+        o = w // per_outer
+        j = (w - o * per_outer) * chunk
+        stop_j = min(inner, j + chunk)
+        while j + 4 * lanes <= stop_j:
+            if not _log_quad(x3, y3, sign, t_hi, t_lo, o, j):
+                for jj in range(j, j + 4 * lanes, lanes):
+                    if not _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o,
+                                     jj, None):
+                        _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
+            j += 4 * lanes
+        while j < stop_j:  # the last columns a tile at a time
+            count = min(lanes, stop_j - j)
+            if count == lanes:
+                done = _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o, j,
+                                 None)
+            else:
+                done = _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o, j,
+                                 count)
+            if not done:
+                _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count)
+            j += lanes
+
+
+#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: log_softmax over the rows of a layout
+#: ``takes_quad_tiles`` accepts, unmasked, four tiles side by side (``n_items`` as ``softmax_small_k``)
+log_softmax_quad_k = RangeKernel(_log_softmax_quad_k_range)
 
 
 # logsumexp over few rows: a tile's max and stats as log_softmax's, ``m + log s`` stored per column
