@@ -551,8 +551,8 @@ def test_the_layout_limit_counts_bytes_whatever_the_dtype(kernel_calls, rng, nam
     assert calls
 
 
-# log_softmax's four tiles side by side (``log_softmax_quad_k``): per column the operations of one
-# tile, so the block kernels' bits, whatever the quads' neighbours, the columns left over (a
+# Four tiles side by side (``softmax_quad_k``, ``log_softmax_quad_k``): per column the operations of
+# one tile, so the block kernels' bits, whatever the quads' neighbours, the columns left over (a
 # partial quad, a partial tile) or the values (a quad with a column whose max is not finite
 # declines to single tiles and, for that tile, to the scalar form).
 
@@ -570,43 +570,51 @@ def _quads_and_blocks(monkeypatch, call):
     return quads, blocks
 
 
+QUAD_CALLS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax, "softmin": sk.softmin}
+
+
+@pytest.mark.parametrize("name", QUAD_CALLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 3, 40, 130])
 # four whole tiles; quads and a partial quad of whole tiles; and a partial tile after them; one
 # partial quad only
 @pytest.mark.parametrize("inner", [64, 200, 203, 40])
 @pytest.mark.parametrize("parallel", [False, True])
-def test_quad_tiles_match_the_block_kernels(monkeypatch, kernel_calls, rng, dtype, k, inner, parallel):
+def test_quad_tiles_match_the_block_kernels(monkeypatch, kernel_calls, rng, name, dtype, k, inner, parallel):
     if parallel:
         monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
         monkeypatch.setattr(backend, "num_threads", lambda: 2)
         monkeypatch.setattr(backend.kernels(), "SMALL_K_CHUNK", 80)  # items of a quad and a tile
-    calls = kernel_calls("log_softmax_quad_k")
+    calls = kernel_calls("softmax_quad_k", "log_softmax_quad_k")
     x = (rng.standard_normal((2, k, inner)) * 5).astype(dtype)
     x[0, 1 % k, :] = x[0, 0, :]  # two entries at the max
     for options in ({"temperature": 0.3}, {}):
-        quads, blocks = _quads_and_blocks(monkeypatch, lambda: sk.log_softmax(x, axis=1, **options))
+        quads, blocks = _quads_and_blocks(monkeypatch, lambda: QUAD_CALLS[name](x, axis=1, **options))
         np.testing.assert_array_equal(quads, blocks)
     assert len(calls) == 2
-    assert _accurate(quads, x, 1, "log_softmax")  # (temperature 1, the last)
+    # (temperature 1, the last)
+    assert _accurate(quads, -x if name == "softmin" else x, 1, "softmax" if name == "softmin" else name)
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-def test_quad_tiles_with_special_columns(monkeypatch, kernel_calls, dtype, mode):
+def test_quad_tiles_with_special_columns(monkeypatch, kernel_calls, name, dtype, mode):
     # columns whose max is not finite in the first quad (3, 5, 8, 11), in the second (20: a NaN
     # beside finite entries; 60: +inf) and in the last partial tile, then four whole tiles of
     # ordinary columns (a quad that takes the vector form)
     x0 = _with_special_columns(dtype, 150)
-    calls = kernel_calls("log_softmax_quad_k")
+    log = name == "log_softmax"
+    calls = kernel_calls("softmax_quad_k", "log_softmax_quad_k")
     with np.errstate(all="ignore"):
-        quads, blocks = _quads_and_blocks(monkeypatch, lambda: called_in_mode(sk.log_softmax, x0, mode, axis=1))
+        quads, blocks = _quads_and_blocks(monkeypatch, lambda: called_in_mode(FUNCTIONS[name], x0, mode, axis=1))
     np.testing.assert_array_equal(quads, blocks)
     assert len(calls) == 1
     with np.errstate(all="ignore"):
-        assert_matches(quads, softmax_ref(x0, axis=1, log=True), log=True)
-    np.testing.assert_array_equal(quads[0, :, 11], [-np.inf] * 4)  # a column of -inf: the limit
-    np.testing.assert_array_equal(quads[0, :, 5], [-np.log(dtype(2)), -np.inf, -np.log(dtype(2)), -np.inf])
+        assert_matches(quads, softmax_ref(x0, axis=1, log=log), log=log)
+    zero, half = (-np.inf, -np.log(dtype(2))) if log else (0.0, 0.5)
+    np.testing.assert_array_equal(quads[0, :, 11], [zero] * 4)  # a column of -inf: the limit
+    np.testing.assert_array_equal(quads[0, :, 5], [half, zero, half, zero])
     assert np.isnan(quads[0, :, 20]).all() and np.isfinite(quads[0, :, 100]).all()
 
 
@@ -637,12 +645,13 @@ def test_quad_tiles_rule(k, row_bytes, layout_bytes, taken):
         ((300, 500), 0, 2, False),  # rows not 1 KiB apart: the small-K tiles
     ],
 )
-def test_which_layouts_take_the_quad_tiles(monkeypatch, kernel_calls, rng, shape, axis, threads, taken):
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_which_layouts_take_the_quad_tiles(monkeypatch, kernel_calls, rng, name, shape, axis, threads, taken):
     monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(backend, "num_threads", lambda: threads)
-    calls = kernel_calls("log_softmax_quad_k")
+    calls = kernel_calls(f"{name}_quad_k")
     x = rng.standard_normal(shape).astype(np.float32)
-    sk.log_softmax(x, axis=axis)
+    FUNCTIONS[name](x, axis=axis)
     assert bool(calls) == taken
-    sk.softmax(x, axis=axis)  # softmax never takes them
+    sk.logsumexp(x, axis=axis)  # logsumexp never takes them (it writes no layout)
     assert len(calls) == int(taken)

@@ -90,7 +90,7 @@ PACKED_LONG_WORK_FACTOR = 2
 # take the small-K kernels; None: the kernels' choice, ``takes_small_k_tiles`` (tests set 0 to compare
 # them with the block kernels, or a larger value to try more rows).
 SMALL_K: int | None = None
-# log_softmax's four tiles side by side: None, the kernels' choice (``takes_quad_tiles``, for a
+# Four tiles side by side (softmax, log_softmax): None, the kernels' choice (``takes_quad_tiles``, for a
 # parallel call whose blocks would be no more than its workers); True or False forces them
 # wherever the small-K tiles were refused (tests).
 QUADS: bool | None = None
@@ -564,8 +564,9 @@ def _takes_small_k_tiles(k, x3, log: bool = False, reads_only: bool = False) -> 
 
 
 def _takes_quad_tiles(k, x3, n_blocks: int, workers: int) -> bool:
-    """Whether unmasked log_softmax over the column layout ``x3``, which the small-K tiles
-    refused, takes four tiles side by side rather than ``n_blocks`` column blocks on ``workers``."""
+    """Whether unmasked softmax or log_softmax over the column layout ``x3``, which the small-K
+    tiles refused, takes four tiles side by side rather than ``n_blocks`` column blocks on
+    ``workers``."""
     if QUADS is not None:
         return QUADS
     return 1 < workers == n_blocks and k.takes_quad_tiles(x3.shape[1], x3.shape[2] * x3.itemsize, x3.nbytes)
@@ -622,9 +623,10 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         return
     block_bytes = COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
     block, n_blocks, workers = _column_work(x3, block_bytes=block_bytes)
-    if log and mask3 is None and _takes_quad_tiles(k, x3, n_blocks, workers):
-        n_items, workers, chunk, _ = _small_k_work(k, x3)
-        k.log_softmax_quad_k(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
+    if mask3 is None and _takes_quad_tiles(k, x3, n_blocks, workers):
+        n_items, workers, chunk, _ = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
+        run = k.log_softmax_quad_k if log else k.softmax_quad_k
+        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
         return
     if _takes_slabs(x3, block, n_blocks, log):
         by_slabs = _log_softmax_by_slabs if log else _softmax_by_slabs

@@ -2912,11 +2912,18 @@ def _tile_exps(x3, y3, sign, t_hi, t_lo, o, j, part, best):
     a = splat(0.0)
     b = splat(0.0)
     for k in range(x3.shape[1]):
-        e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), best, t_hi, t_lo)
-        if not given(part):
-            store_part(y3, (o, k, j), e, part)
-        a, b = _add_lanes(a, b, e)
+        a, b = _tile_exp_step(x3, y3, sign, t_hi, t_lo, best, (o, k, j), part, a, b)
     return a, b, best
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _tile_exp_step(x3, y3, sign, t_hi, t_lo, best, index, part, a, b):
+    """One row of ``_tile_exps``: its exps stored (a whole tile's) and the sums ``(a, b)`` after
+    them."""
+    e = scaled_shifted_exp(signed(load_part(x3, index, part), sign), best, t_hi, t_lo)
+    if not given(part):
+        store_part(y3, index, e, part)
+    return _add_lanes(a, b, e)
 
 
 @callee(inline="always")
@@ -2933,13 +2940,19 @@ def _tile_scale(x3, y3, sign, t_hi, t_lo, o, j, part, state, factors):
     threads, ``out=``: 100x64x8 `axis=1` 0.62, 2000x4x4 0.40, 1000x10x10 0.69; whole tiles
     0.98-1.01).  ``given``, not ``part is None``, which numba left as a branch in the loop
     (4x8x4096 1.03)."""
-    hi, lo = factors
     for k in range(x3.shape[1]):
-        if not given(part):
-            e = load_part(y3, (o, k, j), part)
-        else:
-            e = scaled_shifted_exp(signed(load_part(x3, (o, k, j), part), sign), state[2], t_hi, t_lo)
-        store_part(y3, (o, k, j), fma(e, hi, e * lo), part)
+        _tile_scale_step(x3, y3, sign, t_hi, t_lo, (o, k, j), part, state[2], factors)
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _tile_scale_step(x3, y3, sign, t_hi, t_lo, index, part, best, factors):
+    """One row of ``_tile_scale``."""
+    hi, lo = factors
+    if not given(part):
+        e = load_part(y3, index, part)
+    else:
+        e = scaled_shifted_exp(signed(load_part(x3, index, part), sign), best, t_hi, t_lo)
+    store_part(y3, index, fma(e, hi, e * lo), part)
 
 
 @callee(inline="always")
@@ -3297,7 +3310,7 @@ def _log_softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk
 log_softmax_small_k = RangeKernel(_log_softmax_small_k_range)
 
 
-# Four tiles side by side, row by row (log_softmax): for rows a multiple of 1 KiB apart (not 4
+# Four tiles side by side, row by row (softmax and log_softmax): for rows a multiple of 1 KiB apart (not 4
 # KiB), whose lines crowd into 2 or 4 L1 sets, too many rows for a tile to stay in L1 through its
 # passes (``SMALL_K_ROWS_PER_SET``).  Each pass reads the four tiles' lines of a row in sequence
 # (256 bytes), as a block does, while their states stay in registers, as a tile's do; per column
@@ -3311,16 +3324,67 @@ log_softmax_small_k = RangeKernel(_log_softmax_small_k_range)
 # rows 4 KiB apart lost (64x4096 123 against 95.5 us: their lines share one set even four at a
 # time).  Hence ``takes_quad_tiles``: parallel calls whose block kernels would give no thread
 # more than one block (the blocks narrowed for threads scale poorly here, and quads split by
-# columns instead), in layouts of up to QUAD_LAYOUT_BYTES.
+# columns instead), in layouts of up to QUAD_LAYOUT_BYTES.  softmax's quads, paired against the
+# blocks (2 threads, fresh): 64x512 0.981, 128x512 0.920, 300x512 0.727 (`out=` 0.776), 600x256
+# 0.746, 1000x256 0.805, 64x1536 0.721; one thread they lost 1-10% (600x256 1.10, 1000x256 1.09).
 QUAD_LAYOUT_BYTES = 1 << 20
 
 
 def takes_quad_tiles(n_k, row_bytes, layout_bytes):
-    """Whether a parallel log_softmax over ``n_k`` rows ``row_bytes`` apart (a column layout of
+    """Whether a parallel softmax or log_softmax over ``n_k`` rows ``row_bytes`` apart (a column layout of
     ``layout_bytes``, unmasked, which ``takes_small_k_tiles`` refused, and whose block kernels would
-    give no thread more than one block) takes four tiles side by side (``log_softmax_quad_k``)."""
+    give no thread more than one block) takes four tiles side by side (``softmax_quad_k``,
+    ``log_softmax_quad_k``)."""
     crowded = row_bytes % SMALL_K_SPREAD_BYTES == 0 and row_bytes % L1_ALIAS_BYTES != 0
     return crowded and layout_bytes <= QUAD_LAYOUT_BYTES and n_k <= SMALL_K_COUNTS_EXACT
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _quad_max(x3, sign, o, j):
+    """``(m0, m1, m2, m3, finite)``: ``_tile_max`` of the four whole tiles at columns ``j``,
+    ``j + lanes``, ... of ``x3[o]``, row by row."""
+    lanes = lanes_of(x3)
+    m0 = splat(cast_like(-np.inf, x3))
+    m1, m2, m3 = m0, m0, m0
+    for k in range(x3.shape[1]):
+        m0 = _running_max(m0, x3, (o, k, j), None, sign)
+        m1 = _running_max(m1, x3, (o, k, j + lanes), None, sign)
+        m2 = _running_max(m2, x3, (o, k, j + 2 * lanes), None, sign)
+        m3 = _running_max(m3, x3, (o, k, j + 3 * lanes), None, sign)
+    zero = cast_like(0.0, x3)
+    # inf - inf is NaN: one test per tile for a max that is not finite, as _tile_max's
+    finite = (all_lanes(m0 - m0 == zero) and all_lanes(m1 - m1 == zero) and all_lanes(m2 - m2 == zero)
+              and all_lanes(m3 - m3 == zero))
+    return m0, m1, m2, m3, finite
+
+
+@callee(fastmath=ORDERED, inline="always")
+def _softmax_quad(x3, y3, sign, t_hi, t_lo, o, j):
+    """softmax of the four whole tiles at columns ``j``, ``j + lanes``, ... of ``x3[o]`` into
+    ``y3`` (``_tile_exps``, ``_tile_sum_factors``, ``_tile_scale``), each pass over them row by
+    row; False, storing nothing, if a column's max is not finite."""
+    lanes = lanes_of(x3)
+    j1, j2, j3 = j + lanes, j + 2 * lanes, j + 3 * lanes
+    m0, m1, m2, m3, finite = _quad_max(x3, sign, o, j)
+    if not finite:
+        return False
+    a0 = splat(0.0)
+    b0, a1, b1, a2, b2, a3, b3 = a0, a0, a0, a0, a0, a0, a0
+    for k in range(x3.shape[1]):
+        a0, b0 = _tile_exp_step(x3, y3, sign, t_hi, t_lo, m0, (o, k, j), None, a0, b0)
+        a1, b1 = _tile_exp_step(x3, y3, sign, t_hi, t_lo, m1, (o, k, j1), None, a1, b1)
+        a2, b2 = _tile_exp_step(x3, y3, sign, t_hi, t_lo, m2, (o, k, j2), None, a2, b2)
+        a3, b3 = _tile_exp_step(x3, y3, sign, t_hi, t_lo, m3, (o, k, j3), None, a3, b3)
+    f0 = _tile_factors(a0, b0, x3)
+    f1 = _tile_factors(a1, b1, x3)
+    f2 = _tile_factors(a2, b2, x3)
+    f3 = _tile_factors(a3, b3, x3)
+    for k in range(x3.shape[1]):
+        _tile_scale_step(x3, y3, sign, t_hi, t_lo, (o, k, j), None, m0, f0)
+        _tile_scale_step(x3, y3, sign, t_hi, t_lo, (o, k, j1), None, m1, f1)
+        _tile_scale_step(x3, y3, sign, t_hi, t_lo, (o, k, j2), None, m2, f2)
+        _tile_scale_step(x3, y3, sign, t_hi, t_lo, (o, k, j3), None, m3, f3)
+    return True
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -3330,18 +3394,10 @@ def _log_quad(x3, y3, sign, t_hi, t_lo, o, j):
     not finite (the caller then takes them one at a time)."""
     lanes = lanes_of(x3)
     j1, j2, j3 = j + lanes, j + 2 * lanes, j + 3 * lanes
-    m0 = splat(cast_like(-np.inf, x3))
-    m1, m2, m3 = m0, m0, m0
-    for k in range(x3.shape[1]):
-        m0 = _running_max(m0, x3, (o, k, j), None, sign)
-        m1 = _running_max(m1, x3, (o, k, j1), None, sign)
-        m2 = _running_max(m2, x3, (o, k, j2), None, sign)
-        m3 = _running_max(m3, x3, (o, k, j3), None, sign)
-    zero = cast_like(0.0, x3)
-    # inf - inf is NaN: one test per tile for a max that is not finite, as _tile_max's
-    if not (all_lanes(m0 - m0 == zero) and all_lanes(m1 - m1 == zero) and all_lanes(m2 - m2 == zero)
-            and all_lanes(m3 - m3 == zero)):
+    m0, m1, m2, m3, finite = _quad_max(x3, sign, o, j)
+    if not finite:
         return False
+    zero = cast_like(0.0, x3)
     a0 = splat(0.0)
     b0, a1, b1, a2, b2, a3, b3 = a0, a0, a0, a0, a0, a0, a0
     n0 = splat(zero)
@@ -3364,7 +3420,10 @@ def _log_quad(x3, y3, sign, t_hi, t_lo, o, j):
     return True
 
 
-def _log_softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+@callee(inline="always")
+def _quad_tiles(quad, reads, middle, finish, special, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    """Items ``first:stop`` as ``_small_k_tiles``'s, four whole tiles at a time by ``quad`` (one
+    at a time by the other steps where ``quad`` declines), the last columns a tile at a time."""
     x3, out3 = borrowed(x3), borrowed(out3)
     y3 = target(x3, out3)
     inner = x3.shape[2]
@@ -3375,27 +3434,36 @@ def _log_softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk)
         j = (w - o * per_outer) * chunk
         stop_j = min(inner, j + chunk)
         while j + 4 * lanes <= stop_j:
-            if not _log_quad(x3, y3, sign, t_hi, t_lo, o, j):
+            if not quad(x3, y3, sign, t_hi, t_lo, o, j):
                 for jj in range(j, j + 4 * lanes, lanes):
-                    if not _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o,
-                                     jj, None):
-                        _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
+                    if not _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, jj, None):
+                        special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
             j += 4 * lanes
-        while j < stop_j:  # the last columns a tile at a time
+        while j < stop_j:
             count = min(lanes, stop_j - j)
             if count == lanes:
-                done = _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o, j,
-                                 None)
+                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, None)
             else:
-                done = _one_tile(_tile_log_reads, _tile_log_middle, _tile_log_write, x3, y3, sign, t_hi, t_lo, o, j,
-                                 count)
+                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, count)
             if not done:
-                _small_k_log_columns_special(x3, out3, sign, t_hi, t_lo, o, j, count)
+                special(x3, out3, sign, t_hi, t_lo, o, j, count)
             j += lanes
 
 
-#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: log_softmax over the rows of a layout
+def _softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    _quad_tiles(_softmax_quad, _tile_exps, _tile_sum_factors, _tile_scale, _small_k_columns_special, first, stop,
+                x3, out3, sign, t_hi, t_lo, chunk)
+
+
+def _log_softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
+    _quad_tiles(_log_quad, _tile_log_reads, _tile_log_middle, _tile_log_write, _small_k_log_columns_special, first,
+                stop, x3, out3, sign, t_hi, t_lo, chunk)
+
+
+#: ``(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)``: softmax over the rows of a layout
 #: ``takes_quad_tiles`` accepts, unmasked, four tiles side by side (``n_items`` as ``softmax_small_k``)
+softmax_quad_k = RangeKernel(_softmax_quad_k_range)
+#: as ``softmax_quad_k``, for log_softmax
 log_softmax_quad_k = RangeKernel(_log_softmax_quad_k_range)
 
 
