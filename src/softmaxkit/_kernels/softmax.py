@@ -2989,6 +2989,22 @@ def _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, part):
 
 
 @callee(inline="always")
+def _tiles_to(reads, middle, finish, special, x3, out3, y3, sign, t_hi, t_lo, o, j, stop_j):
+    """The tiles of columns ``j:stop_j`` of ``x3[o]`` one at a time (the last one partial), as
+    ``_small_k_tiles`` takes them."""
+    lanes = lanes_of(x3)
+    while j < stop_j:
+        count = min(lanes, stop_j - j)
+        if count == lanes:
+            done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, None)
+        else:
+            done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, count)
+        if not done:
+            special(x3, out3, sign, t_hi, t_lo, o, j, count)
+        j += lanes
+
+
+@callee(inline="always")
 def _small_k_tiles(reads, middle, finish, special, first, stop, x3, out3, sign, t_hi, t_lo, chunk, paired):
     """Items ``first:stop`` of ``(outer, inner / chunk)``: the tiles of ``chunk`` columns each, by
     ``reads``, ``middle`` and ``finish``, two at a time unless ``paired`` is None (for more than
@@ -3021,15 +3037,7 @@ def _small_k_tiles(reads, middle, finish, special, first, stop, x3, out3, sign, 
                     if not _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, jj, None):
                         special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
             j += 2 * lanes
-        while j < stop_j:
-            count = min(lanes, stop_j - j)
-            if count == lanes:
-                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, None)
-            else:
-                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, count)
-            if not done:
-                special(x3, out3, sign, t_hi, t_lo, o, j, count)
-            j += lanes
+        _tiles_to(reads, middle, finish, special, x3, out3, y3, sign, t_hi, t_lo, o, j, stop_j)
 
 
 def _softmax_small_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk, paired):
@@ -3451,15 +3459,7 @@ def _quad_tiles(quad, reads, middle, finish, special, first, stop, x3, out3, sig
                     if not _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, jj, None):
                         special(x3, out3, sign, t_hi, t_lo, o, jj, lanes)
             j += 4 * lanes
-        while j < stop_j:
-            count = min(lanes, stop_j - j)
-            if count == lanes:
-                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, None)
-            else:
-                done = _one_tile(reads, middle, finish, x3, y3, sign, t_hi, t_lo, o, j, count)
-            if not done:
-                special(x3, out3, sign, t_hi, t_lo, o, j, count)
-            j += lanes
+        _tiles_to(reads, middle, finish, special, x3, out3, y3, sign, t_hi, t_lo, o, j, stop_j)
 
 
 def _softmax_quad_k_range(t, first, stop, x3, out3, sign, t_hi, t_lo, chunk):
