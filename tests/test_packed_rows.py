@@ -12,6 +12,8 @@ among ordinary ones, with every option, fresh, ``out=`` and in place.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -257,16 +259,18 @@ def test_parallel_threshold_is_a_quarter_of_the_rows(monkeypatch, kernel_calls, 
     assert len(serial) == 1
 
 
-def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
-    # the float64 sums of terms spread over 2**-40 ... 2**40 depend on the order they are added
-    # in (a float32 result rarely shows it): each row's sum must be the one its own vectors give
-    # (each lane's terms in turn, ``widen_low``/``widen_high``, ``sum_lanes`` of each half, the
-    # two added), for every width
+@functools.cache
+def _row_sum_kernels():
+    """``(packed, one_row_at_a_time)``: each row's float64 sum and count of ``x2`` by
+    ``row_sums``/``row_counts`` on packed groups, and each row's sum as its own vectors add it
+    (``softmax._add_row_lanes``: each lane's terms in turn, float32 widened into two halves or
+    float64 split against _SPLIT, then ``sum_lanes`` of each part, the two added)."""
     from numba import njit
 
     from softmaxkit._kernels._vector import (
-        group_rows, load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes, widen_high, widen_low,
+        group_rows, lanes_of, load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes,
     )
+    from softmaxkit._kernels.softmax import _add_row_lanes
 
     @njit
     def packed(x2, width, sums, counts):
@@ -279,13 +283,22 @@ def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
     @njit
     def one_row_at_a_time(x2, sums):
         n = x2.shape[1]
+        lanes = lanes_of(x2)
         for r in range(x2.shape[0]):
             a, b = splat(0.0), splat(0.0)
-            for i in range(0, n, 16):
-                v = load_part(x2[r], i, min(16, n - i))
-                a, b = a + widen_low(v), b + widen_high(v)
+            for i in range(0, n, lanes):
+                a, b = _add_row_lanes(a, b, load_part(x2[r], i, min(lanes, n - i)))
             sums[r] = sum_lanes(a) + sum_lanes(b)
 
+    return packed, one_row_at_a_time
+
+
+def test_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
+    # the float64 sums of terms spread over 2**-40 ... 2**40 depend on the order they are added
+    # in (a float32 result rarely shows it): each row's sum must be the one its own vectors give
+    # (each lane's terms in turn, ``widen_low``/``widen_high``, ``sum_lanes`` of each half, the
+    # two added), for every width
+    packed, one_row_at_a_time = _row_sum_kernels()
     orders_mattered = 0
     for n in WIDTHS:
         x = (2.0 ** rng.uniform(-40, 40, (16, n)) * rng.uniform(1, 2, (16, n))).astype(np.float32)
@@ -305,31 +318,9 @@ def test_float64_row_sums_add_in_the_order_of_a_rows_own_vectors(rng):
     # up exactly in any order, the low ones in the order a short row's own vectors add them
     # (``softmax._add_row_lanes``: each lane's in turn, then ``sum_lanes``' plain halving); rows
     # of terms all below the high parts' unit show that order
-    from numba import njit
-
     from softmaxkit._kernels._exp import SCALE_LOG2_F64
-    from softmaxkit._kernels._vector import (
-        group_rows, load_part, load_rows, row_counts, row_sums, splat, store_rows, sum_lanes,
-    )
-    from softmaxkit._kernels.softmax import _add_row_lanes
 
-    @njit
-    def packed(x2, width, sums, counts):
-        rows = group_rows(x2, width)
-        for r in range(0, x2.shape[0], rows):
-            v = load_rows(x2, r, width, None)
-            store_rows(sums, r, None, row_sums(v, width), None, None)
-            store_rows(counts, r, None, row_counts(v, width), None, None)
-
-    @njit
-    def one_row_at_a_time(x2, sums):
-        n = x2.shape[1]
-        for r in range(x2.shape[0]):
-            a, b = splat(0.0), splat(0.0)
-            for i in range(0, n, 8):
-                a, b = _add_row_lanes(a, b, load_part(x2[r], i, min(8, n - i)))
-            sums[r] = sum_lanes(a) + sum_lanes(b)
-
+    packed, one_row_at_a_time = _row_sum_kernels()
     orders_mattered = 0
     for n in WIDTHS_FLOAT64:
         x = 2.0 ** (SCALE_LOG2_F64 + rng.uniform(-90, 0, (16, n)))

@@ -19,8 +19,9 @@ softmax and logsumexp give the short-row kernels' bits (a float64 row's exps spl
 ``softmax._SPLIT`` as its short row splits them: ``_vector._split_row_sums``; its log is taken
 lane by lane, the short rows' by the scalar function, so that a peaked row's log near 0, all
 low parts, may differ within an ulp of 1).  log_softmax chooses the counted sum row by row (the
-short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL rows too): a row may differ from the short-row kernel's by the rounding of its log-sum, both
-well within the bound (see ``softmax.uncounted_total_suffices``); float64 rows are all counted.
+short rows, once one row falls short, count the next COUNTED_ROWS_AFTER_SHORTFALL rows too): a
+row may differ from the short-row kernel's by the rounding of its log-sum, both well within the
+bound (see ``softmax.uncounted_total_suffices``); float64 rows are all counted.
 
 A row with a NaN, or whose max is +-inf, is left out of the group's store (a masked store, so in
 place its input is still there) and written by ``slice_special``, as the short rows write it.

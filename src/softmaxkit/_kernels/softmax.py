@@ -3147,14 +3147,22 @@ SMALL_K_ROWS_PER_SET = 16
 SMALL_K_PARALLEL_CROWDED_SETS = 4
 
 
+def crowded_sets(row_bytes):
+    """The L1 sets a column's lines fall in, for rows ``row_bytes`` apart that are a multiple of
+    SMALL_K_SPREAD_BYTES but not of L1_ALIAS_BYTES (2 or 4); 0 for any other rows."""
+    if row_bytes % SMALL_K_SPREAD_BYTES != 0 or row_bytes % L1_ALIAS_BYTES == 0:
+        return 0
+    return L1_ALIAS_BYTES // math.gcd(row_bytes, L1_ALIAS_BYTES)
+
+
 def takes_small_k_tiles(n_k, row_bytes, log=False, layout_bytes=-1, reads_only=False, parallel=True):
     """Whether unmasked softmax, log_softmax (``log``) or logsumexp (``reads_only``) over ``n_k``
     rows ``row_bytes`` apart (a column layout of ``layout_bytes``, -1 if not given; a ``parallel``
     call or a serial one) takes the small-K tile kernels rather than the block kernels."""
     unaligned = row_bytes % L1_ALIAS_BYTES != 0
-    if not reads_only and unaligned and row_bytes % SMALL_K_SPREAD_BYTES == 0:
-        sets = L1_ALIAS_BYTES // math.gcd(row_bytes, L1_ALIAS_BYTES)  # 2 or 4
-        if n_k > SMALL_K_ROWS_PER_SET * sets and (sets < SMALL_K_PARALLEL_CROWDED_SETS or not parallel):
+    sets = crowded_sets(row_bytes)
+    if not reads_only and sets and n_k > SMALL_K_ROWS_PER_SET * sets:
+        if sets < SMALL_K_PARALLEL_CROWDED_SETS or not parallel:
             return False
     limit = SMALL_K_READ_LAYOUT_BYTES if reads_only else SMALL_K_LAYOUT_BYTES
     return (
@@ -3355,8 +3363,7 @@ def takes_quad_tiles(n_k, row_bytes, layout_bytes):
     ``layout_bytes``, unmasked, which ``takes_small_k_tiles`` refused, and whose block kernels would
     give no thread more than one block) takes four tiles side by side (``softmax_quad_k``,
     ``log_softmax_quad_k``)."""
-    crowded = row_bytes % SMALL_K_SPREAD_BYTES == 0 and row_bytes % L1_ALIAS_BYTES != 0
-    return crowded and layout_bytes <= QUAD_LAYOUT_BYTES and n_k <= SMALL_K_COUNTS_EXACT
+    return crowded_sets(row_bytes) > 0 and layout_bytes <= QUAD_LAYOUT_BYTES and n_k <= SMALL_K_COUNTS_EXACT
 
 
 @callee(fastmath=ORDERED, inline="always")
@@ -3450,9 +3457,7 @@ def _quad_tiles(quad, reads, middle, finish, special, first, stop, x3, out3, sig
     lanes = lanes_of(x3)
     per_outer = (inner + chunk - 1) // chunk
     for w in range(first, stop):
-        o = w // per_outer
-        j = (w - o * per_outer) * chunk
-        stop_j = min(inner, j + chunk)
+        o, j, stop_j = _column_block_bounds(w, per_outer, chunk, inner)
         while j + 4 * lanes <= stop_j:
             if not quad(x3, y3, sign, t_hi, t_lo, o, j):
                 for jj in range(j, j + 4 * lanes, lanes):
