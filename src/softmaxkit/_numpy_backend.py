@@ -13,9 +13,10 @@ layouts of a C-contiguous block (see ``softmaxkit._kernels.softmax``):
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from functools import lru_cache
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -189,7 +190,16 @@ def kernels() -> Any:
     public = {}
     for module in (softmax, packed, weighted, backward):
         public.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
-    return SimpleNamespace(**public)
+    return _Kernels(**public)
+
+
+class _Kernels(SimpleNamespace):
+    """The kernels' namespace: setting an attribute (a test's replacement kernel or limit) forgets
+    the column plans made under the old value."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _column_plans.clear()
 
 
 def num_threads() -> int:
@@ -412,14 +422,17 @@ def softmax_other_axis(
 ) -> np.ndarray:
     """``softmax_last_axis`` for another axis ``axis`` (``0 <= axis < x.ndim - 1``), under the
     same conditions: ``x`` is its own column layout ``(outer, K, inner)``, taken with no block
-    analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s (log_softmax of
-    2x3x4x16 over axis 2: 3.3 us a call, against 6.0 through the general path; a Zen 5 VM).  Where the
+    analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s, and with the layout's
+    choices made once (``_column_plan``; log_softmax of 2x3x4x16 over axis 2: 2.2 us a call,
+    against 3.2 choosing each time and 6.0 through the general path; a Zen 5 VM).  Where the
     general path would move the axis to the end (``_columns_as_they_lie``) it takes that path."""
     shape = x.shape
-    n_k = shape[axis]
-    inner = math.prod(shape[axis + 1 :])
+    plan = _column_plans.get((shape, axis, x.itemsize, mode, out is x))
+    if plan is None:
+        plan = _column_plan(x, axis, mode, out is x)
+    shape3, small_k = plan
     dtype = x.dtype
-    if not _columns_as_they_lie(n_k, inner, x.size, False, out is x):
+    if shape3 is None:
         return softmax_family(
             x, (axis,), mode=mode, negate=negate, temperature=temperature, where=None, kernel_dtype=dtype,
             result_dtype=dtype, out=out,
@@ -431,10 +444,49 @@ def softmax_other_axis(
         result = np.empty(shape, dtype)
     else:
         result = aligned_empty(shape, dtype, x)
-    shape3 = (x.size // (n_k * inner), n_k, inner)
     out3 = None if result is x else result.reshape(shape3)
-    _run_softmax(x.reshape(shape3), out3, None, dtype.type(-1.0) if negate else None, t_hi, t_lo, mode)
+    sign = dtype.type(-1.0) if negate else None
+    if small_k is None:
+        _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
+    else:  # what _run_softmax would run
+        run, n_items, chunk, paired = small_k
+        run(n_items, 1, x.reshape(shape3), out3, sign, t_hi, t_lo, chunk, paired)
     return result
+
+
+# The choices ``softmax_other_axis`` makes for a layout, by ``(shape, axis, itemsize, mode,
+# in place)``: ``(shape3, small_k)`` (see ``_column_plan``).  Cleared when it reaches
+# COLUMN_PLANS_MAX entries, and whenever an attribute of this module or of ``kernels()`` is set
+# (``_Settings``): every choice depends on some of them, and tests and tuning set them.
+_column_plans: dict = {}
+COLUMN_PLANS_MAX = 1024
+
+
+def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple[tuple | None, tuple | None]:
+    """``softmax_other_axis``'s choices for ``x``'s layout, remembered in ``_column_plans``:
+    ``shape3``, the column layout ``(outer, K, inner)``, or None where the general path moves the
+    axis to the end; and ``small_k``, ``(run, n_items, chunk, paired)`` where ``_run_softmax``
+    would run a small-K tile kernel serially whatever the thread count, else None (the call goes
+    to ``_run_softmax``, which chooses again).  The choices ``_run_softmax`` makes for parallel
+    calls are not remembered: they depend on the calling thread's thread count, and for softmax
+    on where its output lies."""
+    if len(_column_plans) >= COLUMN_PLANS_MAX:
+        _column_plans.clear()
+    shape = x.shape
+    n_k = shape[axis]
+    inner = math.prod(shape[axis + 1 :])
+    plan: tuple[tuple | None, tuple | None] = (None, None)
+    if _columns_as_they_lie(n_k, inner, x.size, False, over_input):
+        x3 = x.reshape(x.size // (n_k * inner), n_k, inner)
+        small_k = None
+        log = mode == MODE_LOG_SOFTMAX
+        k = kernels()
+        if inner > 1 and _small_k_lanes(x3) < PARALLEL_MIN_ELEMENTS and _takes_small_k_tiles(k, x3, log):
+            n_items, _, chunk, paired = _small_k_work(k, x3)
+            small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
+        plan = (x3.shape, small_k)
+    _column_plans[(shape, axis, x.itemsize, mode, over_input)] = plan
+    return plan
 
 
 def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
@@ -583,10 +635,7 @@ def _small_k_work(k, x3, softmax_into=None):
     chunk = k.SMALL_K_CHUNK
     outer, n_k, inner = x3.shape
     paired = True if n_k <= k.SMALL_K_PAIRED_ROWS else None
-    # the parallel threshold counts the lanes the tiles take, so that a layout of fewer columns
-    # than a vector counts its partial tiles whole (2000x4x4 `axis=1`: 32000 elements, 128000 lanes)
-    lanes = 64 // x3.itemsize
-    if not use_parallel(outer * n_k * (-(-inner // lanes) * lanes)):  # (a serial call's checks end here)
+    if not use_parallel(_small_k_lanes(x3)):  # (a serial call's checks end here)
         return _column_blocks(x3, chunk), 1, chunk, paired
     if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
         unit = 64
@@ -595,6 +644,15 @@ def _small_k_work(k, x3, softmax_into=None):
         chunk = min(chunk, _width_for_threads(outer, inner, unit // x3.itemsize))
     n_items = _column_blocks(x3, chunk)
     return n_items, _workers(n_items), chunk, paired
+
+
+def _small_k_lanes(x3: np.ndarray) -> int:
+    """The lanes the small-K tiles take over ``x3``, which the parallel threshold counts, so that
+    a layout of fewer columns than a vector counts its partial tiles whole (2000x4x4 `axis=1`:
+    32000 elements, 128000 lanes)."""
+    outer, n_k, inner = x3.shape
+    lanes = 64 // x3.itemsize
+    return outer * n_k * (-(-inner // lanes) * lanes)
 
 
 def _width_for_threads(outer: int, inner: int, unit: int) -> int:
@@ -1086,3 +1144,16 @@ def backward(
     moved_shape = _moved_to_end(grad, axes).shape
     result = np.moveaxis(out2.reshape(moved_shape), tuple(range(grad.ndim - len(axes), grad.ndim)), axes)
     return _narrow(result, result_dtype)
+
+
+class _Settings(ModuleType):
+    """This module's class: setting any of its attributes (a tuning constant such as
+    PARALLEL_MIN_ELEMENTS, or a function a test replaces, e.g. with ``monkeypatch.setattr``)
+    forgets the column plans made under the old value."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _column_plans.clear()
+
+
+sys.modules[__name__].__class__ = _Settings

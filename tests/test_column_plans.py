@@ -1,0 +1,148 @@
+"""Column plans: ``softmax_other_axis`` (the per-call-overhead path for a non-last axis) makes
+its layout's choices once and remembers them by shape, axis, item size, function and whether the
+result goes over the input (``_column_plans``).
+
+A remembered plan must give what choosing again gives, bit for bit, in every output form; it must
+be used; it must never hold a choice that depends on the calling thread's thread count or on where
+an output lies; and setting any limit or kernel of the backend must forget the plans made under
+the old value, so that tests and tuning that set them see their effect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit import _numpy_backend as backend
+from naive import called_in_mode
+
+FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax, "softmin": sk.softmin}
+MODES = {"softmax": backend.MODE_SOFTMAX, "log_softmax": backend.MODE_LOG_SOFTMAX, "softmin": backend.MODE_SOFTMAX}
+
+# (shape, axis): small-K tiles, serial (one row of 64 B, rows 1 KiB apart, a partial tile, a
+# 4-d layout); the block kernels (rows 4 KiB apart, over the tiles' limit); rows (inner == 1);
+# narrow columns, moved to the end by the general path; and a layout of the parallel size, whose
+# choices are made per call
+LAYOUTS = [
+    ((16, 64), 0), ((2, 3, 4, 16), 2), ((64, 256), 0), ((5, 37), 0), ((4, 32, 8, 8), 1),
+    ((16, 1024), 0), ((100, 256), 0), ((7, 1), 0), ((3000, 3), 0), ((64, 1024), 0),
+]
+
+
+def _unplanned(x, axis, name, mode, temperature):
+    """The same call through the general path, which chooses every time and remembers nothing."""
+    call = lambda a, **out: backend.softmax_family(  # noqa: E731
+        a, (axis,), mode=MODES[name], negate=name == "softmin", temperature=temperature, where=None,
+        kernel_dtype=a.dtype, result_dtype=a.dtype, **({"out": None} | out),
+    )
+    return called_in_mode(call, x, mode)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_a_remembered_plan_gives_what_choosing_again_gives(rng, name, dtype, layout, mode, temperature):
+    shape, axis = layout
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.reshape(-1)[:: 7] = np.inf  # some columns with an infinite max
+    x.reshape(-1)[5] = np.nan
+    backend._column_plans.clear()
+    function = FUNCTIONS[name]
+    first = called_in_mode(function, x, mode, axis=axis, temperature=temperature)
+    assert len(backend._column_plans) == 1
+    second = called_in_mode(function, x, mode, axis=axis, temperature=temperature)  # the plan's
+    expected = _unplanned(x, axis, name, mode, temperature)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+
+
+def _plan(shape, axis, name="softmax", dtype=np.float32):
+    backend._column_plans.clear()
+    FUNCTIONS[name](np.zeros(shape, dtype), axis=axis)
+    ((key, plan),) = backend._column_plans.items()
+    assert key == (shape, axis, np.dtype(dtype).itemsize, MODES[name], False)
+    return plan
+
+
+def test_what_a_plan_holds():
+    k = backend.kernels()
+    shape3, small_k = _plan((2, 3, 4, 16), 2)
+    assert shape3 == (6, 4, 16)
+    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True)  # a tile kernel, serial
+    assert _plan((16, 64), 0, "log_softmax")[1][0] is k.log_softmax_small_k
+    assert _plan((16, 1024), 0) == ((1, 16, 1024), None)  # the block kernels: chosen per call
+    assert _plan((7, 1), 0) == ((1, 7, 1), None)  # rows
+    assert _plan((3000, 3), 0) == (None, None)  # narrow columns: the general path
+    # the small-K tiles, but from the parallel size (in lanes: 2000x4x4 is 32000 elements and
+    # 128000 lanes) their work split depends on the thread count, so it is chosen per call
+    assert _plan((64, 1024), 0) == ((1, 64, 1024), None)
+    assert _plan((2000, 4, 4), 1) == ((2000, 4, 4), None)
+    assert _plan((7, 4, 4), 1)[1] is not None
+
+
+def test_the_remembered_plan_is_what_runs(rng):
+    x = rng.standard_normal((2, 3, 4, 16)).astype(np.float32)
+    backend._column_plans.clear()
+    expected = sk.softmax(x, axis=2)
+    ((key, (shape3, (run, n_items, chunk, paired))),) = backend._column_plans.items()
+    calls = []
+
+    def spy(*args):
+        calls.append(args[:2])
+        run(*args)
+
+    backend._column_plans[key] = (shape3, (spy, n_items, chunk, paired))  # (a dict store: kept)
+    np.testing.assert_array_equal(sk.softmax(x, axis=2), expected)
+    assert calls == [(n_items, 1)]
+
+
+@pytest.mark.parametrize("where", ["backend", "kernels"])
+def test_setting_a_limit_or_a_kernel_forgets_the_plans(monkeypatch, rng, where):
+    x = rng.standard_normal((16, 64)).astype(np.float32)
+    expected = sk.softmax(x, axis=0)
+    assert backend._column_plans[((16, 64), 0, 4, backend.MODE_SOFTMAX, False)][1] is not None
+    calls = []
+    block_kernel = backend.kernels().softmax_columns
+
+    def spy(*args):
+        calls.append(args[0])
+        block_kernel(*args)
+
+    with monkeypatch.context() as m:
+        if where == "backend":
+            m.setattr(backend, "SMALL_K", 0)  # no small-K tiles: the block kernels
+        else:
+            m.setattr(backend.kernels(), "SMALL_K_LOG", 0)  # (log_softmax's limit)
+            assert not backend._column_plans
+            sk.softmax(x, axis=0)
+            m.setattr(backend, "SMALL_K", 0)
+        assert not backend._column_plans
+        m.setattr(backend.kernels(), "softmax_columns", spy)
+        np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)
+        assert calls == [1]
+    assert not backend._column_plans  # undone: forgotten again
+    sk.softmax(x, axis=0)
+    assert calls == [1]
+    assert backend._column_plans[((16, 64), 0, 4, backend.MODE_SOFTMAX, False)][1] is not None
+
+
+def test_plans_are_bounded(monkeypatch):
+    monkeypatch.setattr(backend, "COLUMN_PLANS_MAX", 5)
+    for n in range(2, 20):
+        sk.log_softmax(np.ones((n, 16), np.float32), axis=0)
+        assert 1 <= len(backend._column_plans) <= 5
+
+
+def test_in_place_has_plans_of_its_own(rng):
+    """Narrow columns: taken as they lie into a fresh result, moved to the end in place (where
+    each row's masked store would hold up the next row's loads; ``_columns_as_they_lie``)."""
+    backend._column_plans.clear()
+    x = rng.standard_normal((400, 12)).astype(np.float32)
+    expected = sk.softmax(x, axis=0)
+    np.testing.assert_array_equal(sk.softmax(x, axis=0, out=x), expected)
+    plans = backend._column_plans
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False)][0] == (1, 400, 12)
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None)
