@@ -26,7 +26,7 @@ MODES = {"softmax": backend.MODE_SOFTMAX, "log_softmax": backend.MODE_LOG_SOFTMA
 # choices are made per call
 LAYOUTS = [
     ((16, 64), 0), ((2, 3, 4, 16), 2), ((64, 256), 0), ((5, 37), 0), ((4, 32, 8, 8), 1),
-    ((16, 1024), 0), ((100, 256), 0), ((7, 1), 0), ((3000, 3), 0), ((64, 1024), 0),
+    ((16, 1024), 0), ((100, 256), 0), ((7, 1), 0), ((3000, 3), 0), ((64, 1024), 0), ((250, 128), 0),
 ]
 
 
@@ -69,41 +69,67 @@ def _plan(shape, axis, name="softmax", dtype=np.float32):
 
 def test_what_a_plan_holds():
     k = backend.kernels()
-    shape3, small_k = _plan((2, 3, 4, 16), 2)
+    shape3, small_k, blocks = _plan((2, 3, 4, 16), 2)
     assert shape3 == (6, 4, 16)
-    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True)  # a tile kernel, serial
+    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True) and blocks is None  # a tile kernel, serial
     assert _plan((16, 64), 0, "log_softmax")[1][0] is k.log_softmax_small_k
-    assert _plan((16, 1024), 0) == ((1, 16, 1024), None)  # the block kernels: chosen per call
-    assert _plan((7, 1), 0) == ((1, 7, 1), None)  # rows
-    assert _plan((3000, 3), 0) == (None, None)  # narrow columns: the general path
-    # the small-K tiles, but from the parallel size (in lanes: 2000x4x4 is 32000 elements and
-    # 128000 lanes) their work split depends on the thread count, so it is chosen per call
-    assert _plan((64, 1024), 0) == ((1, 64, 1024), None)
-    assert _plan((2000, 4, 4), 1) == ((2000, 4, 4), None)
+    # the block kernels, serial: blocks of at least COLUMN_MIN_BLOCK_ROW_BYTES a row
+    assert _plan((16, 1024), 0) == ((1, 16, 1024), None, (1024, 1))
+    assert _plan((100, 256), 0, "log_softmax") == ((1, 100, 256), None, (256, 1))
+    assert _plan((250, 128), 0, dtype=np.float64) == ((1, 250, 128), None, (128, 1))
+    assert _plan((7, 1), 0) == ((1, 7, 1), None, None)  # rows: _run_softmax hands them on
+    assert _plan((3000, 3), 0) == (None, None, None)  # narrow columns: the general path
+    # from the parallel size the choices depend on the thread count: made per call (the tiles
+    # count lanes: 2000x4x4 is 32000 elements and 128000 lanes)
+    assert _plan((64, 1024), 0, "log_softmax") == ((1, 64, 1024), None, None)
+    assert _plan((16, 4096), 0) == ((1, 16, 4096), None, None)
+    assert _plan((2000, 4, 4), 1) == ((2000, 4, 4), None, None)
     assert _plan((7, 4, 4), 1)[1] is not None
 
 
-def test_the_remembered_plan_is_what_runs(rng):
+def test_the_remembered_tile_plan_is_what_runs(rng):
     x = rng.standard_normal((2, 3, 4, 16)).astype(np.float32)
     backend._column_plans.clear()
     expected = sk.softmax(x, axis=2)
-    ((key, (shape3, (run, n_items, chunk, paired))),) = backend._column_plans.items()
+    ((key, (shape3, (run, n_items, chunk, paired), blocks)),) = backend._column_plans.items()
     calls = []
 
     def spy(*args):
         calls.append(args[:2])
         run(*args)
 
-    backend._column_plans[key] = (shape3, (spy, n_items, chunk, paired))  # (a dict store: kept)
+    backend._column_plans[key] = (shape3, (spy, n_items, chunk, paired), blocks)  # (a dict store: kept)
     np.testing.assert_array_equal(sk.softmax(x, axis=2), expected)
     assert calls == [(n_items, 1)]
 
 
-@pytest.mark.parametrize("where", ["backend", "kernels"])
-def test_setting_a_limit_or_a_kernel_forgets_the_plans(monkeypatch, rng, where):
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_the_remembered_block_plan_is_what_runs(monkeypatch, rng, name):
+    x = rng.standard_normal((10, 1000)).astype(np.float32)
+    x[3, 17] = np.inf  # a column whose max is infinite: the blocks' second round
+    kernel = getattr(backend.kernels(), f"{name}_columns")
+    calls = []
+
+    def spy(*args):
+        calls.append((args[0], args[1], args[8], args[9]))  # n_blocks, workers, block, second round
+        kernel(*args)
+
+    monkeypatch.setattr(backend, "SMALL_K", 0)  # (10 rows: the block kernels)
+    monkeypatch.setattr(backend.kernels(), f"{name}_columns", spy)
+    expected = FUNCTIONS[name](x, axis=0)
+    key = ((10, 1000), 0, 4, MODES[name], False)
+    assert backend._column_plans[key] == ((1, 10, 1000), None, (1000, 1))
+    assert calls == [(1, 1, 1000, False), (1, 1, 1000, True)]
+    backend._column_plans[key] = ((1, 10, 1000), None, (256, 4))  # (a dict store: kept)
+    np.testing.assert_array_equal(FUNCTIONS[name](x, axis=0), expected)  # narrower blocks: the same bits
+    assert calls[2:] == [(4, 1, 256, False), (4, 1, 256, True)]
+
+
+def test_setting_a_backend_limit_forgets_the_plans(monkeypatch, rng):
     x = rng.standard_normal((16, 64)).astype(np.float32)
     expected = sk.softmax(x, axis=0)
-    assert backend._column_plans[((16, 64), 0, 4, backend.MODE_SOFTMAX, False)][1] is not None
+    key = ((16, 64), 0, 4, backend.MODE_SOFTMAX, False)
+    assert backend._column_plans[key][1] is not None  # the small-K tiles
     calls = []
     block_kernel = backend.kernels().softmax_columns
 
@@ -112,21 +138,39 @@ def test_setting_a_limit_or_a_kernel_forgets_the_plans(monkeypatch, rng, where):
         block_kernel(*args)
 
     with monkeypatch.context() as m:
-        if where == "backend":
-            m.setattr(backend, "SMALL_K", 0)  # no small-K tiles: the block kernels
-        else:
-            m.setattr(backend.kernels(), "SMALL_K_LOG", 0)  # (log_softmax's limit)
-            assert not backend._column_plans
-            sk.softmax(x, axis=0)
-            m.setattr(backend, "SMALL_K", 0)
+        m.setattr(backend, "SMALL_K", 0)  # no small-K tiles: the block kernels
         assert not backend._column_plans
         m.setattr(backend.kernels(), "softmax_columns", spy)
         np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)
         assert calls == [1]
+        assert backend._column_plans[key] == ((1, 16, 64), None, (64, 1))
     assert not backend._column_plans  # undone: forgotten again
-    sk.softmax(x, axis=0)
+    np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)
     assert calls == [1]
-    assert backend._column_plans[((16, 64), 0, 4, backend.MODE_SOFTMAX, False)][1] is not None
+    assert backend._column_plans[key][1] is not None
+
+
+def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
+    k = backend.kernels()
+    x = rng.standard_normal((16, 64)).astype(np.float32)
+    expected = sk.log_softmax(x, axis=0)
+    key = ((16, 64), 0, 4, backend.MODE_LOG_SOFTMAX, False)
+    assert backend._column_plans[key][1][1:3] == (1, k.SMALL_K_CHUNK)
+    monkeypatch.setattr(k, "SMALL_K_CHUNK", 32)  # items of 32 columns
+    assert not backend._column_plans
+    np.testing.assert_array_equal(sk.log_softmax(x, axis=0), expected)
+    assert backend._column_plans[key][1][1:3] == (2, 32)
+    calls = []
+    tiles = k.log_softmax_small_k
+
+    def spy(*args):
+        calls.append(args[:2])
+        tiles(*args)
+
+    monkeypatch.setattr(k, "log_softmax_small_k", spy)
+    assert not backend._column_plans
+    np.testing.assert_array_equal(sk.log_softmax(x, axis=0), expected)
+    assert calls == [(2, 1)]
 
 
 def test_plans_are_bounded(monkeypatch):
@@ -145,4 +189,4 @@ def test_in_place_has_plans_of_its_own(rng):
     np.testing.assert_array_equal(sk.softmax(x, axis=0, out=x), expected)
     plans = backend._column_plans
     assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False)][0] == (1, 400, 12)
-    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None)
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None)

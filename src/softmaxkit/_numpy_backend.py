@@ -430,7 +430,7 @@ def softmax_other_axis(
     plan = _column_plans.get((shape, axis, x.itemsize, mode, out is x))
     if plan is None:
         plan = _column_plan(x, axis, mode, out is x)
-    shape3, small_k = plan
+    shape3, small_k, blocks = plan
     dtype = x.dtype
     if shape3 is None:
         return softmax_family(
@@ -446,45 +446,53 @@ def softmax_other_axis(
         result = aligned_empty(shape, dtype, x)
     out3 = None if result is x else result.reshape(shape3)
     sign = dtype.type(-1.0) if negate else None
-    if small_k is None:
-        _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
-    else:  # what _run_softmax would run
+    if small_k is not None:  # what _run_softmax would run
         run, n_items, chunk, paired = small_k
         run(n_items, 1, x.reshape(shape3), out3, sign, t_hi, t_lo, chunk, paired)
+    elif blocks is not None:
+        block, n_blocks = blocks
+        _run_column_blocks(kernels(), x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode == MODE_LOG_SOFTMAX,
+                           block, n_blocks, 1)
+    else:
+        _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
     return result
 
 
 # The choices ``softmax_other_axis`` makes for a layout, by ``(shape, axis, itemsize, mode,
-# in place)``: ``(shape3, small_k)`` (see ``_column_plan``).  Cleared when it reaches
+# in place)``: ``(shape3, small_k, blocks)`` (see ``_column_plan``).  Cleared when it reaches
 # COLUMN_PLANS_MAX entries, and whenever an attribute of this module or of ``kernels()`` is set
 # (``_Settings``): every choice depends on some of them, and tests and tuning set them.
 _column_plans: dict = {}
 COLUMN_PLANS_MAX = 1024
 
 
-def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple[tuple | None, tuple | None]:
+def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple:
     """``softmax_other_axis``'s choices for ``x``'s layout, remembered in ``_column_plans``:
-    ``shape3``, the column layout ``(outer, K, inner)``, or None where the general path moves the
-    axis to the end; and ``small_k``, ``(run, n_items, chunk, paired)`` where ``_run_softmax``
-    would run a small-K tile kernel serially whatever the thread count, else None (the call goes
-    to ``_run_softmax``, which chooses again).  The choices ``_run_softmax`` makes for parallel
-    calls are not remembered: they depend on the calling thread's thread count, and for softmax
-    on where its output lies."""
+    ``(shape3, small_k, blocks)``.  ``shape3``: the column layout ``(outer, K, inner)``, or None
+    where the general path moves the axis to the end.  For a layout that ``_run_softmax`` would
+    run serially whatever the thread count, what it would run: ``small_k``, ``(run, n_items,
+    chunk, paired)`` for a small-K tile kernel, or ``blocks``, ``(block, n_blocks)`` for the block
+    kernels; else both None, and each call goes to ``_run_softmax``, which chooses again (its
+    choices for parallel calls depend on the calling thread's thread count, and for softmax on
+    where the output lies)."""
     if len(_column_plans) >= COLUMN_PLANS_MAX:
         _column_plans.clear()
     shape = x.shape
     n_k = shape[axis]
     inner = math.prod(shape[axis + 1 :])
-    plan: tuple[tuple | None, tuple | None] = (None, None)
+    plan: tuple = (None, None, None)
     if _columns_as_they_lie(n_k, inner, x.size, False, over_input):
         x3 = x.reshape(x.size // (n_k * inner), n_k, inner)
-        small_k = None
+        small_k = blocks = None
         log = mode == MODE_LOG_SOFTMAX
         k = kernels()
-        if inner > 1 and _small_k_lanes(x3) < PARALLEL_MIN_ELEMENTS and _takes_small_k_tiles(k, x3, log):
-            n_items, _, chunk, paired = _small_k_work(k, x3)
-            small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
-        plan = (x3.shape, small_k)
+        if inner > 1 and x.size < PARALLEL_MIN_ELEMENTS:
+            if not _takes_small_k_tiles(k, x3, log):
+                blocks = _column_work(x3, block_bytes=_column_block_bytes(log))[:2]
+            elif _small_k_lanes(x3) < PARALLEL_MIN_ELEMENTS:
+                n_items, _, chunk, paired = _small_k_work(k, x3)
+                small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
+        plan = (x3.shape, small_k, blocks)
     _column_plans[(shape, axis, x.itemsize, mode, over_input)] = plan
     return plan
 
@@ -679,8 +687,7 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         run = k.log_softmax_small_k if log else k.softmax_small_k
         run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk, paired)
         return
-    block_bytes = COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
-    block, n_blocks, workers = _column_work(x3, block_bytes=block_bytes)
+    block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
     if mask3 is None and _takes_quad_tiles(k, x3, n_blocks, workers):
         n_items, workers, chunk, _ = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
         run = k.log_softmax_quad_k if log else k.softmax_quad_k
@@ -690,6 +697,17 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
         by_slabs = _log_softmax_by_slabs if log else _softmax_by_slabs
         if by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
             return
+    _run_column_blocks(k, x3, out3, mask3, sign, t_hi, t_lo, log, block, n_blocks, workers)
+
+
+def _column_block_bytes(log: bool) -> int:
+    """The slab of input and output a column block of softmax (``log``: log_softmax) takes."""
+    return COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
+
+
+def _run_column_blocks(k, x3, out3, mask3, sign, t_hi, t_lo, log: bool, block: int, n_blocks: int, workers: int) -> None:
+    """softmax (``log``: log_softmax) over the column layout ``x3`` by ``n_blocks`` column blocks
+    of ``block`` columns on ``workers`` workers, the columns whose max is not finite included."""
     pending = np.zeros(n_blocks, np.bool_)
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
