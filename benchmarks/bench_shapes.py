@@ -1,7 +1,7 @@
 """Sweep shapes and axes beyond bench_softmax.py's table: softmaxkit against torch.
 
 Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
-script times softmax and log_softmax over 31 float32 layouts (short and long rows, attention rows,
+script times softmax and log_softmax over 35 float32 layouts (short and long rows, attention rows,
 a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, softmaxkit and torch
 in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
@@ -51,6 +51,9 @@ SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     # columns whose rows are a multiple of 1 KiB apart (a tile's lines in 2 or 4 L1 sets; twelfth
     # session)
     ((128, 512), 0), ((100, 256), 0),
+    # small calls over another axis, where the Python front end is most of the time (column plans,
+    # thirteenth session): a few channels of a small map, a short first axis
+    ((2, 3, 4, 16), 2), ((16, 64), 0), ((2, 64, 16, 16), 1), ((16, 1024), 0),
 )
 #: float64 layouts (NumPy's default dtype): short rows, and a column layout
 FLOAT64_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
