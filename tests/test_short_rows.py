@@ -178,38 +178,6 @@ def test_which_rows_take_the_short_kernels(kernel_calls, rng, name, shape, dtype
     assert bool(calls) == taken
 
 
-@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
-@pytest.mark.parametrize("shape", [(10,), (1, 10), (3, 2, PAIRED_LIMIT + 1), (17, SOFTMAX_LIMIT)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-def test_a_few_short_rows_go_straight_to_the_serial_kernel(monkeypatch, kernel_calls, rng, name, shape, dtype, mode):
-    # softmax_last_axis sends fewer than PACKED_MIN_ROWS short rows of a small call to the serial
-    # short-row kernel itself: the kernel _run_rows would choose, so the same bits as through it
-    # (taken there when backend.SHORT_ROW is set, as to the kernels' own limit here)
-    assert shape[-1] <= SOFTMAX_LIMIT and np.prod(shape[:-1]) < backend.PACKED_MIN_ROWS
-    log = name == "log_softmax"
-    kernel = (
-        "softmax_short_rows_serial" if not log
-        else "log_softmax_counted_short_rows_serial" if dtype == np.float64
-        else "log_softmax_paired_rows_serial" if shape[-1] <= PAIRED_LIMIT
-        else "log_softmax_short_rows_serial"
-    )
-    x0 = (rng.standard_normal(shape) * 4).astype(dtype)
-    options = {"temperature": 0.7} if name != "softmin" else {}
-    run_rows = []
-    monkeypatch.setattr(backend, "_run_rows", lambda *args, f=backend._run_rows: run_rows.append(1) or f(*args))
-    calls = kernel_calls(kernel)
-    direct = called_in_mode(CALLS[name], x0, mode, **options)
-    assert len(calls) == 1 and not run_rows
-    monkeypatch.setattr(backend, "SHORT_ROW", SOFTMAX_LIMIT if not log else LIMIT)
-    through_run_rows = called_in_mode(CALLS[name], x0, mode, **options)
-    assert len(calls) == 2 and len(run_rows) == 1
-    np.testing.assert_array_equal(direct, through_run_rows)
-    reference = softmax_ref(x0, compute=np.longdouble, log=log, negate=name == "softmin",
-                            temperature=options.get("temperature", 1.0))
-    assert ulp_error(direct, reference, dtype, floor=1 if log else None).max() <= 4
-
-
 def test_log_softmax_rows_up_to_the_paired_limit_go_in_pairs(kernel_calls, rng):
     paired, single = kernel_calls("log_softmax_paired_rows_serial"), kernel_calls("log_softmax_short_rows_serial")
     sk.log_softmax(rng.standard_normal((8, PAIRED_LIMIT)).astype(np.float32))

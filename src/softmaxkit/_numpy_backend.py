@@ -199,7 +199,7 @@ class _Kernels(SimpleNamespace):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        _column_plans.clear()
+        _forget_plans()
 
 
 def num_threads() -> int:
@@ -405,15 +405,19 @@ def softmax_last_axis(
         x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
-    if x.size < PARALLEL_MIN_ELEMENTS and x2.shape[0] < PACKED_MIN_ROWS and SHORT_ROW is None:
-        # a few short rows (an RL policy's logits, one vector a call): straight to the serial
-        # short-row kernel, without _run_rows' choices (a 10-element vector 1.53 -> 1.40 us)
-        k = kernels()
-        log = mode == MODE_LOG_SOFTMAX
-        if n <= (k.SHORT_ROW if log else k.SHORT_SOFTMAX_ROW):
-            _short_kernels(k, dtype, n, log)[0](x2, out2, sign, t_hi, t_lo)
-            return result
-    _run_rows(x2, out2, None, sign, t_hi, t_lo, mode)
+    key = (x.shape, x.itemsize, mode)
+    plan = _row_plans.get(key)
+    if plan is None:
+        plan = _row_plan(key, x2, mode)
+    # what _run_rows runs, from the remembered choice (spelled out: a call of _run_rows was ~8%
+    # of an 8 x 10 call)
+    serial, parallel, middle, work = plan
+    if not work or not use_parallel(work):
+        serial(x2, out2, *middle, sign, t_hi, t_lo)
+    elif parallel is not None:
+        parallel(x2.shape[0], _workers(x2.shape[0]), x2, out2, *middle, sign, t_hi, t_lo)
+    else:
+        _run_rows(x2, out2, None, sign, t_hi, t_lo, mode)
     return result
 
 
@@ -458,12 +462,22 @@ def softmax_other_axis(
     return result
 
 
-# The choices ``softmax_other_axis`` makes for a layout, by ``(shape, axis, itemsize, mode,
-# in place)``: ``(shape3, small_k, blocks)`` (see ``_column_plan``).  Cleared when it reaches
-# COLUMN_PLANS_MAX entries, and whenever an attribute of this module or of ``kernels()`` is set
-# (``_Settings``): every choice depends on some of them, and tests and tuning set them.
+# Plans: the choices the per-call-overhead paths make for a layout, made once (1-1.5 us of a
+# small call's 2-4 us), as FFT libraries plan a transform.  ``softmax_other_axis``'s by ``(shape,
+# axis, itemsize, mode, in place)``: ``(shape3, small_k, blocks)`` (``_column_plan``); and
+# ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below).  Each dict is
+# cleared when it reaches PLANS_MAX entries, and both whenever an attribute of this module or of
+# ``kernels()`` is set (``_Settings``, ``_Kernels``): every choice depends on some of them, and
+# tests and tuning set them.  A plan holds no array (scratch is per thread) and nothing that
+# depends on the thread count or on where an array lies, so any thread may use any plan.
 _column_plans: dict = {}
-COLUMN_PLANS_MAX = 1024
+PLANS_MAX = 1024
+
+
+def _forget_plans() -> None:
+    """Forget the row and column plans (``_row_plans``, ``_column_plans``)."""
+    _column_plans.clear()
+    _row_plans.clear()
 
 
 def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple:
@@ -475,7 +489,7 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
     kernels; else both None, and each call goes to ``_run_softmax``, which chooses again (its
     choices for parallel calls depend on the calling thread's thread count, and for softmax on
     where the output lies)."""
-    if len(_column_plans) >= COLUMN_PLANS_MAX:
+    if len(_column_plans) >= PLANS_MAX:
         _column_plans.clear()
     shape = x.shape
     n_k = shape[axis]
@@ -486,10 +500,15 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
         small_k = blocks = None
         log = mode == MODE_LOG_SOFTMAX
         k = kernels()
-        if inner > 1 and x.size < PARALLEL_MIN_ELEMENTS:
+        # (below PARALLEL_MIN_ELEMENTS use_parallel is False whatever the thread count, unless a
+        # test replaced it)
+        if inner > 1 and x.size < PARALLEL_MIN_ELEMENTS and not use_parallel(x.size):
             if not _takes_small_k_tiles(k, x3, log):
-                blocks = _column_work(x3, block_bytes=_column_block_bytes(log))[:2]
-            elif _small_k_lanes(x3) < PARALLEL_MIN_ELEMENTS:
+                block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
+                # (neither takes a serial call unless a test forces it)
+                if not _takes_quad_tiles(k, x3, n_blocks, workers) and not _takes_slabs(x3, block, n_blocks, log):
+                    blocks = (block, n_blocks)
+            elif (lanes := _small_k_lanes(x3)) < PARALLEL_MIN_ELEMENTS and not use_parallel(lanes):
                 n_items, _, chunk, paired = _small_k_work(k, x3)
                 small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
         plan = (x3.shape, small_k, blocks)
@@ -529,33 +548,40 @@ def _packed_width(k, x2) -> tuple[int, ...] | None:
 _WIDTHS = [(0,) * n for n in range(65)]  # up to the kernels' PACKED_ROW, 64: four vectors of float32
 
 
-def _packed_parallel(x2) -> bool:
-    """Whether packed rows take the parallel kernels: from a quarter of ``use_parallel``'s size
-    (a half for rows of more than 8, which the kernels hold in registers of their own)."""
-    return use_parallel((PACKED_WORK_FACTOR if x2.shape[1] <= 8 else PACKED_LONG_WORK_FACTOR) * x2.size)
+def _packed_work(x2) -> int:
+    """The size ``use_parallel`` judges packed rows by: a quarter of ``use_parallel``'s size takes
+    the parallel kernels (a half for rows of more than 8, which the kernels hold in registers of
+    their own)."""
+    return (PACKED_WORK_FACTOR if x2.shape[1] <= 8 else PACKED_LONG_WORK_FACTOR) * x2.size
+
+
+def _row_kernels(k, x2, mask2, log: bool) -> tuple[Any, Any, tuple, int]:
+    """``(serial, parallel, middle, work)``: the kernels softmax (``log``: log_softmax) takes
+    over the rows of ``x2`` -- ``serial(x2, out2, *middle, sign, t_hi, t_lo)``, or where
+    ``use_parallel(work)`` ``parallel(n_rows, workers, x2, out2, *middle, sign, t_hi, t_lo)``;
+    ``parallel`` None for rows of the general kernels, whose parallel forms ``_run_rows``
+    chooses."""
+    n_rows, n = x2.shape
+    short = _short_rows(k, x2, mask2, softmax=not log)
+    if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
+        if log:
+            return k.packed_log_softmax_rows_serial, k.packed_log_softmax_rows, (width,), _packed_work(x2)
+        return k.packed_softmax_rows_serial, k.packed_softmax_rows, (width,), _packed_work(x2)
+    if short:
+        serial, parallel = _short_kernels(k, x2.dtype, n, log)
+        return serial, parallel, (), x2.size
+    return (k.log_softmax_rows_serial if log else k.softmax_rows_serial), None, (mask2,), x2.size
 
 
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
     k = kernels()
     n_rows, n = x2.shape
     log = mode == MODE_LOG_SOFTMAX
-    short = _short_rows(k, x2, mask2, softmax=not log)
-    if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
-        if not _packed_parallel(x2):
-            serial = k.packed_log_softmax_rows_serial if log else k.packed_softmax_rows_serial
-            serial(x2, out2, width, sign, t_hi, t_lo)
-        else:
-            run = k.packed_log_softmax_rows if log else k.packed_softmax_rows
-            run(n_rows, _workers(n_rows), x2, out2, width, sign, t_hi, t_lo)
-    elif short:
-        serial, run = _short_kernels(k, x2.dtype, n, log)
-        if not use_parallel(x2.size):
-            serial(x2, out2, sign, t_hi, t_lo)
-        else:
-            run(n_rows, _workers(n_rows), x2, out2, sign, t_hi, t_lo)
-    elif not use_parallel(x2.size):
-        serial = k.log_softmax_rows_serial if log else k.softmax_rows_serial
-        serial(x2, out2, mask2, sign, t_hi, t_lo)
+    serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
+    if not use_parallel(work):
+        serial(x2, out2, *middle, sign, t_hi, t_lo)
+    elif parallel is not None:
+        parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
     elif log:
@@ -563,6 +589,24 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         k.log_softmax_rows(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
     else:
         k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, sign, t_hi, t_lo)
+
+
+# ``softmax_last_axis``'s plans (see ``_column_plans``)
+_row_plans: dict = {}
+
+
+def _row_plan(key: tuple, x2: np.ndarray, mode: int) -> tuple:
+    """``softmax_last_axis``'s choice for the rows ``x2``, remembered in ``_row_plans``:
+    ``_row_kernels``' ``(serial, parallel, middle, work)``, with ``work`` 0 where the call is
+    serial whatever the thread count (below PARALLEL_MIN_ELEMENTS), which spares such calls
+    ``use_parallel``."""
+    if len(_row_plans) >= PLANS_MAX:
+        _row_plans.clear()
+    serial, parallel, middle, work = _row_kernels(kernels(), x2, None, mode == MODE_LOG_SOFTMAX)
+    if work < PARALLEL_MIN_ELEMENTS and not use_parallel(work):
+        work = 0
+    _row_plans[key] = plan = (serial, parallel, middle, work)
+    return plan
 
 
 def _short_kernels(k, dtype: np.dtype, n: int, log: bool) -> tuple[Any, Any]:
@@ -1110,7 +1154,7 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
     n_rows, n = x2.shape
     short = _short_rows(k, x2, mask2)
     if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
-        if not _packed_parallel(x2):
+        if not use_parallel(_packed_work(x2)):
             k.packed_logsumexp_rows_serial(x2, width, res)
         else:
             k.packed_logsumexp_rows(n_rows, _workers(n_rows), x2, width, res)
@@ -1171,7 +1215,7 @@ class _Settings(ModuleType):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        _column_plans.clear()
+        _forget_plans()
 
 
 sys.modules[__name__].__class__ = _Settings

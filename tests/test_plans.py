@@ -1,6 +1,7 @@
-"""Column plans: ``softmax_other_axis`` (the per-call-overhead path for a non-last axis) makes
-its layout's choices once and remembers them by shape, axis, item size, function and whether the
-result goes over the input (``_column_plans``).
+"""Plans: the per-call-overhead paths make a layout's choices once and remember them --
+``softmax_other_axis`` (a non-last axis) by shape, axis, item size, function and whether the
+result goes over the input (``_column_plans``), ``softmax_last_axis`` by shape, item size and
+function (``_row_plans``).
 
 A remembered plan must give what choosing again gives, bit for bit, in every output form; it must
 be used; it must never hold a choice that depends on the calling thread's thread count or on where
@@ -15,7 +16,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _numpy_backend as backend
-from naive import called_in_mode
+from naive import called_in_mode, softmax_ref, ulp_error
 
 FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax, "softmin": sk.softmin}
 MODES = {"softmax": backend.MODE_SOFTMAX, "log_softmax": backend.MODE_LOG_SOFTMAX, "softmin": backend.MODE_SOFTMAX}
@@ -85,6 +86,14 @@ def test_what_a_plan_holds():
     assert _plan((16, 4096), 0) == ((1, 16, 4096), None, None)
     assert _plan((2000, 4, 4), 1) == ((2000, 4, 4), None, None)
     assert _plan((7, 4, 4), 1)[1] is not None
+
+
+@pytest.mark.parametrize("forced", ["QUADS", "SLABS"])
+def test_forced_quads_or_slabs_are_not_planned_as_blocks(monkeypatch, forced):
+    monkeypatch.setattr(backend, "SMALL_K", 0)
+    assert _plan((16, 64), 0) == ((1, 16, 64), None, (64, 1))
+    monkeypatch.setattr(backend, forced, True)  # (their tests force them on small layouts)
+    assert _plan((16, 64), 0) == ((1, 16, 64), None, None)
 
 
 def test_the_remembered_tile_plan_is_what_runs(rng):
@@ -174,7 +183,7 @@ def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
 
 
 def test_plans_are_bounded(monkeypatch):
-    monkeypatch.setattr(backend, "COLUMN_PLANS_MAX", 5)
+    monkeypatch.setattr(backend, "PLANS_MAX", 5)
     for n in range(2, 20):
         sk.log_softmax(np.ones((n, 16), np.float32), axis=0)
         assert 1 <= len(backend._column_plans) <= 5
@@ -190,3 +199,99 @@ def test_in_place_has_plans_of_its_own(rng):
     plans = backend._column_plans
     assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False)][0] == (1, 400, 12)
     assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None)
+
+
+# rows: a lone vector; a few short rows (log_softmax's in pairs up to PAIRED_ROW, one at a time
+# beyond); packed rows; short rows in groups too few to pack; general rows; and rows of the
+# parallel size (packed rows count their work twice or four times: _packed_work)
+ROW_SHAPES = [(10,), (1, 10), (3, 2, 121), (17, 512), (100, 10), (4, 32, 16), (64, 100), (20, 2000),
+              (64, 1000), (2048, 4), (1000, 4)]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_a_remembered_row_plan_gives_what_choosing_again_gives(rng, name, dtype, shape, mode, temperature):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x.reshape(-1)[:: 7] = np.inf  # some rows with an infinite max
+    x.reshape(-1)[5] = np.nan
+    backend._row_plans.clear()
+    function = FUNCTIONS[name]
+    first = called_in_mode(function, x, mode, temperature=temperature)
+    assert list(backend._row_plans) == [(shape, np.dtype(dtype).itemsize, MODES[name])]
+    second = called_in_mode(function, x, mode, temperature=temperature)  # the plan's
+    expected = _unplanned(x, len(shape) - 1, name, mode, temperature)  # (through _run_rows)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+
+
+def _row_plan(shape, name="softmax", dtype=np.float32):
+    backend._row_plans.clear()
+    FUNCTIONS[name](np.zeros(shape, dtype))
+    ((key, plan),) = backend._row_plans.items()
+    assert key == (shape, np.dtype(dtype).itemsize, MODES[name])
+    return plan
+
+
+def test_what_a_row_plan_holds():
+    k = backend.kernels()
+    short = (k.softmax_short_rows_serial, k.softmax_short_rows, (), 0)  # work 0: serial
+    assert _row_plan((10,)) == short
+    assert _row_plan((3, 2, 121), "log_softmax") == (k.log_softmax_short_rows_serial, k.log_softmax_short_rows, (), 0)
+    assert _row_plan((3, 2, 120), "log_softmax") == (k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows, (), 0)
+    assert _row_plan((3, 10), "log_softmax", np.float64)[0] is k.log_softmax_counted_short_rows_serial
+    packed = (k.packed_softmax_rows_serial, k.packed_softmax_rows, ((0,) * 10,), 0)
+    assert _row_plan((100, 10)) == packed
+    assert _row_plan((10, 2000), "log_softmax") == (k.log_softmax_rows_serial, None, (None,), 0)  # (no mask)
+    # from the parallel size, the work that use_parallel judges per call (the thread count)
+    assert _row_plan((64, 1000)) == (k.softmax_rows_serial, None, (None,), 64000)
+    assert _row_plan((2048, 4))[3] == 4 * 8192  # packed rows: their work counted four times
+    assert _row_plan((1000, 4))[3] == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_row_plan_takes_the_threads_of_each_call(monkeypatch, kernel_calls, rng, threads):
+    serial, parallel = kernel_calls("packed_log_softmax_rows_serial"), kernel_calls("packed_log_softmax_rows")
+    x = rng.standard_normal((256, 64)).astype(np.float32)  # packed: work 2 x 16384
+    expected = sk.log_softmax(x)
+    plan = backend._row_plans[((256, 64), 4, backend.MODE_LOG_SOFTMAX)]
+    assert plan[3] == 32768
+    monkeypatch.setattr(backend, "num_threads", lambda: threads)  # (forgets the plan)
+    backend._row_plans[((256, 64), 4, backend.MODE_LOG_SOFTMAX)] = plan
+    serial.clear(), parallel.clear()
+    np.testing.assert_array_equal(sk.log_softmax(x), expected)
+    assert (len(serial), len(parallel)) == ((1, 0) if threads == 1 else (0, 1))
+    if threads == 2:
+        assert parallel[0][:2] == (256, 2)
+
+
+def test_the_remembered_row_plan_is_what_runs(rng):
+    x = rng.standard_normal((8, 10)).astype(np.float32)
+    backend._row_plans.clear()
+    expected = sk.softmax(x)
+    ((key, (kernel, parallel, middle, work)),) = backend._row_plans.items()
+    calls = []
+
+    def spy(*args):
+        calls.append(len(args))
+        kernel(*args)
+
+    backend._row_plans[key] = (spy, parallel, middle, work)  # (a dict store: kept)
+    np.testing.assert_array_equal(sk.softmax(x), expected)
+    assert calls == [5]
+
+
+def test_setting_a_limit_forgets_the_row_plans(monkeypatch, kernel_calls, rng):
+    x = rng.standard_normal((8, 10)).astype(np.float32)
+    expected = sk.log_softmax(x)
+    assert backend._row_plans[((8, 10), 4, backend.MODE_LOG_SOFTMAX)][0] is backend.kernels().log_softmax_paired_rows_serial
+    monkeypatch.setattr(backend, "SHORT_ROW", 0)  # no short rows: the general kernels
+    assert not backend._row_plans
+    calls = kernel_calls("log_softmax_rows_serial")
+    result = sk.log_softmax(x)
+    assert len(calls) == 1
+    # another kernel: within the policy's 4 ulp of the exact result (near 0 in ulps of 1)
+    assert ulp_error(result, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
+    assert ulp_error(expected, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
