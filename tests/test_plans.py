@@ -21,10 +21,10 @@ from naive import called_in_mode, softmax_ref, ulp_error
 FUNCTIONS = {"softmax": sk.softmax, "log_softmax": sk.log_softmax, "softmin": sk.softmin}
 MODES = {"softmax": backend.MODE_SOFTMAX, "log_softmax": backend.MODE_LOG_SOFTMAX, "softmin": backend.MODE_SOFTMAX}
 
-# (shape, axis): small-K tiles, serial (one row of 64 B, rows 1 KiB apart, a partial tile, a
-# 4-d layout); the block kernels (rows 4 KiB apart, over the tiles' limit); rows (inner == 1);
-# narrow columns, moved to the end by the general path; and a layout of the parallel size, whose
-# choices are made per call
+# (shape, axis): small-K tiles, serial (rows 256 B apart, 64 B in a 4-d layout, 1 KiB, a partial
+# tile, 256 B in a 4-d layout); the block kernels (rows 4 KiB apart; 1 KiB apart over the tiles'
+# limit); rows (inner == 1); narrow columns, moved to the end by the general path; a layout of the
+# parallel size, whose choices are made per call; and tiles in float32, blocks in float64
 LAYOUTS = [
     ((16, 64), 0), ((2, 3, 4, 16), 2), ((64, 256), 0), ((5, 37), 0), ((4, 32, 8, 8), 1),
     ((16, 1024), 0), ((100, 256), 0), ((7, 1), 0), ((3000, 3), 0), ((64, 1024), 0), ((250, 128), 0),

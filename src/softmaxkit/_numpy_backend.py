@@ -195,7 +195,7 @@ def kernels() -> Any:
 
 class _Kernels(SimpleNamespace):
     """The kernels' namespace: setting an attribute (a test's replacement kernel or limit) forgets
-    the column plans made under the old value."""
+    the plans made under the old value (``_forget_plans``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -409,8 +409,7 @@ def softmax_last_axis(
     plan = _row_plans.get(key)
     if plan is None:
         plan = _row_plan(key, x2, mode)
-    # what _run_rows runs, from the remembered choice (spelled out: a call of _run_rows was ~8%
-    # of an 8 x 10 call)
+    # what _run_rows runs, from the remembered choice
     serial, parallel, middle, work = plan
     if not work or not use_parallel(work):
         if middle:
@@ -430,8 +429,8 @@ def softmax_other_axis(
     """``softmax_last_axis`` for another axis ``axis`` (``0 <= axis < x.ndim - 1``), under the
     same conditions: ``x`` is its own column layout ``(outer, K, inner)``, taken with no block
     analysis, transposes or checks of ``out`` beyond ``softmaxkit._api``'s, and with the layout's
-    choices made once (``_column_plan``; log_softmax of 2x3x4x16 over axis 2: 2.2 us a call,
-    against 3.2 choosing each time and 6.0 through the general path; a Zen 5 VM).  Where the
+    choices made once (``_column_plan``; log_softmax of 2x3x4x16 over axis 2: 2.3 us a call,
+    against 3.3 choosing each time and 6.0 through the general path; a Zen 5 VM).  Where the
     general path would move the axis to the end (``_columns_as_they_lie``) it takes that path."""
     shape = x.shape
     plan = _column_plans.get((shape, axis, x.itemsize, mode, out is x))
@@ -465,8 +464,9 @@ def softmax_other_axis(
     return result
 
 
-# Plans: the choices the per-call-overhead paths make for a layout, made once (1-1.5 us of a
-# small call's 2-4 us), as FFT libraries plan a transform.  ``softmax_other_axis``'s by ``(shape,
+# Plans: the choices the per-call-overhead paths make for a layout, made once, as FFT libraries
+# plan a transform (over another axis 1-1.5 us of a small call's 2.5-4 us, over the last axis
+# 0.1-0.4 us of 1.4-4 us; paired on a Zen 5 VM, one thread).  ``softmax_other_axis``'s by ``(shape,
 # axis, itemsize, mode, in place)``: ``(shape3, small_k, blocks)`` (``_column_plan``); and
 # ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below).  Each dict is
 # cleared when it reaches PLANS_MAX entries, and both whenever an attribute of this module or of
@@ -1214,7 +1214,7 @@ def backward(
 class _Settings(ModuleType):
     """This module's class: setting any of its attributes (a tuning constant such as
     PARALLEL_MIN_ELEMENTS, or a function a test replaces, e.g. with ``monkeypatch.setattr``)
-    forgets the column plans made under the old value."""
+    forgets the plans made under the old value (``_forget_plans``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
