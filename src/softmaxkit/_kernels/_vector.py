@@ -371,6 +371,41 @@ def store_part(typingctx, array, index, value, part):
 
 
 @intrinsic
+def load_mask(typingctx, mask, index, like, part):
+    """The ``VectorMask`` of the entries of the boolean array ``mask`` from ``index`` on, one per
+    lane of a ``Vector`` of ``like``'s elements (``like`` an array): ``mask[index + i] != 0``;
+    with an integer ``part`` only the first ``part`` are read, the others False (as
+    ``load_part``).  A mask's vector of 16 bytes is loaded at once: an entry-by-entry select on
+    a random mask left a masked row's max unvectorised and its branches mispredicted."""
+    if not (
+        isinstance(mask, types.Array) and mask.dtype == types.boolean and mask.layout == "C"
+        and valid_index(mask, index) and isinstance(like, types.Array) and like.dtype in LANES
+        and isinstance(part, (types.NoneType, types.Integer))
+    ):
+        return None
+    lanes = LANES[like.dtype]
+    masked = not isinstance(part, types.NoneType)
+
+    def codegen(context, builder, signature, args):
+        bytes_type = ir.VectorType(ir.IntType(8), lanes)
+        pointer = builder.bitcast(item_pointer(context, builder, signature, args), bytes_type.as_pointer())
+        if masked:
+            i32 = ir.IntType(32)
+            function = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(bytes_type, [bytes_type.as_pointer(), i32, ir.VectorType(ir.IntType(1), lanes), bytes_type]),
+                f"llvm.masked.load.v{lanes}i8.p0",
+            )
+            zeros = ir.Constant(bytes_type, [0] * lanes)
+            loaded = builder.call(function, [pointer, ir.Constant(i32, 1), _first_lanes(builder, args[3], lanes), zeros])
+        else:
+            loaded = builder.load(pointer, align=1)
+        return builder.icmp_unsigned("!=", loaded, ir.Constant(bytes_type, [0] * lanes))
+
+    return VectorMask(lanes)(mask, index, like, part), codegen
+
+
+@intrinsic
 def lanes_of(typingctx, array):
     """How many lanes a ``Vector`` of ``array``'s elements has (a compile-time constant)."""
     if not (isinstance(array, types.Array) and array.dtype in LANES):

@@ -48,8 +48,8 @@ from ._fastmath import ORDERED, REDUCTION, callee, callee_overload, kernel, targ
 from ._intrinsics import borrowed, fma, line_offset, max_ignoring_nan, nan_max, prefetch_read, prefetch_write
 from ._parallel import RangeKernel
 from ._vector import (
-    LANES, all_lanes, first_or, lanes_of, load, load_part, max_lanes, narrow_halves, only_first, select, splat, store_part,
-    sum_lanes, widen_high, widen_low,
+    LANES, all_lanes, first_or, lanes_of, load, load_mask, load_part, max_lanes, narrow_halves, only_first, select, splat,
+    store_part, sum_lanes, widen_high, widen_low,
 )
 from ._exp import SCALE_LOG2_F64, unscaled
 from ._log import log_of_total, log_of_total_f32, log_of_totals_f32
@@ -104,15 +104,30 @@ def inlined_slice_max_unchecked(x, mask, sign):
 
 
 def _slice_max_unchecked_overload(x, mask, sign):
-    fast = (
-        isinstance(mask, types.NoneType)
-        and isinstance(sign, types.NoneType)
-        and isinstance(x, types.Array)
-        and x.layout == "C"
-    )
-    if fast:
+    contiguous = isinstance(x, types.Array) and x.layout == "C"
+    if contiguous and isinstance(mask, types.NoneType) and isinstance(sign, types.NoneType):
         return lambda x, mask, sign: max_ignoring_nan(x)
+    if contiguous and isinstance(mask, types.Array) and mask.layout == "C":
+        return lambda x, mask, sign: _masked_max_ignoring_nan(x, mask, sign)
     return lambda x, mask, sign: slice_max(x, mask, sign)
+
+
+@callee(fastmath=ORDERED)
+def _masked_max_ignoring_nan(x, mask, sign):
+    """``max(sign * x)`` over the unmasked entries that are not NaN (-inf if none), a vector at a
+    time (``load_mask``).  ``slice_max``'s loop with a mask ran entry by entry: 1.7 ns per float32
+    entry of a random mask (Zen 5), five times the rest of a masked softmax."""
+    lanes = lanes_of(x)
+    best = splat(cast_like(-np.inf, x))
+    whole = x.size - x.size % lanes
+    for j in range(0, whole, lanes):
+        v = signed(load(x, j), sign)
+        best = select(load_mask(mask, j, x, None), select(v > best, v, best), best)
+    if whole < x.size:
+        part = x.size - whole
+        v = signed(load_part(x, whole, part), sign)
+        best = select(load_mask(mask, whole, x, part), select(v > best, v, best), best)
+    return max_lanes(best)
 
 
 callee_overload(slice_max_unchecked)(_slice_max_unchecked_overload)
