@@ -83,3 +83,64 @@ def test_masked_entries_count_for_nothing(rng, name, dtype, n):
     expected = softmax_ref(clean[ordinary], where=mask[ordinary], log=log, negate=name == "softmin")
     assert_matches(result[ordinary], expected, log=log)
     assert np.isnan(result[7][mask[7]]).all()
+
+
+from softmaxkit import _api, _numpy_backend as backend  # noqa: E402
+from naive import called_in_mode  # noqa: E402
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(10,), (8, 10), (3, 4, 33), (64, 100), (5, 2000)], ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_a_plain_mask_takes_the_fast_path_to_the_same_bits(monkeypatch, rng, name, dtype, shape, mode):
+    """A C-contiguous boolean mask of the input's shape over the last axis goes straight to the
+    row kernels; given as a list it takes the general path, which copies it: the same bits."""
+    x0 = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.6
+    options = {"temperature": 0.7}
+    general = called_in_mode(FUNCTIONS[name], x0, mode, where=mask.tolist(), **options)
+
+    def no_general_path(*args, **kwargs):
+        raise AssertionError("the general path")
+
+    monkeypatch.setattr(backend, "softmax_family", no_general_path)
+    fast = called_in_mode(FUNCTIONS[name], x0, mode, where=mask, **options)
+    np.testing.assert_array_equal(fast, general)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(10,), (8, 10), (3, 4, 33), (64, 100)], ids=str)
+@pytest.mark.parametrize("axis", [-1, None])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_with_a_plain_mask_takes_the_fast_path_to_the_same_bits(monkeypatch, rng, dtype, shape, axis, keepdims):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.6
+    mask.reshape(-1)[:3] = False
+    general = sk.logsumexp(x, axis=axis, where=mask.tolist(), keepdims=keepdims)
+
+    def no_general_path(*args, **kwargs):
+        raise AssertionError("the general path")
+
+    monkeypatch.setattr(backend, "logsumexp", no_general_path)
+    fast = sk.logsumexp(x, axis=axis, where=mask, keepdims=keepdims)
+    np.testing.assert_array_equal(fast, general)
+    out = np.full(np.shape(general), 7.0, dtype)
+    assert sk.logsumexp(x, axis=axis, where=mask, keepdims=keepdims, out=out) is out
+    np.testing.assert_array_equal(out, general)
+
+
+def test_which_masks_are_plain():
+    x = np.zeros((4, 6), np.float32)
+    mask = np.ones((4, 6), bool)
+    assert _api._is_plain_mask(mask, x, None)
+    assert not _api._is_plain_mask(mask.tolist(), x, None)  # a list: the general path checks it
+    assert not _api._is_plain_mask(np.asfortranarray(mask), x, None)
+    assert not _api._is_plain_mask(mask[:, :3], x[:, :3], None)  # not contiguous
+    assert not _api._is_plain_mask(mask[0], x, None)  # broadcast: the general path
+    assert not _api._is_plain_mask(mask.astype(np.uint8), x, None)
+    buffer = np.zeros(x.nbytes, np.uint8)
+    out = buffer.view(np.float32).reshape(x.shape)
+    overlapping = buffer[: x.size].view(bool).reshape(x.shape)
+    assert not _api._is_plain_mask(overlapping, x, out)  # read while out is written
+    assert _api._is_plain_mask(overlapping, x, None)

@@ -91,6 +91,18 @@ def _is_plain_out(out: Any, x: np.ndarray, shape: tuple[int, ...] | None = None)
     )
 
 
+def _is_plain_mask(where: Any, x: np.ndarray, out: np.ndarray | None) -> bool:
+    """``where`` is a C-contiguous boolean ndarray of ``x``'s shape that does not overlap ``out``:
+    the fast path's kernels read it as it is (the general path checks and broadcasts the rest)."""
+    return (
+        type(where) is np.ndarray
+        and where.dtype == np.bool_
+        and where.shape == x.shape
+        and where.flags.c_contiguous
+        and (out is None or not np.may_share_memory(where, out))
+    )
+
+
 def _softmax_family(
     function: str,
     x: ArrayLike,
@@ -106,19 +118,19 @@ def _softmax_family(
     if (
         type(x) is np.ndarray
         and type(axis) is int
-        and where is None
         and dtype is None
         and x.dtype in FAST_DTYPES
         and -x.ndim <= axis < x.ndim
         and x.size > 0
         and x.flags.c_contiguous
         and (out is None or _is_plain_out(out, x))
+        and (where is None or ((axis == -1 or axis == x.ndim - 1) and _is_plain_mask(where, x, out)))
     ):
-        # Small calls (an RL policy's 8 x 10 logits, millions of times) must not pay for the
-        # general layout machinery; this is the same kernel, reached with fewer checks.
+        # Small calls (an RL policy's 8 x 10 logits, millions of times, masked or not) must not
+        # pay for the general layout machinery; this is the same kernel, reached with fewer checks.
         t = 1.0 if type(temperature) in (float, int) and temperature == 1 else check_temperature(temperature)
         if axis == -1 or axis == x.ndim - 1:
-            return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out)
+            return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out, where=where)
         return backend.softmax_other_axis(x, axis % x.ndim, mode=mode, negate=negate, temperature=t, out=out)
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
@@ -476,7 +488,6 @@ def logsumexp(
     if (
         type(a) is np.ndarray
         and b is None
-        and where is None
         and dtype is None
         and return_sign is False
         and (axis is None or type(axis) is int)
@@ -484,6 +495,10 @@ def logsumexp(
         and a.dtype in FAST_DTYPES
         and a.size > 0
         and a.flags.c_contiguous
+        and (
+            where is None
+            or ((axis is None or (a.ndim >= 1 and (axis == -1 or axis == a.ndim - 1))) and _is_plain_mask(where, a, out))
+        )
     ):
         # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows,
         # or over the (outer, K, inner) columns of another axis, writing into ``out`` directly
@@ -495,10 +510,11 @@ def logsumexp(
                 shape = (1,) * a.ndim if keepdims else ()
             else:
                 shape = a.shape[:-1] + (1,) if keepdims else a.shape[:-1]
+            mask = None if where is None else where.reshape(rows.shape)  # (masked: rows only)
             if out is None:
-                return backend.logsumexp_rows(rows).reshape(shape)
+                return backend.logsumexp_rows(rows, mask=mask).reshape(shape)
             if _is_plain_out(out, a, shape):
-                backend.logsumexp_rows(rows, out.reshape(-1))
+                backend.logsumexp_rows(rows, out.reshape(-1), mask=mask)
                 return out
         elif -a.ndim <= axis < a.ndim:
             axis %= a.ndim

@@ -382,12 +382,14 @@ FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def softmax_last_axis(
-    x: np.ndarray, *, mode: int, negate: bool, temperature: float, out: np.ndarray | None
+    x: np.ndarray, *, mode: int, negate: bool, temperature: float, out: np.ndarray | None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """The per-call-overhead path: a non-empty C-contiguous float32/float64 ndarray, last axis,
-    no mask, no dtype; ``out`` is None, ``x`` itself, or a C-contiguous writable array of the
-    same shape and dtype not overlapping ``x``.  ``softmaxkit._api`` checks those conditions and
-    the temperature; nothing else is validated here."""
+    no dtype; ``out`` is None, ``x`` itself, or a C-contiguous writable array of the same shape
+    and dtype not overlapping ``x``; ``where`` None or a C-contiguous boolean array of ``x``'s
+    shape not overlapping ``out``.  ``softmaxkit._api`` checks those conditions and the
+    temperature; nothing else is validated here."""
     dtype = x.dtype
     n = x.shape[-1]
     t_hi, t_lo = (None, None) if temperature == 1.0 else inverse_temperature(temperature, dtype)
@@ -405,6 +407,9 @@ def softmax_last_axis(
         x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
+    if where is not None:  # masked rows: the general row kernels, chosen per call
+        _run_rows(x2, out2, where.reshape(x2.shape), sign, t_hi, t_lo, mode)
+        return result
     key = (x.shape, x.itemsize, mode)
     plan = _row_plans.get(key)
     if plan is None:
@@ -1143,12 +1148,13 @@ def logsumexp_other_axis(x: np.ndarray, axis: int, out: np.ndarray | None = None
     return res
 
 
-def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """The per-call-overhead path: logsumexp of each row of a non-empty C-contiguous 2-D
-    float32/float64 array, no options, into ``out`` (1-D, C-contiguous, x2's dtype, not
-    overlapping x2) or a new array (``softmaxkit._api`` checks all that)."""
+    float32/float64 array, no options but a ``mask`` (C-contiguous, boolean, of x2's shape), into
+    ``out`` (1-D, C-contiguous, x2's dtype, overlapping neither) or a new array
+    (``softmaxkit._api`` checks all that)."""
     res = np.empty(x2.shape[0], x2.dtype) if out is None else out
-    _run_logsumexp_rows(x2, None, res)
+    _run_logsumexp_rows(x2, mask, res)
     return res
 
 
