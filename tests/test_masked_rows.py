@@ -144,3 +144,21 @@ def test_which_masks_are_plain():
     overlapping = buffer[: x.size].view(bool).reshape(x.shape)
     assert not _api._is_plain_mask(overlapping, x, out)  # read while out is written
     assert _api._is_plain_mask(overlapping, x, None)
+
+
+@pytest.mark.parametrize("n", [5, 20, 100, 1000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_entries_at_the_max_are_not_counted(rng, n, dtype):
+    """A peaked row (the rest 30 below its max: log_softmax's and logsumexp's sums then count the
+    entries at the max) whose masked entries tie with the unmasked max, or exceed it."""
+    x = np.full((6, n), -30.0, dtype)
+    x[:, 0] = 0.0
+    mask = np.ones((6, n), bool)
+    mask[:, 1::2] = False
+    x[:, 1::2] = 0.0  # ties, masked
+    x[3:, 1::4] = 50.0  # above the max, masked
+    expected_log = softmax_ref(x, where=mask, log=True)
+    assert_matches(sk.log_softmax(x, where=mask), expected_log, log=True)
+    lse = sk.logsumexp(x, axis=-1, where=mask)
+    assert_matches(lse, np.log1p((mask[:, 1:] * np.exp(x[:, 1:].astype(np.float64))).sum(axis=1)), log=True)
+    assert (lse < 1e-9).all()  # not log 2 or more: the masked ties count for nothing
