@@ -431,18 +431,18 @@ def _row_log_stats_lanes(x, mask, sign, m, t_hi, t_lo, i, part, a, b, c, counted
     ``mask`` (a C-contiguous boolean row, or None) its masked lanes add and count nothing."""
     v = signed(load_part(x, i, part), sign)
     e = scaled_shifted_exp(v, m, t_hi, t_lo)
-    zero = cast_like(0.0, x)
     if counted:
         # 0 at the max (counted instead); a NaN the max skipped gives NaN (``v == m`` is false for
         # it, and ``v > m`` is not possible: one comparison for both)
         at = v == m
-        e = select(at, zero, e)
-        ones = select(at, cast_like(1.0, x), zero)
-        if mask is not None:
-            ones = select(load_mask(mask, i, x, part), ones, zero)
-        c = c + only_first(ones, part)
+        e = select(at, cast_like(0.0, x), e)
+        if mask is None:
+            c = c + only_first(select(at, cast_like(1.0, x), cast_like(0.0, x)), part)
+        else:
+            ones = select(at, cast_like(1.0, x), cast_like(0.0, x))
+            c = c + only_first(select(load_mask(mask, i, x, part), ones, cast_like(0.0, x)), part)
     if mask is not None:  # (a masked NaN or infinity adds nothing either)
-        e = select(load_mask(mask, i, x, part), e, zero)
+        e = select(load_mask(mask, i, x, part), e, cast_like(0.0, x))
     a, b = _add_row_lanes(a, b, only_first(e, part))
     return a, b, c
 
