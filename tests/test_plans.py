@@ -31,6 +31,15 @@ LAYOUTS = [
 ]
 
 
+# rows: a lone vector; a few short rows (log_softmax's in pairs up to PAIRED_ROW, one at a time
+# beyond); packed rows; short rows in groups too few to pack; general rows; and rows of the
+# parallel size (packed rows count their work twice or four times: _packed_work)
+ROW_SHAPES = [(10,), (1, 10), (3, 2, 121), (17, 512), (100, 10), (4, 32, 16), (64, 100), (20, 2000),
+              (64, 1000), (2048, 4), (1000, 4)]
+# (axis -1: a row plan)
+PLANNED = LAYOUTS + [(shape, -1) for shape in ROW_SHAPES]
+
+
 def _unplanned(x, axis, name, mode, temperature):
     """The same call through the general path, which chooses every time and remembers nothing."""
     call = lambda a, **out: backend.softmax_family(  # noqa: E731
@@ -42,20 +51,21 @@ def _unplanned(x, axis, name, mode, temperature):
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+@pytest.mark.parametrize("layout", PLANNED, ids=str)
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_a_remembered_plan_gives_what_choosing_again_gives(rng, name, dtype, layout, mode, temperature):
     shape, axis = layout
     x = (rng.standard_normal(shape) * 4).astype(dtype)
-    x.reshape(-1)[:: 7] = np.inf  # some columns with an infinite max
+    x.reshape(-1)[:: 7] = np.inf  # some slices with an infinite max
     x.reshape(-1)[5] = np.nan
-    backend._column_plans.clear()
+    plans = backend._row_plans if axis == -1 else backend._column_plans
+    plans.clear()
     function = FUNCTIONS[name]
     first = called_in_mode(function, x, mode, axis=axis, temperature=temperature)
-    assert len(backend._column_plans) == 1
+    assert len(plans) == 1
     second = called_in_mode(function, x, mode, axis=axis, temperature=temperature)  # the plan's
-    expected = _unplanned(x, axis, name, mode, temperature)
+    expected = _unplanned(x, axis % len(shape), name, mode, temperature)  # (rows: through _run_rows)
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second, expected)
 
@@ -201,30 +211,6 @@ def test_in_place_has_plans_of_its_own(rng):
     assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None)
 
 
-# rows: a lone vector; a few short rows (log_softmax's in pairs up to PAIRED_ROW, one at a time
-# beyond); packed rows; short rows in groups too few to pack; general rows; and rows of the
-# parallel size (packed rows count their work twice or four times: _packed_work)
-ROW_SHAPES = [(10,), (1, 10), (3, 2, 121), (17, 512), (100, 10), (4, 32, 16), (64, 100), (20, 2000),
-              (64, 1000), (2048, 4), (1000, 4)]
-
-
-@pytest.mark.parametrize("name", FUNCTIONS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
-@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_a_remembered_row_plan_gives_what_choosing_again_gives(rng, name, dtype, shape, mode, temperature):
-    x = (rng.standard_normal(shape) * 4).astype(dtype)
-    x.reshape(-1)[:: 7] = np.inf  # some rows with an infinite max
-    x.reshape(-1)[5] = np.nan
-    backend._row_plans.clear()
-    function = FUNCTIONS[name]
-    first = called_in_mode(function, x, mode, temperature=temperature)
-    assert list(backend._row_plans) == [(shape, np.dtype(dtype).itemsize, MODES[name])]
-    second = called_in_mode(function, x, mode, temperature=temperature)  # the plan's
-    expected = _unplanned(x, len(shape) - 1, name, mode, temperature)  # (through _run_rows)
-    np.testing.assert_array_equal(first, expected)
-    np.testing.assert_array_equal(second, expected)
 
 
 def _row_plan(shape, name="softmax", dtype=np.float32):
