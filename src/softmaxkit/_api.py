@@ -485,6 +485,10 @@ def logsumexp(
     >>> sk.logsumexp([[0.0, 0.0], [1.0, 1.0]], axis=1)
     array([0.69314718, 1.69314718])
     """
+    # over the rows of a C-contiguous array: all of it, or its last axis (masks: only these)
+    over_rows = axis is None or (
+        type(axis) is int and type(a) is np.ndarray and a.ndim >= 1 and axis in (-1, a.ndim - 1)
+    )
     if (
         type(a) is np.ndarray
         and b is None
@@ -495,16 +499,13 @@ def logsumexp(
         and a.dtype in FAST_DTYPES
         and a.size > 0
         and a.flags.c_contiguous
-        and (
-            where is None
-            or ((axis is None or (a.ndim >= 1 and (axis == -1 or axis == a.ndim - 1))) and _is_plain_mask(where, a, out))
-        )
+        and (where is None or (over_rows and _is_plain_mask(where, a, out)))
     ):
         # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows,
         # or over the (outer, K, inner) columns of another axis, writing into ``out`` directly
         # when it is a plain result array (the general path's layout handling and copy took 20 us
         # of a 27 us call on 8x10, Xeon).
-        if axis is None or (a.ndim >= 1 and (axis == -1 or axis == a.ndim - 1)):
+        if over_rows:
             rows = a.reshape(1, -1) if axis is None else a.reshape(-1, a.shape[-1])
             if axis is None:
                 shape = (1,) * a.ndim if keepdims else ()

@@ -424,7 +424,7 @@ def softmax_last_axis(
     elif parallel is not None:
         parallel(x2.shape[0], _workers(x2.shape[0]), x2, out2, *middle, sign, t_hi, t_lo)
     else:
-        _run_rows(x2, out2, None, sign, t_hi, t_lo, mode)
+        _run_general_rows(x2, out2, None, sign, t_hi, t_lo, mode == MODE_LOG_SOFTMAX)
     return result
 
 
@@ -582,15 +582,23 @@ def _row_kernels(k, x2, mask2, log: bool) -> tuple[Any, Any, tuple, int]:
 
 
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
-    k = kernels()
-    n_rows, n = x2.shape
+    n_rows = x2.shape[0]
     log = mode == MODE_LOG_SOFTMAX
-    serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
+    serial, parallel, middle, work = _row_kernels(kernels(), x2, mask2, log)
     if not use_parallel(work):
         serial(x2, out2, *middle, sign, t_hi, t_lo)
     elif parallel is not None:
         parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
-    elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
+    else:
+        _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
+
+
+def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
+    """softmax (``log``: log_softmax) over the rows of ``x2`` by the general row kernels, in
+    parallel: rows split into chunks where they are few and long, else a share of them a worker."""
+    k = kernels()
+    n_rows, n = x2.shape
+    if n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
         _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
     elif log:
         workers = _workers(n_rows)
@@ -757,7 +765,9 @@ def _column_block_bytes(log: bool) -> int:
     return COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR if log else COLUMN_BLOCK_BYTES
 
 
-def _run_column_blocks(k, x3, out3, mask3, sign, t_hi, t_lo, log: bool, block: int, n_blocks: int, workers: int) -> None:
+def _run_column_blocks(
+    k, x3, out3, mask3, sign, t_hi, t_lo, log: bool, block: int, n_blocks: int, workers: int
+) -> None:
     """softmax (``log``: log_softmax) over the column layout ``x3`` by ``n_blocks`` column blocks
     of ``block`` columns on ``workers`` workers, the columns whose max is not finite included."""
     pending = np.zeros(n_blocks, np.bool_)

@@ -375,8 +375,9 @@ def load_mask(typingctx, mask, index, like, part):
     """The ``VectorMask`` of the entries of the boolean array ``mask`` from ``index`` on, one per
     lane of a ``Vector`` of ``like``'s elements (``like`` an array): ``mask[index + i] != 0``;
     with an integer ``part`` only the first ``part`` are read, the others False (as
-    ``load_part``).  A mask's vector of 16 bytes is loaded at once: an entry-by-entry select on
-    a random mask left a masked row's max unvectorised and its branches mispredicted."""
+    ``load_part``).  The lanes' bytes are loaded at once (16 for float32, 8 for float64): an
+    entry-by-entry select on a random mask left a masked row's max unvectorised and its branches
+    mispredicted."""
     if not (
         isinstance(mask, types.Array) and mask.dtype == types.boolean and mask.layout == "C"
         and valid_index(mask, index) and isinstance(like, types.Array) and like.dtype in LANES

@@ -507,9 +507,10 @@ def row_additions(n):
 
 @callee(fastmath=ORDERED)
 def _slice_log_stats_by_vectors(x, mask, sign, m, t_hi, t_lo, ahead, plan, warm, warm_stop, counted):
-    """``slice_log_stats`` of a float32 row (masked or not: ``_stats_by_vectors``), storing nothing: per vector the exps below
-    the max added to float64 sums (two 8-lane halves) and the entries at the max counted (float32
-    lanes, exact, moved to a float64 total per block), in one pass; with ``counted`` False
+    """``slice_log_stats`` of a float32 row (masked or not: ``_stats_by_vectors``), storing
+    nothing: per vector the exps below the max added to float64 sums (two 8-lane halves) and the
+    entries at the max counted (float32 lanes, exact, moved to a float64 total per block), masked
+    entries neither, in one pass; with ``counted`` False
     uncounted, ``(total, 0)`` (see ``uncounted_total_suffices``).  ``warm`` (or None): an
     array to be written next, whose first ``warm_stop`` elements are fetched for writing
     alongside."""
