@@ -6,6 +6,13 @@ Peers: torch (threads = usable cores), ``scipy.special``, a plain NumPy implemen
 ``np.multiply(x, 1, out=x)`` for in-place ones. The cases and targets are those of issue 3;
 targets were set on the 2-core reference machine, so read them against the core count printed.
 
+Out-of-place cases also time ``np.copyto(buffer, x)`` into a reused buffer ("copyto"): the
+transfer alone, without page faults.  softmaxkit keeps the memory of its results of 32 MiB or
+more for its next result once the caller lets them go (``softmaxkit.set_result_cache``), as a
+timing loop does, while ``x.copy()`` maps fresh memory for each call above glibc's 32 MiB mmap
+threshold; so for those cases sk/copyto, not sk/roofline, says how close softmaxkit is to the
+bandwidth.  ``--result-cache 0`` times softmaxkit without that reuse.
+
 Timings are medians of adaptive repeats (many calls for microsecond cases, a few for 100 ms ones).
 Nothing is asserted: the script prints, and with ``--json`` writes everything for comparing runs.
 
@@ -136,6 +143,7 @@ CASES: tuple[Case, ...] = (
 )  # fmt: skip
 
 PEERS = ("torch", "scipy", "numpy", "jax")
+ROOFLINES = ("roofline", "copyto")  # x.copy() (or in place), and np.copyto into a reused buffer
 
 
 def select_cases(patterns: str | None) -> list[Case]:
@@ -232,6 +240,8 @@ def build_callables(case: Case, x: np.ndarray, sk: Any, peers: Peers) -> Callabl
     else:
         calls["softmaxkit"] = partial(getattr(sk, fn), x, axis)
         calls["roofline"] = x.copy
+        reused = np.empty_like(x)
+        calls["copyto"] = partial(np.copyto, reused, x)
 
     for name in PEERS:
         if name in peers.unavailable:
@@ -364,7 +374,7 @@ def run_case(case: Case, sk: Any, peers: Peers, plan: TimingPlan) -> dict[str, A
     def inspect(name: str, y: Any) -> None:
         # The first call's result: in-place callables run it on their fresh copy of x, so it is
         # softmax(x) too.
-        if name == "roofline":
+        if name in ROOFLINES:
             return
         y_np = as_numpy(y)
         record["checks"][name] = check_against(reference, y_np, case)
@@ -389,7 +399,7 @@ def ratios_and_verdicts(record: dict[str, Any], case: Case) -> None:
     the two median times, for comparison.
     """
     timings = record["timings"]
-    pairs = [(name, name, "softmaxkit") for name in PEERS] + [("roofline", "softmaxkit", "roofline")]
+    pairs = [(name, name, "softmaxkit") for name in PEERS] + [(name, "softmaxkit", name) for name in ROOFLINES]
     ratios: dict[str, float] = {}
     quartiles: dict[str, list[float]] = {}
     of_medians: dict[str, float] = {}
@@ -423,7 +433,7 @@ def ratios_and_verdicts(record: dict[str, Any], case: Case) -> None:
 
 
 def print_report(records: list[dict[str, Any]]) -> None:
-    columns = ["softmaxkit", "roofline", *PEERS]
+    columns = ["softmaxkit", *ROOFLINES, *PEERS]
 
     def first_call_cell(record: dict[str, Any]) -> str:
         timing = record["timings"].get("softmaxkit")
@@ -435,7 +445,8 @@ def print_report(records: list[dict[str, Any]]) -> None:
         # The reason itself ("no out= argument", errors) is in the JSON and under "Problems".
         return "not installed" if record["skipped"].get(name) == "not installed" else "n/a"
 
-    print("\nMedian time per call (roofline: x.copy(), or np.multiply(x, 1, out=x) for in-place).")
+    print("\nMedian time per call (roofline: x.copy(), or np.multiply(x, 1, out=x) for in-place;")
+    print("copyto: np.copyto into a reused buffer, the transfer without page faults).")
     print("sk 1st call: softmaxkit's first call in this process, including compiling its kernels or")
     print("loading them from numba's on-disk cache (cold cache: compiles; rerun to see the warm figure).")
     rows = [[r["description"], *(time_cell(r, c) for c in columns), first_call_cell(r)] for r in records]
@@ -449,13 +460,13 @@ def print_report(records: list[dict[str, Any]]) -> None:
                 cell += f" [{verdict['target']} {'met' if verdict['met'] else 'NOT MET'}]"
         return cell
 
-    print("\nRatios: sk/roofline = softmaxkit time / roofline time (lower is better);")
+    print("\nRatios: sk/roofline, sk/copyto = softmaxkit time / that time (lower is better);")
     print("peer/sk = peer time / softmaxkit time (higher means softmaxkit is faster). [target] from issue 3.")
     print("Each ratio is the median over the rounds of that round's ratio (the two callables timed")
     print("within a second of each other), so a slow phase of the machine lands on both of its sides.")
-    ratio_columns = ["roofline", *PEERS]
+    ratio_columns = [*ROOFLINES, *PEERS]
     rows = [[r["description"], *(ratio_cell(r, c) for c in ratio_columns)] for r in records]
-    print(render_table(["case", "sk/roofline", *(f"{p}/sk" for p in PEERS)], rows))
+    print(render_table(["case", *(f"sk/{p}" for p in ROOFLINES), *(f"{p}/sk" for p in PEERS)], rows))
 
     verdicts = [v for r in records for v in r["targets"]]
     met = sum(1 for v in verdicts if v["met"])
@@ -491,6 +502,15 @@ def print_report(records: list[dict[str, Any]]) -> None:
             print(f"  {description} / {name}: {msg}")
 
 
+def _describe_result_cache(cache: dict[str, int] | None) -> str:
+    if cache is None:
+        return "none (this softmaxkit has no set_result_cache)"
+    if not cache["max_bytes"]:
+        return "off (--result-cache 0): every result of 32 MiB or more was fresh memory"
+    return (f"up to {cache['max_bytes'] / 2**20:.0f} MiB of freed results of 32 MiB or more kept for reuse: "
+            f"{cache['reused']} results reused memory, {cache['allocated']} took new memory")
+
+
 def print_machine(machine: dict[str, Any]) -> None:
     print("Machine")
     bw = machine["bandwidth"]
@@ -499,6 +519,7 @@ def print_machine(machine: dict[str, Any]) -> None:
         ("cores", f"{machine['cores']} usable (os.cpu_count {machine['os_cpu_count']})"),
         ("python / numpy", f"{machine['python']} / {machine['numpy']}"),
         ("softmaxkit", f"{machine['softmaxkit']} ({machine['softmaxkit_threads']} threads) from {machine['softmaxkit_path']}"),
+        ("result cache", _describe_result_cache(machine.get("result_cache"))),
         ("numba", f"{machine['numba']}, {machine['numba_num_threads']} threads, threading layer "
                   f"{machine['numba_threading_layer']} (config: {machine['numba_threading_layer_config']}), "
                   f"LLVM CPU {machine.get('llvm_cpu', '?')}"),
@@ -535,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to run (default: {','.join(PEERS)})")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="threads for softmaxkit and torch (default: the usable cores)")
+    parser.add_argument("--result-cache", type=int, metavar="BYTES",
+                        help="softmaxkit.set_result_cache(BYTES) before the cases (0: no reuse of freed results)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
 
@@ -550,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or usable_cores()
     if args.threads:
         sk.set_num_threads(args.threads)
+    if args.result_cache is not None:
+        sk.set_result_cache(args.result_cache)
     peers = Peers({p.strip() for p in args.peers.split(",") if p.strip()}, threads)
 
     machine = basic_machine_info()
@@ -570,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     machine["softmaxkit"] = getattr(sk, "__version__", "unknown")
     machine["softmaxkit_path"] = os.path.dirname(getattr(sk, "__file__", "") or "?")
     machine["softmaxkit_threads"] = sk.get_num_threads()
+    info = getattr(sk, "result_cache_info", None)
+    machine["result_cache"] = info()._asdict() if info else None
     machine["peers"] = {name: peers.versions.get(name, peers.unavailable.get(name, "?")) for name in PEERS}
     machine["bandwidth"] = copy_bandwidth(plan=plan)
     machine["cpu_contention"] = contention.measure()

@@ -29,6 +29,8 @@ _LAZY_ATTRIBUTES = {
     "log_softmax_backward": "._api",
     "set_num_threads": "._threads",
     "get_num_threads": "._threads",
+    "set_result_cache": "._results",
+    "result_cache_info": "._results",
 }
 _LAZY_SUBMODULES = ("foreach",)
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         softmax_backward,
         softmin,
     )
+    from ._results import result_cache_info, set_result_cache
     from ._threads import get_num_threads, set_num_threads
 
 

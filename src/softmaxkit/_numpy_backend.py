@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._results import cached_empty
+
 # Work per call below which a serial kernel is used.  The kernels are compute-bound (about 1 ns
 # per float32 element per thread on this AVX2 machine), so a parallel call (a few microseconds of
 # OpenMP overhead) pays off from a few tens of thousands of elements: 64x1000 takes 84 us serial,
@@ -852,6 +854,9 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any, apart_from: np.ndarray | N
         period, wanted = 64, 0
     else:
         period, wanted = PAGE_BYTES, (apart_from.__array_interface__["data"][0] & -64) + APART_BYTES
+    cached = cached_empty(shape, dtype, nbytes, period, wanted)  # from 32 MiB up (_results.py)
+    if cached is not None:
+        return cached
     raw = np.empty(nbytes + period - 1, np.uint8)
     start = (wanted - raw.__array_interface__["data"][0]) % period
     return raw[start : start + nbytes].view(dtype).reshape(shape)
