@@ -75,6 +75,20 @@ def test_a_freed_result_is_reused_with_the_same_bits(fn, dtype, axis):
     assert (info.held_blocks, info.reused, info.allocated) == (0, 1, 1)
 
 
+@pytest.mark.parametrize("fn", [sk.softmax_backward, sk.log_softmax_backward])
+def test_backward_results_are_reused_with_the_same_bits(fn):
+    y = _uncached(sk.softmax, _x(5))
+    grad = _x(6)
+    expected = _uncached(fn, grad, y)
+    first = fn(grad, y)
+    assert _is_cached(first)
+    np.testing.assert_array_equal(first, expected)
+    del first
+    second = fn(grad, y)
+    np.testing.assert_array_equal(second, expected)
+    assert sk.result_cache_info().reused == 1
+
+
 def test_a_live_result_is_never_reused():
     x = _x()
     results = [sk.softmax(x) for _ in range(3)]

@@ -1220,7 +1220,7 @@ def backward(
     n = math.prod(grad.shape[d] for d in axes)
     g2 = np.ascontiguousarray(_moved_to_end(grad, axes), dtype=kernel_dtype).reshape(-1, n)
     y2 = np.ascontiguousarray(_moved_to_end(y, axes), dtype=kernel_dtype).reshape(-1, n)
-    out2 = np.empty_like(g2)
+    out2 = result_empty(g2.shape, g2.dtype, g2.nbytes, g2)
     k = kernels()
     if not use_parallel(g2.size):
         (k.log_softmax_backward_serial if log else k.softmax_backward_serial)(g2, y2, out2)
