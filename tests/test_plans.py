@@ -80,44 +80,47 @@ def _plan(shape, axis, name="softmax", dtype=np.float32):
 
 def test_what_a_plan_holds():
     k = backend.kernels()
-    shape3, small_k, blocks = _plan((2, 3, 4, 16), 2)
+    shape3, small_k, blocks, by_threads = _plan((2, 3, 4, 16), 2)
     assert shape3 == (6, 4, 16)
-    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True) and blocks is None  # a tile kernel, serial
+    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True)  # a tile kernel, serial
+    assert blocks is None and by_threads is None
     assert _plan((16, 64), 0, "log_softmax")[1][0] is k.log_softmax_small_k
     # the block kernels, serial: blocks of at least COLUMN_MIN_BLOCK_ROW_BYTES a row
-    assert _plan((16, 1024), 0) == ((1, 16, 1024), None, (1024, 1))
-    assert _plan((100, 256), 0, "log_softmax") == ((1, 100, 256), None, (256, 1))
-    assert _plan((250, 128), 0, dtype=np.float64) == ((1, 250, 128), None, (128, 1))
-    assert _plan((7, 1), 0) == ((1, 7, 1), None, None)  # rows: _run_softmax hands them on
-    assert _plan((3000, 3), 0) == (None, None, None)  # narrow columns: the general path
-    # from the parallel size the choices depend on the thread count: made per call (the tiles
-    # count lanes: 2000x4x4 is 32000 elements and 128000 lanes)
-    assert _plan((64, 1024), 0, "log_softmax") == ((1, 64, 1024), None, None)
-    assert _plan((16, 4096), 0) == ((1, 16, 4096), None, None)
-    assert _plan((2000, 4, 4), 1) == ((2000, 4, 4), None, None)
+    assert _plan((16, 1024), 0) == ((1, 16, 1024), None, (1024, 1), None)
+    assert _plan((100, 256), 0, "log_softmax") == ((1, 100, 256), None, (256, 1), None)
+    assert _plan((250, 128), 0, dtype=np.float64) == ((1, 250, 128), None, (128, 1), None)
+    assert _plan((7, 1), 0) == ((1, 7, 1), None, None, None)  # rows: _run_softmax hands them on
+    assert _plan((3000, 3), 0) == (None, None, None, None)  # narrow columns: the general path
+    # from the parallel size the choices depend on the thread count: one per thread count, made
+    # by the first call with it (the tiles count lanes: 2000x4x4 is 32000 elements and 128000
+    # lanes)
+    threads = backend.num_threads()
+    for shape, axis in [((64, 1024), 0), ((16, 4096), 0), ((2000, 4, 4), 1)]:
+        shape3, small_k, blocks, by_threads = _plan(shape, axis, "log_softmax")
+        assert small_k is None and blocks is None and list(by_threads) == [threads]
     assert _plan((7, 4, 4), 1)[1] is not None
 
 
 @pytest.mark.parametrize("forced", ["QUADS", "SLABS"])
 def test_forced_quads_or_slabs_are_not_planned_as_blocks(monkeypatch, forced):
     monkeypatch.setattr(backend, "SMALL_K", 0)
-    assert _plan((16, 64), 0) == ((1, 16, 64), None, (64, 1))
+    assert _plan((16, 64), 0) == ((1, 16, 64), None, (64, 1), None)
     monkeypatch.setattr(backend, forced, True)  # (their tests force them on small layouts)
-    assert _plan((16, 64), 0) == ((1, 16, 64), None, None)
+    assert _plan((16, 64), 0)[:3] == ((1, 16, 64), None, None)
 
 
 def test_the_remembered_tile_plan_is_what_runs(rng):
     x = rng.standard_normal((2, 3, 4, 16)).astype(np.float32)
     backend._column_plans.clear()
     expected = sk.softmax(x, axis=2)
-    ((key, (shape3, (run, n_items, chunk, paired), blocks)),) = backend._column_plans.items()
+    ((key, (shape3, (run, n_items, chunk, paired), blocks, by_threads)),) = backend._column_plans.items()
     calls = []
 
     def spy(*args):
         calls.append(args[:2])
         run(*args)
 
-    backend._column_plans[key] = (shape3, (spy, n_items, chunk, paired), blocks)  # (a dict store: kept)
+    backend._column_plans[key] = (shape3, (spy, n_items, chunk, paired), blocks, by_threads)  # (a dict store: kept)
     np.testing.assert_array_equal(sk.softmax(x, axis=2), expected)
     assert calls == [(n_items, 1)]
 
@@ -137,9 +140,9 @@ def test_the_remembered_block_plan_is_what_runs(monkeypatch, rng, name):
     monkeypatch.setattr(backend.kernels(), f"{name}_columns", spy)
     expected = FUNCTIONS[name](x, axis=0)
     key = ((10, 1000), 0, 4, MODES[name], False)
-    assert backend._column_plans[key] == ((1, 10, 1000), None, (1000, 1))
+    assert backend._column_plans[key] == ((1, 10, 1000), None, (1000, 1), None)
     assert calls == [(1, 1, 1000, False), (1, 1, 1000, True)]
-    backend._column_plans[key] = ((1, 10, 1000), None, (256, 4))  # (a dict store: kept)
+    backend._column_plans[key] = ((1, 10, 1000), None, (256, 4), None)  # (a dict store: kept)
     np.testing.assert_array_equal(FUNCTIONS[name](x, axis=0), expected)  # narrower blocks: the same bits
     assert calls[2:] == [(4, 1, 256, False), (4, 1, 256, True)]
 
@@ -162,7 +165,7 @@ def test_setting_a_backend_limit_forgets_the_plans(monkeypatch, rng):
         m.setattr(backend.kernels(), "softmax_columns", spy)
         np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)
         assert calls == [1]
-        assert backend._column_plans[key] == ((1, 16, 64), None, (64, 1))
+        assert backend._column_plans[key] == ((1, 16, 64), None, (64, 1), None)
     assert not backend._column_plans  # undone: forgotten again
     np.testing.assert_array_equal(sk.softmax(x, axis=0), expected)
     assert calls == [1]
@@ -192,6 +195,69 @@ def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
     assert calls == [(2, 1)]
 
 
+# parallel sizes: small-K tiles (rows on cache lines, whose softmax items at 2 threads are split
+# by the output's address; rows off them), four tiles side by side (softmax's split by address
+# too), column blocks, slabs (2 threads)
+PARALLEL_LAYOUTS = [((256, 256), 0), ((16, 4096), 0), ((2000, 4, 4), 1), ((128, 512), 0), ((64, 4096), 0),
+                    ((8192, 64), 0), ((2, 64, 16, 16), 1), ((2048, 256), 0)]
+COLUMN_KERNELS = ("softmax_small_k", "log_softmax_small_k", "softmax_quad_k", "log_softmax_quad_k",
+                  "softmax_columns", "log_softmax_columns", "slab_max", "softmax_slab_exps",
+                  "log_softmax_slab_sums")
+
+
+def _choices(calls):
+    """What a kernel call was asked to do: its arguments other than arrays."""
+    return [tuple(a for a in args if not isinstance(a, np.ndarray)) for args in calls]
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("layout", PARALLEL_LAYOUTS, ids=str)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_a_parallel_size_plan_runs_what_choosing_again_runs(monkeypatch, kernel_calls, rng, name, layout,
+                                                            threads, mode):
+    shape, axis = layout
+    x = rng.standard_normal(shape).astype(np.float32)
+    monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    calls = kernel_calls(*COLUMN_KERNELS)
+    expected = _unplanned(x, axis, name, mode, 1.0)
+    chosen = _choices(calls)
+    backend._column_plans.clear()
+    for _ in range(2):  # the first call makes the plan's choice for the thread count, the second uses it
+        calls.clear()
+        np.testing.assert_array_equal(called_in_mode(FUNCTIONS[name], x, mode, axis=axis), expected)
+        assert _choices(calls) == chosen
+    ((key, (shape3, small_k, blocks, by_threads)),) = backend._column_plans.items()
+    if mode == "in place" and shape == (2000, 4, 4):  # narrow columns in place: moved to the end
+        assert (shape3, by_threads, chosen) == (None, None, [])
+        return
+    assert chosen  # a column kernel ran
+    assert small_k is None and blocks is None and list(by_threads) == [threads]
+    # chosen on every call (False): the slabs, and softmax's tiles split by the output's address
+    per_call = threads == 2 and (shape == (2048, 256) or name == "softmax" and shape in [(256, 256), (128, 512)])
+    assert (by_threads[threads] is False) == per_call
+
+
+@pytest.mark.parametrize("layout", [((64, 4096), 0), ((128, 512), 0), ((8192, 64), 0)], ids=str)
+def test_a_parallel_size_plan_chooses_for_each_thread_count(monkeypatch, kernel_calls, rng, layout):
+    shape, axis = layout
+    x = rng.standard_normal(shape).astype(np.float32)
+    threads = [1]
+    monkeypatch.setattr(backend, "num_threads", lambda: threads[0])  # (changing threads[0] keeps the plans)
+    calls = kernel_calls(*COLUMN_KERNELS)
+    backend._column_plans.clear()
+    for threads[0] in (1, 2, 1, 2):
+        calls.clear()
+        expected = _unplanned(x, axis, "log_softmax", "fresh", 1.0)
+        chosen = _choices(calls)
+        calls.clear()
+        np.testing.assert_array_equal(sk.log_softmax(x, axis=axis), expected)
+        assert _choices(calls) == chosen
+    ((key, plan),) = backend._column_plans.items()
+    assert sorted(plan[3]) == [1, 2]
+    assert plan[3][1] != plan[3][2]  # these layouts split their work for two threads
+
+
 def test_plans_are_bounded(monkeypatch):
     monkeypatch.setattr(backend, "PLANS_MAX", 5)
     for n in range(2, 20):
@@ -208,7 +274,7 @@ def test_in_place_has_plans_of_its_own(rng):
     np.testing.assert_array_equal(sk.softmax(x, axis=0, out=x), expected)
     plans = backend._column_plans
     assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False)][0] == (1, 400, 12)
-    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None)
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None, None)
 
 
 

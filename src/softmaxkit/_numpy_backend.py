@@ -443,7 +443,7 @@ def softmax_other_axis(
     plan = _column_plans.get((shape, axis, x.itemsize, mode, out is x))
     if plan is None:
         plan = _column_plan(x, axis, mode, out is x)
-    shape3, small_k, blocks = plan
+    shape3, small_k, blocks, by_threads = plan
     dtype = x.dtype
     if shape3 is None:
         return softmax_family(
@@ -466,6 +466,20 @@ def softmax_other_axis(
         block, n_blocks = blocks
         _run_column_blocks(kernels(), x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode == MODE_LOG_SOFTMAX,
                            block, n_blocks, 1)
+    elif by_threads is not None:  # a parallel size: the choice for this thread count
+        threads = num_threads()
+        choice = by_threads.get(threads)
+        if choice is None:
+            choice = by_threads[threads] = _column_choice(x.reshape(shape3), mode)
+        if choice:
+            run, first, second, third = choice
+            if run is None:
+                _run_column_blocks(kernels(), x.reshape(shape3), out3, None, sign, t_hi, t_lo,
+                                   mode == MODE_LOG_SOFTMAX, first, second, third)
+            else:
+                run(first, second, x.reshape(shape3), out3, sign, t_hi, t_lo, *third)
+        else:
+            _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
     else:
         _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
     return result
@@ -492,22 +506,23 @@ def _forget_plans() -> None:
 
 def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple:
     """``softmax_other_axis``'s choices for ``x``'s layout, remembered in ``_column_plans``:
-    ``(shape3, small_k, blocks)``.  ``shape3``: the column layout ``(outer, K, inner)``, or None
-    where the general path moves the axis to the end.  For a layout that ``_run_softmax`` would
-    run serially whatever the thread count, what it would run: ``small_k``, ``(run, n_items,
-    chunk, paired)`` for a small-K tile kernel, or ``blocks``, ``(block, n_blocks)`` for the block
-    kernels; else both None, and each call goes to ``_run_softmax``, which chooses again (its
-    choices for parallel calls depend on the calling thread's thread count, and for softmax on
-    where the output lies)."""
+    ``(shape3, small_k, blocks, by_threads)``.  ``shape3``: the column layout ``(outer, K,
+    inner)``, or None where the general path moves the axis to the end.  For a layout that
+    ``_run_softmax`` would run serially whatever the thread count, what it would run:
+    ``small_k``, ``(run, n_items, chunk, paired)`` for a small-K tile kernel, or ``blocks``,
+    ``(block, n_blocks)`` for the block kernels.  For a layout of the parallel size, whose
+    choices depend on the calling thread's thread count, ``by_threads``: a dict from a thread
+    count to ``_column_choice``'s choice, filled as calls come.  Rows (``inner == 1``) have all
+    three None and go to ``_run_softmax``."""
     if len(_column_plans) >= PLANS_MAX:
         _column_plans.clear()
     shape = x.shape
     n_k = shape[axis]
     inner = math.prod(shape[axis + 1 :])
-    plan: tuple = (None, None, None)
+    plan: tuple = (None, None, None, None)
     if _columns_as_they_lie(n_k, inner, x.size, False, over_input):
         x3 = x.reshape(x.size // (n_k * inner), n_k, inner)
-        small_k = blocks = None
+        small_k = blocks = by_threads = None
         log = mode == MODE_LOG_SOFTMAX
         k = kernels()
         # (below PARALLEL_MIN_ELEMENTS use_parallel is False whatever the thread count, unless a
@@ -521,9 +536,41 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
             elif (lanes := _small_k_lanes(x3)) < PARALLEL_MIN_ELEMENTS and not use_parallel(lanes):
                 n_items, _, chunk, paired = _small_k_work(k, x3)
                 small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
-        plan = (x3.shape, small_k, blocks)
+        if inner > 1 and small_k is None and blocks is None:
+            by_threads = {}
+        plan = (x3.shape, small_k, blocks, by_threads)
     _column_plans[(shape, axis, x.itemsize, mode, over_input)] = plan
     return plan
+
+
+def _column_choice(x3: np.ndarray, mode: int) -> tuple | bool:
+    """What ``_run_softmax`` runs over the unmasked column layout ``x3`` (``inner > 1``) at the
+    calling thread's thread count, for ``softmax_other_axis``'s plans: ``(run, n_items, workers,
+    extra)`` for a tile kernel, called ``run(n_items, workers, x3, out3, sign, t_hi, t_lo,
+    *extra)``; ``(None, block, n_blocks, workers)`` for the block kernels; or False where
+    ``_run_softmax`` must choose on each call: the slabs (which choose their own split), and
+    softmax's tiles where their work items depend on where the output lies (``_small_k_work``).
+    Choosing took 4-5 us of a 20 us call (log_softmax 128x512 ``axis=0``, 2 threads)."""
+    k = kernels()
+    log = mode == MODE_LOG_SOFTMAX
+    # softmax's tiles narrowed for threads take their unit from the output's address, unless
+    # its rows (inner elements apart, as x3's) are not on cache lines anyway: x3 then stands in
+    # for the output in _small_k_work
+    by_address = not log and (x3.shape[2] * x3.itemsize) % 64 == 0 and _narrows_small_k_items(k, x3)
+    if _takes_small_k_tiles(k, x3, log):
+        if by_address:
+            return False
+        n_items, workers, chunk, paired = _small_k_work(k, x3, None if log else x3)
+        return (k.log_softmax_small_k if log else k.softmax_small_k, n_items, workers, (chunk, paired))
+    block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
+    if _takes_quad_tiles(k, x3, n_blocks, workers):
+        if by_address:
+            return False
+        n_items, workers, chunk, _ = _small_k_work(k, x3, None if log else x3)
+        return (k.log_softmax_quad_k if log else k.softmax_quad_k, n_items, workers, (chunk,))
+    if _takes_slabs(x3, block, n_blocks, log):
+        return False
+    return (None, block, n_blocks, workers)
 
 
 def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
@@ -707,13 +754,23 @@ def _small_k_work(k, x3, softmax_into=None):
     paired = True if n_k <= k.SMALL_K_PAIRED_ROWS else None
     if not use_parallel(_small_k_lanes(x3)):  # (a serial call's checks end here)
         return _column_blocks(x3, chunk), 1, chunk, paired
-    if _column_blocks(x3, chunk) < num_threads() and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS and use_parallel(x3.size):
+    if _narrows_small_k_items(k, x3):
         unit = 64
         if softmax_into is not None and (softmax_into.ctypes.data % 64 or softmax_into.strides[1] % 64):
             unit = SMALL_K_SOFTMAX_ITEM_BYTES
         chunk = min(chunk, _width_for_threads(outer, inner, unit // x3.itemsize))
     n_items = _column_blocks(x3, chunk)
     return n_items, _workers(n_items), chunk, paired
+
+
+def _narrows_small_k_items(k, x3) -> bool:
+    """Whether ``_small_k_work`` narrows the tiles' work items below SMALL_K_CHUNK columns for the
+    calling thread's thread count (and for softmax then looks at where the output lies)."""
+    return (
+        _column_blocks(x3, k.SMALL_K_CHUNK) < num_threads()
+        and x3.size >= SMALL_K_SPLIT_MIN_ELEMENTS
+        and use_parallel(x3.size)
+    )
 
 
 def _small_k_lanes(x3: np.ndarray) -> int:
