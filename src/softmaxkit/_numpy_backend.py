@@ -903,7 +903,8 @@ APART_BYTES = 2048
 
 def aligned_empty(shape: tuple[int, ...], dtype: Any, apart_from: np.ndarray | None = None) -> np.ndarray:
     """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line); with
-    ``apart_from`` (an array), APART_BYTES past its first cache line modulo PAGE_BYTES."""
+    ``apart_from`` (an array), APART_BYTES past its first cache line modulo PAGE_BYTES.  From
+    ``_results.MIN_BYTES`` (32 MiB) up, in memory a freed result left (``_results.cached_empty``)."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     # the start wanted, modulo ``period``: a line boundary, or APART_BYTES past the input's line
