@@ -232,10 +232,18 @@ def test_a_parallel_size_plan_runs_what_choosing_again_runs(monkeypatch, kernel_
         assert (shape3, by_threads, chosen) == (None, None, [])
         return
     assert chosen  # a column kernel ran
-    assert small_k is None and blocks is None and list(by_threads) == [threads]
-    # chosen on every call (False): the slabs, and softmax's tiles split by the output's address
-    per_call = threads == 2 and (shape == (2048, 256) or name == "softmax" and shape in [(256, 256), (128, 512)])
-    assert (by_threads[threads] is False) == per_call
+    assert small_k is None and blocks is None
+    # the slabs choose on every call (False); softmax's tiles split by the output's address
+    # choose once for each thread count and alignment of the output
+    slabs = threads == 2 and shape == (2048, 256)
+    by_address = threads == 2 and name == "softmax" and shape in [(256, 256), (128, 512)]
+    assert (by_threads[threads] is False) == slabs
+    assert (by_threads[threads] is backend.BY_ADDRESS) == by_address
+    others = [key for key in by_threads if key != threads]
+    if by_address:  # one or two alignments, as the outputs came
+        assert 1 <= len(others) <= 2 and all(key[0] == threads and key[1] in (True, False) for key in others)
+    else:
+        assert others == []
 
 
 @pytest.mark.parametrize("layout", [((64, 4096), 0), ((128, 512), 0), ((8192, 64), 0)], ids=str)
@@ -256,6 +264,35 @@ def test_a_parallel_size_plan_chooses_for_each_thread_count(monkeypatch, kernel_
     ((key, plan),) = backend._column_plans.items()
     assert sorted(plan[3]) == [1, 2]
     assert plan[3][1] != plan[3][2]  # these layouts split their work for two threads
+
+
+@pytest.mark.parametrize("shape", [(400, 96), (1000, 64)])
+def test_softmax_tiles_split_by_address_choose_for_each_alignment(monkeypatch, kernel_calls, rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    monkeypatch.setattr(backend, "num_threads", lambda: 2)
+    calls = kernel_calls(*COLUMN_KERNELS)
+    raw = np.empty(x.nbytes + 128, np.uint8)
+    line = (-raw.__array_interface__["data"][0]) % 64
+
+    def out_at(offset):  # an output starting ``offset`` bytes past a cache line
+        return raw[line + offset : line + offset + x.nbytes].view(np.float32).reshape(shape)
+
+    backend._column_plans.clear()
+    for offset in (0, 16, 0, 16):
+        out = out_at(offset)
+        calls.clear()
+        expected = backend.softmax_family(  # the general path, into the same output
+            x, (0,), mode=backend.MODE_SOFTMAX, negate=False, temperature=1.0, where=None,
+            kernel_dtype=x.dtype, result_dtype=x.dtype, out=out,
+        ).copy()
+        chosen = _choices(calls)
+        calls.clear()
+        np.testing.assert_array_equal(sk.softmax(x, axis=0, out=out), expected)
+        assert _choices(calls) == chosen
+    ((key, plan),) = backend._column_plans.items()
+    by_threads = plan[3]
+    assert by_threads[2] is backend.BY_ADDRESS
+    assert by_threads[(2, True)] != by_threads[(2, False)]  # items of 64 bytes a row against 256
 
 
 def test_plans_are_bounded(monkeypatch):

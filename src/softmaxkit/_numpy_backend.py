@@ -471,6 +471,12 @@ def softmax_other_axis(
         choice = by_threads.get(threads)
         if choice is None:
             choice = by_threads[threads] = _column_choice(x.reshape(shape3), mode)
+        if choice is BY_ADDRESS:  # softmax's narrowed tiles: also by whether the output starts on a line
+            into3 = x.reshape(shape3) if out3 is None else out3
+            key = (threads, into3.__array_interface__["data"][0] % 64 == 0)
+            choice = by_threads.get(key)
+            if choice is None:
+                choice = by_threads[key] = _column_choice(x.reshape(shape3), mode, into3)
         if choice:
             run, first, second, third = choice
             if run is None:
@@ -543,30 +549,38 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
     return plan
 
 
-def _column_choice(x3: np.ndarray, mode: int) -> tuple | bool:
+BY_ADDRESS = "by address"  # _column_choice's answer where the output's alignment decides
+
+
+def _column_choice(x3: np.ndarray, mode: int, into3: np.ndarray | None = None) -> tuple | bool | str:
     """What ``_run_softmax`` runs over the unmasked column layout ``x3`` (``inner > 1``) at the
     calling thread's thread count, for ``softmax_other_axis``'s plans: ``(run, n_items, workers,
     extra)`` for a tile kernel, called ``run(n_items, workers, x3, out3, sign, t_hi, t_lo,
-    *extra)``; ``(None, block, n_blocks, workers)`` for the block kernels; or False where
-    ``_run_softmax`` must choose on each call: the slabs (which choose their own split), and
-    softmax's tiles where their work items depend on where the output lies (``_small_k_work``).
-    Choosing took 4-5 us of a 20 us call (log_softmax 128x512 ``axis=0``, 2 threads)."""
+    *extra)``; ``(None, block, n_blocks, workers)`` for the block kernels; False for the slabs,
+    which choose their own split on each call (in ``_run_softmax``); BY_ADDRESS for softmax's
+    tiles narrowed for threads over rows on cache lines, whose items depend on whether the
+    output starts on a line (``_small_k_work``), unless ``into3``, where softmax writes (the
+    output's column layout, or ``x3`` in place), is given.  Choosing took 4-5 us of a 20 us
+    call (log_softmax 128x512 ``axis=0``, 2 threads)."""
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    # softmax's tiles narrowed for threads take their unit from the output's address, unless
-    # its rows (inner elements apart, as x3's) are not on cache lines anyway: x3 then stands in
-    # for the output in _small_k_work
-    by_address = not log and (x3.shape[2] * x3.itemsize) % 64 == 0 and _narrows_small_k_items(k, x3)
+    # Rows off cache lines (inner elements apart, as x3's) fix the unit whatever the address:
+    # x3 then stands in for the output in _small_k_work.
+    if not log and into3 is None:
+        if (x3.shape[2] * x3.itemsize) % 64 == 0 and _narrows_small_k_items(k, x3):
+            into3 = BY_ADDRESS
+        else:
+            into3 = x3
     if _takes_small_k_tiles(k, x3, log):
-        if by_address:
-            return False
-        n_items, workers, chunk, paired = _small_k_work(k, x3, None if log else x3)
+        if into3 is BY_ADDRESS:
+            return BY_ADDRESS
+        n_items, workers, chunk, paired = _small_k_work(k, x3, into3)
         return (k.log_softmax_small_k if log else k.softmax_small_k, n_items, workers, (chunk, paired))
     block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
     if _takes_quad_tiles(k, x3, n_blocks, workers):
-        if by_address:
-            return False
-        n_items, workers, chunk, _ = _small_k_work(k, x3, None if log else x3)
+        if into3 is BY_ADDRESS:
+            return BY_ADDRESS
+        n_items, workers, chunk, _ = _small_k_work(k, x3, into3)
         return (k.log_softmax_quad_k if log else k.softmax_quad_k, n_items, workers, (chunk,))
     if _takes_slabs(x3, block, n_blocks, log):
         return False
