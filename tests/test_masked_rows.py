@@ -162,3 +162,39 @@ def test_masked_entries_at_the_max_are_not_counted(rng, n, dtype):
     lse = sk.logsumexp(x, axis=-1, where=mask)
     assert_matches(lse, np.log1p((mask[:, 1:] * np.exp(x[:, 1:].astype(np.float64))).sum(axis=1)), log=True)
     assert (lse < 1e-9).all()  # not log 2 or more: the masked ties count for nothing
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(12, 10), (64, 10), (256, 32), (64, 100), (1000, 3)], ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_masked_short_rows_filled_with_minus_inf_keep_the_masked_semantics(
+    kernel_calls, rng, name, dtype, shape, mode, temperature
+):
+    """From MASKED_FILL_MIN_ROWS rows (log_softmax MASKED_LOG_FILL_MIN_ROWS), masked short rows
+    take the unmasked kernels over a copy whose masked entries are -inf (``fill_masked_rows``);
+    rows with an unmasked NaN are written again, so that their masked entries stay 0 (-inf).
+    Against the float64 reference, every special row included, in every output form."""
+    log = name == "log_softmax"
+    general = kernel_calls("log_softmax_rows_serial" if log else "softmax_rows_serial")
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.7
+    n = shape[1]
+    x[0, 0], mask[0, 0] = np.nan, True  # an unmasked NaN (the row's max skips it)
+    x[0, 1 % n], mask[0, 1 % n] = 1.0, False  # ... beside a masked entry
+    x[1, :], mask[1, :] = np.nan, True  # a NaN max
+    mask[1, 0] = False
+    x[2, 0], mask[2, 0] = np.nan, False  # a masked NaN: nothing
+    x[3, 0], mask[3, 0] = np.inf, False  # a masked +inf: nothing
+    x[4, 0], mask[4, 0] = np.inf, True  # unmasked +inf entries share the probability
+    x[4, -1], mask[4, -1] = np.inf, True
+    mask[5, :] = False  # nothing unmasked
+    x[6, :] = -np.inf  # every entry -inf
+    x[7, :] = 1e30  # masked or not, one value
+    fill_rows = backend.MASKED_LOG_FILL_MIN_ROWS if log else backend.MASKED_FILL_MIN_ROWS
+    with np.errstate(invalid="ignore"):
+        result = called_in_mode(FUNCTIONS[name], x, mode, where=mask, temperature=temperature)
+        expected = softmax_ref(x, where=mask, temperature=temperature, log=log, negate=name == "softmin")
+    assert_matches(result, expected, log=log)
+    assert [len(args[0]) for args in general] == ([] if shape[0] >= fill_rows else [shape[0]])

@@ -234,7 +234,15 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
         ("log_softmax", (1000, 3), np.float64, None, "packed_log_softmax_rows_serial"),
         ("logsumexp", (200, 24), np.float64, None, "packed_logsumexp_rows_serial"),
         ("logsumexp", (200, 25), np.float64, None, "logsumexp_short_rows_serial"),  # float64: up to 24
-        ("softmax", (1000, 3), np.float32, "mask", "softmax_rows_serial"),  # masked too
+        # masked: short rows from MASKED_FILL_MIN_ROWS (log_softmax MASKED_LOG_FILL_MIN_ROWS) take
+        # the unmasked kernels over their masked entries filled with -inf; fewer, the general ones
+        ("softmax", (1000, 3), np.float32, "mask", "packed_softmax_rows_serial"),
+        ("softmax", (64, 100), np.float32, "mask", "softmax_short_rows_serial"),
+        ("softmax", (63, 10), np.float32, "mask", "softmax_rows_serial"),
+        ("log_softmax", (256, 32), np.float32, "mask", "packed_log_softmax_rows_serial"),
+        ("log_softmax", (10, 10), np.float32, "mask", "log_softmax_paired_rows_serial"),
+        ("log_softmax", (9, 10), np.float32, "mask", "log_softmax_rows_serial"),
+        ("log_softmax", (12, 2000), np.float32, "mask", "log_softmax_rows_serial"),  # long rows
     ],
 )
 def test_which_rows_take_the_packed_kernels(kernel_calls, rng, name, shape, dtype, where, kernel):
