@@ -233,12 +233,13 @@ def test_a_parallel_size_plan_runs_what_choosing_again_runs(monkeypatch, kernel_
         return
     assert chosen  # a column kernel ran
     assert small_k is None and blocks is None
-    # the slabs choose on every call (False); softmax's tiles split by the output's address
-    # choose once for each thread count and alignment of the output
+    # the slabs (which split their work on each call) are chosen as BY_SLABS; softmax's tiles split
+    # by the output's address choose once for each thread count and alignment of the output
     slabs = threads == 2 and shape == (2048, 256)
     by_address = threads == 2 and name == "softmax" and shape in [(256, 256), (128, 512)]
-    assert (by_threads[threads] is False) == slabs
-    assert (by_threads[threads] is backend.BY_ADDRESS) == by_address
+    choice = by_threads[threads]
+    assert (isinstance(choice, tuple) and choice[0] is backend.BY_SLABS) == slabs
+    assert (choice is backend.BY_ADDRESS) == by_address
     others = [key for key in by_threads if key != threads]
     if by_address:  # one or two alignments, as the outputs came
         assert 1 <= len(others) <= 2 and all(key[0] == threads and key[1] in (True, False) for key in others)

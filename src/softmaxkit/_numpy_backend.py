@@ -417,7 +417,7 @@ def softmax_last_axis(
         x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
-    if where is not None:  # masked rows: the general row kernels, chosen per call
+    if where is not None:  # masked rows: _run_rows chooses their kernels per call
         _run_rows(x2, out2, where.reshape(x2.shape), sign, t_hi, t_lo, mode)
         return result
     key = (x.shape, x.itemsize, mode)
@@ -485,15 +485,7 @@ def softmax_other_axis(
             choice = by_threads.get(key)
             if choice is None:
                 choice = by_threads[key] = _column_choice(x.reshape(shape3), mode, into3)
-        if choice:
-            run, first, second, third = choice
-            if run is None:
-                _run_column_blocks(kernels(), x.reshape(shape3), out3, None, sign, t_hi, t_lo,
-                                   mode == MODE_LOG_SOFTMAX, first, second, third)
-            else:
-                run(first, second, x.reshape(shape3), out3, sign, t_hi, t_lo, *third)
-        else:
-            _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
+        _run_column_choice(choice, x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode == MODE_LOG_SOFTMAX)
     else:
         _run_softmax(x.reshape(shape3), out3, None, sign, t_hi, t_lo, mode)
     return result
@@ -558,41 +550,57 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
 
 
 BY_ADDRESS = "by address"  # _column_choice's answer where the output's alignment decides
+BY_SLABS = "by slabs"  # a column choice's first entry where the slabs take the layout (else the blocks)
 
 
-def _column_choice(x3: np.ndarray, mode: int, into3: np.ndarray | None = None) -> tuple | bool | str:
-    """What ``_run_softmax`` runs over the unmasked column layout ``x3`` (``inner > 1``) at the
-    calling thread's thread count, for ``softmax_other_axis``'s plans: ``(run, n_items, workers,
-    extra)`` for a tile kernel, called ``run(n_items, workers, x3, out3, sign, t_hi, t_lo,
-    *extra)``; ``(None, block, n_blocks, workers)`` for the block kernels; False for the slabs,
-    which choose their own split on each call (in ``_run_softmax``); BY_ADDRESS for softmax's
-    tiles narrowed for threads over rows on cache lines, whose items depend on whether the
-    output starts on a line (``_small_k_work``), unless ``into3``, where softmax writes (the
-    output's column layout, or ``x3`` in place), is given.  Choosing took 4-5 us of a 20 us
-    call (log_softmax 128x512 ``axis=0``, 2 threads)."""
+def _column_choice(x3: np.ndarray, mode: int, into3: np.ndarray | None = None, tiles: bool = True) -> tuple | str:
+    """What softmax (``mode``) runs over the column layout ``x3`` (``inner > 1``) at the calling
+    thread's thread count (``_run_column_choice`` runs it): ``(run, n_items, workers, extra)``
+    for a tile kernel, called ``run(n_items, workers, x3, out3, sign, t_hi, t_lo, *extra)``;
+    ``(None, block, n_blocks, workers)`` for the block kernels; ``(BY_SLABS, block, n_blocks,
+    workers)`` for the slabs (which split their work themselves, and may hand the layout back to
+    those blocks); or BY_ADDRESS for softmax's tiles narrowed for threads over rows on cache
+    lines, whose items depend on whether the output starts on a line (``_small_k_work``), unless
+    ``into3``, where softmax writes (the output's column layout, or ``x3`` in place), is given.
+    ``tiles`` False: neither tile kernel (they take no mask).  ``softmax_other_axis`` remembers
+    the choice in its plans: choosing took 4-5 us of a 20 us call (log_softmax 128x512
+    ``axis=0``, 2 threads)."""
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
     # Rows off cache lines (inner elements apart, as x3's) fix the unit whatever the address:
-    # x3 then stands in for the output in _small_k_work.
-    if not log and into3 is None:
+    # x3 then stands in for the output in _small_k_work.  (log_softmax's items never look.)
+    if log:
+        into3 = None
+    elif into3 is None:
         if (x3.shape[2] * x3.itemsize) % 64 == 0 and _narrows_small_k_items(k, x3):
             into3 = BY_ADDRESS
         else:
             into3 = x3
-    if _takes_small_k_tiles(k, x3, log):
+    if tiles and _takes_small_k_tiles(k, x3, log):
         if into3 is BY_ADDRESS:
             return BY_ADDRESS
         n_items, workers, chunk, paired = _small_k_work(k, x3, into3)
         return (k.log_softmax_small_k if log else k.softmax_small_k, n_items, workers, (chunk, paired))
     block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
-    if _takes_quad_tiles(k, x3, n_blocks, workers):
+    if tiles and _takes_quad_tiles(k, x3, n_blocks, workers):
         if into3 is BY_ADDRESS:
             return BY_ADDRESS
         n_items, workers, chunk, _ = _small_k_work(k, x3, into3)
         return (k.log_softmax_quad_k if log else k.softmax_quad_k, n_items, workers, (chunk,))
-    if _takes_slabs(x3, block, n_blocks, log):
-        return False
-    return (None, block, n_blocks, workers)
+    return (BY_SLABS if _takes_slabs(x3, block, n_blocks, log) else None, block, n_blocks, workers)
+
+
+def _run_column_choice(choice: tuple, x3, out3, mask3, sign, t_hi, t_lo, log: bool) -> None:
+    """Run ``_column_choice``'s ``choice`` over the column layout ``x3`` (``mask3``: None for
+    the tile kernels)."""
+    run, first, second, third = choice
+    if run is None or run is BY_SLABS:
+        k = kernels()
+        by_slabs = _log_softmax_by_slabs if log else _softmax_by_slabs
+        if run is None or not by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
+            _run_column_blocks(k, x3, out3, mask3, sign, t_hi, t_lo, log, first, second, third)
+    else:
+        run(first, second, x3, out3, sign, t_hi, t_lo, *third)
 
 
 def _short_rows(k, x2, mask2, softmax: bool = False) -> bool:
@@ -669,7 +677,8 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         # written again (``fill_masked_rows``).
         y2 = x2 if out2 is None else out2
         if x2.flags.c_contiguous and mask2.flags.c_contiguous and y2.flags.c_contiguous:
-            nan = k.fill_masked_rows(x2.reshape(1, -1), mask2.reshape(1, -1), sign, _flat_row(out2))
+            flat_out = None if out2 is None else out2.reshape(1, -1)
+            nan = k.fill_masked_rows(x2.reshape(1, -1), mask2.reshape(1, -1), sign, flat_out)
         else:
             nan = k.fill_masked_rows(x2, mask2, sign, out2)
         _run_rows(y2, None, None, None, t_hi, t_lo, mode)
@@ -685,11 +694,6 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
     else:
         _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
-
-
-def _flat_row(a: np.ndarray | None) -> np.ndarray | None:
-    """The C-contiguous ``a`` as one row, or None."""
-    return None if a is None else a.reshape(1, -1)
 
 
 def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
@@ -849,24 +853,8 @@ def _run_softmax(x3, out3, mask3, sign, t_hi, t_lo, mode) -> None:
             sign, t_hi, t_lo, mode,
         )
         return
-    k = kernels()
-    log = mode == MODE_LOG_SOFTMAX
-    if mask3 is None and _takes_small_k_tiles(k, x3, log):
-        n_items, workers, chunk, paired = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
-        run = k.log_softmax_small_k if log else k.softmax_small_k
-        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk, paired)
-        return
-    block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
-    if mask3 is None and _takes_quad_tiles(k, x3, n_blocks, workers):
-        n_items, workers, chunk, _ = _small_k_work(k, x3, None if log else (x3 if out3 is None else out3))
-        run = k.log_softmax_quad_k if log else k.softmax_quad_k
-        run(n_items, workers, x3, out3, sign, t_hi, t_lo, chunk)
-        return
-    if _takes_slabs(x3, block, n_blocks, log):
-        by_slabs = _log_softmax_by_slabs if log else _softmax_by_slabs
-        if by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo):
-            return
-    _run_column_blocks(k, x3, out3, mask3, sign, t_hi, t_lo, log, block, n_blocks, workers)
+    choice = _column_choice(x3, mode, x3 if out3 is None else out3, tiles=mask3 is None)
+    _run_column_choice(choice, x3, out3, mask3, sign, t_hi, t_lo, mode == MODE_LOG_SOFTMAX)
 
 
 def _column_block_bytes(log: bool) -> int:
