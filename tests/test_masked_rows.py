@@ -14,7 +14,7 @@ import pytest
 from numba import njit
 
 import softmaxkit as sk
-from naive import assert_matches, softmax_ref
+from naive import assert_matches, logsumexp_ref, softmax_ref, ulp_error
 from softmaxkit._kernels.softmax import _masked_max_ignoring_nan
 
 
@@ -198,3 +198,74 @@ def test_masked_short_rows_filled_with_minus_inf_keep_the_masked_semantics(
         expected = softmax_ref(x, where=mask, temperature=temperature, log=log, negate=name == "softmin")
     assert_matches(result, expected, log=log)
     assert [len(args[0]) for args in general] == ([] if shape[0] >= fill_rows else [shape[0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, route",
+    [
+        ((7, 10), "general"),  # below MASKED_LOGSUMEXP_FILL_MIN_ROWS
+        ((8, 10), "short"),  # too few rows to pack
+        ((64, 3), "packed"),
+        ((256, 32), "packed"),
+        ((64, 100), "short"),
+        ((40, 320), "short"),
+        ((40, 321), "general float32"),  # past MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW
+        ((20000, 7), "packed"),  # two threads, when there are two
+        ((3000, 100), "short"),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_masked_short_logsumexp_rows_filled_with_minus_inf(kernel_calls, rng, dtype, shape, route, threads):
+    """From MASKED_LOGSUMEXP_FILL_MIN_ROWS rows, masked short rows (float32 up to
+    MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW) are copied a chunk at a time with -inf where masked
+    and taken by the unmasked short or packed kernels (``masked_logsumexp_by_filling``): bit for
+    bit what those kernels give for ``np.where(mask, x, -inf)``, the masked semantics on every
+    special row, and within 4 ulp (of 1 near 0) of the float64 reference."""
+    from softmaxkit._threads import max_threads
+
+    before = sk.get_num_threads()
+    sk.set_num_threads(min(threads, max_threads()))
+    try:
+        _check_masked_short_logsumexp_rows(kernel_calls, rng, dtype, shape, route)
+    finally:
+        sk.set_num_threads(before)
+
+
+def _check_masked_short_logsumexp_rows(kernel_calls, rng, dtype, shape, route):
+    if dtype == np.float64 and (route == "general float32" or route == "packed" and shape[1] > 24):
+        route = "short"  # float64 rows are packed up to 24
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.7
+    x[0, 0], mask[0, 0] = np.nan, True  # an unmasked NaN: the row is NaN
+    x[1, :], mask[1, :] = np.nan, True  # NaN but one masked entry
+    mask[1, 0] = False
+    x[2, 0], mask[2, 0] = np.nan, False  # a masked NaN: nothing
+    x[3, 0], mask[3, 0] = np.inf, False  # a masked +inf: nothing
+    x[4, 0], mask[4, 0] = np.inf, True  # an unmasked +inf: +inf
+    mask[5, :] = False  # nothing unmasked: -inf
+    x[-1, :], mask[-1, :] = 1e30, True  # one value (and the last row of a range), but in (7, 10)
+    x[6, :] = -np.inf
+    names = {
+        "general": "logsumexp_rows", "general float32": "logsumexp_rows", "short": "masked_logsumexp_short_rows",
+        "packed": "masked_packed_logsumexp_rows",
+    }
+    calls = {name + tail: kernel_calls(name + tail) for name in set(names.values()) for tail in ("", "_serial")}
+    with np.errstate(invalid="ignore"):
+        got = sk.logsumexp(x, axis=-1, where=mask)
+        out = np.full(shape[0], 7.0, dtype)
+        assert sk.logsumexp(x, axis=-1, where=mask, out=out) is out
+        unmasked = sk.logsumexp(np.where(mask, x, -np.inf), axis=-1)
+        expected = logsumexp_ref(x, -1, where=mask, compute=np.float64)
+    np.testing.assert_array_equal(out, got)
+    if route != "general" and route != "general float32":
+        np.testing.assert_array_equal(got, unmasked)
+    assert np.isnan(got[0]) and np.isnan(got[1]) and got[4] == np.inf and got[5] == -np.inf and got[6] == -np.inf
+    finite = np.isfinite(expected)
+    assert (np.isfinite(got) == finite).all()
+    err = ulp_error(got[finite], expected[finite], floor=1)
+    assert err.max() <= 4, err.max()
+    work = backend._packed_work(x) if route == "packed" else x.size
+    expected_kernel = names[route] + ("" if backend.use_parallel(work) else "_serial")
+    assert {name: len(c) for name, c in calls.items() if c} == {expected_kernel: 2}  # got and out

@@ -48,7 +48,10 @@ from ._vector import (
     all_lanes, filled, group_rows, lane, lanes_like, load_rows, narrowed, row_counts, row_max, row_sums, select,
     spread, store_rows, widened,
 )
-from .softmax import _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, part_of, row_additions, slice_max, slice_special, uncounted_total_suffices
+from .softmax import (
+    _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, masked_logsumexp_by_filling, part_of, row_additions, slice_max, slice_special,
+    uncounted_total_suffices,
+)
 
 #: the longest row (elements) the packed kernels take: four float32 vectors (groups of 8 rows);
 #: rows of 65 (groups of 4 rows of 8 registers) gained little on log_softmax (111 us against 117
@@ -244,6 +247,16 @@ def packed_logsumexp_rows_serial(x2, width, res):
     _packed_logsumexp_rows(x2, width, res, 0, x2.shape[0])
 
 
+@kernel()
+def masked_packed_logsumexp_rows_serial(x2, mask2, width, res, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, width, res, scratch, chunk, 0, x2.shape[0])
+
+
+def _masked_packed_logsumexp_range(t, first, stop, x2, mask2, width, res, chunk, scratch):
+    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, width, res, scratch[t], chunk, first, stop)
+
+
 #: ``(n_rows, workers, x2, out2, width, sign, t_hi, t_lo)``: unmasked float32 rows of at most
 #: PACKED_ROW elements, ``width`` a tuple of ``n`` zeros (``n`` the rows' length)
 packed_softmax_rows = RangeKernel(_packed_softmax_range)
@@ -251,3 +264,6 @@ packed_softmax_rows = RangeKernel(_packed_softmax_range)
 packed_log_softmax_rows = RangeKernel(_packed_log_softmax_range)
 #: ``(n_rows, workers, x2, width, res)``
 packed_logsumexp_rows = RangeKernel(_packed_logsumexp_range)
+#: ``(n_rows, workers, x2, mask2, width, res, chunk, scratch)``: masked packed rows, by
+#: ``softmax.masked_logsumexp_by_filling``
+masked_packed_logsumexp_rows = RangeKernel(_masked_packed_logsumexp_range)

@@ -976,6 +976,30 @@ def fill_masked_rows(x2, mask2, sign, filled2):
     return nan
 
 
+@callee(inline="always")
+def masked_logsumexp_by_filling(rows, x2, mask2, width, res, scratch, chunk, first, stop):
+    """logsumexp of the masked rows ``first:stop`` of ``x2`` into ``res`` by the unmasked
+    kernels' ``rows(filled2, width, res, first, stop)`` (short or packed rows), ``chunk`` rows at
+    a time copied into ``scratch`` (a worker's, at least ``chunk`` rows long) with -inf where
+    masked.  That is the masked logsumexp exactly: a masked entry, NaN or +inf included, counts
+    for nothing, a row with nothing unmasked is -inf, and an unmasked NaN makes its row NaN; the
+    logsumexp kernels write nothing else, so no row needs writing again (as ``fill_masked_rows``'
+    do).  The copy stays in the worker's cache between the two passes."""
+    x2, mask2 = borrowed(x2), borrowed(mask2)  # (not scratch: the serial kernels allocate theirs)
+    n = x2.shape[1]
+    ninf = cast_like(-np.inf, x2)
+    r = first
+    while r < stop:
+        count = min(chunk, stop - r)
+        filled2 = scratch[: count * n].reshape((count, n))
+        for i in range(count):
+            x, keep, f = x2[r + i], mask2[r + i], filled2[i]
+            for j in range(n):
+                f[j] = x[j] if keep[j] else ninf
+        rows(filled2, width, res[r : r + count], 0, count)
+        r += count
+
+
 # log_softmax and logsumexp stage each block's terms in a buffer of _BLOCK elements, one per
 # worker: allocated per row it cost about 100 ns a row, 9% of log_softmax on rows of 4096 in
 # cache and 18% on rows of 1000 (Zen 5, one thread).  The parallel kernels take the buffers from
@@ -1558,6 +1582,24 @@ def _logsumexp_short_row_range(t, first, stop, x2, res):
     _short_logsumexp_rows(x2, res, first, stop)
 
 
+@callee(inline="always")
+def _short_logsumexp_rows_given_width(x2, width, res, first, stop):
+    """``_short_logsumexp_rows`` called as the packed rows' driver is (``width`` unused)."""
+    _short_logsumexp_rows(x2, res, first, stop)
+
+
+@kernel()
+def masked_logsumexp_short_rows_serial(x2, mask2, res, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_logsumexp_by_filling(_short_logsumexp_rows_given_width, x2, mask2, None, res, scratch, chunk, 0, x2.shape[0])
+
+
+def _masked_logsumexp_short_row_range(t, first, stop, x2, mask2, res, chunk, scratch):
+    masked_logsumexp_by_filling(
+        _short_logsumexp_rows_given_width, x2, mask2, None, res, scratch[t], chunk, first, stop
+    )
+
+
 #: ``(n_rows, workers, x2, out2, sign, t_hi, t_lo)``: unmasked float32 rows of at most SHORT_ROW
 softmax_short_rows = RangeKernel(_softmax_short_row_range)
 #: as ``softmax_short_rows``
@@ -1568,6 +1610,9 @@ log_softmax_paired_rows = RangeKernel(_log_softmax_paired_row_range)
 log_softmax_counted_short_rows = RangeKernel(_log_softmax_counted_short_row_range)
 #: ``(n_rows, workers, x2, res)``
 logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
+#: ``(n_rows, workers, x2, mask2, res, chunk, scratch)``: masked short rows, ``scratch`` a row of
+#: at least ``chunk * n`` elements a worker (``masked_logsumexp_by_filling``)
+masked_logsumexp_short_rows = RangeKernel(_masked_logsumexp_short_row_range)
 #: the longest row (elements) the short-row kernels of log_softmax and logsumexp are for: rows
 #: of the general kernels' one block grid
 SHORT_ROW = _SPLIT_ABOVE
