@@ -82,9 +82,9 @@ def test_what_a_plan_holds():
     k = backend.kernels()
     shape3, small_k, blocks, by_threads = _plan((2, 3, 4, 16), 2)
     assert shape3 == (6, 4, 16)
-    assert small_k == (k.softmax_small_k, 6, k.SMALL_K_CHUNK, True)  # a tile kernel, serial
+    assert small_k == (k.softmax_small_k_serial, 6, k.SMALL_K_CHUNK, True)  # a tile kernel, serial
     assert blocks is None and by_threads is None
-    assert _plan((16, 64), 0, "log_softmax")[1][0] is k.log_softmax_small_k
+    assert _plan((16, 64), 0, "log_softmax")[1][0] is k.log_softmax_small_k_serial
     # the block kernels, serial: blocks of at least COLUMN_MIN_BLOCK_ROW_BYTES a row
     assert _plan((16, 1024), 0) == ((1, 16, 1024), None, (1024, 1), None)
     assert _plan((100, 256), 0, "log_softmax") == ((1, 100, 256), None, (256, 1), None)
@@ -183,13 +183,13 @@ def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
     np.testing.assert_array_equal(sk.log_softmax(x, axis=0), expected)
     assert backend._column_plans[key][1][1:3] == (2, 32)
     calls = []
-    tiles = k.log_softmax_small_k
+    tiles = k.log_softmax_small_k_serial
 
     def spy(*args):
         calls.append(args[:2])
         tiles(*args)
 
-    monkeypatch.setattr(k, "log_softmax_small_k", spy)
+    monkeypatch.setattr(k, "log_softmax_small_k_serial", spy)
     assert not backend._column_plans
     np.testing.assert_array_equal(sk.log_softmax(x, axis=0), expected)
     assert calls == [(2, 1)]
@@ -200,7 +200,8 @@ def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
 # too), column blocks, slabs (2 threads)
 PARALLEL_LAYOUTS = [((256, 256), 0), ((16, 4096), 0), ((2000, 4, 4), 1), ((128, 512), 0), ((64, 4096), 0),
                     ((8192, 64), 0), ((2, 64, 16, 16), 1), ((2048, 256), 0)]
-COLUMN_KERNELS = ("softmax_small_k", "log_softmax_small_k", "softmax_quad_k", "log_softmax_quad_k",
+COLUMN_KERNELS = ("softmax_small_k", "log_softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k_serial",
+                  "softmax_quad_k", "log_softmax_quad_k",
                   "softmax_columns", "log_softmax_columns", "slab_max", "softmax_slab_exps",
                   "log_softmax_slab_sums")
 

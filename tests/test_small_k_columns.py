@@ -70,7 +70,7 @@ def test_tiny_layouts_of_few_columns_take_the_tiles(kernel_calls, rng, name, dty
     # (a copy each way: softmax 10x8 `axis=0` 8.0 us a call, 3.4 as columns)
     assert backend.COLUMN_ANY_WIDTH_ELEMENTS == 4096
     call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial", "logsumexp_small_k", "logsumexp_small_k_serial")
     cases = [((10, 8), 0, {}, True), ((512, 8), 0, {}, True), ((2, 3, 4, 5), 2, {}, True), ((513, 8), 0, {}, False),
              ((3, 7, 1), 1, {}, False), ((10, 8), 0, {"where": np.ones((10, 8), bool)}, False)]
     for shape, axis, kwargs, taken in cases:
@@ -91,7 +91,7 @@ def test_logsumexp_takes_narrow_columns_as_they_lie(kernel_calls, monkeypatch, r
     # logsumexp writes no layout: its tiles take any number of rows of 8 to 15 columns, and of
     # fewer columns up to 16 * inner**2 rows, where softmax moves the axis to the end
     assert (backend.COLUMN_READ_WIDTH, backend.COLUMN_READ_ROWS_PER_WIDTH2) == (8, 16)
-    calls = kernel_calls("logsumexp_small_k")
+    calls = kernel_calls("logsumexp_small_k", "logsumexp_small_k_serial")
     cases = [((3000, 8), 0, True), ((3, 2000, 12), 1, True), ((600, 64, 2), 1, True), ((600, 65, 2), 1, False),
              ((40, 256, 4), 1, True), ((40, 257, 4), 1, False), ((100, 10, 3), 1, True), ((2, 3000, 4), 1, False),
              ((3000, 8), 0, False)]
@@ -334,7 +334,7 @@ def test_rows_1_kib_apart_crowd_a_tile_into_few_l1_sets(k, row_bytes, parallel, 
 
 def test_a_serial_call_of_rows_1_kib_apart_takes_the_blocks(kernel_calls, rng, monkeypatch):
     # 100 rows 1 KiB apart (4 L1 sets): tiles in a parallel call, the block kernels in a serial one
-    calls = kernel_calls("softmax_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial")
     x = rng.standard_normal((100, 256)).astype(np.float32)
     monkeypatch.setattr(backend, "use_parallel", lambda size: True)
     expected = sk.softmax(x, axis=0)
@@ -387,7 +387,7 @@ def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
     ],
 )
 def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, axis, kwargs, taken):
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial", "logsumexp_small_k", "logsumexp_small_k_serial")
     x = rng.standard_normal(shape).astype(np.float32)
     if "where" in kwargs:
         kwargs = {"where": rng.random(shape) < 0.8}
@@ -410,7 +410,7 @@ def test_tiles_in_pairs_match_tiles_one_at_a_time(kernel_calls, monkeypatch, nam
     assert k.SMALL_K_PAIRED_ROWS == 128
     x0 = _with_special_columns(dtype, 104)
     call = {**FUNCTIONS, "logsumexp": sk.logsumexp}[name]
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial", "logsumexp_small_k", "logsumexp_small_k_serial")
 
     def results():
         x = x0.copy()
@@ -437,7 +437,7 @@ def test_tiles_in_pairs_with_options(kernel_calls, monkeypatch, rng, name, optio
     x = (rng.standard_normal((3, 6, 100)) * 5).astype(dtype)
     x[1, 2, :] = x[1, 0, :]  # ties at the max
     f = sk.softmin if name == "softmin" else FUNCTIONS[name]
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial")
     paired = f(x, axis=1, **options)
     monkeypatch.setattr(k, "SMALL_K_PAIRED_ROWS", 5)
     single = f(x, axis=1, **options)
@@ -449,7 +449,7 @@ def test_tiles_in_pairs_with_options(kernel_calls, monkeypatch, rng, name, optio
 
 
 def test_tiles_in_pairs_up_to_128_rows(kernel_calls, rng):
-    calls = kernel_calls("log_softmax_small_k")
+    calls = kernel_calls("log_softmax_small_k", "log_softmax_small_k_serial")
     for n_k, paired in ((128, True), (129, None)):
         sk.log_softmax(rng.standard_normal((n_k, 100)).astype(np.float32), axis=0)
         assert calls[-1][-1] is paired
@@ -514,7 +514,7 @@ def test_work_items_narrow_for_threads(kernel_calls, monkeypatch, rng, name, sha
     # softmax's items into an output 16 bytes past a cache line (as numpy's arrays start) take at
     # least 256 bytes of a row (SMALL_K_SOFTMAX_ITEM_BYTES); into one on a line, as the others'
     monkeypatch.setattr(backend, "num_threads", lambda: threads)
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k", "logsumexp_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial", "logsumexp_small_k", "logsumexp_small_k_serial")
     x = (rng.standard_normal(shape) * 5).astype(np.float32)
     x[..., 1, 7] = x[..., 0, 7]
     kwargs = [{}]
@@ -540,7 +540,7 @@ def _at_line_offset(like, offset):
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_the_layout_limit_counts_bytes_whatever_the_dtype(kernel_calls, rng, name):
-    calls = kernel_calls("softmax_small_k", "log_softmax_small_k")
+    calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial")
     x = rng.standard_normal((2, 30, 10000))  # 4.8 MB in float64: the block kernels
     FUNCTIONS[name](x, axis=1)
     assert not calls

@@ -554,7 +554,7 @@ def _column_plan(x: np.ndarray, axis: int, mode: int, over_input: bool) -> tuple
                     blocks = (block, n_blocks)
             elif (lanes := _small_k_lanes(x3)) < PARALLEL_MIN_ELEMENTS and not use_parallel(lanes):
                 n_items, _, chunk, paired = _small_k_work(k, x3)
-                small_k = (k.log_softmax_small_k if log else k.softmax_small_k, n_items, chunk, paired)
+                small_k = (_small_k_kernel(k, log, 1), n_items, chunk, paired)
         if inner > 1 and small_k is None and blocks is None:
             by_threads = {}
         plan = (x3.shape, small_k, blocks, by_threads)
@@ -593,7 +593,7 @@ def _column_choice(x3: np.ndarray, mode: int, into3: np.ndarray | None = None, t
         if into3 is BY_ADDRESS:
             return BY_ADDRESS
         n_items, workers, chunk, paired = _small_k_work(k, x3, into3)
-        return (k.log_softmax_small_k if log else k.softmax_small_k, n_items, workers, (chunk, paired))
+        return (_small_k_kernel(k, log, workers), n_items, workers, (chunk, paired))
     block, n_blocks, workers = _column_work(x3, block_bytes=_column_block_bytes(log))
     if tiles and _takes_quad_tiles(k, x3, n_blocks, workers):
         if into3 is BY_ADDRESS:
@@ -601,6 +601,14 @@ def _column_choice(x3: np.ndarray, mode: int, into3: np.ndarray | None = None, t
         n_items, workers, chunk, _ = _small_k_work(k, x3, into3)
         return (k.log_softmax_quad_k if log else k.softmax_quad_k, n_items, workers, (chunk,))
     return (BY_SLABS if _takes_slabs(x3, block, n_blocks, log) else None, block, n_blocks, workers)
+
+
+def _small_k_kernel(k, log: bool, workers: int):
+    """softmax's (``log``: log_softmax's) small-K tile kernel for ``workers`` workers: the range
+    kernel, or its serial entry for one (the same arguments)."""
+    if workers > 1:
+        return k.log_softmax_small_k if log else k.softmax_small_k
+    return k.log_softmax_small_k_serial if log else k.softmax_small_k_serial
 
 
 def _run_column_choice(choice: tuple, x3, out3, mask3, sign, t_hi, t_lo, log: bool) -> None:
@@ -1257,7 +1265,7 @@ def _run_logsumexp(x3, mask3, res2) -> None:
         _run_logsumexp_rows(x2, None if mask3 is None else mask3.reshape(x2.shape), res2.reshape(-1))
     elif mask3 is None and _takes_small_k_tiles(k, x3, reads_only=True):
         n_items, workers, chunk, paired = _small_k_work(k, x3)
-        k.logsumexp_small_k(n_items, workers, x3, res2, chunk, paired)
+        (k.logsumexp_small_k if workers > 1 else k.logsumexp_small_k_serial)(n_items, workers, x3, res2, chunk, paired)
     else:
         block_width, n_blocks, workers = _column_work(x3, reads_only=True)
         wide, narrow = column_scratch(workers, block_width, x3.dtype)
