@@ -2,8 +2,9 @@
 
 Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
 script times softmax and log_softmax over 35 float32 layouts (short and long rows, attention rows,
-a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, softmaxkit and torch
-in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
+a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, and
+softmax, log_softmax and logsumexp over 6 masked row layouts (``where=`` against torch's
+``masked_fill`` with -inf, then the function), softmaxkit and torch in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
 per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
 asserted; no targets beyond "ahead of torch".
@@ -60,6 +61,10 @@ FLOAT64_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((1000, 10), -1), ((4096, 4), -1), ((4096, 64), -1), ((1000, 100), -1), ((64, 4096), 0),
 )
 FUNCTIONS = ("softmax", "log_softmax")
+#: float32 rows with a random mask (70% kept), ``where=`` against torch's idiom, ``masked_fill`` of
+#: the left-out entries with -inf and then the function, for softmax, log_softmax and logsumexp
+MASKED_SHAPES: tuple[tuple[int, ...], ...] = ((8, 10), (256, 32), (1000, 100), (4096, 64), (10000, 10), (64, 1000))
+MASKED_FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
 # --quick takes about a third of that.
 PLAN = TimingPlan(budget_s=0.12, min_repeats=6, max_repeats=40, min_sample_s=1e-3, rounds=6, settle_s=0.03,
@@ -93,6 +98,25 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
                 "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
             })
             print(f"  {name} {shape} axis {axis} {np.dtype(dtype).name}: {ratio.median:.2f}", flush=True)
+    for shape in MASKED_SHAPES:
+        rng = np.random.default_rng(20261205)
+        x = (rng.standard_normal(shape) * 3).astype(np.float32)
+        mask = rng.random(shape) < 0.7
+        t, left_out = torch.from_numpy(x), torch.from_numpy(~mask)
+        for name in MASKED_FUNCTIONS:
+            ours, theirs = getattr(sk, name), getattr(torch, name)
+            timings = time_interleaved(
+                {"softmaxkit": lambda: ours(x, -1, where=mask),
+                 "torch": lambda: theirs(t.masked_fill(left_out, -np.inf), -1)},
+                plan,
+            )
+            ratio = paired_ratio(timings["torch"].round_medians_s, timings["softmaxkit"].round_medians_s)
+            records.append({
+                "function": name, "shape": list(shape), "axis": -1, "dtype": "float32", "where": True,
+                "softmaxkit_s": timings["softmaxkit"].median_s, "torch_s": timings["torch"].median_s,
+                "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
+            })
+            print(f"  {name} {shape} masked: {ratio.median:.2f}", flush=True)
     return records
 
 
@@ -104,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else PLAN
     threads = args.threads or usable_cores()
-    print(f"bench_shapes: {(len(SHAPES) + len(FLOAT64_SHAPES)) * len(FUNCTIONS)} cases, softmaxkit and torch on "
-          f"{threads} threads")
+    n_cases = (len(SHAPES) + len(FLOAT64_SHAPES)) * len(FUNCTIONS) + len(MASKED_SHAPES) * len(MASKED_FUNCTIONS)
+    print(f"bench_shapes: {n_cases} cases, softmaxkit and torch on {threads} threads")
     records = run(plan, threads)
     rows = [
-        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]), r["dtype"], f"{r['softmaxkit_s'] * 1e6:.1f} us",
+        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]) + (" where" if r.get("where") else ""),
+         r["dtype"], f"{r['softmaxkit_s'] * 1e6:.1f} us",
          f"{r['torch_s'] * 1e6:.1f} us", f"{r['torch_over_softmaxkit']:.2f}x"
          + ("  torch ahead" if r["torch_over_softmaxkit"] < 1 else "")]
         for r in records
