@@ -1373,6 +1373,45 @@ def test_column_blocks_have_rows_of_at_least_4_kib(kernel_calls, monkeypatch, rn
         assert_matches(y, ref(x.astype(np.float64), 1), log=is_log)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((40, 3000), 0), ((3, 21, 700), 1), ((2, 9, 33, 70), 2)], ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place", "masked"])
+def test_log_softmax_column_blocks_stage_their_exps_only_in_large_layouts(
+    monkeypatch, kernel_calls, rng, dtype, shape, axis, mode
+):
+    """log_softmax's column blocks stage their exps in the output (a store an element that the
+    write pass overwrites) only above COLUMN_LOG_STAGE_ABOVE_BYTES; staged or not, the same bits,
+    in every output form, special columns (stand-ins, -inf, NaN) included."""
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)  # the block kernels, not the tiles
+    calls = kernel_calls("log_softmax_columns")
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x3 = np.moveaxis(x, axis, -2)
+    x3[..., 0, 3] = INF
+    x3[..., :, 5] = -INF
+    x3[..., 2, 7] = NAN
+    where = rng.random(shape) < 0.8 if mode == "masked" else None
+    results = []
+    for above in (x.nbytes - 1, x.nbytes):  # staged, then not
+        monkeypatch.setattr(_numpy_backend, "COLUMN_LOG_STAGE_ABOVE_BYTES", above)
+        del calls[:]
+        with np.errstate(invalid="ignore"):
+            if mode == "fresh" or mode == "masked":
+                y = sk.log_softmax(x, axis=axis, where=where)
+            elif mode == "out":
+                y = sk.log_softmax(x, axis=axis, out=np.full_like(x, 7.0))
+            else:
+                y = x.copy()
+                assert sk.log_softmax(y, axis=axis, out=y) is y
+        assert calls and all(args[-1] is (True if above < x.nbytes else None) for args in calls)
+        results.append(y)
+    np.testing.assert_array_equal(results[0], results[1])
+    with np.errstate(invalid="ignore"):
+        expected = log_softmax_ref(x.astype(np.float64), axis, where=where)
+    assert_matches(results[0], expected, log=True)
+
+
 # --------------------------------------------------------------------------------------------
 # split rows: one row in many chunks (softmax stores chunk-local exps, then rescales them)
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ SPLIT_CHUNK = 1 << 14
 # 4x2048x512 512 0.66); float64 1x4000x2048 512 0.64, 1024 0.58.  (Where that leaves fewer blocks
 # than threads, _column_work narrows them again, to no less than COLUMN_MIN_BLOCK_WIDTH.)
 COLUMN_BLOCK_BYTES = 1 << 19
+# log_softmax's column blocks stage their exps in the output only in layouts of more than this
+# many bytes (``_kernels.softmax.staging_into``, where the measurements are).
+COLUMN_LOG_STAGE_ABOVE_BYTES = 16 << 20
 # log_softmax's blocks take half as much (COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR): its
 # stats pass stages the exps in the output block while it prefetches the next block, so input,
 # output and the next input of 512 KiB blocks filled a 1 MiB L2.  Measured on Zen 4 (2026-12-04,
@@ -891,15 +894,19 @@ def _run_column_blocks(
     pending = np.zeros(n_blocks, np.bool_)
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
-    # softmax's kernel only: the width from which a block's exps are summed in its vector pass
-    fuse = () if log else (_fuse_above(k, x3, out3 is None),)
-    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, *fuse)
+    # softmax's: the width from which a block's exps are summed in its vector pass; log_softmax's:
+    # whether its stats pass stages the exps in the output (``_kernels.softmax.staging_into``)
+    if log:
+        fuse = True if x3.nbytes > COLUMN_LOG_STAGE_ABOVE_BYTES else None
+    else:
+        fuse = _fuse_above(k, x3, out3 is None)
+    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, fuse)
     if np.count_nonzero(pending):  # blocks with a column whose max is NaN or infinite, left untouched
         # (count_nonzero, not pending.any(): 0.14 against 0.64 us a call, a tenth of the front end)
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
-        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow, *fuse)
+        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow, fuse)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values

@@ -2596,16 +2596,42 @@ def _add_column_log_terms_by_rows(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, 
 
 
 @callee()
-def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted):
+def _log_probabilities_column_passes(x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted, stage):
     """log_softmax over K of the columns ``j0:j1`` of block ``o``, given their (finite) max;
     ``ahead = (o, j0)`` is the block to prefetch meanwhile; ``uncounted``: see
-    ``_column_log_sums``, whose result this returns."""
+    ``_column_log_sums``, whose result this returns; ``stage``: True to stage the exps in the
+    output block (see ``staging_into``), else None."""
     m, log_sum, compensation, count, hi, lo, buffer = state
     next_uncounted = _column_log_sums(
-        x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer, ahead, x3, uncounted
+        x3, staging_into(out3, stage), mask3, sign, t_hi, t_lo, o, j0, j1, m, log_sum, compensation, count, buffer,
+        ahead, x3, uncounted,
     )
     write_log_probability_rows(x3, out3, mask3, sign, m, t_hi, t_lo, log_sum, hi, lo, o, j0, j1)
     return next_uncounted
+
+
+# log_softmax's stats pass by vectors stages each exp in the output block (``_stage_terms``),
+# which its write pass then overwrites: in layouts beyond the last-level cache that writes the
+# output's lines while the pass waits on its exps, not on memory, and the write pass finds them
+# owned.  In smaller ones it is a store an element for nothing.  Paired on a Zen 5 VM (2026-12-05,
+# float32 `out=`, without the staging against with it, 1 thread | 2 threads): 100x256 `axis=0`
+# 0.937 | 0.933, 64x4096 0.958 | 0.942, 1024x1024 0.942 | 0.994, 2048x1024 0.980 (2 threads),
+# 4x21x128x128 `axis=1` (5.5 MiB) 0.974, 10x100000 1.007, 2048x2048 (16 MiB) 0.990, 4096x4096
+# 1.000, but 4x21x256x256 (22 MiB) 1.111 | 1.095 and 8x256x4096 (32 MiB) 1.082: hence above
+# ``_numpy_backend.COLUMN_LOG_STAGE_ABOVE_BYTES`` only.
+
+
+def staging_into(out3, stage):
+    """``out3`` where ``stage`` is True, else None (the exps then staged nowhere, or for the row
+    by row sums in the block's buffer), decided at typing time (numba only)."""
+    raise NotImplementedError("staging_into is callable from numba-compiled code only")
+
+
+@callee_overload(staging_into)
+def _staging_into_overload(out3, stage):
+    if isinstance(stage, types.NoneType):
+        return lambda out3, stage: None
+    return lambda out3, stage: out3
 
 
 @callee()
@@ -2662,7 +2688,7 @@ def _softmax_column_range(
 
 
 def _log_softmax_column_range(
-    t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow
+    t, first, stop, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow, stage
 ):
     x3, out3, mask3 = borrowed(x3), borrowed(out3), borrowed(mask3)
     per_outer = (x3.shape[2] + block - 1) // block
@@ -2678,7 +2704,7 @@ def _log_softmax_column_range(
         if _all_finite(state[0]) or (stand_ins and _stand_in_max(state[0])):
             ahead = _next_block(w, stop, per_outer, block, x3.shape[2])
             uncounted = _log_probabilities_column_passes(
-                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted and not stand_ins
+                x3, out3, mask3, sign, t_hi, t_lo, o, j0, j1, state, ahead, uncounted and not stand_ins, stage
             )
         else:
             pending[w] = True
@@ -2696,7 +2722,7 @@ def _logsumexp_column_range(t, first, stop, x3, mask3, res2, block, wide, narrow
 #: ``(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, stand_ins, pending, wide, narrow,
 #: fuse_above)``, ``fuse_above`` usually ``COLUMN_FUSE_ABOVE_BYTES``
 softmax_columns = RangeKernel(_softmax_column_range)
-#: as ``softmax_columns``, without ``fuse_above``
+#: as ``softmax_columns``, with ``stage`` (True or None: see ``staging_into``) for ``fuse_above``
 log_softmax_columns = RangeKernel(_log_softmax_column_range)
 #: ``(n_blocks, workers, x3, mask3, res2, block, wide, narrow)``
 logsumexp_columns = RangeKernel(_logsumexp_column_range)
