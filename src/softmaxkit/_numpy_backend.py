@@ -53,7 +53,8 @@ COLUMN_BLOCK_BYTES = 1 << 19
 # many bytes (``_kernels.softmax.staging_into``, where the measurements are).
 COLUMN_LOG_STAGE_ABOVE_BYTES = 16 << 20
 # log_softmax's blocks take half as much (COLUMN_BLOCK_BYTES // COLUMN_LOG_BLOCK_DIVISOR): its
-# stats pass stages the exps in the output block while it prefetches the next block, so input,
+# stats pass stages the exps in the output block (since 2026-12-05 only above
+# COLUMN_LOG_STAGE_ABOVE_BYTES) while it prefetches the next block, so input,
 # output and the next input of 512 KiB blocks filled a 1 MiB L2.  Measured on Zen 4 (2026-12-04,
 # benchmarks/pair_revisions.py, 2 threads, float32 out= unless stated, 256 KiB against 512 KiB):
 # 4x21x65536 0.87-0.89 (fresh 0.89-0.90, float64 0.93-0.95), 16x24x16384 0.85-0.90, 8x32x16384
@@ -897,16 +898,16 @@ def _run_column_blocks(
     # softmax's: the width from which a block's exps are summed in its vector pass; log_softmax's:
     # whether its stats pass stages the exps in the output (``_kernels.softmax.staging_into``)
     if log:
-        fuse = True if x3.nbytes > COLUMN_LOG_STAGE_ABOVE_BYTES else None
+        passes = True if x3.nbytes > COLUMN_LOG_STAGE_ABOVE_BYTES else None
     else:
-        fuse = _fuse_above(k, x3, out3 is None)
-    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, fuse)
+        passes = _fuse_above(k, x3, out3 is None)
+    run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, passes)
     if np.count_nonzero(pending):  # blocks with a column whose max is NaN or infinite, left untouched
         # (count_nonzero, not pending.any(): 0.14 against 0.64 us a call, a tenth of the front end)
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
         limits = _column_limits(x3, mask3, sign, log, block, blocks)
-        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow, fuse)
+        run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, True, pending, wide, narrow, passes)
         y3 = x3 if out3 is None else out3
         for o, columns, values in limits:
             y3[o][:, columns] = values
