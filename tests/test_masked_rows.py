@@ -109,6 +109,52 @@ def test_a_plain_mask_takes_the_fast_path_to_the_same_bits(monkeypatch, rng, nam
     np.testing.assert_array_equal(fast, general)
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, axis", [((16, 64), 0), ((2, 64, 16, 16), 1), ((3, 40, 33), 1), ((5, 7, 1), 1), ((300, 200), 0)], ids=str
+)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_plain_mask_over_another_axis_takes_the_fast_path_to_the_same_bits(
+    monkeypatch, rng, name, dtype, shape, axis, mode, threads
+):
+    """Over another axis than the last, a plain mask goes to ``softmax_other_axis``, which plans
+    the layout apart from the unmasked one (whose tiles take no mask): the general path's bits, a
+    masked and an unmasked call of one layout in turn each keeping its own semantics."""
+    from softmaxkit._threads import max_threads
+
+    x0 = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.6
+    x0[(0,) * len(shape)] = np.inf  # a column whose max is +inf (masked or not)
+    options = {"temperature": 0.7, "axis": axis}
+    before = sk.get_num_threads()
+    sk.set_num_threads(min(threads, max_threads()))
+    try:
+        general = called_in_mode(FUNCTIONS[name], x0, mode, where=mask.tolist(), **options)
+        unmasked = called_in_mode(FUNCTIONS[name], x0, mode, **options)
+
+        def no_general_path(*args, **kwargs):
+            raise AssertionError("the general path")
+
+        monkeypatch.setattr(backend, "softmax_family", no_general_path)
+        for _ in range(2):  # the plans made, then used
+            np.testing.assert_array_equal(called_in_mode(FUNCTIONS[name], x0, mode, where=mask, **options), general)
+            np.testing.assert_array_equal(called_in_mode(FUNCTIONS[name], x0, mode, **options), unmasked)
+    finally:
+        sk.set_num_threads(before)
+    assert not np.array_equal(general, unmasked)
+    assert {key[-1] for key in backend._column_plans} == {False, True}
+
+
+def test_a_plain_mask_over_narrow_columns_takes_the_general_path(rng):
+    """Columns narrower than COLUMN_MIN_WIDTH are moved to the end with a mask too."""
+    x = rng.standard_normal((3000, 3)).astype(np.float32)
+    mask = rng.random((3000, 3)) < 0.6
+    np.testing.assert_array_equal(sk.softmax(x, axis=0, where=mask), sk.softmax(x, axis=0, where=mask.tolist()))
+    assert backend._column_plans[((3000, 3), 0, 4, backend.MODE_SOFTMAX, False, True)] == (None, None, None, None)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(10,), (8, 10), (3, 4, 33), (64, 100)], ids=str)
 @pytest.mark.parametrize("axis", [-1, None])

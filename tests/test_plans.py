@@ -74,7 +74,7 @@ def _plan(shape, axis, name="softmax", dtype=np.float32):
     backend._column_plans.clear()
     FUNCTIONS[name](np.zeros(shape, dtype), axis=axis)
     ((key, plan),) = backend._column_plans.items()
-    assert key == (shape, axis, np.dtype(dtype).itemsize, MODES[name], False)
+    assert key == (shape, axis, np.dtype(dtype).itemsize, MODES[name], False, False)
     return plan
 
 
@@ -139,7 +139,7 @@ def test_the_remembered_block_plan_is_what_runs(monkeypatch, rng, name):
     monkeypatch.setattr(backend, "SMALL_K", 0)  # (10 rows: the block kernels)
     monkeypatch.setattr(backend.kernels(), f"{name}_columns", spy)
     expected = FUNCTIONS[name](x, axis=0)
-    key = ((10, 1000), 0, 4, MODES[name], False)
+    key = ((10, 1000), 0, 4, MODES[name], False, False)
     assert backend._column_plans[key] == ((1, 10, 1000), None, (1000, 1), None)
     assert calls == [(1, 1, 1000, False), (1, 1, 1000, True)]
     backend._column_plans[key] = ((1, 10, 1000), None, (256, 4), None)  # (a dict store: kept)
@@ -150,7 +150,7 @@ def test_the_remembered_block_plan_is_what_runs(monkeypatch, rng, name):
 def test_setting_a_backend_limit_forgets_the_plans(monkeypatch, rng):
     x = rng.standard_normal((16, 64)).astype(np.float32)
     expected = sk.softmax(x, axis=0)
-    key = ((16, 64), 0, 4, backend.MODE_SOFTMAX, False)
+    key = ((16, 64), 0, 4, backend.MODE_SOFTMAX, False, False)
     assert backend._column_plans[key][1] is not None  # the small-K tiles
     calls = []
     block_kernel = backend.kernels().softmax_columns
@@ -176,7 +176,7 @@ def test_setting_a_kernel_or_its_limit_forgets_the_plans(monkeypatch, rng):
     k = backend.kernels()
     x = rng.standard_normal((16, 64)).astype(np.float32)
     expected = sk.log_softmax(x, axis=0)
-    key = ((16, 64), 0, 4, backend.MODE_LOG_SOFTMAX, False)
+    key = ((16, 64), 0, 4, backend.MODE_LOG_SOFTMAX, False, False)
     assert backend._column_plans[key][1][1:3] == (1, k.SMALL_K_CHUNK)
     monkeypatch.setattr(k, "SMALL_K_CHUNK", 32)  # items of 32 columns
     assert not backend._column_plans
@@ -312,8 +312,8 @@ def test_in_place_has_plans_of_its_own(rng):
     expected = sk.softmax(x, axis=0)
     np.testing.assert_array_equal(sk.softmax(x, axis=0, out=x), expected)
     plans = backend._column_plans
-    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False)][0] == (1, 400, 12)
-    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True)] == (None, None, None, None)
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, False, False)][0] == (1, 400, 12)
+    assert plans[((400, 12), 0, 4, backend.MODE_SOFTMAX, True, False)] == (None, None, None, None)
 
 
 

@@ -124,14 +124,15 @@ def _softmax_family(
         and x.size > 0
         and x.flags.c_contiguous
         and (out is None or _is_plain_out(out, x))
-        and (where is None or ((axis == -1 or axis == x.ndim - 1) and _is_plain_mask(where, x, out)))
+        and (where is None or _is_plain_mask(where, x, out))
     ):
         # Small calls (an RL policy's 8 x 10 logits, millions of times, masked or not) must not
         # pay for the general layout machinery; this is the same kernel, reached with fewer checks.
         t = 1.0 if type(temperature) in (float, int) and temperature == 1 else check_temperature(temperature)
         if axis == -1 or axis == x.ndim - 1:
             return backend.softmax_last_axis(x, mode=mode, negate=negate, temperature=t, out=out, where=where)
-        return backend.softmax_other_axis(x, axis % x.ndim, mode=mode, negate=negate, temperature=t, out=out)
+        return backend.softmax_other_axis(x, axis % x.ndim, mode=mode, negate=negate, temperature=t, out=out,
+                                          where=where)
     array = as_numpy_input(x, function)
     axes = normalize_axes(axis, array.ndim)
     policy = resolve_dtypes(array.dtype, dtype, allow_complex=False, function=function)
