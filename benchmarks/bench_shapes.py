@@ -3,7 +3,7 @@
 Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py times ten. This
 script times softmax and log_softmax over 35 float32 layouts (short and long rows, attention rows,
 a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, and
-softmax, log_softmax and logsumexp over 6 masked row layouts (``where=`` against torch's
+softmax, log_softmax and logsumexp over 9 masked layouts (6 of rows, 3 of columns) (``where=`` against torch's
 ``masked_fill`` with -inf, then the function), softmaxkit and torch in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
 per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
@@ -61,9 +61,13 @@ FLOAT64_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((1000, 10), -1), ((4096, 4), -1), ((4096, 64), -1), ((1000, 100), -1), ((64, 4096), 0),
 )
 FUNCTIONS = ("softmax", "log_softmax")
-#: float32 rows with a random mask (70% kept), ``where=`` against torch's idiom, ``masked_fill`` of
-#: the left-out entries with -inf and then the function, for softmax, log_softmax and logsumexp
-MASKED_SHAPES: tuple[tuple[int, ...], ...] = ((8, 10), (256, 32), (1000, 100), (4096, 64), (10000, 10), (64, 1000))
+#: float32 layouts with a random mask (70% kept), ``where=`` against torch's idiom, ``masked_fill``
+#: of the left-out entries with -inf and then the function, for softmax, log_softmax and logsumexp:
+#: rows, and a few column layouts
+MASKED_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((8, 10), -1), ((256, 32), -1), ((1000, 100), -1), ((4096, 64), -1), ((10000, 10), -1), ((64, 1000), -1),
+    ((16, 64), 0), ((1000, 100), 0), ((2, 64, 16, 16), 1),
+)
 MASKED_FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
 # --quick takes about a third of that.
@@ -98,7 +102,7 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
                 "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
             })
             print(f"  {name} {shape} axis {axis} {np.dtype(dtype).name}: {ratio.median:.2f}", flush=True)
-    for shape in MASKED_SHAPES:
+    for shape, axis in MASKED_SHAPES:
         rng = np.random.default_rng(20261205)
         x = (rng.standard_normal(shape) * 3).astype(np.float32)
         mask = rng.random(shape) < 0.7
@@ -106,17 +110,17 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
         for name in MASKED_FUNCTIONS:
             ours, theirs = getattr(sk, name), getattr(torch, name)
             timings = time_interleaved(
-                {"softmaxkit": lambda: ours(x, -1, where=mask),
-                 "torch": lambda: theirs(t.masked_fill(left_out, -np.inf), -1)},
+                {"softmaxkit": lambda: ours(x, axis, where=mask),
+                 "torch": lambda: theirs(t.masked_fill(left_out, -np.inf), axis)},
                 plan,
             )
             ratio = paired_ratio(timings["torch"].round_medians_s, timings["softmaxkit"].round_medians_s)
             records.append({
-                "function": name, "shape": list(shape), "axis": -1, "dtype": "float32", "where": True,
+                "function": name, "shape": list(shape), "axis": axis, "dtype": "float32", "where": True,
                 "softmaxkit_s": timings["softmaxkit"].median_s, "torch_s": timings["torch"].median_s,
                 "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
             })
-            print(f"  {name} {shape} masked: {ratio.median:.2f}", flush=True)
+            print(f"  {name} {shape} axis {axis} masked: {ratio.median:.2f}", flush=True)
     return records
 
 

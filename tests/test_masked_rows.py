@@ -176,6 +176,36 @@ def test_logsumexp_with_a_plain_mask_takes_the_fast_path_to_the_same_bits(monkey
     np.testing.assert_array_equal(out, general)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, axis, lies",
+    [((16, 64), 0, True), ((2, 64, 16, 16), 1, True), ((3, 40, 33), 1, True), ((5, 7, 1), 1, True),
+     ((300, 200), 0, True), ((3000, 3), 0, False)],
+    ids=str,
+)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_with_a_plain_mask_over_another_axis(monkeypatch, rng, dtype, shape, axis, lies, keepdims):
+    """Over another axis, a plain mask goes to ``logsumexp_other_axis`` and the column kernels
+    read it in x's layout (narrow columns, which the general path moves to the end, excepted):
+    the general path's bits, into a new result and into ``out``."""
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.6
+    mask[(slice(None),) * axis + (slice(None), 0)] = False  # a slice with nothing unmasked: -inf
+    general = sk.logsumexp(x, axis=axis, where=mask.tolist(), keepdims=keepdims)
+    assert np.isneginf(general).any()
+    if lies:
+
+        def no_general_path(*args, **kwargs):
+            raise AssertionError("the general path")
+
+        monkeypatch.setattr(backend, "logsumexp", no_general_path)
+    np.testing.assert_array_equal(sk.logsumexp(x, axis=axis, where=mask, keepdims=keepdims), general)
+    out = np.full(np.shape(general), 7.0, dtype)
+    assert sk.logsumexp(x, axis=axis, where=mask, keepdims=keepdims, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    np.testing.assert_array_equal(general, sk.logsumexp(np.where(mask, x, -np.inf), axis=axis, keepdims=keepdims))
+
+
 def test_which_masks_are_plain():
     x = np.zeros((4, 6), np.float32)
     mask = np.ones((4, 6), bool)

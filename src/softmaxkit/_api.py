@@ -486,7 +486,7 @@ def logsumexp(
     >>> sk.logsumexp([[0.0, 0.0], [1.0, 1.0]], axis=1)
     array([0.69314718, 1.69314718])
     """
-    # over the rows of a C-contiguous array: all of it, or its last axis (masks: only these)
+    # over the rows of a C-contiguous array: all of it, or its last axis
     over_rows = axis is None or (
         type(axis) is int and type(a) is np.ndarray and a.ndim >= 1 and axis in (-1, a.ndim - 1)
     )
@@ -500,7 +500,7 @@ def logsumexp(
         and a.dtype in FAST_DTYPES
         and a.size > 0
         and a.flags.c_contiguous
-        and (where is None or (over_rows and _is_plain_mask(where, a, out)))
+        and (where is None or _is_plain_mask(where, a, out))
     ):
         # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows,
         # or over the (outer, K, inner) columns of another axis, writing into ``out`` directly
@@ -512,7 +512,7 @@ def logsumexp(
                 shape = (1,) * a.ndim if keepdims else ()
             else:
                 shape = a.shape[:-1] + (1,) if keepdims else a.shape[:-1]
-            mask = None if where is None else where.reshape(rows.shape)  # (masked: rows only)
+            mask = None if where is None else where.reshape(rows.shape)
             if out is None:
                 return backend.logsumexp_rows(rows, mask=mask).reshape(shape)
             if _is_plain_out(out, a, shape):
@@ -522,9 +522,9 @@ def logsumexp(
             axis %= a.ndim
             shape = a.shape[:axis] + ((1,) if keepdims else ()) + a.shape[axis + 1 :]
             if out is None:
-                return backend.logsumexp_other_axis(a, axis).reshape(shape)
+                return backend.logsumexp_other_axis(a, axis, mask=where).reshape(shape)
             if _is_plain_out(out, a, shape):
-                backend.logsumexp_other_axis(a, axis, out.reshape(-1))
+                backend.logsumexp_other_axis(a, axis, out.reshape(-1), mask=where)
                 return out
     array = as_numpy_input(a, "logsumexp")
     weights = None

@@ -1292,26 +1292,30 @@ def _run_logsumexp(x3, mask3, res2) -> None:
         k.logsumexp_columns(n_blocks, workers, x3, mask3, res2, block_width, wide, narrow)
 
 
-def logsumexp_other_axis(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+def logsumexp_other_axis(
+    x: np.ndarray, axis: int, out: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> np.ndarray:
     """``logsumexp_rows`` for another axis ``axis`` (``0 <= axis < x.ndim - 1``) of a non-empty
-    C-contiguous float32/float64 ndarray, no options: ``x`` is its own column layout ``(outer, K,
-    inner)`` and its result, of shape ``x.shape`` without ``axis``, is C-contiguous as the kernels
-    write it.  ``out``: as ``logsumexp_rows``'s, flat.  Where the general path would move the axis
-    to the end (``_reads_columns_as_they_lie``) it takes that path."""
+    C-contiguous float32/float64 ndarray, no options but ``mask`` (as ``logsumexp_rows``'s, read
+    in x's layout): ``x`` is its own column layout ``(outer, K, inner)`` and its result, of shape
+    ``x.shape`` without ``axis``, is C-contiguous as the kernels write it.  ``out``: as
+    ``logsumexp_rows``'s, flat.  Where the general path would move the axis to the end
+    (``_reads_columns_as_they_lie``) it takes that path."""
     shape = x.shape
     inner = math.prod(shape[axis + 1 :])
     kept = shape[:axis] + shape[axis + 1 :]
     n_k = shape[axis]
-    if not _reads_columns_as_they_lie(n_k, inner, x.size, False):
+    if not _reads_columns_as_they_lie(n_k, inner, x.size, mask is not None):
         res, _ = logsumexp(
-            x, (axis,), b=None, where=None, return_sign=False, kernel_dtype=x.dtype, result_dtype=x.dtype
+            x, (axis,), b=None, where=mask, return_sign=False, kernel_dtype=x.dtype, result_dtype=x.dtype
         )
         if out is None:
             return res
         out.reshape(kept)[...] = res
         return out
     res = np.empty(kept, x.dtype) if out is None else out
-    _run_logsumexp(x.reshape(x.size // (n_k * inner), n_k, inner), None, res.reshape(-1, inner))
+    shape3 = (x.size // (n_k * inner), n_k, inner)
+    _run_logsumexp(x.reshape(shape3), None if mask is None else mask.reshape(shape3), res.reshape(-1, inner))
     return res
 
 
