@@ -9,6 +9,8 @@ functions a masked NaN must change nothing while an unmasked one makes the row N
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from numba import njit
@@ -88,6 +90,8 @@ def test_masked_entries_count_for_nothing(rng, name, dtype, n):
 from softmaxkit import _api, _numpy_backend as backend  # noqa: E402
 from naive import called_in_mode  # noqa: E402
 
+MODES_OF = {"softmax": backend.MODE_SOFTMAX, "log_softmax": backend.MODE_LOG_SOFTMAX, "softmin": backend.MODE_SOFTMAX}
+
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -116,20 +120,29 @@ def test_a_plain_mask_takes_the_fast_path_to_the_same_bits(monkeypatch, rng, nam
 )
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
 @pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("fill", [None, False], ids=["filled where chosen", "masked blocks"])
 def test_a_plain_mask_over_another_axis_takes_the_fast_path_to_the_same_bits(
-    monkeypatch, rng, name, dtype, shape, axis, mode, threads
+    monkeypatch, kernel_calls, rng, name, dtype, shape, axis, mode, threads, fill
 ):
-    """Over another axis than the last, a plain mask goes to ``softmax_other_axis``, which plans
-    the layout apart from the unmasked one (whose tiles take no mask): the general path's bits, a
-    masked and an unmasked call of one layout in turn each keeping its own semantics."""
+    """Over another axis than the last, a plain mask goes to ``softmax_other_axis``: filled with
+    -inf and taken by the unmasked kernels in place (``_masked_columns_by_filling``), or planned
+    apart from the unmasked layout (whose tiles take no mask) for the masked block kernels.  Either
+    way the general path's bits, columns with an unmasked NaN included, a masked and an unmasked
+    call of one layout in turn each keeping its own semantics."""
     from softmaxkit._threads import max_threads
 
+    monkeypatch.setattr(backend, "MASKED_COLUMNS_FILL", fill)
     x0 = (rng.standard_normal(shape) * 4).astype(dtype)
     mask = rng.random(shape) < 0.6
     x0[(0,) * len(shape)] = np.inf  # a column whose max is +inf (masked or not)
+    x0[(0,) * (len(shape) - 1) + (-1,)] = np.nan  # a column with a NaN, masked or not
+    mask[(0,) * (len(shape) - 1) + (-1,)] = True
+    x0[(-1,) * len(shape)] = np.nan  # and one masked
     options = {"temperature": 0.7, "axis": axis}
     before = sk.get_num_threads()
     sk.set_num_threads(min(threads, max_threads()))
+    filled = backend._fills_masked_columns(math.prod(shape[axis + 1 :]), x0.itemsize, MODES_OF[name])
+    calls = kernel_calls("fill_masked_rows")
     try:
         general = called_in_mode(FUNCTIONS[name], x0, mode, where=mask.tolist(), **options)
         unmasked = called_in_mode(FUNCTIONS[name], x0, mode, **options)
@@ -143,8 +156,47 @@ def test_a_plain_mask_over_another_axis_takes_the_fast_path_to_the_same_bits(
             np.testing.assert_array_equal(called_in_mode(FUNCTIONS[name], x0, mode, **options), unmasked)
     finally:
         sk.set_num_threads(before)
-    assert not np.array_equal(general, unmasked)
-    assert {key[-1] for key in backend._column_plans} == {False, True}
+    assert not np.array_equal(general, unmasked, equal_nan=True)
+    assert len(calls) == (2 if filled else 0)
+    assert {key[-1] for key in backend._column_plans} == ({False} if filled else {False, True})
+
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((16, 64), 0), ((2, 40, 24), 1), ((3, 30, 2, 16), 1)], ids=str)
+def test_filled_masked_columns_keep_the_masked_semantics(rng, name, dtype, shape, axis):
+    """Masked columns taken by filling: a fully masked column, one of -inf, two +inf entries, an
+    unmasked NaN beside masked entries, a masked NaN and +inf, against the float64 reference."""
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.7
+    x3 = x.reshape(-1, shape[axis], x.size // (shape[axis] * math.prod(shape[:axis])))  # views: the
+    m3 = mask.reshape(x3.shape)  # columns of x's own layout
+    m3[0, :, 1] = False  # nothing unmasked
+    x3[0, :, 2] = -np.inf
+    x3[0, [1, 4], 3], m3[0, [1, 4], 3] = np.inf, True  # two +inf share the probability
+    x3[0, 2, 5], m3[0, 2, 5] = np.nan, True  # an unmasked NaN: NaN where unmasked, 0 where masked
+    m3[0, 3, 5] = False
+    x3[0, 0, 6], m3[0, 0, 6] = np.nan, False  # masked NaN and +inf: nothing
+    x3[0, 1, 6], m3[0, 1, 6] = np.inf, False
+    assert backend._fills_masked_columns(x3.shape[2], x.itemsize, MODES_OF[name]) or name != "log_softmax"
+    log = name == "log_softmax"
+    with np.errstate(invalid="ignore"):
+        result = FUNCTIONS[name](x, axis=axis, where=mask)
+        expected = softmax_ref(x, axis, where=mask, log=log, negate=name == "softmin")
+    assert_matches(result, expected, log=log)
+    r3 = result.reshape(x3.shape)
+    assert (r3[0, :, 1] == (-np.inf if log else 0.0)).all()
+    assert np.isnan(r3[0, :, 5][m3[0, :, 5]]).all() and (r3[0, :, 5][~m3[0, :, 5]] == (-np.inf if log else 0.0)).all()
+
+
+def test_which_masked_columns_are_filled():
+    fills = backend._fills_masked_columns
+    assert fills(256, 4, backend.MODE_LOG_SOFTMAX) and fills(4096, 8, backend.MODE_LOG_SOFTMAX)
+    assert fills(64, 4, backend.MODE_SOFTMAX) and fills(200, 4, backend.MODE_SOFTMAX)
+    assert not fills(256, 4, backend.MODE_SOFTMAX)  # rows 1 KiB apart: the masked blocks
+    assert not fills(200, 8, backend.MODE_SOFTMAX)
+    assert not fills(15, 4, backend.MODE_LOG_SOFTMAX) and not fills(1, 4, backend.MODE_LOG_SOFTMAX)
 
 
 def test_a_plain_mask_over_narrow_columns_takes_the_general_path(rng):
