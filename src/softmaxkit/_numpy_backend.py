@@ -134,6 +134,9 @@ MASKED_LOG_FILL_MIN_ROWS = 10
 # 2000x256 0.87 (0.83), 1000x300 0.93 (0.81), 1000x400 1.03 (0.82), 500x1000 1.19 (0.82).  The
 # fill is a pass of its own, which float32's masked vector stats (``_row_log_stats_lanes``) come
 # close to on long rows; float64's masked stats are slower.
+MASKED_LOGSUMEXP_FILL_MIN_ROWS = 8
+MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW = 320
+FILL_CHUNK_BYTES = 16384
 # Masked columns (a plain mask over another axis, ``softmax_other_axis``) are filled with -inf
 # into the output and taken by the unmasked column kernels in place (``_masked_columns_by_filling``):
 # log_softmax's always, softmax's (softmin's) over rows less than MASKED_COLUMNS_SOFTMAX_FILL_ROW_BYTES
@@ -146,9 +149,6 @@ MASKED_LOG_FILL_MIN_ROWS = 10
 # as its unmasked ones, and the fill is a pass of its own.
 MASKED_COLUMNS_FILL: bool | None = None
 MASKED_COLUMNS_SOFTMAX_FILL_ROW_BYTES = 1024
-MASKED_LOGSUMEXP_FILL_MIN_ROWS = 8
-MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW = 320
-FILL_CHUNK_BYTES = 16384
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
 COLUMN_MIN_WIDTH = 16
 # ... except in layouts of at most this many elements without a mask, where the copies' fixed cost
@@ -477,10 +477,10 @@ def softmax_other_axis(
     choices made once (``_column_plan``; log_softmax of 2x3x4x16 over axis 2: 2.3 us a call,
     against 3.3 choosing each time and 6.0 through the general path; a Zen 5 VM).  Where the
     general path would move the axis to the end (``_columns_as_they_lie``) it takes that path.
-    ``where``: None, or a mask as ``softmax_last_axis`` takes it, which the column kernels read in
-    the same layout, planned apart from the unmasked calls (the tiles take no mask): 16x64
-    ``axis=0`` masked softmax 4.8 us a call against 10.7 through the general path (2.6 of them the
-    kernel), 2x64x16x16 ``axis=1`` 10 against 19."""
+    ``where``: None, or a mask as ``softmax_last_axis`` takes it: filled into the output for the
+    unmasked kernels (``_fills_masked_columns``), or read by the masked column kernels in x's
+    layout, planned apart from the unmasked calls (the tiles take no mask).  Through the general
+    path a masked softmax of 16x64 over ``axis=0`` took 10.7 us a call (2.6 of them the kernel)."""
     shape = x.shape
     masked = where is not None
     if masked and _fills_masked_columns(math.prod(shape[axis + 1 :]), x.itemsize, mode):
