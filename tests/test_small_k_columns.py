@@ -382,7 +382,11 @@ def test_log_softmax_takes_them_up_to_16_rows_4_kib_apart(k, taken):
         ((3000, 64), 0, {}, True),  # 256-byte rows, up to 4096 of them
         ((5000, 64), 0, {}, {"log_softmax", "logsumexp"}),  # softmax: up to 4096 such rows
         ((3000, 128), 0, {}, True),  # 512-byte rows, 1.5 MB
-        ((2, 3, 50), 1, {"where": True}, False),  # a mask: the block kernels
+        # a plain mask: softmax's and log_softmax's tiles in place on the output filled with -inf
+        # (``_masked_columns_by_filling``); logsumexp's block kernels read it; given as a list,
+        # the general path's block kernels
+        ((2, 3, 50), 1, {"where": True}, {"softmax", "log_softmax"}),
+        ((2, 3, 50), 1, {"where": "list"}, False),
         ((2, 3, 50), -1, {}, False),  # rows
     ],
 )
@@ -390,7 +394,8 @@ def test_which_layouts_take_the_small_k_kernels(kernel_calls, rng, name, shape, 
     calls = kernel_calls("softmax_small_k", "softmax_small_k_serial", "log_softmax_small_k", "log_softmax_small_k_serial", "logsumexp_small_k", "logsumexp_small_k_serial")
     x = rng.standard_normal(shape).astype(np.float32)
     if "where" in kwargs:
-        kwargs = {"where": rng.random(shape) < 0.8}
+        mask = rng.random(shape) < 0.8
+        kwargs = {"where": mask.tolist() if kwargs["where"] == "list" else mask}
     getattr(sk, name)(x, axis=axis, **kwargs)
     assert bool(calls) == (taken if isinstance(taken, bool) else name in taken)
 
