@@ -734,9 +734,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
             nan = k.fill_masked_rows(x2, mask2, sign, out2)
         _run_rows(y2, None, None, None, t_hi, t_lo, mode)
         if nan:
-            # (the input is gone where written in place: its NaN are still NaN in the results)
-            rows = np.flatnonzero((np.isnan(y2) & mask2).any(axis=1))
-            y2[rows] = np.where(mask2[rows], np.nan, -np.inf if log else 0.0)
+            _masked_nan_slices_again(y2[..., None], mask2[..., None], log)
         return
     serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
     if not use_parallel(work):
@@ -778,12 +776,7 @@ def _masked_columns_by_filling(x, axis, mode, negate, temperature, out, where) -
     (``fill_masked_rows``, the layout as one row), then the unmasked column kernels in place on
     it (the tiles, which take no mask), then the columns with an unmasked NaN written again
     (NaN where unmasked, 0 or -inf where masked, as ``slice_special`` writes them)."""
-    if out is not None:
-        result = out
-    elif x.nbytes < ALIGNED_RESULT_BYTES:
-        result = np.empty(x.shape, x.dtype)
-    else:
-        result = aligned_empty(x.shape, x.dtype, x)
+    result = result_empty(x.shape, x.dtype, x.nbytes, x) if out is None else out
     sign = x.dtype.type(-1.0) if negate else None
     flat_out = None if result is x else result.reshape(1, -1)
     nan = kernels().fill_masked_rows(x.reshape(1, -1), where.reshape(1, -1), sign, flat_out)
@@ -791,10 +784,17 @@ def _masked_columns_by_filling(x, axis, mode, negate, temperature, out, where) -
     if nan:
         inner = math.prod(x.shape[axis + 1 :])
         shape3 = (x.size // (x.shape[axis] * inner), x.shape[axis], inner)
-        y3, m3 = result.reshape(shape3), where.reshape(shape3)
-        columns = (np.isnan(y3) & m3).any(axis=1, keepdims=True)
-        y3[columns & ~m3] = -np.inf if mode == MODE_LOG_SOFTMAX else 0.0
+        _masked_nan_slices_again(result.reshape(shape3), where.reshape(shape3), mode == MODE_LOG_SOFTMAX)
     return result
+
+
+def _masked_nan_slices_again(y3, m3, log: bool) -> None:
+    """After the unmasked kernels ran over a filled input (``fill_masked_rows``), the slices over
+    axis 1 of ``y3`` with an unmasked NaN (``m3`` the mask), which those kernels made NaN
+    throughout, get their masked entries back: 0 (log_softmax -inf), as ``slice_special`` writes
+    them.  (In place the input is gone there, but its NaN are still NaN in the results.)"""
+    slices = (np.isnan(y3) & m3).any(axis=1, keepdims=True)
+    y3[slices & ~m3] = -np.inf if log else 0.0
 
 
 # ``softmax_last_axis``'s plans (see ``_column_plans``)

@@ -964,15 +964,22 @@ def fill_masked_rows(x2, mask2, sign, filled2):
     whose own kernels take no mask (``_numpy_backend._run_rows``, which passes rows that lie back
     to back as one: a loop over ten entries a row took 20 ns a row)."""
     x2, mask2, filled2 = borrowed(x2), borrowed(mask2), borrowed(filled2)
-    ninf = cast_like(-np.inf, x2)
     nan = False
     for r in range(x2.shape[0]):
-        x, keep = x2[r], mask2[r]
-        f = target(x, part_of(filled2, r))  # hoisted: a call in the loop blocks vectorisation
-        for j in range(x.size):
-            v = x[j]
-            nan |= keep[j] and v != v
-            f[j] = signed(v, sign) if keep[j] else ninf
+        nan |= _fill_masked_row(x2[r], mask2[r], sign, target(x2[r], part_of(filled2, r)))
+    return nan
+
+
+@callee(inline="always")
+def _fill_masked_row(x, keep, sign, f):
+    """``f = sign * x`` where ``keep``, -inf elsewhere (``f`` may be ``x``); whether an entry
+    kept is NaN.  (``f`` is taken before the loop: a call in it blocks vectorisation.)"""
+    ninf = cast_like(-np.inf, x)
+    nan = False
+    for j in range(x.size):
+        v = x[j]
+        nan |= keep[j] and v != v
+        f[j] = signed(v, sign) if keep[j] else ninf
     return nan
 
 
@@ -987,15 +994,12 @@ def masked_logsumexp_by_filling(rows, x2, mask2, width, res, scratch, chunk, fir
     do).  The copy stays in the worker's cache between the two passes."""
     x2, mask2 = borrowed(x2), borrowed(mask2)  # (not scratch: the serial kernels allocate theirs)
     n = x2.shape[1]
-    ninf = cast_like(-np.inf, x2)
     r = first
     while r < stop:
         count = min(chunk, stop - r)
         filled2 = scratch[: count * n].reshape((count, n))
         for i in range(count):
-            x, keep, f = x2[r + i], mask2[r + i], filled2[i]
-            for j in range(n):
-                f[j] = x[j] if keep[j] else ninf
+            _fill_masked_row(x2[r + i], mask2[r + i], None, filled2[i])  # (a NaN shows in the sum)
         rows(filled2, width, res[r : r + count], 0, count)
         r += count
 
