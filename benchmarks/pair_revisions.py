@@ -19,7 +19,8 @@ round times A, B, B, A (each the median of five samples of enough calls for ``--
 and the case's figure is the median over rounds of (B1 + B2) / (A1 + A2), with its quartiles:
 below 1 means B is faster.  It also prints whether the two results are bit-identical.  The input
 is standard normals times 3, or with ``--input peaked`` one entry per slice 30 above the others
-(float32 log_softmax's uncounted sums then fall short).
+(float32 log_softmax's uncounted sums then fall short).  ``--masked FRACTION`` passes ``where=``,
+a random mask keeping about that fraction of the entries (the same for both).
 
 ``--set-a``/``--set-b MODULE.NAME=VALUE`` set a module attribute of one copy before its first
 call (MODULE relative to the package, VALUE a Python literal).  Attributes of ``_kernels``
@@ -136,19 +137,21 @@ def parse_case(spec: str) -> tuple[tuple[int, ...], int, str, str, np.dtype]:
     return shape, int(parts[1]), parts[2], mode, np.dtype(parts[4] if len(parts) > 4 else "float32")
 
 
-def make_call(module, x: np.ndarray, axis: int, function: str, mode: str, out_offset: int) -> Callable:
+def make_call(
+    module, x: np.ndarray, axis: int, function: str, mode: str, out_offset: int, where: np.ndarray | None = None
+) -> Callable:
     f = getattr(module, function)
     if mode == "fresh":
-        return lambda: f(x, axis=axis)
+        return lambda: f(x, axis=axis, where=where)
     if mode == "inplace":
         y = at_page_offset(x.shape, x.dtype, x.ctypes.data % PAGE)
         y[...] = x  # the input changes call by call: in place, that is the point
-        return lambda: f(y, axis=axis, out=y)
+        return lambda: f(y, axis=axis, out=y, where=where)
     shape = x.shape
     if function == "logsumexp":
         shape = tuple(s for d, s in enumerate(x.shape) if d != axis % x.ndim)
     out = at_page_offset(shape, x.dtype, x.ctypes.data % PAGE + out_offset)
-    return lambda: f(x, axis=axis, out=out)
+    return lambda: f(x, axis=axis, out=out, where=where)
 
 
 def calls_per_sample(call: Callable, sample_s: float) -> int:
@@ -212,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", choices=("normal", "peaked"), default="normal",
                         help="standard normals times 3, or per slice one entry 30 above the others "
                              "(float32 log_softmax's uncounted sums then fall short)")
+    parser.add_argument("--masked", type=float, default=None, metavar="FRACTION",
+                        help="pass where=, a random mask keeping about FRACTION of the entries")
     parser.add_argument("--set-a", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--set-b", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--keep", type=Path, default=None, help="copy into this directory and keep it")
@@ -235,12 +240,14 @@ def main(argv: list[str] | None = None) -> int:
         threads = copies[0].get_num_threads()
         print(f"A = {args.a} {' '.join(args.set_a)}\nB = {args.b} {' '.join(args.set_b)}\n"
               f"{threads} threads; {args.input} input {args.x_offset} bytes past a page, "
-              f"out= {args.out_offset} past the input")
+              f"out= {args.out_offset} past the input"
+              + ("" if args.masked is None else f"; where= keeping {args.masked:g} of the entries"))
         rng = np.random.default_rng(20261204)
         for (shape, axis, function, mode, dtype), spec in zip(cases, args.case):
             x = at_page_offset(shape, dtype, args.x_offset)
             x[...] = make_input(args.input, shape, axis, rng)
-            call_a, call_b = (make_call(m, x, axis, function, mode, args.out_offset) for m in copies)
+            where = None if args.masked is None else rng.random(shape) < args.masked
+            call_a, call_b = (make_call(m, x, axis, function, mode, args.out_offset, where) for m in copies)
             same = mode == "inplace" or np.array_equal(call_a(), call_b(), equal_nan=True)
             r = pair(call_a, call_b, args.rounds, args.sample_ms / 1e3)
             print(f"{spec}: B/A {r['ratio']:.3f} (quartiles {r['q1']:.3f}-{r['q3']:.3f}); "

@@ -301,7 +301,7 @@ def test_masked_short_rows_filled_with_minus_inf_keep_the_masked_semantics(
     kernel_calls, rng, name, dtype, shape, mode, temperature
 ):
     """From MASKED_FILL_MIN_ROWS rows (log_softmax MASKED_LOG_FILL_MIN_ROWS), masked short rows
-    take the unmasked kernels over a copy whose masked entries are -inf (``fill_masked_rows``);
+    take the unmasked kernels over a copy whose masked entries are -inf (``masked_rows_by_filling``);
     rows with an unmasked NaN are written again, so that their masked entries stay 0 (-inf).
     Against the float64 reference, every special row included, in every output form."""
     log = name == "log_softmax"
@@ -326,6 +326,92 @@ def test_masked_short_rows_filled_with_minus_inf_keep_the_masked_semantics(
         expected = softmax_ref(x, where=mask, temperature=temperature, log=log, negate=name == "softmin")
     assert_matches(result, expected, log=log)
     assert [len(args[0]) for args in general] == ([] if shape[0] >= fill_rows else [shape[0]])
+
+
+_CHUNKED_SHAPES = [
+    (64, 3),  # packed
+    (256, 32),  # packed, several chunks
+    (64, 100),  # short (log_softmax: paired)
+    (70, 300),  # short, chunks of 13 float32 rows: a range that is not a multiple of them
+    (20000, 7),  # packed, two threads when there are two
+    (3000, 100),  # short, two threads
+]
+
+
+# (12, 10): log_softmax only; softmax's rows go to the general kernels below MASKED_FILL_MIN_ROWS
+@pytest.mark.parametrize(
+    "name, shape", [("log_softmax", (12, 10))] + [(name, shape) for name in FUNCTIONS for shape in _CHUNKED_SHAPES],
+    ids=str,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_masked_short_rows_are_filled_a_chunk_at_a_time(kernel_calls, rng, name, dtype, shape, mode, threads):
+    """Each worker fills its rows a chunk at a time (``masked_rows_by_filling``) and takes the
+    unmasked short or packed kernel on the copy: bit for bit what that kernel gives for the rows
+    filled with -inf where masked (softmin: +inf), but for rows with an unmasked NaN, scattered
+    through the chunks, which are NaN where unmasked and 0 (-inf) where masked; and the masked
+    kernel named for the layout and thread count."""
+    from softmaxkit._threads import max_threads
+
+    log = name == "log_softmax"
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.7
+    nan_rows = np.unique(rng.integers(0, shape[0], 5))
+    x[nan_rows, shape[1] // 2] = np.nan
+    mask[nan_rows, shape[1] // 2] = True
+    mask[nan_rows, 0] = False
+    filled = np.where(mask, x, np.inf if name == "softmin" else -np.inf)
+    k = backend.kernels()
+    n_rows, n = shape
+    width = backend._packed_width(k, x) if n_rows >= backend.PACKED_MIN_ROWS else None
+    before = sk.get_num_threads()
+    sk.set_num_threads(min(threads, max_threads()))
+    try:
+        unmasked = FUNCTIONS[name](filled)
+        if width is not None:
+            expected_kernel = "masked_packed_log_softmax_rows" if log else "masked_packed_softmax_rows"
+            work = backend._packed_work(x)
+        else:
+            if not log:
+                expected_kernel = "masked_softmax_short_rows"
+            elif dtype == np.float64:
+                expected_kernel = "masked_log_softmax_counted_short_rows"
+            elif n <= k.PAIRED_ROW:
+                expected_kernel = "masked_log_softmax_paired_rows"
+            else:
+                expected_kernel = "masked_log_softmax_short_rows"
+            work = x.size
+        if not backend.use_parallel(work):
+            expected_kernel += "_serial"
+        calls = kernel_calls(expected_kernel)
+        with np.errstate(invalid="ignore"):
+            got = called_in_mode(FUNCTIONS[name], x, mode, where=mask)
+    finally:
+        sk.set_num_threads(before)
+    assert len(calls) == 1, expected_kernel
+    others = np.setdiff1d(np.arange(n_rows), nan_rows)
+    np.testing.assert_array_equal(got[others], unmasked[others])
+    excluded = -np.inf if log else 0.0
+    assert np.isnan(np.where(mask, got, np.nan)[nan_rows]).all()
+    assert (got[nan_rows][~mask[nan_rows]] == excluded).all()
+
+
+def test_masked_short_rows_off_contiguous_memory_are_copied_first(rng):
+    """``_run_masked_short_rows`` takes a chunk's rows as one run: rows that do not lie back to
+    back (no caller passes them yet) are computed from contiguous copies into their place."""
+    x = (rng.standard_normal((64, 40)) * 4).astype(np.float32)
+    mask = rng.random(x.shape) < 0.7
+    wide = np.full((64, 50), 7.0, np.float32)
+    expected = sk.log_softmax(x, where=mask)
+    for out2 in (wide[:, :40], None):
+        x2 = np.full((64, 50), 3.0, np.float32)
+        x2[:, :40] = x
+        mask2 = np.zeros((64, 50), bool)
+        mask2[:, :40] = mask
+        backend._run_masked_short_rows(backend.kernels(), x2[:, :40], out2, mask2[:, :40], None, None, None, True)
+        np.testing.assert_array_equal(x2[:, :40] if out2 is None else out2, expected)
+        assert (x2[:, 40:] == 3.0).all() and (wide[:, 40:] == 7.0).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -720,21 +720,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         and n_rows >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS)
         and _short_rows(k, x2, None, softmax=not log)
     ):
-        # Masked short rows: their masked entries as -inf (softmin's sign applied), written into
-        # the output, which the unmasked short or packed kernels then take in place.  The general
-        # kernels spend about 90 ns a log_softmax row on their own (see MASKED_FILL_MIN_ROWS).
-        # A row with an unmasked NaN is NaN where unmasked and 0 (log_softmax -inf) where masked,
-        # as slice_special writes it; the unmasked kernels make it NaN throughout, so it is
-        # written again (``fill_masked_rows``).
-        y2 = x2 if out2 is None else out2
-        if x2.flags.c_contiguous and mask2.flags.c_contiguous and y2.flags.c_contiguous:
-            flat_out = None if out2 is None else out2.reshape(1, -1)
-            nan = k.fill_masked_rows(x2.reshape(1, -1), mask2.reshape(1, -1), sign, flat_out)
-        else:
-            nan = k.fill_masked_rows(x2, mask2, sign, out2)
-        _run_rows(y2, None, None, None, t_hi, t_lo, mode)
-        if nan:
-            _masked_nan_slices_again(y2[..., None], mask2[..., None], log)
+        _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log)
         return
     serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
     if not use_parallel(work):
@@ -743,6 +729,45 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
     else:
         _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
+
+
+def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
+    """Masked short rows by the unmasked short or packed kernels, each worker copying its rows,
+    FILL_CHUNK_BYTES at a time, as ``sign * x`` with -inf where masked (``masked_rows_by_filling``:
+    the general kernels spend about 90 ns a log_softmax row on their own, see
+    MASKED_FILL_MIN_ROWS).  A row with an unmasked NaN is NaN where unmasked and 0 (log_softmax
+    -inf) where masked, as ``slice_special`` writes it: the kernel writes its masked entries again."""
+    y2 = x2 if out2 is None else out2
+    if not (x2.flags.c_contiguous and mask2.flags.c_contiguous and y2.flags.c_contiguous):
+        # (the kernels take a chunk's rows as one run; every caller passes C-contiguous rows)
+        result = np.empty(x2.shape, x2.dtype)
+        _run_masked_short_rows(k, np.ascontiguousarray(x2), result, np.ascontiguousarray(mask2), sign, t_hi, t_lo, log)
+        y2[...] = result
+        return
+    n_rows, n = x2.shape
+    width = _packed_width(k, x2) if n_rows >= PACKED_MIN_ROWS else None
+    if width is None:
+        serial, parallel = _short_kernels(k, x2.dtype, n, log, masked=True)
+        work = x2.size
+    elif log:
+        serial, parallel, work = k.masked_packed_log_softmax_rows_serial, k.masked_packed_log_softmax_rows, _packed_work(x2)
+    else:
+        serial, parallel, work = k.masked_packed_softmax_rows_serial, k.masked_packed_softmax_rows, _packed_work(x2)
+    chunk = _fill_chunk(x2)
+    if not use_parallel(work):
+        serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk)
+        return
+    workers = _workers(n_rows)
+    parallel(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, fill_scratch(workers, chunk * n, x2.dtype))
+
+
+def _fill_chunk(x2) -> int:
+    """The rows a worker fills at a time (``masked_logsumexp_by_filling``,
+    ``masked_rows_by_filling``): FILL_CHUNK_BYTES of them, whole groups of packed rows."""
+    chunk = max(1, FILL_CHUNK_BYTES // (x2.shape[1] * x2.itemsize))
+    if chunk > 16:
+        chunk -= chunk % 16
+    return chunk
 
 
 def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
@@ -815,16 +840,21 @@ def _row_plan(key: tuple, x2: np.ndarray, mode: int) -> tuple:
     return plan
 
 
-def _short_kernels(k, dtype: np.dtype, n: int, log: bool) -> tuple[Any, Any]:
+def _short_kernels(k, dtype: np.dtype, n: int, log: bool, masked: bool = False) -> tuple[Any, Any]:
     """The short-row kernels ``(serial, parallel)`` of softmax (``log``: log_softmax) for rows
-    of ``n`` elements of ``dtype``."""
+    of ``n`` elements of ``dtype``; ``masked``: their masked forms by filling
+    (``_run_masked_short_rows``)."""
     if not log:
-        return k.softmax_short_rows_serial, k.softmax_short_rows
-    if dtype == np.float64:  # every row counted
-        return k.log_softmax_counted_short_rows_serial, k.log_softmax_counted_short_rows
-    if n <= k.PAIRED_ROW:  # two rows at a time
-        return k.log_softmax_paired_rows_serial, k.log_softmax_paired_rows
-    return k.log_softmax_short_rows_serial, k.log_softmax_short_rows
+        name = "softmax_short_rows"
+    elif dtype == np.float64:  # every row counted
+        name = "log_softmax_counted_short_rows"
+    elif n <= k.PAIRED_ROW:  # two rows at a time
+        name = "log_softmax_paired_rows"
+    else:
+        name = "log_softmax_short_rows"
+    if masked:
+        name = "masked_" + name
+    return getattr(k, name + "_serial"), getattr(k, name)
 
 
 def _split_states(x2):
@@ -1416,9 +1446,7 @@ def _run_masked_short_logsumexp_rows(k, x2, mask2, res) -> None:
     FILL_CHUNK_BYTES at a time, with -inf where masked (``masked_logsumexp_by_filling``)."""
     n_rows, n = x2.shape
     width = _packed_width(k, x2) if n_rows >= PACKED_MIN_ROWS else None
-    chunk = max(1, FILL_CHUNK_BYTES // (n * x2.itemsize))
-    if chunk > 16:
-        chunk -= chunk % 16  # whole groups of packed rows
+    chunk = _fill_chunk(x2)
     if not use_parallel(x2.size if width is None else _packed_work(x2)):
         if width is None:
             k.masked_logsumexp_short_rows_serial(x2, mask2, res, chunk)

@@ -49,8 +49,8 @@ from ._vector import (
     spread, store_rows, widened,
 )
 from .softmax import (
-    _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, masked_logsumexp_by_filling, part_of, row_additions, slice_max, slice_special,
-    uncounted_total_suffices,
+    _MODE_LOG_SOFTMAX, _MODE_SOFTMAX, masked_logsumexp_by_filling, masked_rows_by_filling, part_of, row_additions,
+    slice_max, slice_special, uncounted_total_suffices,
 )
 
 #: the longest row (elements) the packed kernels take: four float32 vectors (groups of 8 rows);
@@ -220,6 +220,17 @@ def _packed_logsumexp_rows(x2, width, res, first, stop):
         _logsumexp_group(x2, width, res, r, stop - r)
 
 
+@callee(inline="always")
+def _packed_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    """``_packed_rows`` of softmax, as ``softmax.masked_rows_by_filling`` calls it."""
+    _packed_rows(_softmax_group, x2, out2, width, sign, t_hi, t_lo, first, stop)
+
+
+@callee(inline="always")
+def _packed_log_softmax_rows(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    _packed_rows(_log_softmax_group, x2, out2, width, sign, t_hi, t_lo, first, stop)
+
+
 def _packed_softmax_range(t, first, stop, x2, out2, width, sign, t_hi, t_lo):
     _packed_rows(_softmax_group, x2, out2, width, sign, t_hi, t_lo, first, stop)
 
@@ -257,6 +268,30 @@ def _masked_packed_logsumexp_range(t, first, stop, x2, mask2, width, res, chunk,
     masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, width, res, scratch[t], chunk, first, stop)
 
 
+@kernel()
+def masked_packed_softmax_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, False, scratch, chunk, 0,
+                           x2.shape[0])
+
+
+@kernel()
+def masked_packed_log_softmax_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, True, scratch, chunk, 0,
+                           x2.shape[0])
+
+
+def _masked_packed_softmax_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
+    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, False, scratch[t], chunk,
+                           first, stop)
+
+
+def _masked_packed_log_softmax_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
+    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, True, scratch[t],
+                           chunk, first, stop)
+
+
 #: ``(n_rows, workers, x2, out2, width, sign, t_hi, t_lo)``: unmasked float32 rows of at most
 #: PACKED_ROW elements, ``width`` a tuple of ``n`` zeros (``n`` the rows' length)
 packed_softmax_rows = RangeKernel(_packed_softmax_range)
@@ -267,3 +302,8 @@ packed_logsumexp_rows = RangeKernel(_packed_logsumexp_range)
 #: ``(n_rows, workers, x2, mask2, width, res, chunk, scratch)``: masked packed rows, by
 #: ``softmax.masked_logsumexp_by_filling``
 masked_packed_logsumexp_rows = RangeKernel(_masked_packed_logsumexp_range)
+#: ``(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked packed
+#: rows, by ``softmax.masked_rows_by_filling`` (``chunk`` a multiple of a group's rows)
+masked_packed_softmax_rows = RangeKernel(_masked_packed_softmax_range)
+#: as ``masked_packed_softmax_rows``
+masked_packed_log_softmax_rows = RangeKernel(_masked_packed_log_softmax_range)

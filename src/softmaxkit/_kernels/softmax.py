@@ -1004,6 +1004,37 @@ def masked_logsumexp_by_filling(rows, x2, mask2, width, res, scratch, chunk, fir
         r += count
 
 
+@callee(inline="always")
+def masked_rows_by_filling(rows, x2, mask2, out2, width, sign, t_hi, t_lo, log, scratch, chunk, first, stop):
+    """softmax (``log``: log_softmax) of the masked rows ``first:stop`` of ``x2`` into ``out2``
+    (None: in place) by the unmasked kernels' ``rows(filled2, out2, width, sign, t_hi, t_lo,
+    first, stop)`` (short or packed rows), ``chunk`` rows at a time copied into ``scratch`` (a
+    worker's, at least ``chunk`` rows long) as ``sign * x`` where unmasked and -inf where masked
+    (``fill_masked_rows``' copy, made in cache, a chunk's rows then written from it in one pass:
+    in place the chunk's rows are all read before any is written).  A row with an unmasked NaN,
+    which those kernels make NaN throughout (and only such a row: the limits they write are never
+    NaN, so its first result tells), then gets its masked entries back as 0 (-inf)."""
+    x2, mask2, out2 = borrowed(x2), borrowed(mask2), borrowed(out2)
+    y2 = target(x2, out2)
+    n = x2.shape[1]
+    excluded = cast_like(-np.inf if log else 0.0, x2)
+    r = first
+    while r < stop:
+        count = min(chunk, stop - r)
+        # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its remainder,
+        # 20% of a masked log_softmax of 1000x100)
+        filled = scratch[: count * n]
+        _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign, filled)
+        rows(filled.reshape((count, n)), y2[r : r + count], width, None, t_hi, t_lo, 0, count)
+        for i in range(r, r + count):
+            if y2[i, 0] != y2[i, 0]:
+                keep, y = mask2[i], y2[i]
+                for j in range(n):
+                    if not keep[j]:
+                        y[j] = excluded
+        r += count
+
+
 # log_softmax and logsumexp stage each block's terms in a buffer of _BLOCK elements, one per
 # worker: allocated per row it cost about 100 ns a row, 9% of log_softmax on rows of 4096 in
 # cache and 18% on rows of 1000 (Zen 5, one thread).  The parallel kernels take the buffers from
@@ -1604,6 +1635,80 @@ def _masked_logsumexp_short_row_range(t, first, stop, x2, mask2, res, chunk, scr
     )
 
 
+# The short rows' drivers as ``masked_rows_by_filling`` calls them (``width`` unused), and its
+# range functions over them: masked softmax and log_softmax of short rows in one pass.
+
+
+@callee(inline="always")
+def _short_softmax_rows_given_width(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    _short_softmax_rows(x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@callee(inline="always")
+def _short_log_rows_given_width(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    _short_log_rows(_uncounted_row_run, x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@callee(inline="always")
+def _paired_log_rows_given_width(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    _short_log_rows(_short_log_pair_run, x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@callee(inline="always")
+def _counted_log_rows_given_width(x2, out2, width, sign, t_hi, t_lo, first, stop):
+    _counted_short_log_rows(x2, out2, sign, t_hi, t_lo, first, stop)
+
+
+@kernel()
+def masked_softmax_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, False,
+                           scratch, chunk, 0, x2.shape[0])
+
+
+@kernel()
+def masked_log_softmax_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch, chunk, 0, x2.shape[0])
+
+
+@kernel()
+def masked_log_softmax_paired_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch, chunk, 0, x2.shape[0])
+
+
+@kernel()
+def masked_log_softmax_counted_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+    scratch = np.empty(chunk * x2.shape[1], x2.dtype)
+    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch, chunk, 0, x2.shape[0])
+
+
+def _masked_softmax_short_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
+    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, False,
+                           scratch[t], chunk, first, stop)
+
+
+def _masked_log_softmax_short_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
+    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch[t], chunk, first, stop)
+
+
+def _masked_log_softmax_paired_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
+    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch[t], chunk, first, stop)
+
+
+def _masked_log_softmax_counted_short_row_range(
+    t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+                           scratch[t], chunk, first, stop)
+
+
 #: ``(n_rows, workers, x2, out2, sign, t_hi, t_lo)``: unmasked float32 rows of at most SHORT_ROW
 softmax_short_rows = RangeKernel(_softmax_short_row_range)
 #: as ``softmax_short_rows``
@@ -1617,6 +1722,16 @@ logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
 #: ``(n_rows, workers, x2, mask2, res, chunk, scratch)``: masked short rows, ``scratch`` a row of
 #: at least ``chunk * n`` elements a worker (``masked_logsumexp_by_filling``)
 masked_logsumexp_short_rows = RangeKernel(_masked_logsumexp_short_row_range)
+#: ``(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked short
+#: rows by ``masked_rows_by_filling`` over ``softmax_short_rows``' driver (``width`` None;
+#: ``scratch`` as ``masked_logsumexp_short_rows``')
+masked_softmax_short_rows = RangeKernel(_masked_softmax_short_row_range)
+#: as ``masked_softmax_short_rows``, over ``log_softmax_short_rows``' driver
+masked_log_softmax_short_rows = RangeKernel(_masked_log_softmax_short_row_range)
+#: ... over ``log_softmax_paired_rows``'
+masked_log_softmax_paired_rows = RangeKernel(_masked_log_softmax_paired_row_range)
+#: ... over ``log_softmax_counted_short_rows``'
+masked_log_softmax_counted_short_rows = RangeKernel(_masked_log_softmax_counted_short_row_range)
 #: the longest row (elements) the short-row kernels of log_softmax and logsumexp are for: rows
 #: of the general kernels' one block grid
 SHORT_ROW = _SPLIT_ABOVE
