@@ -274,6 +274,69 @@ def test_which_masks_are_plain():
     assert _api._is_plain_mask(overlapping, x, None)
 
 
+def test_which_masks_broadcast_over_rows():
+    """Over the last axis (``rows=True``) a C-contiguous boolean mask that broadcasts to ``x``
+    over the leading axes only is taken as it is; one that broadcasts along the rows is not."""
+    x = np.zeros((2, 3, 4, 6), np.float32)
+    for shape in [(6,), (1, 6), (4, 6), (2, 1, 1, 6), (2, 3, 4, 6), (1, 3, 1, 6), (1, 1, 1, 1, 6)[1:]]:
+        mask = np.ones(shape, bool)
+        assert _api._is_plain_mask(mask, x, None, rows=True), shape
+        assert _api._is_plain_mask(mask, x, None) == (shape == x.shape), shape  # another axis: its own shape
+    for shape in [(2, 3, 4, 1), (1,), (3, 6), (2, 3, 1, 6, 1)[:-1] + (2,), (1, 2, 3, 4, 6), ()]:
+        assert not _api._is_plain_mask(np.ones(shape, bool), x, None, rows=True), shape
+    assert not _api._is_plain_mask(np.ones((4, 12), bool)[:, ::2], x, None, rows=True)  # not contiguous
+    np.testing.assert_array_equal(
+        backend.row_mask_of((2, 1, 4, 6), x.shape), np.broadcast_to(np.arange(8).reshape(2, 1, 4), (2, 3, 4)).ravel()
+    )
+    assert not backend.row_mask_of((4, 6), x.shape).flags.writeable  # kept for later calls
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, mask_shape",
+    [
+        ((8, 4, 16, 32), (8, 1, 1, 32)),  # a padding mask: packed rows, each its own mask row
+        ((8, 4, 16, 32), (16, 32)),  # a causal mask: runs of 16 mask rows
+        ((3, 5, 40, 100), (3, 1, 40, 100)),  # short rows (log_softmax: paired)
+        ((2, 70, 300), (70, 300)),  # short rows, chunks of 13 float32 rows across the runs
+        ((4, 5000, 7), (5000, 7)),  # packed rows, two threads when there are two
+        ((5, 600), (600,)),  # softmax's general kernels: the mask's rows taken for every row
+        ((12, 10), (1, 10)),  # few rows: the general kernels
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_a_mask_broadcast_over_rows_takes_the_fast_path_to_the_same_bits(
+    monkeypatch, rng, name, dtype, shape, mask_shape, mode
+):
+    """A mask broadcast over the leading axes (attention's padding and causal masks) is read
+    where it lies (``row_mask_of``): bit for bit what the same mask broadcast to ``x``'s shape
+    gives, with NaN, +inf and fully masked rows among the rows, and never through the general
+    path."""
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(mask_shape) < 0.7
+    flat = x.reshape(-1, shape[-1])
+    flat[::7, 0] = np.nan  # unmasked in some rows' masks, masked in others'
+    flat[1::11, -1] = np.inf
+    if mask.size > shape[-1]:
+        mask.reshape(-1, shape[-1])[-1, :] = False  # a mask row with nothing unmasked
+    full = np.ascontiguousarray(np.broadcast_to(mask, shape))
+    with np.errstate(invalid="ignore"):
+        expected = called_in_mode(FUNCTIONS[name], x, mode, where=full)
+
+        def general(*args, **kwargs):
+            raise AssertionError("a mask broadcast over rows took the general path")
+
+        monkeypatch.setattr(backend, "softmax_family", general)
+        got = called_in_mode(FUNCTIONS[name], x, mode, where=mask)
+    np.testing.assert_array_equal(got, expected)
+    # (the rows with an unmasked NaN are NaN where unmasked, and only those)
+    nan_rows = (np.isnan(x) & full).any(axis=-1, keepdims=True)
+    np.testing.assert_array_equal(np.isnan(got), nan_rows & full)
+    assert ((got == 0) if name != "log_softmax" else (got == -np.inf))[~full].all()
+
+
 @pytest.mark.parametrize("n", [5, 20, 100, 1000])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_masked_entries_at_the_max_are_not_counted(rng, n, dtype):

@@ -91,16 +91,22 @@ def _is_plain_out(out: Any, x: np.ndarray, shape: tuple[int, ...] | None = None)
     )
 
 
-def _is_plain_mask(where: Any, x: np.ndarray, out: np.ndarray | None) -> bool:
+def _is_plain_mask(where: Any, x: np.ndarray, out: np.ndarray | None, rows: bool = False) -> bool:
     """``where`` is a C-contiguous boolean ndarray of ``x``'s shape that does not overlap ``out``:
-    the fast path's kernels read it as it is (the general path checks and broadcasts the rest)."""
-    return (
-        type(where) is np.ndarray
-        and where.dtype == np.bool_
-        and where.shape == x.shape
-        and where.flags.c_contiguous
-        and (out is None or not np.may_share_memory(where, out))
-    )
+    the fast path's kernels read it as it is (the general path checks and broadcasts the rest).
+    With ``rows`` (the last axis), also of a shape that broadcasts to ``x``'s over the leading
+    axes only: an attention layout's padding or causal mask, whose rows the kernels read where
+    they lie (``_numpy_backend.row_mask_of``)."""
+    if type(where) is not np.ndarray or where.dtype != np.bool_ or not where.flags.c_contiguous:
+        return False
+    if where.shape != x.shape and not (
+        rows
+        and 0 < where.ndim <= x.ndim
+        and where.shape[-1] == x.shape[-1]
+        and all(m == 1 or m == s for m, s in zip(where.shape[-2::-1], x.shape[-2::-1]))
+    ):
+        return False
+    return out is None or not np.may_share_memory(where, out)
 
 
 def _softmax_family(
@@ -124,7 +130,7 @@ def _softmax_family(
         and x.size > 0
         and x.flags.c_contiguous
         and (out is None or _is_plain_out(out, x))
-        and (where is None or _is_plain_mask(where, x, out))
+        and (where is None or _is_plain_mask(where, x, out, rows=axis == -1 or axis == x.ndim - 1))
     ):
         # Small calls (an RL policy's 8 x 10 logits, millions of times, masked or not) must not
         # pay for the general layout machinery; this is the same kernel, reached with fewer checks.

@@ -420,6 +420,21 @@ def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
 FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+@lru_cache(maxsize=8)
+def row_mask_of(mask_shape: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """For a mask of ``mask_shape`` (as many entries in a row as ``shape``) broadcast over the
+    leading axes of ``shape`` (an attention layout's padding mask ``(B, 1, 1, T)`` or causal mask
+    ``(T, T)`` for scores ``(B, H, T, T)``): which of the mask's rows each row of ``shape`` takes,
+    read-only, kept for the next call.  The kernels read those rows where they lie, rather than a
+    copy of the mask broadcast to the whole layout (a quarter of float32 softmax's traffic)."""
+    lead = mask_shape[:-1]
+    n_rows = math.prod(lead)
+    rows = np.arange(n_rows, dtype=np.int32 if n_rows < 2**31 else np.intp).reshape(lead)
+    rows = np.ascontiguousarray(np.broadcast_to(rows, shape[:-1])).reshape(-1)
+    rows.flags.writeable = False
+    return rows
+
+
 def softmax_last_axis(
     x: np.ndarray, *, mode: int, negate: bool, temperature: float, out: np.ndarray | None,
     where: np.ndarray | None = None,
@@ -427,7 +442,8 @@ def softmax_last_axis(
     """The per-call-overhead path: a non-empty C-contiguous float32/float64 ndarray, last axis,
     no dtype; ``out`` is None, ``x`` itself, or a C-contiguous writable array of the same shape
     and dtype not overlapping ``x``; ``where`` None or a C-contiguous boolean array of ``x``'s
-    shape not overlapping ``out``.  ``softmaxkit._api`` checks those conditions and the
+    shape, or of a shape broadcast to it over the leading axes only (``row_mask_of``), not
+    overlapping ``out``.  ``softmaxkit._api`` checks those conditions and the
     temperature; nothing else is validated here."""
     dtype = x.dtype
     n = x.shape[-1]
@@ -447,7 +463,10 @@ def softmax_last_axis(
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
     if where is not None:  # masked rows: _run_rows chooses their kernels per call
-        _run_rows(x2, out2, where.reshape(x2.shape), sign, t_hi, t_lo, mode)
+        if where.shape == x.shape:
+            _run_rows(x2, out2, where.reshape(x2.shape), sign, t_hi, t_lo, mode)
+        else:
+            _run_rows(x2, out2, where.reshape(-1, n), sign, t_hi, t_lo, mode, row_mask_of(where.shape, x.shape))
         return result
     key = (x.shape, x.itemsize, mode)
     plan = _row_plans.get(key)
@@ -711,7 +730,9 @@ def _row_kernels(k, x2, mask2, log: bool) -> tuple[Any, Any, tuple, int]:
     return (k.log_softmax_rows_serial if log else k.softmax_rows_serial), None, (mask2,), x2.size
 
 
-def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
+def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows=None) -> None:
+    """softmax (``mode``) over the rows of ``x2``; ``mask_rows`` (or None): a mask broadcast over
+    the leading axes, row ``r``'s mask ``mask2[mask_rows[r]]`` (``row_mask_of``)."""
     n_rows = x2.shape[0]
     log = mode == MODE_LOG_SOFTMAX
     k = kernels()
@@ -720,8 +741,10 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         and n_rows >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS)
         and _short_rows(k, x2, None, softmax=not log)
     ):
-        _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log)
+        _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log, mask_rows)
         return
+    if mask_rows is not None:  # (the general kernels read a mask of x2's rows)
+        mask2 = mask2[mask_rows]
     serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
     if not use_parallel(work):
         serial(x2, out2, *middle, sign, t_hi, t_lo)
@@ -731,17 +754,19 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode) -> None:
         _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
 
 
-def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
+def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask_rows=None) -> None:
     """Masked short rows by the unmasked short or packed kernels, each worker copying its rows,
     FILL_CHUNK_BYTES at a time, as ``sign * x`` with -inf where masked (``masked_rows_by_filling``:
     the general kernels spend about 90 ns a log_softmax row on their own, see
     MASKED_FILL_MIN_ROWS).  A row with an unmasked NaN is NaN where unmasked and 0 (log_softmax
-    -inf) where masked, as ``slice_special`` writes it: the kernel writes its masked entries again."""
+    -inf) where masked, as ``slice_special`` writes it: the kernel writes its masked entries again.
+    ``mask_rows``: see ``_run_rows``."""
     y2 = x2 if out2 is None else out2
     if not (x2.flags.c_contiguous and mask2.flags.c_contiguous and y2.flags.c_contiguous):
         # (the kernels take a chunk's rows as one run; every caller passes C-contiguous rows)
         result = np.empty(x2.shape, x2.dtype)
-        _run_masked_short_rows(k, np.ascontiguousarray(x2), result, np.ascontiguousarray(mask2), sign, t_hi, t_lo, log)
+        mask2 = np.ascontiguousarray(mask2)
+        _run_masked_short_rows(k, np.ascontiguousarray(x2), result, mask2, sign, t_hi, t_lo, log, mask_rows)
         y2[...] = result
         return
     n_rows, n = x2.shape
@@ -755,10 +780,11 @@ def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> N
         serial, parallel, work = k.masked_packed_softmax_rows_serial, k.masked_packed_softmax_rows, _packed_work(x2)
     chunk = _fill_chunk(x2)
     if not use_parallel(work):
-        serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk)
+        serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk)
         return
     workers = _workers(n_rows)
-    parallel(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, fill_scratch(workers, chunk * n, x2.dtype))
+    scratch = fill_scratch(workers, chunk * n, x2.dtype)
+    parallel(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)
 
 
 def _fill_chunk(x2) -> int:

@@ -269,27 +269,31 @@ def _masked_packed_logsumexp_range(t, first, stop, x2, mask2, width, res, chunk,
 
 
 @kernel()
-def masked_packed_softmax_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_packed_softmax_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, False, scratch, chunk, 0,
-                           x2.shape[0])
+    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, False,
+                           scratch, chunk, 0, x2.shape[0])
 
 
 @kernel()
-def masked_packed_log_softmax_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_packed_log_softmax_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, True, scratch, chunk, 0,
-                           x2.shape[0])
+    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
+                           scratch, chunk, 0, x2.shape[0])
 
 
-def _masked_packed_softmax_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
-    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, False, scratch[t], chunk,
-                           first, stop)
+def _masked_packed_softmax_range(
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_packed_softmax_rows, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, False,
+                           scratch[t], chunk, first, stop)
 
 
-def _masked_packed_log_softmax_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
-    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, out2, width, sign, t_hi, t_lo, True, scratch[t],
-                           chunk, first, stop)
+def _masked_packed_log_softmax_range(
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_packed_log_softmax_rows, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
+                           scratch[t], chunk, first, stop)
 
 
 #: ``(n_rows, workers, x2, out2, width, sign, t_hi, t_lo)``: unmasked float32 rows of at most
@@ -302,7 +306,7 @@ packed_logsumexp_rows = RangeKernel(_packed_logsumexp_range)
 #: ``(n_rows, workers, x2, mask2, width, res, chunk, scratch)``: masked packed rows, by
 #: ``softmax.masked_logsumexp_by_filling``
 masked_packed_logsumexp_rows = RangeKernel(_masked_packed_logsumexp_range)
-#: ``(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked packed
+#: ``(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked packed
 #: rows, by ``softmax.masked_rows_by_filling`` (``chunk`` a multiple of a group's rows)
 masked_packed_softmax_rows = RangeKernel(_masked_packed_softmax_range)
 #: as ``masked_packed_softmax_rows``

@@ -1004,16 +1004,41 @@ def masked_logsumexp_by_filling(rows, x2, mask2, width, res, scratch, chunk, fir
         r += count
 
 
+def mask_row(mask2, mask_rows, r):
+    """Row ``r``'s mask: ``mask2[r]``, or with ``mask_rows`` (a mask broadcast over the leading
+    axes, its rows given once) ``mask2[mask_rows[r]]``, decided at typing time (numba only)."""
+    raise NotImplementedError("mask_row is callable from numba-compiled code only")
+
+
+@callee_overload(mask_row)
+def _mask_row_overload(mask2, mask_rows, r):
+    return lambda mask2, mask_rows, r: mask2[mask_row_index(mask_rows, r)]
+
+
+def mask_row_index(mask_rows, r):
+    """``mask_rows[r]``, or ``r`` for ``mask_rows=None`` (numba only)."""
+    raise NotImplementedError("mask_row_index is callable from numba-compiled code only")
+
+
+@callee_overload(mask_row_index)
+def _mask_row_index_overload(mask_rows, r):
+    if isinstance(mask_rows, types.NoneType):
+        return lambda mask_rows, r: r
+    return lambda mask_rows, r: np.intp(mask_rows[r])
+
+
 @callee(inline="always")
-def masked_rows_by_filling(rows, x2, mask2, out2, width, sign, t_hi, t_lo, log, scratch, chunk, first, stop):
+def masked_rows_by_filling(rows, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, log, scratch, chunk, first,
+                           stop):
     """softmax (``log``: log_softmax) of the masked rows ``first:stop`` of ``x2`` into ``out2``
     (None: in place) by the unmasked kernels' ``rows(filled2, out2, width, sign, t_hi, t_lo,
     first, stop)`` (short or packed rows), ``chunk`` rows at a time copied into ``scratch`` (a
     worker's, at least ``chunk`` rows long) as ``sign * x`` where unmasked and -inf where masked
     (``fill_masked_rows``' copy, made in cache, a chunk's rows then written from it in one pass:
-    in place the chunk's rows are all read before any is written).  A row with an unmasked NaN,
-    which those kernels make NaN throughout (and only such a row: the limits they write are never
-    NaN, so its first result tells), then gets its masked entries back as 0 (-inf)."""
+    in place the chunk's rows are all read before any is written).  Row ``r``'s mask is
+    ``mask_row(mask2, mask_rows, r)``.  A row with an unmasked NaN, which those kernels make NaN
+    throughout (and only such a row: the limits they write are never NaN, so its first result
+    tells), then gets its masked entries back as 0 (-inf)."""
     x2, mask2, out2 = borrowed(x2), borrowed(mask2), borrowed(out2)
     y2 = target(x2, out2)
     n = x2.shape[1]
@@ -1021,14 +1046,29 @@ def masked_rows_by_filling(rows, x2, mask2, out2, width, sign, t_hi, t_lo, log, 
     r = first
     while r < stop:
         count = min(chunk, stop - r)
-        # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its remainder,
-        # 20% of a masked log_softmax of 1000x100)
         filled = scratch[: count * n]
-        _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign, filled)
+        if not given(mask_rows):
+            # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its
+            # remainder, 20% of a masked log_softmax of 1000x100)
+            _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign,
+                             filled)
+        else:  # runs of rows whose mask rows follow each other as one (a causal mask's T rows)
+            i = 0
+            while i < count:
+                m0 = mask_row_index(mask_rows, r + i)
+                run = 1
+                while i + run < count and mask_row_index(mask_rows, r + i + run) == m0 + run:
+                    run += 1
+                if run == 1:  # (a padding mask's rows: each its own)
+                    _fill_masked_row(x2[r + i], mask2[m0], sign, filled[i * n : (i + 1) * n])
+                else:
+                    _fill_masked_row(x2[r + i : r + i + run].reshape(run * n),
+                                     mask2[m0 : m0 + run].reshape(run * n), sign, filled[i * n : (i + run) * n])
+                i += run
         rows(filled.reshape((count, n)), y2[r : r + count], width, None, t_hi, t_lo, 0, count)
         for i in range(r, r + count):
             if y2[i, 0] != y2[i, 0]:
-                keep, y = mask2[i], y2[i]
+                keep, y = mask_row(mask2, mask_rows, i), y2[i]
                 for j in range(n):
                     if not keep[j]:
                         y[j] = excluded
@@ -1660,52 +1700,58 @@ def _counted_log_rows_given_width(x2, out2, width, sign, t_hi, t_lo, first, stop
 
 
 @kernel()
-def masked_softmax_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_softmax_short_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, False,
+    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, False,
                            scratch, chunk, 0, x2.shape[0])
 
 
 @kernel()
-def masked_log_softmax_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_log_softmax_short_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch, chunk, 0, x2.shape[0])
 
 
 @kernel()
-def masked_log_softmax_paired_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_log_softmax_paired_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch, chunk, 0, x2.shape[0])
 
 
 @kernel()
-def masked_log_softmax_counted_short_rows_serial(x2, mask2, out2, width, sign, t_hi, t_lo, chunk):
+def masked_log_softmax_counted_short_rows_serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch, chunk, 0, x2.shape[0])
 
 
-def _masked_softmax_short_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
-    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, False,
+def _masked_softmax_short_row_range(
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_short_softmax_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, False,
                            scratch[t], chunk, first, stop)
 
 
-def _masked_log_softmax_short_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
-    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+def _masked_log_softmax_short_row_range(
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_short_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch[t], chunk, first, stop)
 
 
-def _masked_log_softmax_paired_row_range(t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch):
-    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+def _masked_log_softmax_paired_row_range(
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
+):
+    masked_rows_by_filling(_paired_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch[t], chunk, first, stop)
 
 
 def _masked_log_softmax_counted_short_row_range(
-    t, first, stop, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch
+    t, first, stop, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch
 ):
-    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, out2, width, sign, t_hi, t_lo, True,
+    masked_rows_by_filling(_counted_log_rows_given_width, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, True,
                            scratch[t], chunk, first, stop)
 
 
@@ -1722,9 +1768,10 @@ logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
 #: ``(n_rows, workers, x2, mask2, res, chunk, scratch)``: masked short rows, ``scratch`` a row of
 #: at least ``chunk * n`` elements a worker (``masked_logsumexp_by_filling``)
 masked_logsumexp_short_rows = RangeKernel(_masked_logsumexp_short_row_range)
-#: ``(n_rows, workers, x2, mask2, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked short
-#: rows by ``masked_rows_by_filling`` over ``softmax_short_rows``' driver (``width`` None;
-#: ``scratch`` as ``masked_logsumexp_short_rows``')
+#: ``(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)``:
+#: masked short rows by ``masked_rows_by_filling`` over ``softmax_short_rows``' driver (``width``
+#: None; ``mask_rows`` None or the rows of ``mask2`` the rows of ``x2`` take; ``scratch`` as
+#: ``masked_logsumexp_short_rows``')
 masked_softmax_short_rows = RangeKernel(_masked_softmax_short_row_range)
 #: as ``masked_softmax_short_rows``, over ``log_softmax_short_rows``' driver
 masked_log_softmax_short_rows = RangeKernel(_masked_log_softmax_short_row_range)
