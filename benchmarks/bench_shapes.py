@@ -4,7 +4,8 @@ Issue 3 asks softmaxkit to be ahead of torch on every shape; bench_softmax.py ti
 script times softmax and log_softmax over 35 float32 layouts (short and long rows, attention rows,
 a non-last axis with few or many rows K, a first axis, tall columns) and 5 float64 ones, and
 softmax, log_softmax and logsumexp over 9 masked layouts (6 of rows, 3 of columns) (``where=`` against torch's
-``masked_fill`` with -inf, then the function), softmaxkit and torch in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
+``masked_fill`` with -inf, then the function), and softmax and log_softmax of attention scores with a
+padding and a causal mask broadcast over them, softmaxkit and torch in the same process with the harness's interleaved rounds (a pause before each turn, so torch's spinning
 OpenMP threads do not slow softmaxkit, or the reverse). It prints torch time / softmaxkit time
 per case (above 1: softmaxkit is faster) and lists the cases where torch is ahead. Nothing is
 asserted; no targets beyond "ahead of torch".
@@ -69,6 +70,11 @@ MASKED_SHAPES: tuple[tuple[tuple[int, ...], int], ...] = (
     ((16, 64), 0), ((1000, 100), 0), ((2, 64, 16, 16), 1),
 )
 MASKED_FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+#: attention scores ``(B, H, T, T)`` with a mask broadcast over them, as ``where=`` (and to torch's
+#: ``masked_fill``): a padding mask ``(B, 1, 1, T)`` (80% kept) and a causal one ``(T, T)``
+ATTENTION_MASKS: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
+    ((8, 12, 128, 128), (8, 1, 1, 128)), ((8, 12, 128, 128), (128, 128)),
+)
 # About 0.25 s per callable and case (a 4096x4096 call takes a few repeats): 3-4 minutes in all;
 # --quick takes about a third of that.
 PLAN = TimingPlan(budget_s=0.12, min_repeats=6, max_repeats=40, min_sample_s=1e-3, rounds=6, settle_s=0.03,
@@ -121,7 +127,37 @@ def run(plan: TimingPlan, threads: int) -> list[dict]:
                 "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
             })
             print(f"  {name} {shape} axis {axis} masked: {ratio.median:.2f}", flush=True)
+    for shape, mask_shape in ATTENTION_MASKS:
+        rng = np.random.default_rng(20261205)
+        x = (rng.standard_normal(shape) * 3).astype(np.float32)
+        if len(mask_shape) == 2:
+            mask = np.tril(np.ones(mask_shape, bool))
+        else:
+            mask = rng.random(mask_shape) < 0.8
+            mask[..., 0] = True
+        t, left_out = torch.from_numpy(x), torch.from_numpy(~mask)
+        for name in FUNCTIONS:
+            ours, theirs = getattr(sk, name), getattr(torch, name)
+            timings = time_interleaved(
+                {"softmaxkit": lambda: ours(x, -1, where=mask),
+                 "torch": lambda: theirs(t.masked_fill(left_out, -np.inf), -1)},
+                plan,
+            )
+            ratio = paired_ratio(timings["torch"].round_medians_s, timings["softmaxkit"].round_medians_s)
+            records.append({
+                "function": name, "shape": list(shape), "axis": -1, "dtype": "float32", "where": list(mask_shape),
+                "softmaxkit_s": timings["softmaxkit"].median_s, "torch_s": timings["torch"].median_s,
+                "torch_over_softmaxkit": ratio.median, "quartiles": [ratio.low, ratio.high],
+            })
+            print(f"  {name} {shape} where {mask_shape}: {ratio.median:.2f}", flush=True)
     return records
+
+
+def _where_label(where) -> str:
+    """The table's note on a case's mask: none, one of x's shape, or a broadcast one's shape."""
+    if not where:
+        return ""
+    return " where" if where is True else " where " + "x".join(map(str, where))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,11 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else PLAN
     threads = args.threads or usable_cores()
-    n_cases = (len(SHAPES) + len(FLOAT64_SHAPES)) * len(FUNCTIONS) + len(MASKED_SHAPES) * len(MASKED_FUNCTIONS)
+    n_cases = (len(SHAPES) + len(FLOAT64_SHAPES) + len(ATTENTION_MASKS)) * len(FUNCTIONS)
+    n_cases += len(MASKED_SHAPES) * len(MASKED_FUNCTIONS)
     print(f"bench_shapes: {n_cases} cases, softmaxkit and torch on {threads} threads")
     records = run(plan, threads)
     rows = [
-        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]) + (" where" if r.get("where") else ""),
+        [r["function"], "x".join(map(str, r["shape"])), str(r["axis"]) + _where_label(r.get("where")),
          r["dtype"], f"{r['softmaxkit_s'] * 1e6:.1f} us",
          f"{r['torch_s'] * 1e6:.1f} us", f"{r['torch_over_softmaxkit']:.2f}x"
          + ("  torch ahead" if r["torch_over_softmaxkit"] < 1 else "")]

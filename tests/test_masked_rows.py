@@ -392,11 +392,10 @@ def test_masked_short_rows_filled_with_minus_inf_keep_the_masked_semantics(
 
 
 _CHUNKED_SHAPES = [
-    (64, 3),  # packed
     (256, 32),  # packed, several chunks
     (64, 100),  # short (log_softmax: paired)
     (70, 300),  # short, chunks of 13 float32 rows: a range that is not a multiple of them
-    (20000, 7),  # packed, two threads when there are two
+    (20000, 7),  # packed (rows of at most 8 packed row after row), two threads when there are two
     (3000, 100),  # short, two threads
 ]
 

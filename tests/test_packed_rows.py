@@ -235,12 +235,13 @@ def test_logsumexp_results_in_either_dtype(rng, dtype):
         ("logsumexp", (200, 24), np.float64, None, "packed_logsumexp_rows_serial"),
         ("logsumexp", (200, 25), np.float64, None, "logsumexp_short_rows_serial"),  # float64: up to 24
         # masked: short rows from MASKED_FILL_MIN_ROWS (log_softmax MASKED_LOG_FILL_MIN_ROWS) take
-        # the unmasked kernels over their masked entries filled with -inf; fewer, the general ones
-        ("softmax", (1000, 3), np.float32, "mask", "packed_softmax_rows_serial"),
-        ("softmax", (64, 100), np.float32, "mask", "softmax_short_rows_serial"),
+        # the unmasked kernels' loops over their masked entries filled with -inf, a chunk at a
+        # time (their masked forms); fewer, the general ones
+        ("softmax", (1000, 3), np.float32, "mask", "masked_packed_softmax_rows_serial"),
+        ("softmax", (64, 100), np.float32, "mask", "masked_softmax_short_rows_serial"),
         ("softmax", (63, 10), np.float32, "mask", "softmax_rows_serial"),
-        ("log_softmax", (256, 32), np.float32, "mask", "packed_log_softmax_rows_serial"),
-        ("log_softmax", (10, 10), np.float32, "mask", "log_softmax_paired_rows_serial"),
+        ("log_softmax", (256, 32), np.float32, "mask", "masked_packed_log_softmax_rows_serial"),
+        ("log_softmax", (10, 10), np.float32, "mask", "masked_log_softmax_paired_rows_serial"),
         ("log_softmax", (9, 10), np.float32, "mask", "log_softmax_rows_serial"),
         ("log_softmax", (12, 2000), np.float32, "mask", "log_softmax_rows_serial"),  # long rows
     ],
