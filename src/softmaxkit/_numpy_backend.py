@@ -1480,6 +1480,8 @@ def _run_masked_short_logsumexp_rows(k, x2, mask2, res, mask_rows=None) -> None:
     """Masked short rows by the unmasked short or packed kernels, each worker copying its rows,
     FILL_CHUNK_BYTES at a time, with -inf where masked (``masked_logsumexp_by_filling``).
     ``mask_rows``: see ``_run_rows``."""
+    if not (x2.flags.c_contiguous and mask2.flags.c_contiguous):  # (a chunk's rows are filled as one run)
+        x2, mask2 = np.ascontiguousarray(x2), np.ascontiguousarray(mask2)
     n_rows, n = x2.shape
     width = _packed_width(k, x2) if n_rows >= PACKED_MIN_ROWS else None
     chunk = _fill_chunk(x2)

@@ -996,14 +996,61 @@ def masked_logsumexp_by_filling(rows, x2, mask2, mask_rows, width, res, scratch,
     ``mask_row(mask2, mask_rows, r)``."""
     x2, mask2 = borrowed(x2), borrowed(mask2)  # (not scratch: the serial kernels allocate theirs)
     n = x2.shape[1]
+    tile = np.empty(0, np.bool_)
+    tiled = -1
     r = first
     while r < stop:
         count = min(chunk, stop - r)
-        filled2 = scratch[: count * n].reshape((count, n))
-        for i in range(count):
-            _fill_masked_row(x2[r + i], mask_row(mask2, mask_rows, r + i), None, filled2[i])  # (a NaN shows in the sum)
-        rows(filled2, width, res[r : r + count], 0, count)
+        filled = scratch[: count * n]
+        tile, tiled = _fill_chunk_rows(x2, mask2, mask_rows, None, r, count, filled, tile, tiled, chunk)
+        rows(filled.reshape((count, n)), width, res[r : r + count], 0, count)  # (a NaN shows in the sum)
         r += count
+
+
+@callee(inline="always")
+def _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, chunk):
+    """Fill ``filled`` with the ``count`` rows of ``x2`` from ``r`` as ``sign * x`` where
+    unmasked, -inf where masked (``_fill_masked_row``), and return ``(tile, tiled)``.  A mask of
+    x2's rows (``mask_rows=None``) is filled as one run; a broadcast mask's rows (``mask_rows``)
+    by runs of consecutive mask rows (a causal mask's T rows), except a chunk whose rows all take
+    one mask row (a padding mask's T rows, a class mask's every row), which is filled as one run
+    against ``tile``, that mask row repeated for ``chunk`` rows (``tiled``: which row ``tile``
+    holds, -1 for none; it is allocated on first use).  A loop over a short row costs its
+    vector loop's remainder per row (about 20 ns a row of 10)."""
+    n = x2.shape[1]
+    if not given(mask_rows):
+        # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its remainder,
+        # 20% of a masked log_softmax of 1000x100)
+        _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign, filled)
+        return tile, tiled
+    m0 = mask_row_index(mask_rows, r)
+    one_row = count > 1
+    for i in range(1, count):
+        if mask_row_index(mask_rows, r + i) != m0:
+            one_row = False
+            break
+    if one_row:
+        if tiled != m0:
+            if tile.size == 0:
+                tile = np.empty(chunk * n, np.bool_)
+            for i in range(chunk):
+                tile[i * n : (i + 1) * n] = mask2[m0]
+            tiled = m0
+        _fill_masked_row(x2[r : r + count].reshape(count * n), tile[: count * n], sign, filled)
+        return tile, tiled
+    i = 0
+    while i < count:  # runs of rows whose mask rows follow each other as one
+        m0 = mask_row_index(mask_rows, r + i)
+        run = 1
+        while i + run < count and mask_row_index(mask_rows, r + i + run) == m0 + run:
+            run += 1
+        if run == 1:
+            _fill_masked_row(x2[r + i], mask2[m0], sign, filled[i * n : (i + 1) * n])
+        else:
+            _fill_masked_row(x2[r + i : r + i + run].reshape(run * n), mask2[m0 : m0 + run].reshape(run * n), sign,
+                             filled[i * n : (i + run) * n])
+        i += run
+    return tile, tiled
 
 
 def mask_row(mask2, mask_rows, r):
@@ -1048,28 +1095,13 @@ def masked_rows_by_filling(rows, x2, mask2, mask_rows, out2, width, sign, t_hi, 
     y2 = target(x2, out2)
     n = x2.shape[1]
     excluded = cast_like(-np.inf if log else 0.0, x2)
+    tile = np.empty(0, np.bool_)
+    tiled = -1
     r = first
     while r < stop:
         count = min(chunk, stop - r)
         filled = scratch[: count * n]
-        if not given(mask_rows):
-            # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its
-            # remainder, 20% of a masked log_softmax of 1000x100)
-            _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign,
-                             filled)
-        else:  # runs of rows whose mask rows follow each other as one (a causal mask's T rows)
-            i = 0
-            while i < count:
-                m0 = mask_row_index(mask_rows, r + i)
-                run = 1
-                while i + run < count and mask_row_index(mask_rows, r + i + run) == m0 + run:
-                    run += 1
-                if run == 1:  # (a padding mask's rows: each its own)
-                    _fill_masked_row(x2[r + i], mask2[m0], sign, filled[i * n : (i + 1) * n])
-                else:
-                    _fill_masked_row(x2[r + i : r + i + run].reshape(run * n),
-                                     mask2[m0 : m0 + run].reshape(run * n), sign, filled[i * n : (i + run) * n])
-                i += run
+        tile, tiled = _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, chunk)
         rows(filled.reshape((count, n)), y2[r : r + count], width, None, t_hi, t_lo, 0, count)
         for i in range(r, r + count):
             if y2[i, 0] != y2[i, 0]:
