@@ -20,7 +20,8 @@ and the case's figure is the median over rounds of (B1 + B2) / (A1 + A2), with i
 below 1 means B is faster.  It also prints whether the two results are bit-identical.  The input
 is standard normals times 3, or with ``--input peaked`` one entry per slice 30 above the others
 (float32 log_softmax's uncounted sums then fall short).  ``--masked FRACTION`` passes ``where=``,
-a random mask keeping about that fraction of the entries (the same for both).
+a random mask keeping about that fraction of the entries (the same for both), of the input's
+shape or, with ``--mask-shape SHAPE``, of a shape broadcast to it (``1000``, ``8x1x1x128``).
 
 ``--set-a``/``--set-b MODULE.NAME=VALUE`` set a module attribute of one copy before its first
 call (MODULE relative to the package, VALUE a Python literal).  Attributes of ``_kernels``
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(float32 log_softmax's uncounted sums then fall short)")
     parser.add_argument("--masked", type=float, default=None, metavar="FRACTION",
                         help="pass where=, a random mask keeping about FRACTION of the entries")
+    parser.add_argument("--mask-shape", default=None, metavar="SHAPE",
+                        help="with --masked: the mask's shape (such as 1000 or 8x1x1x128), broadcast to each case's")
     parser.add_argument("--set-a", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--set-b", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--keep", type=Path, default=None, help="copy into this directory and keep it")
@@ -241,12 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"A = {args.a} {' '.join(args.set_a)}\nB = {args.b} {' '.join(args.set_b)}\n"
               f"{threads} threads; {args.input} input {args.x_offset} bytes past a page, "
               f"out= {args.out_offset} past the input"
-              + ("" if args.masked is None else f"; where= keeping {args.masked:g} of the entries"))
+              + ("" if args.masked is None else f"; where= keeping {args.masked:g} of the entries")
+              + ("" if args.mask_shape is None else f", of shape {args.mask_shape}"))
         rng = np.random.default_rng(20261204)
         for (shape, axis, function, mode, dtype), spec in zip(cases, args.case):
             x = at_page_offset(shape, dtype, args.x_offset)
             x[...] = make_input(args.input, shape, axis, rng)
-            where = None if args.masked is None else rng.random(shape) < args.masked
+            mask_shape = shape if args.mask_shape is None else tuple(int(d) for d in args.mask_shape.split("x"))
+            where = None if args.masked is None else rng.random(mask_shape) < args.masked
             call_a, call_b = (make_call(m, x, axis, function, mode, args.out_offset, where) for m in copies)
             same = mode == "inplace" or np.array_equal(call_a(), call_b(), equal_nan=True)
             r = pair(call_a, call_b, args.rounds, args.sample_ms / 1e3)

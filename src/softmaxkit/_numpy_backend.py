@@ -805,7 +805,8 @@ def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask_rows=No
         _run_split_rows(x2, out2, _gathered(mask2, mask_rows), sign, t_hi, t_lo, log)
     elif log:
         workers = _workers(n_rows)
-        k.log_softmax_rows(n_rows, workers, x2, out2, mask2, mask_rows, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
+        terms = k.row_terms(workers, x2.dtype)
+        k.log_softmax_rows(n_rows, workers, x2, out2, mask2, mask_rows, sign, t_hi, t_lo, terms)
     else:
         k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, mask_rows, sign, t_hi, t_lo)
 
@@ -1469,7 +1470,8 @@ def _run_logsumexp_rows(x2, mask2, res, mask_rows=None) -> None:
     elif not use_parallel(x2.size):
         k.logsumexp_rows_serial(x2, mask2, mask_rows, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        chunk_max, chunk_rest, chunk_count, _, _, _ = _split_log_states(x2, _gathered(mask2, mask_rows), None, None, None)
+        states = _split_log_states(x2, _gathered(mask2, mask_rows), None, None, None)
+        chunk_max, chunk_rest, chunk_count = states[:3]
         k.merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res)
     else:
         workers = _workers(n_rows)

@@ -1135,8 +1135,8 @@ def log_softmax_rows_serial(x2, out2, mask2, mask_rows, sign, t_hi, t_lo):
     counted_left = 0
     for r in range(x2.shape[0]):
         fell_short = log_probabilities_slice(
-            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)], terms,
-            counted_left == 0,
+            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)],
+            terms, counted_left == 0,
         )
         counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
@@ -1147,8 +1147,8 @@ def _log_softmax_row_range(t, first, stop, x2, out2, mask2, mask_rows, sign, t_h
     counted_left = 0
     for r in range(first, stop):
         fell_short = log_probabilities_slice(
-            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t],
-            counted_left == 0,
+            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)],
+            terms[t], counted_left == 0,
         )
         counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
@@ -1172,7 +1172,7 @@ def _logsumexp_row_range(t, first, stop, x2, mask2, mask_rows, res, terms):
         res[r] = logsumexp_slice(x2[r], mask_row(mask2, mask_rows, r), x2[min(r + 1, n_rows - 1)], terms[t])
 
 
-#: ``(n_rows, workers, x2, mask2, res, terms)``
+#: ``(n_rows, workers, x2, mask2, mask_rows, res, terms)``
 logsumexp_rows = RangeKernel(_logsumexp_row_range)
 
 
