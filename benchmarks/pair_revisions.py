@@ -122,12 +122,17 @@ def at_page_offset(shape: tuple[int, ...], dtype: np.dtype, offset: int) -> np.n
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``4x21x256x256`` as ``(4, 21, 256, 256)``."""
+    return tuple(int(s) for s in text.split("x"))
+
+
 def parse_case(spec: str) -> tuple[tuple[int, ...], int, str, str, np.dtype]:
     """``SHAPE:AXIS:FUNCTION[:MODE[:DTYPE]]``, e.g. ``4x21x256x256:1:softmax:out:float32``."""
     parts = spec.split(":")
     if not 3 <= len(parts) <= 5:
         raise SystemExit(f"--case {spec!r}: expected SHAPE:AXIS:FUNCTION[:MODE[:DTYPE]]")
-    shape = tuple(int(s) for s in parts[0].split("x"))
+    shape = parse_shape(parts[0])
     mode = parts[3] if len(parts) > 3 else "out"
     if mode not in ("out", "fresh", "inplace"):
         raise SystemExit(f"--case {spec!r}: MODE is out, fresh or inplace, not {mode!r}")
@@ -218,13 +223,15 @@ def main(argv: list[str] | None = None) -> int:
                              "(float32 log_softmax's uncounted sums then fall short)")
     parser.add_argument("--masked", type=float, default=None, metavar="FRACTION",
                         help="pass where=, a random mask keeping about FRACTION of the entries")
-    parser.add_argument("--mask-shape", default=None, metavar="SHAPE",
+    parser.add_argument("--mask-shape", type=parse_shape, default=None, metavar="SHAPE",
                         help="with --masked: the mask's shape (such as 1000 or 8x1x1x128), broadcast to each case's")
     parser.add_argument("--set-a", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--set-b", action="append", default=[], metavar="MODULE.NAME=VALUE")
     parser.add_argument("--keep", type=Path, default=None, help="copy into this directory and keep it")
     args = parser.parse_args(argv)
     cases = [parse_case(spec) for spec in args.case]
+    if args.mask_shape is not None and args.masked is None:
+        parser.error("--mask-shape needs --masked FRACTION")
 
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="pair-revisions-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -245,13 +252,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{threads} threads; {args.input} input {args.x_offset} bytes past a page, "
               f"out= {args.out_offset} past the input"
               + ("" if args.masked is None else f"; where= keeping {args.masked:g} of the entries")
-              + ("" if args.mask_shape is None else f", of shape {args.mask_shape}"))
+              + ("" if args.mask_shape is None else f", of shape {'x'.join(map(str, args.mask_shape))}"))
         rng = np.random.default_rng(20261204)
         for (shape, axis, function, mode, dtype), spec in zip(cases, args.case):
             x = at_page_offset(shape, dtype, args.x_offset)
             x[...] = make_input(args.input, shape, axis, rng)
-            mask_shape = shape if args.mask_shape is None else tuple(int(d) for d in args.mask_shape.split("x"))
-            where = None if args.masked is None else rng.random(mask_shape) < args.masked
+            where = None if args.masked is None else rng.random(args.mask_shape or shape) < args.masked
             call_a, call_b = (make_call(m, x, axis, function, mode, args.out_offset, where) for m in copies)
             same = mode == "inplace" or np.array_equal(call_a(), call_b(), equal_nan=True)
             r = pair(call_a, call_b, args.rounds, args.sample_ms / 1e3)
