@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from llvmlite import binding as llvm
 from numba import _dynfunc, config, njit
-from numba.core import lowering
+from numba.core import event, ir_utils, lowering
 from numba.core.caching import FunctionCache
 from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import Compiler
@@ -206,6 +206,47 @@ def target_cpu() -> str:
     from llvmlite import binding
 
     return config.CPU_NAME or binding.get_host_cpu_name()
+
+
+# ---------------------------------------------------------------------------------------------
+# Block labels: numbered afresh for each outermost compile
+#
+# numba numbers the blocks of the IR it builds from one process-wide counter, which only grows.
+# Inlining a callee (``inline="always"``) adds an offset above the counter to the callee's labels;
+# a callee that inlines callees of its own already carries labels near the counter, so each such
+# nested inline doubles it.  Our kernels nest inlines throughout: on the 2-vCPU Xeon the counter
+# had 3 digits after the first cold call and 52 after 60 (three functions, two dtypes, five
+# layouts, masked and not).  LLVM refuses a name over 1024 characters, so a process that compiles
+# enough (the test suite did, in test_small_k_columns after ~8000 tests) fails every later compile
+# with "LLVM IR parsing error ... name is too long".  Labels need only be unique within the IR of
+# one compile, and a process's first compile starts the counter at 0; so the counter is set back
+# to 0 as each outermost compile starts (one not nested in another: the callees a caller compiles
+# while typing it are nested, and keep counting).  numba broadcasts "numba:compile" around every
+# dispatcher's compile while holding its compiler lock, so the depth below is never raced.  Every
+# compile in the process, ours or not, then starts where a fresh process starts.
+# This leans on numba's ``ir_utils._the_max_label``; should it change, nothing is set back, and
+# ``tests/test_block_labels.py`` reports whether labels still grow.
+
+
+class _LabelsFromZero(event.Listener):
+    """Sets numba's block-label counter back to 0 as each outermost compile starts."""
+
+    def __init__(self):
+        self.depth = 0
+
+    def on_start(self, event_):
+        if self.depth == 0:
+            counter = getattr(ir_utils, "_the_max_label", None)
+            if isinstance(getattr(counter, "_value", None), int):
+                counter._value = 0
+        self.depth += 1
+
+    def on_end(self, event_):
+        self.depth = max(self.depth - 1, 0)  # (0 if we were registered while a compile ran)
+
+
+LABELS_FROM_ZERO = _LabelsFromZero()
+event.register("numba:compile", LABELS_FROM_ZERO)
 
 
 # ---------------------------------------------------------------------------------------------
