@@ -303,6 +303,10 @@ def test_which_masks_broadcast_over_rows():
         ((4, 5000, 7), (5000, 7)),  # packed rows, two threads when there are two
         ((5, 600), (600,)),  # softmax's general kernels: the mask's rows taken for every row
         ((12, 10), (1, 10)),  # few rows: the general kernels
+        ((2, 8, 64, 16), (2, 1, 1, 16)),  # chunks of rows that all take one mask row: filled against a tile
+        ((3000, 10), (10,)),  # a class mask over packed rows: one tile for every chunk
+        ((4, 50, 2000), (4, 1, 2000)),  # long rows: the general kernels, two threads when there are two
+        ((3, 70000), (70000,)),  # few rows longer than SPLIT_MIN_LENGTH: split into chunks (on one thread not)
     ],
     ids=str,
 )
@@ -335,6 +339,76 @@ def test_a_mask_broadcast_over_rows_takes_the_fast_path_to_the_same_bits(
     nan_rows = (np.isnan(x) & full).any(axis=-1, keepdims=True)
     np.testing.assert_array_equal(np.isnan(got), nan_rows & full)
     assert ((got == 0) if name != "log_softmax" else (got == -np.inf))[~full].all()
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_general_row_kernels_read_a_broadcast_mask_where_it_lies(kernel_calls, rng, name, threads):
+    """Long rows take the general row kernels, which read a broadcast mask's own rows through
+    ``mask_rows`` (a class mask of 2000 entries for 300 rows: one mask row, not a copy of it for
+    every row), to the bits of the full mask."""
+    from softmaxkit._threads import max_threads
+
+    x = (rng.standard_normal((300, 2000)) * 4).astype(np.float32)
+    mask = rng.random(2000) < 0.7
+    threads = min(threads, max_threads())
+    calls = kernel_calls(f"{name}_rows_serial", f"{name}_rows")
+    before = sk.get_num_threads()
+    sk.set_num_threads(threads)
+    try:
+        expected = FUNCTIONS[name](x, where=np.ascontiguousarray(np.broadcast_to(mask, x.shape)))
+        calls.clear()
+        got = FUNCTIONS[name](x, where=mask)
+    finally:
+        sk.set_num_threads(before)
+    np.testing.assert_array_equal(got, expected)
+    (args,) = calls
+    mask2, mask_rows = args[2:4] if threads == 1 else args[4:6]  # (the parallel kernels: n_rows, workers first)
+    assert mask2.shape == (1, 2000) and np.shares_memory(mask2, mask)
+    np.testing.assert_array_equal(mask_rows, np.zeros(300))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, mask_shape",
+    [
+        ((8, 4, 16, 32), (8, 1, 1, 32)),  # packed rows, each its own mask row
+        ((8, 4, 16, 32), (16, 32)),  # a causal mask
+        ((3, 5, 40, 100), (3, 1, 40, 100)),  # short rows
+        ((2, 8, 64, 16), (2, 1, 1, 16)),  # chunks of rows that all take one mask row: filled against a tile
+        ((3000, 10), (10,)),  # a class mask over packed rows: one tile for every chunk
+        ((300, 2000), (2000,)),  # long rows: the general kernels, two threads when there are two
+        ((12, 10), (1, 10)),  # few rows: the general kernels
+        ((3, 70000), (70000,)),  # split into chunks
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_with_a_mask_broadcast_over_rows_takes_the_fast_path_to_the_same_bits(
+    monkeypatch, rng, dtype, shape, mask_shape, keepdims
+):
+    """logsumexp over the last axis takes a mask broadcast over the leading axes as softmax
+    does: the bits of the same mask broadcast to ``x``'s shape (NaN, +inf and fully masked rows
+    among the rows), into a new result and into ``out``, never through the general path."""
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(mask_shape) < 0.7
+    flat = x.reshape(-1, shape[-1])
+    flat[::7, 0] = np.nan
+    flat[1::11, -1] = np.inf
+    if mask.size > shape[-1]:
+        mask.reshape(-1, shape[-1])[-1, :] = False  # a mask row with nothing unmasked: -inf
+    full = np.ascontiguousarray(np.broadcast_to(mask, shape))
+    expected = sk.logsumexp(x, axis=-1, where=full, keepdims=keepdims)
+    np.testing.assert_array_equal(expected, sk.logsumexp(np.where(full, x, -np.inf), axis=-1, keepdims=keepdims))
+
+    def general(*args, **kwargs):
+        raise AssertionError("a mask broadcast over rows took the general path")
+
+    monkeypatch.setattr(backend, "logsumexp", general)
+    np.testing.assert_array_equal(sk.logsumexp(x, axis=-1, where=mask, keepdims=keepdims), expected)
+    out = np.full(expected.shape, 7.0, dtype)
+    assert sk.logsumexp(x, axis=-1, where=mask, keepdims=keepdims, out=out) is out
+    np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("n", [5, 20, 100, 1000])

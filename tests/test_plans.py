@@ -335,9 +335,9 @@ def test_what_a_row_plan_holds():
     assert _row_plan((3, 10), "log_softmax", np.float64)[0] is k.log_softmax_counted_short_rows_serial
     packed = (k.packed_softmax_rows_serial, k.packed_softmax_rows, ((0,) * 10,), 0)
     assert _row_plan((100, 10)) == packed
-    assert _row_plan((10, 2000), "log_softmax") == (k.log_softmax_rows_serial, None, (None,), 0)  # (no mask)
+    assert _row_plan((10, 2000), "log_softmax") == (k.log_softmax_rows_serial, None, (None, None), 0)  # (no mask)
     # from the parallel size, the work that use_parallel judges per call (the thread count)
-    assert _row_plan((64, 1000)) == (k.softmax_rows_serial, None, (None,), 64000)
+    assert _row_plan((64, 1000)) == (k.softmax_rows_serial, None, (None, None), 64000)
     assert _row_plan((2048, 4))[3] == 4 * 8192  # packed rows: their work counted four times
     assert _row_plan((1000, 4))[3] == 0
 

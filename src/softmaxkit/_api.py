@@ -506,7 +506,7 @@ def logsumexp(
         and a.dtype in FAST_DTYPES
         and a.size > 0
         and a.flags.c_contiguous
-        and (where is None or _is_plain_mask(where, a, out))
+        and (where is None or _is_plain_mask(where, a, out, rows=over_rows and axis is not None))
     ):
         # The per-call-overhead path (as for softmax): one kernel call over C-contiguous rows,
         # or over the (outer, K, inner) columns of another axis, writing into ``out`` directly
@@ -518,11 +518,16 @@ def logsumexp(
                 shape = (1,) * a.ndim if keepdims else ()
             else:
                 shape = a.shape[:-1] + (1,) if keepdims else a.shape[:-1]
-            mask = None if where is None else where.reshape(rows.shape)
+            mask = mask_rows = None
+            if where is not None:
+                if where.shape == a.shape:
+                    mask = where.reshape(rows.shape)
+                else:  # broadcast over the leading axes: its rows, read where they lie
+                    mask, mask_rows = where.reshape(-1, a.shape[-1]), backend.row_mask_of(where.shape, a.shape)
             if out is None:
-                return backend.logsumexp_rows(rows, mask=mask).reshape(shape)
+                return backend.logsumexp_rows(rows, mask=mask, mask_rows=mask_rows).reshape(shape)
             if _is_plain_out(out, a, shape):
-                backend.logsumexp_rows(rows, out.reshape(-1), mask=mask)
+                backend.logsumexp_rows(rows, out.reshape(-1), mask=mask, mask_rows=mask_rows)
                 return out
         elif -a.ndim <= axis < a.ndim:
             axis %= a.ndim

@@ -712,12 +712,12 @@ def _packed_work(x2) -> int:
     return (PACKED_WORK_FACTOR if x2.shape[1] <= 8 else PACKED_LONG_WORK_FACTOR) * x2.size
 
 
-def _row_kernels(k, x2, mask2, log: bool) -> tuple[Any, Any, tuple, int]:
+def _row_kernels(k, x2, mask2, log: bool, mask_rows=None) -> tuple[Any, Any, tuple, int]:
     """``(serial, parallel, middle, work)``: the kernels softmax (``log``: log_softmax) takes
     over the rows of ``x2`` -- ``serial(x2, out2, *middle, sign, t_hi, t_lo)``, or where
     ``use_parallel(work)`` ``parallel(n_rows, workers, x2, out2, *middle, sign, t_hi, t_lo)``;
     ``parallel`` None for rows of the general kernels, whose parallel forms ``_run_rows``
-    chooses."""
+    chooses (and whose ``middle`` is ``(mask2, mask_rows)``, see ``_run_rows``)."""
     n_rows, n = x2.shape
     short = _short_rows(k, x2, mask2, softmax=not log)
     if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
@@ -727,12 +727,13 @@ def _row_kernels(k, x2, mask2, log: bool) -> tuple[Any, Any, tuple, int]:
     if short:
         serial, parallel = _short_kernels(k, x2.dtype, n, log)
         return serial, parallel, (), x2.size
-    return (k.log_softmax_rows_serial if log else k.softmax_rows_serial), None, (mask2,), x2.size
+    return (k.log_softmax_rows_serial if log else k.softmax_rows_serial), None, (mask2, mask_rows), x2.size
 
 
 def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows=None) -> None:
     """softmax (``mode``) over the rows of ``x2``; ``mask_rows`` (or None): a mask broadcast over
-    the leading axes, row ``r``'s mask ``mask2[mask_rows[r]]`` (``row_mask_of``)."""
+    the leading axes, row ``r``'s mask ``mask2[mask_rows[r]]`` (``row_mask_of``), which every
+    kernel reads where it lies (but the split rows', a few rows gathered)."""
     n_rows = x2.shape[0]
     log = mode == MODE_LOG_SOFTMAX
     k = kernels()
@@ -743,15 +744,13 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows=None) -> None:
     ):
         _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log, mask_rows)
         return
-    if mask_rows is not None:  # (the general kernels read a mask of x2's rows)
-        mask2 = mask2[mask_rows]
-    serial, parallel, middle, work = _row_kernels(k, x2, mask2, log)
+    serial, parallel, middle, work = _row_kernels(k, x2, mask2, log, mask_rows)
     if not use_parallel(work):
         serial(x2, out2, *middle, sign, t_hi, t_lo)
     elif parallel is not None:
         parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
     else:
-        _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
+        _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log, mask_rows)
 
 
 def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask_rows=None) -> None:
@@ -796,18 +795,26 @@ def _fill_chunk(x2) -> int:
     return chunk
 
 
-def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool) -> None:
+def _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask_rows=None) -> None:
     """softmax (``log``: log_softmax) over the rows of ``x2`` by the general row kernels, in
-    parallel: rows split into chunks where they are few and long, else a share of them a worker."""
+    parallel: rows split into chunks where they are few and long, else a share of them a worker.
+    ``mask_rows``: see ``_run_rows``."""
     k = kernels()
     n_rows, n = x2.shape
     if n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        _run_split_rows(x2, out2, mask2, sign, t_hi, t_lo, log)
+        _run_split_rows(x2, out2, _gathered(mask2, mask_rows), sign, t_hi, t_lo, log)
     elif log:
         workers = _workers(n_rows)
-        k.log_softmax_rows(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, k.row_terms(workers, x2.dtype))
+        terms = k.row_terms(workers, x2.dtype)
+        k.log_softmax_rows(n_rows, workers, x2, out2, mask2, mask_rows, sign, t_hi, t_lo, terms)
     else:
-        k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, sign, t_hi, t_lo)
+        k.softmax_rows(n_rows, _workers(n_rows), x2, out2, mask2, mask_rows, sign, t_hi, t_lo)
+
+
+def _gathered(mask2, mask_rows):
+    """A mask of x2's rows for the kernels that take no ``mask_rows`` (the split rows': fewer rows
+    than two a thread): ``mask2[mask_rows]``, or ``mask2`` itself for ``mask_rows=None``."""
+    return mask2 if mask_rows is None else mask2[mask_rows]
 
 
 def _fills_masked_columns(inner: int, itemsize: int, mode: int) -> bool:
@@ -1425,17 +1432,20 @@ def logsumexp_other_axis(
     return res
 
 
-def logsumexp_rows(x2: np.ndarray, out: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+def logsumexp_rows(
+    x2: np.ndarray, out: np.ndarray | None = None, mask: np.ndarray | None = None, mask_rows: np.ndarray | None = None
+) -> np.ndarray:
     """The per-call-overhead path: logsumexp of each row of a non-empty C-contiguous 2-D
-    float32/float64 array, no options but a ``mask`` (C-contiguous, boolean, of x2's shape), into
-    ``out`` (1-D, C-contiguous, x2's dtype, overlapping neither) or a new array
+    float32/float64 array, no options but a ``mask`` (C-contiguous, boolean, of x2's shape, or
+    with ``mask_rows`` the rows of a mask broadcast over the leading axes, see ``_run_rows``),
+    into ``out`` (1-D, C-contiguous, x2's dtype, overlapping neither) or a new array
     (``softmaxkit._api`` checks all that)."""
     res = np.empty(x2.shape[0], x2.dtype) if out is None else out
-    _run_logsumexp_rows(x2, mask, res)
+    _run_logsumexp_rows(x2, mask, res, mask_rows)
     return res
 
 
-def _run_logsumexp_rows(x2, mask2, res) -> None:
+def _run_logsumexp_rows(x2, mask2, res, mask_rows=None) -> None:
     k = kernels()
     n_rows, n = x2.shape
     if (
@@ -1444,7 +1454,7 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
         and (n <= MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW or x2.dtype != np.float32)
         and _short_rows(k, x2, None)
     ):
-        _run_masked_short_logsumexp_rows(k, x2, mask2, res)
+        _run_masked_short_logsumexp_rows(k, x2, mask2, res, mask_rows)
         return
     short = _short_rows(k, x2, mask2)
     if short and n_rows >= PACKED_MIN_ROWS and (width := _packed_width(k, x2)) is not None:
@@ -1458,33 +1468,37 @@ def _run_logsumexp_rows(x2, mask2, res) -> None:
         else:
             k.logsumexp_short_rows(n_rows, _workers(n_rows), x2, res)
     elif not use_parallel(x2.size):
-        k.logsumexp_rows_serial(x2, mask2, res)
+        k.logsumexp_rows_serial(x2, mask2, mask_rows, res)
     elif n >= SPLIT_MIN_LENGTH and n_rows < 2 * num_threads():
-        chunk_max, chunk_rest, chunk_count, _, _, _ = _split_log_states(x2, mask2, None, None, None)
+        states = _split_log_states(x2, _gathered(mask2, mask_rows), None, None, None)
+        chunk_max, chunk_rest, chunk_count = states[:3]
         k.merge_logsumexp_rows(chunk_max, chunk_rest, chunk_count, res)
     else:
         workers = _workers(n_rows)
-        k.logsumexp_rows(n_rows, workers, x2, mask2, res, k.row_terms(workers, x2.dtype))
+        k.logsumexp_rows(n_rows, workers, x2, mask2, mask_rows, res, k.row_terms(workers, x2.dtype))
 
 
-def _run_masked_short_logsumexp_rows(k, x2, mask2, res) -> None:
+def _run_masked_short_logsumexp_rows(k, x2, mask2, res, mask_rows=None) -> None:
     """Masked short rows by the unmasked short or packed kernels, each worker copying its rows,
-    FILL_CHUNK_BYTES at a time, with -inf where masked (``masked_logsumexp_by_filling``)."""
+    FILL_CHUNK_BYTES at a time, with -inf where masked (``masked_logsumexp_by_filling``).
+    ``mask_rows``: see ``_run_rows``."""
+    if not (x2.flags.c_contiguous and mask2.flags.c_contiguous):  # (a chunk's rows are filled as one run)
+        x2, mask2 = np.ascontiguousarray(x2), np.ascontiguousarray(mask2)
     n_rows, n = x2.shape
     width = _packed_width(k, x2) if n_rows >= PACKED_MIN_ROWS else None
     chunk = _fill_chunk(x2)
     if not use_parallel(x2.size if width is None else _packed_work(x2)):
         if width is None:
-            k.masked_logsumexp_short_rows_serial(x2, mask2, res, chunk)
+            k.masked_logsumexp_short_rows_serial(x2, mask2, mask_rows, res, chunk)
         else:
-            k.masked_packed_logsumexp_rows_serial(x2, mask2, width, res, chunk)
+            k.masked_packed_logsumexp_rows_serial(x2, mask2, mask_rows, width, res, chunk)
         return
     workers = _workers(n_rows)
     scratch = fill_scratch(workers, chunk * n, x2.dtype)
     if width is None:
-        k.masked_logsumexp_short_rows(n_rows, workers, x2, mask2, res, chunk, scratch)
+        k.masked_logsumexp_short_rows(n_rows, workers, x2, mask2, mask_rows, res, chunk, scratch)
     else:
-        k.masked_packed_logsumexp_rows(n_rows, workers, x2, mask2, width, res, chunk, scratch)
+        k.masked_packed_logsumexp_rows(n_rows, workers, x2, mask2, mask_rows, width, res, chunk, scratch)
 
 
 def _narrow(result: np.ndarray, result_dtype: np.dtype) -> np.ndarray:

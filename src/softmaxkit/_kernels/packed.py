@@ -259,13 +259,15 @@ def packed_logsumexp_rows_serial(x2, width, res):
 
 
 @kernel()
-def masked_packed_logsumexp_rows_serial(x2, mask2, width, res, chunk):
+def masked_packed_logsumexp_rows_serial(x2, mask2, mask_rows, width, res, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, width, res, scratch, chunk, 0, x2.shape[0])
+    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, mask_rows, width, res, scratch, chunk, 0,
+                                x2.shape[0])
 
 
-def _masked_packed_logsumexp_range(t, first, stop, x2, mask2, width, res, chunk, scratch):
-    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, width, res, scratch[t], chunk, first, stop)
+def _masked_packed_logsumexp_range(t, first, stop, x2, mask2, mask_rows, width, res, chunk, scratch):
+    masked_logsumexp_by_filling(_packed_logsumexp_rows, x2, mask2, mask_rows, width, res, scratch[t], chunk, first,
+                                stop)
 
 
 @kernel()
@@ -303,7 +305,7 @@ packed_softmax_rows = RangeKernel(_packed_softmax_range)
 packed_log_softmax_rows = RangeKernel(_packed_log_softmax_range)
 #: ``(n_rows, workers, x2, width, res)``
 packed_logsumexp_rows = RangeKernel(_packed_logsumexp_range)
-#: ``(n_rows, workers, x2, mask2, width, res, chunk, scratch)``: masked packed rows, by
+#: ``(n_rows, workers, x2, mask2, mask_rows, width, res, chunk, scratch)``: masked packed rows, by
 #: ``softmax.masked_logsumexp_by_filling``
 masked_packed_logsumexp_rows = RangeKernel(_masked_packed_logsumexp_range)
 #: ``(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)``: masked packed

@@ -927,13 +927,13 @@ def _part_of_overload(array, index):
 
 
 @kernel()
-def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
+def softmax_rows_serial(x2, out2, mask2, mask_rows, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in range(x2.shape[0]):
         probabilities_slice(
             x2[r],
             part_of(out2, r),
-            part_of(mask2, r),
+            mask_row(mask2, mask_rows, r),
             sign,
             t_hi,
             t_lo,
@@ -941,15 +941,16 @@ def softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
         )
 
 
-def _softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo):
+def _softmax_row_range(t, first, stop, x2, out2, mask2, mask_rows, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     for r in range(first, stop):
         probabilities_slice(
-            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)]
+            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)]
         )
 
 
-#: the parallel driver (``_parallel``): ``(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo)``
+#: the parallel driver (``_parallel``): ``(n_rows, workers, x2, out2, mask2, mask_rows, sign, t_hi, t_lo)``,
+#: row ``r``'s mask ``mask_row(mask2, mask_rows, r)`` (``mask2=None``: unmasked)
 softmax_rows = RangeKernel(_softmax_row_range)
 
 
@@ -984,34 +985,85 @@ def _fill_masked_row(x, keep, sign, f):
 
 
 @callee(inline="always")
-def masked_logsumexp_by_filling(rows, x2, mask2, width, res, scratch, chunk, first, stop):
+def masked_logsumexp_by_filling(rows, x2, mask2, mask_rows, width, res, scratch, chunk, first, stop):
     """logsumexp of the masked rows ``first:stop`` of ``x2`` into ``res`` by the unmasked
     kernels' ``rows(filled2, width, res, first, stop)`` (short or packed rows), ``chunk`` rows at
     a time copied into ``scratch`` (a worker's, at least ``chunk`` rows long) with -inf where
     masked.  That is the masked logsumexp exactly: a masked entry, NaN or +inf included, counts
     for nothing, a row with nothing unmasked is -inf, and an unmasked NaN makes its row NaN; the
     logsumexp kernels write nothing else, so no row needs writing again (as ``fill_masked_rows``'
-    do).  The copy stays in the worker's cache between the two passes."""
+    do).  The copy stays in the worker's cache between the two passes.  Row ``r``'s mask is
+    ``mask_row(mask2, mask_rows, r)``."""
     x2, mask2 = borrowed(x2), borrowed(mask2)  # (not scratch: the serial kernels allocate theirs)
     n = x2.shape[1]
+    tile = np.empty(0, np.bool_)
+    tiled = -1
     r = first
     while r < stop:
         count = min(chunk, stop - r)
-        filled2 = scratch[: count * n].reshape((count, n))
-        for i in range(count):
-            _fill_masked_row(x2[r + i], mask2[r + i], None, filled2[i])  # (a NaN shows in the sum)
-        rows(filled2, width, res[r : r + count], 0, count)
+        filled = scratch[: count * n]
+        tile, tiled = _fill_chunk_rows(x2, mask2, mask_rows, None, r, count, filled, tile, tiled, chunk)
+        rows(filled.reshape((count, n)), width, res[r : r + count], 0, count)  # (a NaN shows in the sum)
         r += count
+
+
+@callee(inline="always")
+def _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, chunk):
+    """Fill ``filled`` with the ``count`` rows of ``x2`` from ``r`` as ``sign * x`` where
+    unmasked, -inf where masked (``_fill_masked_row``), and return ``(tile, tiled)``.  A mask of
+    x2's rows (``mask_rows=None``) is filled as one run; a broadcast mask's rows (``mask_rows``)
+    by runs of consecutive mask rows (a causal mask's T rows), except a chunk whose rows all take
+    one mask row (a padding mask's T rows, a class mask's every row), which is filled as one run
+    against ``tile``, that mask row repeated for ``chunk`` rows (``tiled``: which row ``tile``
+    holds, -1 for none; it is allocated on first use).  A loop over a short row costs its
+    vector loop's remainder per row (about 20 ns a row of 10)."""
+    n = x2.shape[1]
+    if not given(mask_rows):
+        # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its remainder,
+        # 20% of a masked log_softmax of 1000x100)
+        _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign, filled)
+        return tile, tiled
+    m0 = mask_row_index(mask_rows, r)
+    one_row = count > 1
+    for i in range(1, count):
+        if mask_row_index(mask_rows, r + i) != m0:
+            one_row = False
+            break
+    if one_row:
+        if tiled != m0:
+            if tile.size == 0:
+                tile = np.empty(chunk * n, np.bool_)
+            for i in range(chunk):
+                tile[i * n : (i + 1) * n] = mask2[m0]
+            tiled = m0
+        _fill_masked_row(x2[r : r + count].reshape(count * n), tile[: count * n], sign, filled)
+        return tile, tiled
+    i = 0
+    while i < count:  # runs of rows whose mask rows follow each other as one
+        m0 = mask_row_index(mask_rows, r + i)
+        run = 1
+        while i + run < count and mask_row_index(mask_rows, r + i + run) == m0 + run:
+            run += 1
+        if run == 1:
+            _fill_masked_row(x2[r + i], mask2[m0], sign, filled[i * n : (i + 1) * n])
+        else:
+            _fill_masked_row(x2[r + i : r + i + run].reshape(run * n), mask2[m0 : m0 + run].reshape(run * n), sign,
+                             filled[i * n : (i + run) * n])
+        i += run
+    return tile, tiled
 
 
 def mask_row(mask2, mask_rows, r):
     """Row ``r``'s mask: ``mask2[r]``, or with ``mask_rows`` (a mask broadcast over the leading
-    axes, its rows given once) ``mask2[mask_rows[r]]``, decided at typing time (numba only)."""
+    axes, its rows given once) ``mask2[mask_rows[r]]``, or None for ``mask2=None``, decided at
+    typing time (numba only)."""
     raise NotImplementedError("mask_row is callable from numba-compiled code only")
 
 
 @callee_overload(mask_row)
 def _mask_row_overload(mask2, mask_rows, r):
+    if isinstance(mask2, types.NoneType):
+        return lambda mask2, mask_rows, r: None
     return lambda mask2, mask_rows, r: mask2[mask_row_index(mask_rows, r)]
 
 
@@ -1043,28 +1095,13 @@ def masked_rows_by_filling(rows, x2, mask2, mask_rows, out2, width, sign, t_hi, 
     y2 = target(x2, out2)
     n = x2.shape[1]
     excluded = cast_like(-np.inf if log else 0.0, x2)
+    tile = np.empty(0, np.bool_)
+    tiled = -1
     r = first
     while r < stop:
         count = min(chunk, stop - r)
         filled = scratch[: count * n]
-        if not given(mask_rows):
-            # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its
-            # remainder, 20% of a masked log_softmax of 1000x100)
-            _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign,
-                             filled)
-        else:  # runs of rows whose mask rows follow each other as one (a causal mask's T rows)
-            i = 0
-            while i < count:
-                m0 = mask_row_index(mask_rows, r + i)
-                run = 1
-                while i + run < count and mask_row_index(mask_rows, r + i + run) == m0 + run:
-                    run += 1
-                if run == 1:  # (a padding mask's rows: each its own)
-                    _fill_masked_row(x2[r + i], mask2[m0], sign, filled[i * n : (i + 1) * n])
-                else:
-                    _fill_masked_row(x2[r + i : r + i + run].reshape(run * n),
-                                     mask2[m0 : m0 + run].reshape(run * n), sign, filled[i * n : (i + run) * n])
-                i += run
+        tile, tiled = _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, chunk)
         rows(filled.reshape((count, n)), y2[r : r + count], width, None, t_hi, t_lo, 0, count)
         for i in range(r, r + count):
             if y2[i, 0] != y2[i, 0]:
@@ -1092,50 +1129,50 @@ def row_terms(workers, dtype):
 
 
 @kernel()
-def log_softmax_rows_serial(x2, out2, mask2, sign, t_hi, t_lo):
+def log_softmax_rows_serial(x2, out2, mask2, mask_rows, sign, t_hi, t_lo):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     terms = np.empty(_BLOCK, x2.dtype)
     counted_left = 0
     for r in range(x2.shape[0]):
         fell_short = log_probabilities_slice(
-            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)], terms,
-            counted_left == 0,
+            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, x2.shape[0] - 1)],
+            terms, counted_left == 0,
         )
         counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
 
-def _log_softmax_row_range(t, first, stop, x2, out2, mask2, sign, t_hi, t_lo, terms):
+def _log_softmax_row_range(t, first, stop, x2, out2, mask2, mask_rows, sign, t_hi, t_lo, terms):
     x2, out2, mask2 = borrowed(x2), borrowed(out2), borrowed(mask2)
     n_rows = x2.shape[0]
     counted_left = 0
     for r in range(first, stop):
         fell_short = log_probabilities_slice(
-            x2[r], part_of(out2, r), part_of(mask2, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)], terms[t],
-            counted_left == 0,
+            x2[r], part_of(out2, r), mask_row(mask2, mask_rows, r), sign, t_hi, t_lo, x2[min(r + 1, n_rows - 1)],
+            terms[t], counted_left == 0,
         )
         counted_left = counted_left_after(counted_left, fell_short, COUNTED_ROWS_AFTER_SHORTFALL)
 
 
-#: ``(n_rows, workers, x2, out2, mask2, sign, t_hi, t_lo, terms)``, ``terms`` from ``row_terms``
+#: ``(n_rows, workers, x2, out2, mask2, mask_rows, sign, t_hi, t_lo, terms)``, ``terms`` from ``row_terms``
 log_softmax_rows = RangeKernel(_log_softmax_row_range)
 
 
 @kernel()
-def logsumexp_rows_serial(x2, mask2, res):
+def logsumexp_rows_serial(x2, mask2, mask_rows, res):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     terms = np.empty(_BLOCK, x2.dtype)
     for r in range(x2.shape[0]):
-        res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, x2.shape[0] - 1)], terms)
+        res[r] = logsumexp_slice(x2[r], mask_row(mask2, mask_rows, r), x2[min(r + 1, x2.shape[0] - 1)], terms)
 
 
-def _logsumexp_row_range(t, first, stop, x2, mask2, res, terms):
+def _logsumexp_row_range(t, first, stop, x2, mask2, mask_rows, res, terms):
     x2, mask2 = borrowed(x2), borrowed(mask2)
     n_rows = x2.shape[0]
     for r in range(first, stop):
-        res[r] = logsumexp_slice(x2[r], part_of(mask2, r), x2[min(r + 1, n_rows - 1)], terms[t])
+        res[r] = logsumexp_slice(x2[r], mask_row(mask2, mask_rows, r), x2[min(r + 1, n_rows - 1)], terms[t])
 
 
-#: ``(n_rows, workers, x2, mask2, res, terms)``
+#: ``(n_rows, workers, x2, mask2, mask_rows, res, terms)``
 logsumexp_rows = RangeKernel(_logsumexp_row_range)
 
 
@@ -1664,14 +1701,16 @@ def _short_logsumexp_rows_given_width(x2, width, res, first, stop):
 
 
 @kernel()
-def masked_logsumexp_short_rows_serial(x2, mask2, res, chunk):
+def masked_logsumexp_short_rows_serial(x2, mask2, mask_rows, res, chunk):
     scratch = np.empty(chunk * x2.shape[1], x2.dtype)
-    masked_logsumexp_by_filling(_short_logsumexp_rows_given_width, x2, mask2, None, res, scratch, chunk, 0, x2.shape[0])
-
-
-def _masked_logsumexp_short_row_range(t, first, stop, x2, mask2, res, chunk, scratch):
     masked_logsumexp_by_filling(
-        _short_logsumexp_rows_given_width, x2, mask2, None, res, scratch[t], chunk, first, stop
+        _short_logsumexp_rows_given_width, x2, mask2, mask_rows, None, res, scratch, chunk, 0, x2.shape[0]
+    )
+
+
+def _masked_logsumexp_short_row_range(t, first, stop, x2, mask2, mask_rows, res, chunk, scratch):
+    masked_logsumexp_by_filling(
+        _short_logsumexp_rows_given_width, x2, mask2, mask_rows, None, res, scratch[t], chunk, first, stop
     )
 
 
@@ -1765,8 +1804,9 @@ log_softmax_paired_rows = RangeKernel(_log_softmax_paired_row_range)
 log_softmax_counted_short_rows = RangeKernel(_log_softmax_counted_short_row_range)
 #: ``(n_rows, workers, x2, res)``
 logsumexp_short_rows = RangeKernel(_logsumexp_short_row_range)
-#: ``(n_rows, workers, x2, mask2, res, chunk, scratch)``: masked short rows, ``scratch`` a row of
-#: at least ``chunk * n`` elements a worker (``masked_logsumexp_by_filling``)
+#: ``(n_rows, workers, x2, mask2, mask_rows, res, chunk, scratch)``: masked short rows (``mask_rows``
+#: as ``masked_softmax_short_rows``'), ``scratch`` a row of at least ``chunk * n`` elements a worker
+#: (``masked_logsumexp_by_filling``)
 masked_logsumexp_short_rows = RangeKernel(_masked_logsumexp_short_row_range)
 #: ``(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)``:
 #: masked short rows by ``masked_rows_by_filling`` over ``softmax_short_rows``' driver (``width``
