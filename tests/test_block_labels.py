@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba.core import event, ir_utils
 
-from softmaxkit._kernels import _fastmath
+from softmaxkit._kernels import _fastmath, _parallel
 
 
 @numba.njit(inline="always")
@@ -49,7 +49,8 @@ def _counter() -> int:
 def test_numba_still_has_the_counter_we_set_back():
     # If numba renames it, _LabelsFromZero does nothing: this says so before labels overflow.
     assert isinstance(_counter(), int)
-    assert _fastmath.LABELS_FROM_ZERO in event._registered["numba:compile"]
+    for kind in ("numba:compiler_lock", "numba:compile"):
+        assert _fastmath.LABELS_FROM_ZERO in event._registered[kind]
 
 
 def test_labels_do_not_grow_across_compiles():
@@ -68,35 +69,101 @@ def test_labels_do_not_grow_across_compiles():
     assert after[-1] <= 4 * after[0], after
 
 
-def test_a_nested_compile_keeps_counting():
-    seen = []
+class _Spy(event.Listener):
+    """Records, as each dispatcher's compile starts, its function, the compiler lock's depth in
+    this thread and the label counter (registered after ours: as ours left it)."""
 
-    class Spy(event.Listener):
-        def on_start(self, event_):
-            seen.append((event_.data["dispatcher"].py_func.__name__, _fastmath.LABELS_FROM_ZERO.depth, _counter()))
+    def __init__(self):
+        self.seen = []
 
-        def on_end(self, event_):
-            pass
+    def on_start(self, event_):
+        name = event_.data["dispatcher"].py_func.__name__
+        self.seen.append((name, _fastmath.LABELS_FROM_ZERO.depth(), _counter()))
 
-    spy = Spy()
-    event.register("numba:compile", spy)  # after ours: it sees the counter as ours left it
-    try:
+    def on_end(self, event_):
+        pass
+
+    def __enter__(self):
+        event.register("numba:compile", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.unregister("numba:compile", self)
+
+    def start_of(self, name):
+        return next(entry for entry in self.seen if entry[0] == name)
+
+
+def test_an_outermost_compile_starts_from_zero():
+    # Run up the counter with a compile, then start another: it starts at 0.
+    numba.njit(_outer_source)(np.int32(3))
+    assert _counter() > 0
+
+    def fresh(a):
+        return _middle(a)
+
+    with _Spy() as spy:
+        assert numba.njit(fresh)(np.int32(3)) == _middle(np.int32(3))
+    assert spy.start_of("fresh")[1:] == (1, 0)
+
+
+def test_a_compile_nested_in_typing_keeps_counting():
+    with _Spy() as spy:
         assert _caller(np.int16(7)) == _middle(np.int16(7)) * 2 - 1
-    finally:
-        event.unregister("numba:compile", spy)
-    names = [name for name, _, _ in seen]
-    assert names[0] == "_caller" and "_nested_callee" in names, seen
-    outer_depth = seen[0][1]
-    _, depth, counter = seen[names.index("_nested_callee")]
-    assert depth == outer_depth + 1
-    assert counter > 0  # _caller's inline of _middle had advanced it, and the nested start kept it
+    assert spy.seen[0] == ("_caller", 1, 0), spy.seen
+    _, depth, counter = spy.start_of("_nested_callee")
+    assert depth >= 2
+    assert counter > 0  # _caller's inline of _middle had advanced it, and it was not set back
 
 
-def test_outermost_depth_returns_to_zero_after_a_failed_compile():
+def test_a_compile_nested_in_a_cfunc_keeps_counting():
+    # Our parallel range functions are compiled as numba.cfunc callbacks: numba broadcasts no
+    # "numba:compile" for them, but they hold the compiler lock while their callees compile.
+    @numba.njit
+    def callee_of_a_cfunc(a):
+        return _middle(a) + 1
+
+    def callback(a):
+        return _middle(a) + callee_of_a_cfunc(a)
+
+    with _Spy() as spy:
+        compiled = numba.cfunc("int64(int64)")(callback)
+    assert compiled.ctypes(5) == callback(5)
+    _, depth, counter = spy.start_of("callee_of_a_cfunc")
+    assert depth >= 2
+    assert counter > 0
+
+
+@numba.njit
+def _callee_of_a_range(a):
+    return _middle(a) - 2
+
+
+def _range_with_inlines(t, first, stop, out):
+    for i in range(first, stop):
+        out[i] = _middle(i) + _callee_of_a_range(i)
+
+
+def test_a_range_function_compile_starts_from_zero(monkeypatch):
+    # _parallel compiles range functions as callbacks, which numba broadcasts no compile for: it
+    # sets the counter back itself.  (Compiled, never loaded: numba's on-disk cache is left out.)
+    monkeypatch.setattr(_parallel, "cached", lambda callback: callback)
+    numba.njit(_outer_source)(np.int64(3))
+    run_up = _counter()
+    out = np.zeros(6, np.int64)
+    with _Spy() as spy:
+        _parallel.RangeKernel(_range_with_inlines)(6, 2, out)
+    np.testing.assert_array_equal(out, [_middle(i) * 2 - 2 for i in range(6)])
+    _, depth, counter = spy.start_of("_callee_of_a_range")
+    assert depth >= 3  # _parallel's hold, the callback's compile, the callee's
+    assert 0 < counter < run_up  # from 0, past the callback's inline of _middle
+
+
+def test_the_lock_depth_returns_to_zero_after_a_failed_compile():
     @numba.njit
     def broken(a):
         return _middle(a).no_such_attribute
 
     with pytest.raises(numba.TypingError):
         broken(np.float32(1))
-    assert _fastmath.LABELS_FROM_ZERO.depth == 0
+    assert _fastmath.LABELS_FROM_ZERO.depth() == 0

@@ -18,6 +18,8 @@ merge the terms that carry the low-order bits.
 
 from __future__ import annotations
 
+import threading
+
 from llvmlite import binding as llvm
 from numba import _dynfunc, config, njit
 from numba.core import event, ir_utils, lowering
@@ -218,34 +220,53 @@ def target_cpu() -> str:
 # had 3 digits after the first cold call and 52 after 60 (three functions, two dtypes, five
 # layouts, masked and not).  LLVM refuses a name over 1024 characters, so a process that compiles
 # enough (the test suite did, in test_small_k_columns after ~8000 tests) fails every later compile
-# with "LLVM IR parsing error ... name is too long".  Labels need only be unique within the IR of
-# one compile, and a process's first compile starts the counter at 0; so the counter is set back
-# to 0 as each outermost compile starts (one not nested in another: the callees a caller compiles
-# while typing it are nested, and keep counting).  numba broadcasts "numba:compile" around every
-# dispatcher's compile while holding its compiler lock, so the depth below is never raced.  Every
-# compile in the process, ours or not, then starts where a fresh process starts.
-# This leans on numba's ``ir_utils._the_max_label``; should it change, nothing is set back, and
-# ``tests/test_block_labels.py`` reports whether labels still grow.
+# with "LLVM IR parsing error ... name is too long".
+#
+# Labels need only be unique within the IR of one compile, and a process's first compile starts
+# the counter at 0; so the counter is set back to 0 as each outermost compile starts.  Outermost
+# means that its thread holds numba's compiler lock once: a dispatcher takes the lock before it
+# compiles, and anything that compiles it while building other IR -- a caller being typed, one of
+# our callbacks (``numba.cfunc``, which takes the lock but broadcasts no "numba:compile") -- holds
+# the lock already, and its IR's labels must stay below the counter.  (Our callbacks' own compiles
+# are outermost when ``_parallel`` compiles them; it takes the lock and calls
+# ``restart_if_outermost`` first.)  numba broadcasts
+# "numba:compiler_lock" in the acquiring thread before it takes the lock and after it lets go, so a
+# per-thread count of those events is the lock's depth in that thread.  Every dispatcher's
+# outermost compile in the process, ours or not, then starts where a fresh process starts.
+# This leans on numba's ``ir_utils._the_max_label`` and its events; should they change, nothing
+# is set back, and ``tests/test_block_labels.py`` reports whether labels still grow.
 
 
 class _LabelsFromZero(event.Listener):
     """Sets numba's block-label counter back to 0 as each outermost compile starts."""
 
     def __init__(self):
-        self.depth = 0
+        self._held = threading.local()  # .depth: numba's compiler lock, taken by this thread
+
+    def depth(self) -> int:
+        return getattr(self._held, "depth", 0)
 
     def on_start(self, event_):
-        if self.depth == 0:
-            counter = getattr(ir_utils, "_the_max_label", None)
-            if isinstance(getattr(counter, "_value", None), int):
-                counter._value = 0
-        self.depth += 1
+        if event_.kind == "numba:compiler_lock":
+            self._held.depth = self.depth() + 1
+        else:  # a dispatcher's compile
+            self.restart_if_outermost()
+
+    def restart_if_outermost(self):
+        """Set the counter back to 0 if this thread holds numba's compiler lock once (call it
+        holding the lock: ``_parallel`` does before compiling a callback, a compile numba
+        broadcasts nothing for)."""
+        counter = getattr(ir_utils, "_the_max_label", None)
+        if self.depth() == 1 and isinstance(getattr(counter, "_value", None), int):
+            counter._value = 0
 
     def on_end(self, event_):
-        self.depth = max(self.depth - 1, 0)  # (0 if we were registered while a compile ran)
+        if event_.kind == "numba:compiler_lock":
+            self._held.depth = max(self.depth() - 1, 0)  # (0 if we were registered while it was held)
 
 
 LABELS_FROM_ZERO = _LabelsFromZero()
+event.register("numba:compiler_lock", LABELS_FROM_ZERO)
 event.register("numba:compile", LABELS_FROM_ZERO)
 
 

@@ -23,11 +23,12 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import njit, types, typeof
 from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.funcdesc import default_mangler
 from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
-from ._fastmath import WideVectorCompiler, cached
+from ._fastmath import LABELS_FROM_ZERO, WideVectorCompiler, cached
 from ._intrinsics import uncounted_view
 
 try:  # numba's own C fingerprint of argument types, which its dispatcher keys on (0.1 us)
@@ -236,7 +237,9 @@ class RangeKernel:
         signature = _range_signature([typeof(a) for a in args])
         callback = CFunc(self._py_func, (signature.args, signature.return_type), locals={}, options={},
                          pipeline_class=WideVectorCompiler)
-        cached(callback).compile()
+        with global_compiler_lock:  # (numba broadcasts no "numba:compile" for a callback)
+            LABELS_FROM_ZERO.restart_if_outermost()
+            cached(callback).compile()
         _compiled[0] += callback.cache_hits == 0
         fingerprint = _fingerprint(args)
         self._callbacks[fingerprint] = callback
