@@ -229,10 +229,10 @@ def target_cpu() -> str:
 # our callbacks (``numba.cfunc``, which takes the lock but broadcasts no "numba:compile") -- holds
 # the lock already, and its IR's labels must stay below the counter.  (Our callbacks' own compiles
 # are outermost when ``_parallel`` compiles them; it takes the lock and calls
-# ``restart_if_outermost`` first.)  numba broadcasts
-# "numba:compiler_lock" in the acquiring thread before it takes the lock and after it lets go, so a
-# per-thread count of those events is the lock's depth in that thread.  Every dispatcher's
-# outermost compile in the process, ours or not, then starts where a fresh process starts.
+# ``restart_if_outermost`` first.)  numba broadcasts "numba:compiler_lock" in the acquiring thread
+# before it takes the lock and after it lets go, so a per-thread count of those events is the
+# lock's depth in that thread.  Every dispatcher's outermost compile in the process, ours or not,
+# then starts where a fresh process starts.
 # This leans on numba's ``ir_utils._the_max_label`` and its events; should they change, nothing
 # is set back, and ``tests/test_block_labels.py`` reports whether labels still grow.
 
