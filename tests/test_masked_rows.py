@@ -304,6 +304,7 @@ def test_which_masks_broadcast_over_rows():
         ((5, 600), (600,)),  # softmax's general kernels: the mask's rows taken for every row
         ((12, 10), (1, 10)),  # few rows: the general kernels
         ((2, 8, 64, 16), (2, 1, 1, 16)),  # chunks of rows that all take one mask row: filled against a tile
+        ((2, 8, 16, 200), (2, 1, 1, 200)),  # ... rows not shorter than _TILED_ROWS_BELOW: row by row
         ((3000, 10), (10,)),  # a class mask over packed rows: one tile for every chunk
         ((4, 50, 2000), (4, 1, 2000)),  # long rows: the general kernels, two threads when there are two
         ((3, 70000), (70000,)),  # few rows longer than SPLIT_MIN_LENGTH: split into chunks (on one thread not)
@@ -376,6 +377,7 @@ def test_the_general_row_kernels_read_a_broadcast_mask_where_it_lies(kernel_call
         ((8, 4, 16, 32), (16, 32)),  # a causal mask
         ((3, 5, 40, 100), (3, 1, 40, 100)),  # short rows
         ((2, 8, 64, 16), (2, 1, 1, 16)),  # chunks of rows that all take one mask row: filled against a tile
+        ((2, 8, 16, 200), (2, 1, 1, 200)),  # ... rows not shorter than _TILED_ROWS_BELOW: row by row
         ((3000, 10), (10,)),  # a class mask over packed rows: one tile for every chunk
         ((300, 2000), (2000,)),  # long rows: the general kernels, two threads when there are two
         ((12, 10), (1, 10)),  # few rows: the general kernels

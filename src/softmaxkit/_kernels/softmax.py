@@ -1007,16 +1007,24 @@ def masked_logsumexp_by_filling(rows, x2, mask2, mask_rows, width, res, scratch,
         r += count
 
 
+#: ``_fill_chunk_rows`` fills a chunk against a tile of its one mask row only for rows shorter than
+#: this: the tile saves the vector loop's remainder on every row, which only short rows notice.
+#: Paired at two threads on the Emerald Rapids Xeon (no tile / tile): rows of 64 1.08-1.10 and
+#: of 100 1.05-1.06 (the tile is faster), rows of 128 1.00-1.01, rows of 1000 0.90 (log_softmax
+#: 64x1000 with a class mask, chunks of four rows: the tile is slower).
+_TILED_ROWS_BELOW = 128
+
+
 @callee(inline="always")
 def _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, chunk):
     """Fill ``filled`` with the ``count`` rows of ``x2`` from ``r`` as ``sign * x`` where
     unmasked, -inf where masked (``_fill_masked_row``), and return ``(tile, tiled)``.  A mask of
     x2's rows (``mask_rows=None``) is filled as one run; a broadcast mask's rows (``mask_rows``)
-    by runs of consecutive mask rows (a causal mask's T rows), except a chunk whose rows all take
-    one mask row (a padding mask's T rows, a class mask's every row), which is filled as one run
-    against ``tile``, that mask row repeated for ``chunk`` rows (``tiled``: which row ``tile``
-    holds, -1 for none; it is allocated on first use).  A loop over a short row costs its
-    vector loop's remainder per row (about 20 ns a row of 10)."""
+    by runs of consecutive mask rows (a causal mask's T rows), except a chunk of rows shorter
+    than ``_TILED_ROWS_BELOW`` that all take one mask row (a padding mask's T rows, a class mask's
+    every row), which is filled as one run against ``tile``, that mask row repeated for ``chunk``
+    rows (``tiled``: which row ``tile`` holds, -1 for none; it is allocated on first use).  A
+    loop over a short row costs its vector loop's remainder per row (about 20 ns a row of 10)."""
     n = x2.shape[1]
     if not given(mask_rows):
         # the chunk's rows as one run (C-contiguous arrays: a loop per row cost its remainder,
@@ -1024,7 +1032,7 @@ def _fill_chunk_rows(x2, mask2, mask_rows, sign, r, count, filled, tile, tiled, 
         _fill_masked_row(x2[r : r + count].reshape(count * n), mask2[r : r + count].reshape(count * n), sign, filled)
         return tile, tiled
     m0 = mask_row_index(mask_rows, r)
-    one_row = count > 1
+    one_row = count > 1 and n < _TILED_ROWS_BELOW
     for i in range(1, count):
         if mask_row_index(mask_rows, r + i) != m0:
             one_row = False
