@@ -224,10 +224,10 @@ MODE_LOG_SOFTMAX = 1
 @lru_cache(maxsize=None)
 def kernels() -> Any:
     """The kernel module, imported (with numba) on first use, never at ``import softmaxkit``."""
-    from ._kernels import backward, packed, softmax, weighted
+    from ._kernels import backward, dropped, packed, softmax, weighted
 
     public = {}
-    for module in (softmax, packed, weighted, backward):
+    for module in (softmax, packed, weighted, backward, dropped):
         public.update({name: value for name, value in vars(module).items() if not name.startswith("_")})
     return _Kernels(**public)
 
@@ -361,6 +361,20 @@ def softmax_family(
     out: np.ndarray | None,
 ) -> np.ndarray:
     """softmax / log_softmax / softmin of a validated ndarray; see ``softmaxkit.softmax``."""
+    kept = None if where is None else slices_kept(where, x.shape, axes)
+    if kept is not None:
+        if out is not None and np.may_share_memory(out, where):
+            kept = kept.copy()  # (read after the results are written)
+        # A mask that keeps or drops whole slices (a query-padding mask (B, 1, T, 1), a pixel mask
+        # (N, 1, H, W) over the channels): the unmasked kernels, then the dropped slices written
+        # as an entirely masked slice is (0; log_softmax -inf), rather than a mask of x's size.
+        result = softmax_family(
+            x, axes, mode=mode, negate=negate, temperature=temperature, where=None,
+            kernel_dtype=kernel_dtype, result_dtype=result_dtype, out=out,
+        )
+        if not kept.all():
+            write_dropped(result, kept, axes, -np.inf if mode == MODE_LOG_SOFTMAX else 0.0)
+        return result
     xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
     if xk.size == 0:
         result = np.empty(x.shape, result_dtype)
@@ -408,6 +422,35 @@ def softmax_family(
         _run_softmax(x2, None, mask2, sign, t_hi, t_lo, mode)
         result = np.moveaxis(moved, tuple(range(xk.ndim - len(axes), xk.ndim)), axes)
     return _deliver(_narrow(result, result_dtype), out)
+
+
+def slices_kept(where: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
+    """For a mask ``where`` (broadcasting to ``shape``) of length 1 along every axis of ``axes``,
+    or without them: which slices over ``axes`` it keeps, of ``shape`` without ``axes`` (a
+    read-only broadcast view); None for a mask that varies along a slice."""
+    lead = len(shape) - where.ndim
+    if any(d >= lead and where.shape[d - lead] != 1 for d in axes):
+        return None
+    return np.broadcast_to(where, shape)[tuple(0 if d in axes else slice(None) for d in range(len(shape)))]
+
+
+def write_dropped(result: np.ndarray, kept: np.ndarray, axes: tuple[int, ...], value: float) -> None:
+    """Write ``value`` into the slices of ``result`` over ``axes`` that ``kept`` (of
+    ``result``'s shape without ``axes``, ``slices_kept``) drops (``axes`` empty: the entries of
+    ``result`` that ``kept``, of its shape, drops): by the kernel (``_kernels.dropped``) where
+    ``result`` is a C-contiguous float32/float64 array whose axes ``axes`` lie next to each
+    other, else by NumPy (indexing a view, 1.5-7x slower)."""
+    first, stop = (min(axes), max(axes) + 1) if axes else (0, 0)
+    if not (result.flags.c_contiguous and result.dtype in FAST_DTYPES and stop - first == len(axes)):
+        _moved_to_end(result, axes)[~kept] = value
+        return
+    shape = result.shape
+    outer, inner = math.prod(shape[:first]), math.prod(shape[stop:])
+    y3 = result.reshape(outer, -1, inner)
+    kept2 = np.ascontiguousarray(kept).reshape(outer, inner)
+    n_items = outer if inner == 1 else outer * y3.shape[1]
+    workers = _workers(n_items) if use_parallel(result.size) else 1
+    kernels().write_dropped(n_items, workers, y3, kept2, result.dtype.type(value))
 
 
 def _deliver(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -1343,6 +1386,16 @@ def logsumexp(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """logsumexp of a validated ndarray over ``axes``; returns ``(res, sign)`` with the reduced
     axes removed (the caller applies ``keepdims`` and ``out``)."""
+    kept = None
+    if where is not None and b is None and not return_sign and kernel_dtype.kind != "c":
+        kept = slices_kept(where, x.shape, axes)
+    if kept is not None:  # whole slices kept or dropped: as softmax_family takes them
+        res, _ = logsumexp(
+            x, axes, b=None, where=None, return_sign=False, kernel_dtype=kernel_dtype, result_dtype=result_dtype
+        )
+        if not kept.all():
+            write_dropped(res, kept, (), -np.inf)
+        return res, None
     xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
     kept_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
     n = math.prod(x.shape[d] for d in axes)
