@@ -30,6 +30,7 @@ LAYOUTS = [
     ((2, 3, 4, 5), (1, 3, 1, 5), (0, 2)),  # two axes apart: written by NumPy
     ((3, 4), (1, 1), None),  # every axis: one slice, dropped
     ((3, 4), (), -1),  # a 0-d mask: every slice dropped
+    ((3, 4), (3, 4), ()),  # no axis: each entry its own slice
     ((64, 600), (64, 1), -1),  # parallel rows (38400 elements)
     ((2, 4, 64, 80), (2, 1, 64, 80), 1),  # parallel lines
 ]

@@ -184,7 +184,9 @@ def softmax(
         Positive finite divisor of ``x``.  Large values flatten the distribution.
     where : array_like of bool, optional
         Entries where this is False are left out: their probability is exactly 0 and they do
-        not enter the normalising sum.  Must broadcast to ``x``.
+        not enter the normalising sum.  Must broadcast to ``x``.  A mask of length 1 along
+        ``axis`` (a query-padding mask ``(B, 1, T, 1)``, a pixel mask ``(N, 1, H, W)`` over the
+        channels) keeps or drops whole slices and costs little more than no mask.
     dtype : dtype, optional
         Cast ``x`` to this floating dtype before computing (like ``torch.softmax``).
     out : ndarray, optional
