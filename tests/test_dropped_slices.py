@@ -178,3 +178,17 @@ def test_a_mask_in_the_memory_of_out(rng):
     where[...] = _mask((4, 1, 8, 1), rng)
     expected = sk.softmax(x, where=where.copy())
     np.testing.assert_array_equal(sk.softmax(x, where=where, out=out), expected)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "shape, mask_shape, axis",
+    [((3, 0), (3, 1), -1), ((3, 0), (3, 1), (1,)), ((0, 4), (1, 4), 0), ((0, 4), (1, 1), 1), ((2, 0, 3), (2, 1, 3), 1)],
+    ids=str,
+)
+def test_empty(shape, mask_shape, axis, function):
+    """Empty slices, or none: as the broadcast mask gives them (empty, or logsumexp -inf)."""
+    x = np.zeros(shape, np.float32)
+    where = np.zeros(mask_shape, bool)
+    full = np.ascontiguousarray(np.broadcast_to(where, shape))
+    np.testing.assert_array_equal(function(x, axis=axis, where=where), function(x, axis=axis, where=full), strict=True)

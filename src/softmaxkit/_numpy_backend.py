@@ -427,7 +427,10 @@ def softmax_family(
 def slices_kept(where: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
     """For a mask ``where`` (broadcasting to ``shape``) of length 1 along every axis of ``axes``,
     or without them: which slices over ``axes`` it keeps, of ``shape`` without ``axes`` (a
-    read-only broadcast view); None for a mask that varies along a slice."""
+    read-only broadcast view); None for a mask that varies along a slice, or an empty ``shape``
+    (whose slices, or their entries, are none: the general path's)."""
+    if 0 in shape:
+        return None
     lead = len(shape) - where.ndim
     if any(d >= lead and where.shape[d - lead] != 1 for d in axes):
         return None
