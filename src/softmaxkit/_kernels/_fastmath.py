@@ -18,12 +18,16 @@ merge the terms that carry the low-order bits.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import threading
 
 from llvmlite import binding as llvm
 from numba import _dynfunc, config, njit
 from numba.core import event, ir_utils, lowering
-from numba.core.caching import FunctionCache
+from numba.core import sigutils
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import Compiler
 from numba.core.compiler_machinery import register_pass
@@ -285,16 +289,88 @@ event.register("numba:compile", LABELS_FROM_ZERO)
 
 
 class _RegistryFreeCache(FunctionCache):
-    """numba's on-disk cache of one function, loading without numba's registries."""
+    """numba's on-disk cache of one function, loading without numba's registries, and safe for
+    several processes at once (see below)."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        if type(getattr(self, "_cache_file", None)) is IndexDataCacheFile:
+            self._cache_file.__class__ = _LockedIndexDataCacheFile
 
     def load_overload(self, sig, target_context):
         try:
             load, guard = self._load_overload, self._guard_against_spurious_io_errors
         except AttributeError:  # pragma: no cover - numba renamed them: load its own way
-            return super().load_overload(sig, target_context)
+            return _for_signature(super().load_overload(sig, target_context), sig)
         _initialize_runtime(target_context)  # what compiled code needs of the refresh
         with guard():
-            return load(sig, target_context)
+            return _for_signature(load(sig, target_context), sig)
+
+
+# numba's cache files are not safe for several processes compiling one function at once (numba
+# issue 10128): a save reads the function's index, picks the first data file name the index does
+# not use, and writes the index, then the data.  Two processes saving different signatures can
+# pick the same name; the index of one and the data of the other can then win, and the index maps
+# a signature to code compiled for another.  With pytest-xdist's two workers compiling on a cold
+# cache, CI's run of 2026-12-06 left ``_run_ranges``' float32 entry holding its float64 code: every
+# later float32 call raised "TypeError: bad argument type for built-in operation", where a
+# callback's raw arguments would have been read as the wrong types.  Our caches therefore save
+# under an exclusive lock on the cache directory (``flock``: released if the process dies), and
+# write the data before the index names it; and a load whose code is for another signature than
+# the one asked for is a miss (it is compiled again, and the save mends the entry).
+
+
+def _for_signature(compiled, sig):
+    """``compiled`` (numba's compile result, or None) if it was compiled for ``sig``'s argument
+    types, else None."""
+    if compiled is None:
+        return None
+    args, _ = sigutils.normalize_signature(sig)
+    loaded = getattr(getattr(compiled, "signature", None), "args", None)
+    return compiled if loaded is not None and tuple(loaded) == tuple(args) else None
+
+
+class _LockedIndexDataCacheFile(IndexDataCacheFile):
+    """numba's index and data files of one function, each save under the cache directory's lock
+    and its data written before the index names it."""
+
+    def save(self, key, data):
+        with _directory_lock(self._cache_path):
+            overloads = self._load_index()
+            name = overloads.get(key)
+            if name is not None:
+                self._save_data(name, data)
+                return
+            taken = set(overloads.values())
+            name = next(n for n in map(self._data_name, itertools.count(1)) if n not in taken)
+            self._save_data(name, data)
+            overloads[key] = name
+            self._save_index(overloads)
+
+
+_LOCK_NAME = "softmaxkit-cache.lock"
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: str):
+    """An exclusive ``flock`` on ``directory``'s lock file while the block runs; nothing where
+    there is no ``fcntl`` (Windows) or the file cannot be opened (numba then writes unlocked, as
+    it always does)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        fd = os.open(os.path.join(directory, _LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
 
 
 # numba's runtime initialisation registers the runtime's C functions (allocation, reference
