@@ -1507,6 +1507,118 @@ def test_column_limits_match_the_row_kernels(fn, masked, workers, rng, monkeypat
     np.testing.assert_allclose(columns, rows, rtol=4 * 2.0**-23, atol=0)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("workers", [None, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_kernels_write_columns_without_a_max_themselves(
+    fn, dtype, masked, workers, rng, monkeypatch, kernel_calls
+):
+    # A column whose max is -inf (every entry -inf, or none unmasked) is 0 (log -inf) throughout:
+    # the column kernels write it themselves, with a stand-in max, and no block goes to NumPy's
+    # _column_limits (a mask dropping 1% of NCHW's pixels made every block do so: 4x slower).
+    # Only NaN and +inf columns do, and then only their blocks.  (Blocks of 16 columns: columns
+    # 9 and 60 of outer index 0 and 33, 50 of 1 lie in four blocks of the ten.)
+    from softmaxkit import _numpy_backend
+
+    _small_column_blocks(monkeypatch, workers, n_k=9, itemsize=np.dtype(dtype).itemsize)
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
+    f, ref, log = fn
+    limits_of = []
+    original = _numpy_backend._column_limits
+    monkeypatch.setattr(
+        _numpy_backend, "_column_limits", lambda *a: limits_of.append(a[-1].tolist()) or original(*a)
+    )
+    calls = kernel_calls("log_softmax_columns" if log else "softmax_columns")
+    none = INF if ref is softmin_ref else -INF  # the entry that no column's max would be, were it the max
+    x = (rng.standard_normal((2, 9, 70)) * 3).astype(dtype)
+    x[0, :, 9] = none
+    x[1, :, 33] = none
+    x[1, ::2, 50] = none
+    where = None
+    if masked:
+        where = rng.random(x.shape) < 0.8
+        where[0, :, 60] = False
+        where[1, 1::2, 50] = False
+    kwargs = {} if where is None else {"where": where}
+    excluded = -INF if log else 0.0
+    empty = [(0, 9), (1, 33)] + ([(0, 60), (1, 50)] if masked else [])
+
+    y = f(x, axis=1, **kwargs)
+    assert calls and limits_of == []
+    for o, j in empty:
+        assert np.all(y[o, :, j] == excluded)
+        np.testing.assert_array_equal(np.signbit(y[o, :, j]), log)  # +0, not -0
+    moved = {} if where is None else {"where": np.ascontiguousarray(np.moveaxis(where, 1, -1))}
+    rows = np.moveaxis(f(np.ascontiguousarray(np.moveaxis(x, 1, -1)), axis=-1, **moved), -1, 1)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(rows))
+    np.testing.assert_allclose(y, rows, rtol=4 * np.finfo(dtype).eps, atol=0)
+    inplace = x.copy()
+    f(inplace, axis=1, out=inplace, **kwargs)
+    np.testing.assert_array_equal(inplace, y)
+    assert limits_of == []
+
+    # a NaN column (block 2 of outer index 1) and a +inf one (block 0 of 0) take NumPy's limits,
+    # their blocks only
+    x[1, 4, 40] = NAN
+    x[0, 3, 2] = -none
+    if masked:
+        where[1, 4, 40] = where[0, 3, 2] = True
+    y = f(x, axis=1, **kwargs)
+    assert limits_of == [[0, 7]]
+    assert np.isnan(y[1, 4, 40]) and y[0, 3, 2] == (0.0 if log else 1.0)
+    for o, j in empty:
+        assert np.all(y[o, :, j] == excluded)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_slabs_take_columns_without_a_max(kernel_calls, monkeypatch, rng, dtype, function, masked):
+    # Split along K, a column whose max is -inf (all -inf, or all masked) stays on the slab
+    # kernels, with the block kernels' stand-in max; a NaN or +inf column leaves the layout to
+    # the block kernels before anything is written.  (2 threads, 2 slabs of 1024 rows.)
+    from softmaxkit import _numpy_backend
+
+    monkeypatch.setattr(_numpy_backend, "num_threads", lambda: 2)
+    monkeypatch.setattr(_numpy_backend, "SMALL_K", 0)
+    monkeypatch.setattr(_numpy_backend, "SLAB_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(_numpy_backend, "SLABS", True)
+    slab_calls = kernel_calls(*SLAB_KERNELS[function][:-1])
+    block_calls = kernel_calls(SLAB_KERNELS[function][-1])
+    log = function == "log_softmax"
+    f = getattr(sk, function)
+    x = (rng.standard_normal((2048, 256)) * 4).astype(dtype)
+    x[:, [3, 200]] = -INF
+    x[::3, 17] = -INF
+    where = None
+    if masked:
+        where = rng.random(x.shape) < 0.9
+        where[:, 40] = False
+        where[1::3, 17] = where[2::3, 17] = False  # the rest of it -inf
+        where[:, 90] = np.arange(2048) == 1500  # one entry, in the second slab
+    kwargs = {} if where is None else {"where": where}
+    y = f(x, axis=0, **kwargs)
+    assert len(slab_calls) == 3 and block_calls == []
+    excluded = -INF if log else 0.0
+    for j in [3, 200] + ([40, 17] if masked else []):
+        assert np.all(y[:, j] == excluded) and np.all(np.signbit(y[:, j]) == log)
+    if masked:
+        assert y[1500, 90] == (0.0 if log else 1.0) and np.all(y[:1500, 90] == excluded)
+    ref = softmax_ref(x.astype(np.float64), 0, log=log, **kwargs)
+    assert_matches(y, ref, log=log)
+    inplace = x.copy()
+    f(inplace, axis=0, out=inplace, **kwargs)
+    np.testing.assert_array_equal(inplace, y)
+
+    assert len(slab_calls) == 6 and block_calls == [], (len(slab_calls), len(block_calls))
+    slab_calls.clear()
+    x[7, 5] = NAN
+    y = f(x, axis=0, **({} if where is None else {"where": where | (np.arange(256) == 5)}))
+    # slab_max, then the block kernel, and again on the NaN column's pending block
+    assert len(slab_calls) == 1 and len(block_calls) == 2
+    assert np.all(np.isnan(y[:, 5])) and np.all(y[:, 3] == excluded)
+
+
 @pytest.mark.parametrize(
     ("function", "shape", "dtype"),
     [

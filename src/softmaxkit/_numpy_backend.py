@@ -1062,7 +1062,8 @@ def _run_column_blocks(
     k, x3, out3, mask3, sign, t_hi, t_lo, log: bool, block: int, n_blocks: int, workers: int
 ) -> None:
     """softmax (``log``: log_softmax) over the column layout ``x3`` by ``n_blocks`` column blocks
-    of ``block`` columns on ``workers`` workers, the columns whose max is not finite included."""
+    of ``block`` columns on ``workers`` workers, the columns whose max is not finite included
+    (those whose max is NaN or +inf by ``_column_limits``)."""
     pending = np.zeros(n_blocks, np.bool_)
     run = k.log_softmax_columns if log else k.softmax_columns
     wide, narrow = column_scratch(workers, block, x3.dtype)
@@ -1073,7 +1074,7 @@ def _run_column_blocks(
     else:
         passes = _fuse_above(k, x3, out3 is None)
     run(n_blocks, workers, x3, out3, mask3, sign, t_hi, t_lo, block, False, pending, wide, narrow, passes)
-    if np.count_nonzero(pending):  # blocks with a column whose max is NaN or infinite, left untouched
+    if np.count_nonzero(pending):  # blocks with a column whose max is NaN or +inf, left untouched
         # (count_nonzero, not pending.any(): 0.14 against 0.64 us a call, a tenth of the front end)
         blocks = np.flatnonzero(pending)
         # those columns' limits before the passes, which in place overwrite the input
@@ -1279,8 +1280,10 @@ def _slab_column_max(k, x3, mask3, sign) -> tuple[int, int, int, int, np.ndarray
     """The slab kernels' first pass on ``x3``: ``(n_slabs, n_items, workers, block, m)``, the
     slabs per outer index and in all, the workers, the columns a pass takes at a time (whole rows
     for slabs of at least SLAB_WHOLE_ROWS_FROM rows), and the per-column max over K, ``(outer,
-    inner)``, the slab maxes merged: None where a column's max is not finite (NaN, an infinity,
-    or every entry masked or -inf)."""
+    inner)``, the slab maxes merged: None where a column's max is NaN or +inf.  A max of -inf
+    (every entry masked or -inf) is stood in for by 0, as the block kernels do it (see
+    ``_kernels.softmax._stand_in_max``): its exps are 0, its sum 0, and the passes write its
+    limits, 0 (log -inf)."""
     outer, n_k, inner = x3.shape
     n_slabs, slab_rows = _slab_layout(outer, n_k)
     n_items = outer * n_slabs
@@ -1289,7 +1292,11 @@ def _slab_column_max(k, x3, mask3, sign) -> tuple[int, int, int, int, np.ndarray
     maxes = np.empty((n_items, inner), x3.dtype)
     k.slab_max(n_items, workers, x3, mask3, sign, n_slabs, block, maxes)
     m = maxes.reshape(outer, n_slabs, inner).max(axis=1)  # NaN propagates
-    return n_slabs, n_items, workers, block, (m if np.isfinite(m).all() else None)
+    if not np.isfinite(m).all():
+        if not (m < np.inf).all():
+            return n_slabs, n_items, workers, block, None
+        m[m == -np.inf] = 0.0
+    return n_slabs, n_items, workers, block, m
 
 
 def _merged(slab_sums: np.ndarray, n_slabs: int) -> np.ndarray:
@@ -1300,8 +1307,7 @@ def _merged(slab_sums: np.ndarray, n_slabs: int) -> np.ndarray:
 def _softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     """softmax over K of ``x3`` split along K: the slab maxes, merged; the exps stored and summed
     per slab, the sums merged; the scaling.  Returns False, having written nothing, where a
-    column's max is not finite (NaN, an infinity, or every entry masked or -inf): the block
-    kernels handle those."""
+    column's max is NaN or +inf: the block kernels handle those."""
     n_slabs, n_items, workers, block, m = _slab_column_max(k, x3, mask3, sign)
     if m is None:
         return False
@@ -1324,7 +1330,7 @@ def _log_softmax_by_slabs(k, x3, out3, mask3, sign, t_hi, t_lo) -> bool:
     """log_softmax over K of ``x3`` split along K: the slab maxes, merged; per slab the exps
     below the max summed and the entries at it counted (reading only), merged into one
     ``log s`` per column (``column_logs``, as the block kernels take it); the writing pass.
-    Returns False, having written nothing, where a column's max is not finite."""
+    Returns False, having written nothing, where a column's max is NaN or +inf."""
     n_slabs, n_items, workers, block, m = _slab_column_max(k, x3, mask3, sign)
     if m is None:
         return False
