@@ -372,8 +372,7 @@ def softmax_family(
             x, axes, mode=mode, negate=negate, temperature=temperature, where=None,
             kernel_dtype=kernel_dtype, result_dtype=result_dtype, out=out,
         )
-        if not kept.all():
-            write_dropped(result, kept, axes, -np.inf if mode == MODE_LOG_SOFTMAX else 0.0)
+        write_dropped(result, kept, axes, -np.inf if mode == MODE_LOG_SOFTMAX else 0.0)
         return result
     xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
     if xk.size == 0:
@@ -442,7 +441,9 @@ def write_dropped(result: np.ndarray, kept: np.ndarray, axes: tuple[int, ...], v
     ``result``'s shape without ``axes``, ``slices_kept``) drops (``axes`` empty: the entries of
     ``result`` that ``kept``, of its shape, drops): by the kernel (``_kernels.dropped``) where
     ``result`` is a C-contiguous float32/float64 array whose axes ``axes`` lie next to each
-    other, else by NumPy (indexing a view, 1.5-7x slower)."""
+    other, else by NumPy (indexing a view, 1.5-7x slower).  Nothing where ``kept`` drops none."""
+    if kept.all():
+        return
     first, stop = (min(axes), max(axes) + 1) if axes else (0, 0)
     if not (result.flags.c_contiguous and result.dtype in FAST_DTYPES and stop - first == len(axes)):
         _moved_to_end(result, axes)[~kept] = value
@@ -1402,8 +1403,7 @@ def logsumexp(
         res, _ = logsumexp(
             x, axes, b=None, where=None, return_sign=False, kernel_dtype=kernel_dtype, result_dtype=result_dtype
         )
-        if not kept.all():
-            write_dropped(res, kept, (), -np.inf)
+        write_dropped(res, kept, (), -np.inf)
         return res, None
     xk = x if x.dtype == kernel_dtype else x.astype(kernel_dtype, order="K")
     kept_shape = tuple(s for d, s in enumerate(x.shape) if d not in axes)
