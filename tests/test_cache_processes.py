@@ -1,10 +1,10 @@
 """numba's on-disk cache shared by several processes (pytest-xdist's workers, a user's worker pool).
 
 numba's own cache files race (numba issue 10128): two processes saving two signatures of one
-function can leave the index mapping one signature to the other's code, which CI met on
-2026-12-06 (``_run_ranges``' float32 entry held float64 code).  Our caches save under a lock and
-refuse a load compiled for another signature (``_kernels._fastmath``); these tests make each
-half of that fail without it.
+function can leave the index mapping one signature to the other's code, which a clean-clone run
+of .ci/run met on 2026-12-06 (``_run_ranges``' float32 entry held float64 code).  Our caches save
+under a lock and refuse a load compiled for another signature (``_kernels._fastmath``); these
+tests make each half of that fail without it.
 """
 
 from __future__ import annotations
@@ -119,12 +119,25 @@ def test_our_functions_and_callbacks_save_under_the_lock():
         assert type(dispatcher._cache._cache_file) is _fastmath._LockedIndexDataCacheFile
 
 
-@pytest.mark.parametrize("directory_exists", [True, False])
-def test_the_lock_gives_way_where_it_cannot_be_taken(tmp_path, directory_exists):
-    # a directory the lock file cannot be made in: the save goes on unlocked (numba's own way)
-    directory = tmp_path if directory_exists else tmp_path / "missing"
+@pytest.mark.parametrize("where", ["directory", "missing directory", "no locks"])
+def test_the_lock_gives_way_where_it_cannot_be_taken(tmp_path, monkeypatch, where):
+    # a directory the lock file cannot be made in, or a file system that refuses flock (ENOLCK
+    # on some NFS): the save goes on unlocked (numba's own way), rather than failing the compile
+    import errno
+    import fcntl
+
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    if where == "no locks":
+        monkeypatch.setattr(fcntl, "flock", refuse)
+    directory = tmp_path / "missing" if where == "missing directory" else tmp_path
     ran = []
     with _fastmath._directory_lock(str(directory)):
         ran.append(True)
     assert ran == [True]
-    assert os.path.exists(directory / _fastmath._LOCK_NAME) == directory_exists
+    assert os.path.exists(directory / _fastmath._LOCK_NAME) == (where != "missing directory")
+    if where == "no locks":
+        cache_file = _fastmath._LockedIndexDataCacheFile(str(tmp_path), "f-1.py311", ("stamp", 1))
+        cache_file.save("key", "data")
+        assert cache_file.load("key") == "data"

@@ -307,17 +307,18 @@ class _RegistryFreeCache(FunctionCache):
             return _for_signature(load(sig, target_context), sig)
 
 
-# numba's cache files are not safe for several processes compiling one function at once (numba
-# issue 10128): a save reads the function's index, picks the first data file name the index does
-# not use, and writes the index, then the data.  Two processes saving different signatures can
-# pick the same name; the index of one and the data of the other can then win, and the index maps
-# a signature to code compiled for another.  With pytest-xdist's two workers compiling on a cold
-# cache, CI's run of 2026-12-06 left ``_run_ranges``' float32 entry holding its float64 code: every
-# later float32 call raised "TypeError: bad argument type for built-in operation", where a
-# callback's raw arguments would have been read as the wrong types.  Our caches therefore save
-# under an exclusive lock on the cache directory (``flock``: released if the process dies), and
-# write the data before the index names it; and a load whose code is for another signature than
-# the one asked for is a miss (it is compiled again, and the save mends the entry).
+# numba's cache files are not safe for several processes compiling one function at once (numba issue
+# 10128): a save reads the function's index, picks the first data file name the index does not use,
+# and writes the index, then the data.  Two processes saving different signatures can pick the same
+# name; the index of one and the data of the other can then win, and the index maps a signature to
+# code compiled for another.  With pytest-xdist's two workers compiling on a cold cache, a
+# clean-clone run of .ci/run on 2026-12-06 left ``_run_ranges``' float32 entry holding its float64
+# code: every later float32 call raised "TypeError: bad argument type for built-in operation"
+# (numba's CPython wrapper checks the arguments; a RangeKernel callback, called by its address,
+# would have read float32 data as float64 without a word).  Our caches therefore save under an
+# exclusive lock on the cache directory (``flock``: released if the process dies), and write the
+# data before the index names it; and a load whose code is for another signature than the one asked
+# for is a miss (it is compiled again, and the save mends the entry).
 
 
 def _for_signature(compiled, sig):
@@ -354,8 +355,8 @@ _LOCK_NAME = "softmaxkit-cache.lock"
 @contextlib.contextmanager
 def _directory_lock(directory: str):
     """An exclusive ``flock`` on ``directory``'s lock file while the block runs; nothing where
-    there is no ``fcntl`` (Windows) or the file cannot be opened (numba then writes unlocked, as
-    it always does)."""
+    there is no ``fcntl`` (Windows), the file cannot be opened or the file system refuses the
+    lock (some network file systems): the block then runs unlocked, as numba's own saves do."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -367,7 +368,8 @@ def _directory_lock(directory: str):
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # (releases the lock)
