@@ -100,13 +100,15 @@ def test_two_saves_at_once_keep_both_entries(tmp_path):
         overloads = read_index()
         saving = threading.Thread(target=lambda: (b.save("key b", "data b"), b_done.set()))
         saving.start()
-        b_done.wait(0.5)  # B blocks on the lock (it would have saved by now without it)
+        # B blocks on the lock (it would have saved by now without it); whether it did is read
+        # here, while A still holds the lock (after A's save, B may finish at any moment)
+        read_then_let_b_save.b_saved_first = b_done.wait(0.5)
         read_then_let_b_save.thread = saving
         return overloads
 
     a._load_index = read_then_let_b_save
     a.save("key a", "data a")
-    assert not b_done.is_set()
+    assert read_then_let_b_save.b_saved_first is False
     read_then_let_b_save.thread.join(10)
     assert b_done.is_set()
     assert (a.load("key a"), a.load("key b")) == ("data a", "data b")
