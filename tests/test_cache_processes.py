@@ -115,6 +115,32 @@ def test_two_saves_at_once_keep_both_entries(tmp_path):
     assert os.path.exists(tmp_path / _fastmath._LOCK_NAME)
 
 
+def test_a_reader_during_a_save_never_meets_an_older_source_s_data(tmp_path):
+    # After the source changes (a new version installed), numba's index of the old source reads
+    # as empty and the new saves number their data files from 1 again, over the old files (numba:
+    # "stale data files will be eventually overwritten").  numba's save writes the index first:
+    # a process loading (unlocked) between that and the data would be handed the old source's
+    # code under the new source's key.  Ours writes the data first, so the reader misses instead.
+    base = "f-1.py311"
+    old = _fastmath._LockedIndexDataCacheFile(str(tmp_path), base, ("stamp", 1))
+    old.save("key", "old source's code")
+    new = _fastmath._LockedIndexDataCacheFile(str(tmp_path), base, ("stamp", 2))
+    reader = _fastmath._LockedIndexDataCacheFile(str(tmp_path), base, ("stamp", 2))
+    assert reader.load("key") is None
+    seen = []
+    save_data = new._save_data
+
+    def save_data_seen_by_a_reader(name, data):
+        seen.append(reader.load("key"))  # before the data and after it, the index
+        save_data(name, data)                # does not name it yet
+        seen.append(reader.load("key"))
+
+    new._save_data = save_data_seen_by_a_reader
+    new.save("key", "new source's code")
+    assert seen == [None, None]
+    assert reader.load("key") == "new source's code"
+
+
 def test_our_functions_and_callbacks_save_under_the_lock():
     # every cached kernel (``kernel``, ``callee``, a RangeKernel's callbacks via ``cached``)
     for dispatcher in (_parallel._run_ranges, _parallel._run_range):

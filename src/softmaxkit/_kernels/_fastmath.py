@@ -333,7 +333,11 @@ def _for_signature(compiled, sig):
 
 class _LockedIndexDataCacheFile(IndexDataCacheFile):
     """numba's index and data files of one function, each save under the cache directory's lock
-    and its data written before the index names it."""
+    and its data written before the index names it.
+
+    The order matters to loads, which take no lock: after the source changes, numba numbers the
+    new data files from 1 again, over the old source's files, so an index written first would
+    name, until the data is written, a file holding the old source's code for the same key."""
 
     def save(self, key, data):
         with _directory_lock(self._cache_path):
