@@ -141,9 +141,10 @@ def test_a_plain_mask_over_another_axis_takes_the_fast_path_to_the_same_bits(
     options = {"temperature": 0.7, "axis": axis}
     before = sk.get_num_threads()
     sk.set_num_threads(min(threads, max_threads()))
-    filled = backend._fills_masked_columns(math.prod(shape[axis + 1 :]), x0.itemsize, MODES_OF[name])
     calls = kernel_calls("fill_masked_rows")
     try:
+        filled = backend._masked_columns_filled(x0, axis, MODES_OF[name], mode == "in place")
+        decided_by_a_plan = fill is None and backend.use_parallel(x0.size)
         general = called_in_mode(FUNCTIONS[name], x0, mode, where=mask.tolist(), **options)
         unmasked = called_in_mode(FUNCTIONS[name], x0, mode, **options)
 
@@ -158,7 +159,10 @@ def test_a_plain_mask_over_another_axis_takes_the_fast_path_to_the_same_bits(
         sk.set_num_threads(before)
     assert not np.array_equal(general, unmasked, equal_nan=True)
     assert len(calls) == (2 if filled else 0)
-    assert {key[-1] for key in backend._column_plans} == ({False} if filled else {False, True})
+    # masked calls are planned apart, and a filled call only where its plan decided it
+    masked_plans = {key[-1] for key in backend._column_plans} == {False, True}
+    assert masked_plans == (not filled or (decided_by_a_plan and backend._fills_masked_columns(
+        math.prod(shape[axis + 1 :]), x0.itemsize, MODES_OF[name])))
 
 
 
@@ -197,6 +201,28 @@ def test_which_masked_columns_are_filled():
     assert not fills(256, 4, backend.MODE_SOFTMAX)  # rows 1 KiB apart: the masked blocks
     assert not fills(200, 8, backend.MODE_SOFTMAX)
     assert not fills(15, 4, backend.MODE_LOG_SOFTMAX) and not fills(1, 4, backend.MODE_LOG_SOFTMAX)
+
+
+@pytest.mark.parametrize(
+    "shape, axis, threads, forced, filled",
+    [
+        ((4, 21, 64, 64), 1, 2, None, False),  # the masked blocks share it
+        ((1024, 1024), 0, 2, None, False),
+        ((4, 21, 64, 64), 1, 1, None, True),  # one thread: filled
+        ((4, 21, 64, 64), 1, 2, True, True),  # forced
+        ((4096, 64), 0, 2, None, True),  # one block: one thread would take it
+        ((16, 64), 0, 2, None, True),  # serial
+    ],
+    ids=str,
+)
+def test_masked_columns_shared_among_threads_are_not_filled(monkeypatch, shape, axis, threads, forced, filled):
+    """log_softmax's masked columns are filled (one thread's pass), unless the masked block
+    kernels would share the layout among threads (``_masked_columns_filled``)."""
+    monkeypatch.setattr(backend, "num_threads", lambda: threads)
+    monkeypatch.setattr(backend, "MASKED_COLUMNS_FILL", forced)
+    x = np.zeros(shape, np.float32)
+    assert backend._masked_columns_filled(x, axis, backend.MODE_LOG_SOFTMAX, False) is filled
+    assert backend._fills_masked_columns(math.prod(shape[axis + 1 :]), 4, backend.MODE_LOG_SOFTMAX)
 
 
 def test_a_plain_mask_over_narrow_columns_takes_the_general_path(rng):

@@ -146,7 +146,12 @@ FILL_CHUNK_BYTES = 16384
 # 1024x1024 385 / 422, 4x21x64x64 `axis=1` 138 / 167, 100x256 12.9 / 15.5; softmax 16x64 2.9 / 4.5,
 # 1000x100 40 / 48, but over rows 1 KiB apart or more 2x64x16x16 16.2 / 14.7, 100x256 12.4 / 11.1,
 # 64x4096 95 / 78, 1024x1024 362 / 264, 4x21x64x64 128 / 106: its masked blocks are nearly as fast
-# as its unmasked ones, and the fill is a pass of its own.
+# as its unmasked ones, and the fill is a pass of its own.  But the fill is one thread's pass: where
+# the masked blocks would share the layout among threads (``_masked_columns_filled``) they take it.
+# Emerald Rapids, 2 threads, random 70% masks, `out=`, masked blocks / filled (best of 3 paired):
+# log_softmax 4x21x256x256 `axis=1` 0.83, 8x19x128x128 0.75, 4x21x64x64 0.80, 1024x1024 `axis=0`
+# 0.87, 64x4096 0.75, 1000x100 0.83, 2x64x16x16 0.79, 512x512 1.03; softmax 1000x100 0.54; but in
+# one block (one thread) log_softmax 4096x64 1.41, and at one thread log_softmax 0.95-1.38 (filled).
 MASKED_COLUMNS_FILL: bool | None = None
 MASKED_COLUMNS_SOFTMAX_FILL_ROW_BYTES = 1024
 # Below this many contiguous columns the strided-column kernel loses to one transposing copy.
@@ -549,7 +554,7 @@ def softmax_other_axis(
     path a masked softmax of 16x64 over ``axis=0`` took 10.7 us a call (2.6 of them the kernel)."""
     shape = x.shape
     masked = where is not None
-    if masked and _fills_masked_columns(math.prod(shape[axis + 1 :]), x.itemsize, mode):
+    if masked and _masked_columns_filled(x, axis, mode, out is x):
         return _masked_columns_by_filling(x, axis, mode, negate, temperature, out, where)
     plan = _column_plans.get((shape, axis, x.itemsize, mode, out is x, masked))
     if plan is None:
@@ -873,6 +878,27 @@ def _fills_masked_columns(inner: int, itemsize: int, mode: int) -> bool:
     if MASKED_COLUMNS_FILL is not None:
         return MASKED_COLUMNS_FILL
     return mode == MODE_LOG_SOFTMAX or inner * itemsize < MASKED_COLUMNS_SOFTMAX_FILL_ROW_BYTES
+
+
+def _masked_columns_filled(x: np.ndarray, axis: int, mode: int, over_input: bool) -> bool:
+    """Whether ``softmax_other_axis`` takes ``x``'s masked columns by filling: where
+    ``_fills_masked_columns`` says so, unless the masked block kernels would share the layout
+    among threads (the fill is one thread's pass; see MASKED_COLUMNS_FILL)."""
+    if not _fills_masked_columns(math.prod(x.shape[axis + 1 :]), x.itemsize, mode):
+        return False
+    if MASKED_COLUMNS_FILL is not None or not use_parallel(x.size):
+        return True
+    plan = _column_plans.get((x.shape, axis, x.itemsize, mode, over_input, True))
+    if plan is None:
+        plan = _column_plan(x, axis, mode, over_input, True)
+    shape3, _, _, by_threads = plan
+    if by_threads is None:  # the general path or rows: filled as they would be
+        return True
+    threads = num_threads()
+    choice = by_threads.get(threads)
+    if choice is None:
+        choice = by_threads[threads] = _column_choice(x.reshape(shape3), mode, tiles=False)
+    return choice[3] < 2  # (the choice's workers)
 
 
 def _masked_columns_by_filling(x, axis, mode, negate, temperature, out, where) -> np.ndarray:
