@@ -122,6 +122,10 @@ SMALL_K_SOFTMAX_ITEM_BYTES = 256
 # Zen 5, one thread, random 70% masks, fill against general: log_softmax 8x10 3.22 / 3.13 us,
 # 12x10 3.24 / 3.51, 16x100 3.85 / 4.59, 256x32 6.8 / 27; softmax 32x32 3.74 / 3.40, 48x32
 # 4.02 / 3.93, 64x10 3.94 / 4.37, 64x100 5.88 / 5.72, 128x10 4.35 / 6.41, 256x32 6.5 / 12.2.
+# Emerald Rapids (2026-12-06, `out=`, paired, filled / general): softmax 8x10 1.20, 16x32 1.16,
+# 32x32 1.12, 48x32 1.04, 32x100 1.12; 64x32 1.00, 64x100 1.03, 64x10 0.80, 96x32 0.91, 128x10
+# 0.61, 256x32 0.61; log_softmax 4x10 1.12, 8x10 1.06, 8x100 1.03; 12x10 0.96, 16x100 0.89, 32x32
+# 0.80, 256x32 0.26: both thresholds hold there.
 MASKED_FILL_MIN_ROWS = 64
 MASKED_LOG_FILL_MIN_ROWS = 10
 # Masked logsumexp over short rows (float32 rows only up to MASKED_LOGSUMEXP_FILL_MAX_FLOAT32_ROW),
