@@ -386,3 +386,83 @@ def test_setting_a_limit_forgets_the_row_plans(monkeypatch, kernel_calls, rng):
     # another kernel: within the policy's 4 ulp of the exact result (near 0 in ulps of 1)
     assert ulp_error(result, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
     assert ulp_error(expected, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
+
+
+# masked rows (a mask of the rows' shape): the general kernels' serial form planned for rows too
+# few for the fill below the parallel size; the fill's rows (softmax from MASKED_FILL_MIN_ROWS,
+# log_softmax from MASKED_LOG_FILL_MIN_ROWS) and rows of the parallel size chosen per call
+MASKED_ROW_SHAPES = [(10,), (8, 10), (3, 2, 121), (4, 2000), (100, 10), (16, 10), (64, 1000)]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", MASKED_ROW_SHAPES, ids=str)
+@pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
+def test_a_masked_row_plan_gives_the_general_paths_bits(rng, name, dtype, shape, mode):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    mask = rng.random(shape) < 0.7
+    x.reshape(-1)[::7] = np.inf  # infinite maxes, masked or not
+    x.reshape(-1)[5] = np.nan
+    mask.reshape(shape[:-1] + (-1,))[..., 0] = True
+    mask.reshape(-1, shape[-1])[-1] = False  # a row with nothing unmasked
+    backend._row_plans.clear()
+    options = {"temperature": 0.7, "where": mask}
+    with np.errstate(invalid="ignore"):
+        first = called_in_mode(FUNCTIONS[name], x, mode, **options)
+        assert list(backend._row_plans) == [(shape, x.itemsize, MODES[name], True)]
+        second = called_in_mode(FUNCTIONS[name], x, mode, **options)  # the plan's
+        expected = called_in_mode(FUNCTIONS[name], x, mode, **(options | {"where": mask.tolist()}))  # general path
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+
+
+def test_what_a_masked_row_plan_holds():
+    k = backend.kernels()
+
+    def plan(shape, name="softmax"):
+        backend._row_plans.clear()
+        FUNCTIONS[name](np.zeros(shape, np.float32), where=np.ones(shape, bool))
+        ((key, masked_plan),) = backend._row_plans.items()
+        assert key == (shape, 4, MODES[name], True)
+        return masked_plan
+
+    assert plan((8, 10)) == (k.softmax_rows_serial,)
+    assert plan((10,), "log_softmax") == plan((9, 10), "log_softmax") == (k.log_softmax_rows_serial,)
+    assert plan((4, 2000)) == (k.softmax_rows_serial,)  # (not short: never filled)
+    assert plan((63, 10)) == (k.softmax_rows_serial,)
+    assert plan((64, 10)) == plan((10, 10), "log_softmax") == (None,)  # filled
+    assert plan((64, 1000)) == (None,)  # the parallel size
+
+
+def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng):
+    x = rng.standard_normal((8, 10)).astype(np.float32)
+    mask = rng.random((8, 10)) < 0.7
+    backend._row_plans.clear()
+    expected = sk.log_softmax(x, where=mask)
+    ((key, (kernel,)),) = backend._row_plans.items()
+    calls = []
+
+    def spy(*args):
+        calls.append(args[2:4])
+        kernel(*args)
+
+    def no_run_rows(*args, **kwargs):
+        raise AssertionError("chosen again")
+
+    monkeypatch.setattr(backend, "_run_rows", no_run_rows)  # (forgets the plans)
+    backend._row_plans[key] = (spy,)
+    np.testing.assert_array_equal(sk.log_softmax(x, where=mask), expected)
+    assert len(calls) == 1 and calls[0][0] is mask and calls[0][1] is None  # the caller's mask, read where it lies
+
+
+def test_setting_a_limit_forgets_the_masked_row_plans(monkeypatch, kernel_calls, rng):
+    x = rng.standard_normal((8, 10)).astype(np.float32)
+    mask = rng.random((8, 10)) < 0.7
+    expected = sk.softmax(x, where=mask)
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (backend.kernels().softmax_rows_serial,)
+    monkeypatch.setattr(backend, "MASKED_FILL_MIN_ROWS", 8)  # now filled
+    assert not backend._row_plans
+    calls = kernel_calls("masked_softmax_short_rows_serial")
+    np.testing.assert_array_equal(sk.softmax(x, where=mask), expected)  # (the fill: the same bits)
+    assert len(calls) == 1
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (None,)

@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 AxisLike = int | tuple[int, ...] | None
+# numpy's bool dtype, compared by identity on the per-call-overhead paths (``!= np.bool_`` converts
+# the scalar type to a dtype on every call, about 0.1 us; any other bool dtype takes the general path)
+_BOOL = np.dtype(np.bool_)
 
 
 def _cast_first(array: np.ndarray, dtype: DTypeLike) -> np.ndarray:
@@ -97,7 +100,7 @@ def _is_plain_mask(where: Any, x: np.ndarray, out: np.ndarray | None, rows: bool
     With ``rows`` (the last axis), also of a shape that broadcasts to ``x``'s over the leading
     axes only: an attention layout's padding or causal mask, whose rows the kernels read where
     they lie (``_numpy_backend.row_mask_of``)."""
-    if type(where) is not np.ndarray or where.dtype != np.bool_ or not where.flags.c_contiguous:
+    if type(where) is not np.ndarray or where.dtype is not _BOOL or not where.flags.c_contiguous:
         return False
     if where.shape != x.shape and not (
         rows

@@ -518,11 +518,20 @@ def softmax_last_axis(
         x2, out2 = x.reshape(-1, n), result.reshape(-1, n)
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
-    if where is not None:  # masked rows: _run_rows chooses their kernels per call
-        if where.shape == x.shape:
-            _run_rows(x2, out2, where.reshape(x2.shape), sign, t_hi, t_lo, mode)
-        else:
+    if where is not None:
+        if where.shape != x.shape:  # broadcast over the leading axes: _run_rows chooses per call
             _run_rows(x2, out2, where.reshape(-1, n), sign, t_hi, t_lo, mode, row_mask_of(where.shape, x.shape))
+            return result
+        mask2 = where if x.ndim == 2 else where.reshape(x2.shape)
+        key = (x.shape, x.itemsize, mode, True)
+        masked_plan = _row_plans.get(key)
+        if masked_plan is None:
+            masked_plan = _masked_row_plan(key, x2, mask2, mode)
+        (serial,) = masked_plan
+        if serial is None:
+            _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode)
+        else:  # what _run_rows would run
+            serial(x2, out2, mask2, None, sign, t_hi, t_lo)
         return result
     key = (x.shape, x.itemsize, mode)
     plan = _row_plans.get(key)
@@ -608,7 +617,8 @@ def softmax_other_axis(
 # plan a transform (over another axis 1-1.5 us of a small call's 2.5-4 us, over the last axis
 # 0.1-0.4 us of 1.4-4 us; paired on a Zen 5 VM, one thread).  ``softmax_other_axis``'s by ``(shape,
 # axis, itemsize, mode, in place)``: ``(shape3, small_k, blocks)`` (``_column_plan``); and
-# ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below).  Each dict is
+# ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below; a mask of the rows'
+# shape by ``(shape, itemsize, mode, True)``).  Each dict is
 # cleared when it reaches PLANS_MAX entries, and both whenever an attribute of this module or of
 # ``kernels()`` is set (``_Settings``, ``_Kernels``): every choice depends on some of them, and
 # tests and tuning set them.  A plan holds no array (scratch is per thread) and nothing that
@@ -947,6 +957,26 @@ def _row_plan(key: tuple, x2: np.ndarray, mode: int) -> tuple:
     if work < PARALLEL_MIN_ELEMENTS and not use_parallel(work):
         work = 0
     _row_plans[key] = plan = (serial, parallel, middle, work)
+    return plan
+
+
+def _masked_row_plan(key: tuple, x2: np.ndarray, mask2: np.ndarray, mode: int) -> tuple:
+    """``softmax_last_axis``'s choice for the rows ``x2`` with a mask ``mask2`` of their shape,
+    remembered in ``_row_plans`` (under ``key``, apart from the unmasked plan): ``(serial,)``, the
+    general kernels' serial form, where ``_run_rows`` would run it whatever the thread count
+    (rows too few for the fill, below PARALLEL_MIN_ELEMENTS: an RL policy's action mask over 8 x
+    10 logits); else ``(None,)``, and ``_run_rows`` chooses per call."""
+    if len(_row_plans) >= PLANS_MAX:
+        _row_plans.clear()
+    k = kernels()
+    log = mode == MODE_LOG_SOFTMAX
+    fills = x2.shape[0] >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS) and _short_rows(
+        k, x2, None, softmax=not log
+    )
+    serial, parallel, _, work = _row_kernels(k, x2, mask2, log)
+    if fills or parallel is not None or work >= PARALLEL_MIN_ELEMENTS or use_parallel(work):
+        serial = None
+    _row_plans[key] = plan = (serial,)
     return plan
 
 
