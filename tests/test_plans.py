@@ -388,10 +388,11 @@ def test_setting_a_limit_forgets_the_row_plans(monkeypatch, kernel_calls, rng):
     assert ulp_error(expected, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
 
 
-# masked rows (a mask of the rows' shape): the general kernels' serial form planned for rows too
-# few for the fill below the parallel size; the fill's rows (softmax from MASKED_FILL_MIN_ROWS,
-# log_softmax from MASKED_LOG_FILL_MIN_ROWS) and rows of the parallel size chosen per call
-MASKED_ROW_SHAPES = [(10,), (8, 10), (3, 2, 121), (4, 2000), (100, 10), (16, 10), (64, 1000)]
+# masked rows (a mask of the rows' shape), below the parallel size: the general kernels' serial
+# form planned for rows too few for the fill, the fill's (softmax from MASKED_FILL_MIN_ROWS,
+# log_softmax from MASKED_LOG_FILL_MIN_ROWS, short or packed rows) beyond; rows of the parallel
+# size chosen per call
+MASKED_ROW_SHAPES = [(10,), (8, 10), (3, 2, 121), (4, 2000), (100, 10), (16, 10), (2, 40, 10), (64, 1000)]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -426,43 +427,54 @@ def test_what_a_masked_row_plan_holds():
         assert key == (shape, 4, MODES[name], True)
         return masked_plan
 
-    assert plan((8, 10)) == (k.softmax_rows_serial,)
-    assert plan((10,), "log_softmax") == plan((9, 10), "log_softmax") == (k.log_softmax_rows_serial,)
-    assert plan((4, 2000)) == (k.softmax_rows_serial,)  # (not short: never filled)
-    assert plan((63, 10)) == (k.softmax_rows_serial,)
-    assert plan((64, 10)) == plan((10, 10), "log_softmax") == (None,)  # filled
-    assert plan((64, 1000)) == (None,)  # the parallel size
+    def filled(shape, name="softmax"):
+        x2 = np.zeros(shape, np.float32).reshape(-1, shape[-1])
+        serial, _, width, _ = backend._masked_short_kernels(k, x2, name == "log_softmax")
+        return serial, (width, backend._fill_chunk(x2))
+
+    assert plan((8, 10)) == (k.softmax_rows_serial, None)
+    assert plan((10,), "log_softmax") == plan((9, 10), "log_softmax") == (k.log_softmax_rows_serial, None)
+    assert plan((4, 2000)) == (k.softmax_rows_serial, None)  # (not short: never filled)
+    assert plan((63, 10)) == (k.softmax_rows_serial, None)
+    assert plan((64, 100)) == filled((64, 100)) and plan((64, 100))[1][0] is None  # short rows
+    assert plan((10, 10), "log_softmax") == filled((10, 10), "log_softmax")
+    assert plan((1000, 10)) == filled((1000, 10)) and plan((1000, 10))[1][0] == (0,) * 10  # packed
+    assert plan((1000, 10))[0] is k.masked_packed_softmax_rows_serial
+    assert plan((64, 1000)) == plan((5000, 10)) == (None, None)  # the parallel size
 
 
-def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng):
-    x = rng.standard_normal((8, 10)).astype(np.float32)
-    mask = rng.random((8, 10)) < 0.7
+@pytest.mark.parametrize("shape", [(8, 10), (100, 10)], ids=["general kernels", "filled"])
+def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    mask = rng.random(shape) < 0.7
     backend._row_plans.clear()
     expected = sk.log_softmax(x, where=mask)
-    ((key, (kernel,)),) = backend._row_plans.items()
+    ((key, (kernel, filled)),) = backend._row_plans.items()
+    assert (filled is None) == (shape == (8, 10))
     calls = []
 
     def spy(*args):
-        calls.append(args[2:4])
+        calls.append(args)
         kernel(*args)
 
     def no_run_rows(*args, **kwargs):
         raise AssertionError("chosen again")
 
     monkeypatch.setattr(backend, "_run_rows", no_run_rows)  # (forgets the plans)
-    backend._row_plans[key] = (spy,)
+    backend._row_plans[key] = (spy, filled)
     np.testing.assert_array_equal(sk.log_softmax(x, where=mask), expected)
-    assert len(calls) == 1 and calls[0][0] is mask and calls[0][1] is None  # the caller's mask, read where it lies
+    assert len(calls) == 1
+    assert calls[0][0] is x and calls[0][2 if filled is None else 1] is mask  # read where they lie
 
 
 def test_setting_a_limit_forgets_the_masked_row_plans(monkeypatch, kernel_calls, rng):
     x = rng.standard_normal((8, 10)).astype(np.float32)
     mask = rng.random((8, 10)) < 0.7
     expected = sk.softmax(x, where=mask)
-    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (backend.kernels().softmax_rows_serial,)
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (backend.kernels().softmax_rows_serial, None)
     monkeypatch.setattr(backend, "MASKED_FILL_MIN_ROWS", 8)  # now filled
     assert not backend._row_plans
     calls = kernel_calls("masked_softmax_short_rows_serial")
     np.testing.assert_array_equal(sk.softmax(x, where=mask), expected)  # (the fill: the same bits)
     assert len(calls) == 1
-    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (None,)
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)][1] == (None, backend._fill_chunk(x))

@@ -527,11 +527,13 @@ def softmax_last_axis(
         masked_plan = _row_plans.get(key)
         if masked_plan is None:
             masked_plan = _masked_row_plan(key, x2, mask2, mode)
-        (serial,) = masked_plan
+        serial, filled = masked_plan  # what _run_rows would run:
         if serial is None:
             _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode)
-        else:  # what _run_rows would run
+        elif filled is None:  # the general kernels
             serial(x2, out2, mask2, None, sign, t_hi, t_lo)
+        else:  # the fill's (the fast path's arrays are C-contiguous, as it needs)
+            serial(x2, mask2, None, out2, filled[0], sign, t_hi, t_lo, filled[1])
         return result
     key = (x.shape, x.itemsize, mode)
     plan = _row_plans.get(key)
@@ -834,22 +836,28 @@ def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask
         _run_masked_short_rows(k, np.ascontiguousarray(x2), result, mask2, sign, t_hi, t_lo, log, mask_rows)
         y2[...] = result
         return
-    n_rows, n = x2.shape
-    width = _packed_width(k, x2) if n_rows >= PACKED_MIN_ROWS else None
-    if width is None:
-        serial, parallel = _short_kernels(k, x2.dtype, n, log, masked=True)
-        work = x2.size
-    elif log:
-        serial, parallel, work = k.masked_packed_log_softmax_rows_serial, k.masked_packed_log_softmax_rows, _packed_work(x2)
-    else:
-        serial, parallel, work = k.masked_packed_softmax_rows_serial, k.masked_packed_softmax_rows, _packed_work(x2)
+    serial, parallel, width, work = _masked_short_kernels(k, x2, log)
     chunk = _fill_chunk(x2)
     if not use_parallel(work):
         serial(x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk)
         return
+    n_rows, n = x2.shape
     workers = _workers(n_rows)
     scratch = fill_scratch(workers, chunk * n, x2.dtype)
     parallel(n_rows, workers, x2, mask2, mask_rows, out2, width, sign, t_hi, t_lo, chunk, scratch)
+
+
+def _masked_short_kernels(k, x2, log: bool) -> tuple[Any, Any, tuple[int, ...] | None, int]:
+    """``(serial, parallel, width, work)``: the kernels ``_run_masked_short_rows`` fills the
+    rows of ``x2`` for, short or packed (``width``, else None), and the size ``use_parallel``
+    judges them by."""
+    width = _packed_width(k, x2) if x2.shape[0] >= PACKED_MIN_ROWS else None
+    if width is None:
+        serial, parallel = _short_kernels(k, x2.dtype, x2.shape[1], log, masked=True)
+        return serial, parallel, None, x2.size
+    if log:
+        return k.masked_packed_log_softmax_rows_serial, k.masked_packed_log_softmax_rows, width, _packed_work(x2)
+    return k.masked_packed_softmax_rows_serial, k.masked_packed_softmax_rows, width, _packed_work(x2)
 
 
 def _fill_chunk(x2) -> int:
@@ -962,21 +970,26 @@ def _row_plan(key: tuple, x2: np.ndarray, mode: int) -> tuple:
 
 def _masked_row_plan(key: tuple, x2: np.ndarray, mask2: np.ndarray, mode: int) -> tuple:
     """``softmax_last_axis``'s choice for the rows ``x2`` with a mask ``mask2`` of their shape,
-    remembered in ``_row_plans`` (under ``key``, apart from the unmasked plan): ``(serial,)``, the
-    general kernels' serial form, where ``_run_rows`` would run it whatever the thread count
-    (rows too few for the fill, below PARALLEL_MIN_ELEMENTS: an RL policy's action mask over 8 x
-    10 logits); else ``(None,)``, and ``_run_rows`` chooses per call."""
+    remembered in ``_row_plans`` (under ``key``, apart from the unmasked plan), where ``_run_rows``
+    would run one serial kernel whatever the thread count (below PARALLEL_MIN_ELEMENTS: an RL
+    policy's action mask over 8 x 10 logits): ``(serial, None)``, the general kernels' serial
+    form, for rows too few for the fill; ``(serial, (width, chunk))``, the fill's
+    (``_run_masked_short_rows``); else ``(None, None)``, and ``_run_rows`` chooses per call."""
     if len(_row_plans) >= PLANS_MAX:
         _row_plans.clear()
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    fills = x2.shape[0] >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS) and _short_rows(
+    if x2.shape[0] >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS) and _short_rows(
         k, x2, None, softmax=not log
-    )
-    serial, parallel, _, work = _row_kernels(k, x2, mask2, log)
-    if fills or parallel is not None or work >= PARALLEL_MIN_ELEMENTS or use_parallel(work):
-        serial = None
-    _row_plans[key] = plan = (serial,)
+    ):
+        serial, _, width, work = _masked_short_kernels(k, x2, log)
+        filled = (width, _fill_chunk(x2))
+    else:
+        serial, _, _, work = _row_kernels(k, x2, mask2, log)  # (the general kernels: masked)
+        filled = None
+    if work >= PARALLEL_MIN_ELEMENTS or use_parallel(work):
+        serial = filled = None
+    _row_plans[key] = plan = (serial, filled)
     return plan
 
 
