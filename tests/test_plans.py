@@ -388,29 +388,34 @@ def test_setting_a_limit_forgets_the_row_plans(monkeypatch, kernel_calls, rng):
     assert ulp_error(expected, softmax_ref(x, compute=np.longdouble, log=True), floor=1).max() <= 4
 
 
-# masked rows (a mask of the rows' shape), below the parallel size: the general kernels' serial
+# masked rows, below the parallel size: the general kernels' serial
 # form planned for rows too few for the fill, the fill's (softmax from MASKED_FILL_MIN_ROWS,
 # log_softmax from MASKED_LOG_FILL_MIN_ROWS, short or packed rows) beyond; rows of the parallel
-# size chosen per call
-MASKED_ROW_SHAPES = [(10,), (8, 10), (3, 2, 121), (4, 2000), (100, 10), (16, 10), (2, 40, 10), (64, 1000)]
+# size chosen per call; masks of the rows' shape, and broadcast over the leading axes (an action
+# mask shared by a batch, a padding mask over heads)
+MASKED_ROW_SHAPES = [
+    ((10,), (10,)), ((8, 10), (8, 10)), ((3, 2, 121), (3, 2, 121)), ((4, 2000), (4, 2000)),
+    ((100, 10), (100, 10)), ((16, 10), (16, 10)), ((2, 40, 10), (2, 40, 10)), ((64, 1000), (64, 1000)),
+    ((8, 10), (10,)), ((3, 2, 121), (3, 1, 121)), ((100, 10), (10,)), ((2, 40, 10), (40, 10)), ((64, 1000), (1000,)),
+]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", MASKED_ROW_SHAPES, ids=str)
+@pytest.mark.parametrize("shape, mask_shape", MASKED_ROW_SHAPES, ids=str)
 @pytest.mark.parametrize("mode", ["fresh", "out", "in place"])
-def test_a_masked_row_plan_gives_the_general_paths_bits(rng, name, dtype, shape, mode):
+def test_a_masked_row_plan_gives_the_general_paths_bits(rng, name, dtype, shape, mask_shape, mode):
     x = (rng.standard_normal(shape) * 4).astype(dtype)
-    mask = rng.random(shape) < 0.7
+    mask = rng.random(mask_shape) < 0.7
     x.reshape(-1)[::7] = np.inf  # infinite maxes, masked or not
     x.reshape(-1)[5] = np.nan
-    mask.reshape(shape[:-1] + (-1,))[..., 0] = True
+    mask.reshape(-1, shape[-1])[:, 0] = True
     mask.reshape(-1, shape[-1])[-1] = False  # a row with nothing unmasked
     backend._row_plans.clear()
     options = {"temperature": 0.7, "where": mask}
     with np.errstate(invalid="ignore"):
         first = called_in_mode(FUNCTIONS[name], x, mode, **options)
-        assert list(backend._row_plans) == [(shape, x.itemsize, MODES[name], True)]
+        assert list(backend._row_plans) == [(shape, x.itemsize, MODES[name], mask_shape)]
         second = called_in_mode(FUNCTIONS[name], x, mode, **options)  # the plan's
         expected = called_in_mode(FUNCTIONS[name], x, mode, **(options | {"where": mask.tolist()}))  # general path
     np.testing.assert_array_equal(first, expected)
@@ -424,7 +429,7 @@ def test_what_a_masked_row_plan_holds():
         backend._row_plans.clear()
         FUNCTIONS[name](np.zeros(shape, np.float32), where=np.ones(shape, bool))
         ((key, masked_plan),) = backend._row_plans.items()
-        assert key == (shape, 4, MODES[name], True)
+        assert key == (shape, 4, MODES[name], shape)
         return masked_plan
 
     def filled(shape, name="softmax"):
@@ -443,10 +448,13 @@ def test_what_a_masked_row_plan_holds():
     assert plan((64, 1000)) == plan((5000, 10)) == (None, None)  # the parallel size
 
 
-@pytest.mark.parametrize("shape", [(8, 10), (100, 10)], ids=["general kernels", "filled"])
-def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng, shape):
+@pytest.mark.parametrize(
+    "shape, mask_shape", [((8, 10), (8, 10)), ((100, 10), (100, 10)), ((8, 10), (10,)), ((100, 10), (10,))],
+    ids=["general kernels", "filled", "general kernels, broadcast", "filled, broadcast"],
+)
+def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng, shape, mask_shape):
     x = rng.standard_normal(shape).astype(np.float32)
-    mask = rng.random(shape) < 0.7
+    mask = rng.random(mask_shape) < 0.7
     backend._row_plans.clear()
     expected = sk.log_softmax(x, where=mask)
     ((key, (kernel, filled)),) = backend._row_plans.items()
@@ -464,17 +472,20 @@ def test_the_remembered_masked_row_plan_is_what_runs(monkeypatch, rng, shape):
     backend._row_plans[key] = (spy, filled)
     np.testing.assert_array_equal(sk.log_softmax(x, where=mask), expected)
     assert len(calls) == 1
-    assert calls[0][0] is x and calls[0][2 if filled is None else 1] is mask  # read where they lie
+    args = calls[0]
+    mask2, mask_rows = args[2:4] if filled is None else args[1:3]
+    assert args[0] is x and np.shares_memory(mask2, mask)  # read where they lie
+    assert (mask_rows is None) == (mask_shape == shape)
 
 
 def test_setting_a_limit_forgets_the_masked_row_plans(monkeypatch, kernel_calls, rng):
     x = rng.standard_normal((8, 10)).astype(np.float32)
     mask = rng.random((8, 10)) < 0.7
     expected = sk.softmax(x, where=mask)
-    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)] == (backend.kernels().softmax_rows_serial, None)
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, (8, 10))] == (backend.kernels().softmax_rows_serial, None)
     monkeypatch.setattr(backend, "MASKED_FILL_MIN_ROWS", 8)  # now filled
     assert not backend._row_plans
     calls = kernel_calls("masked_softmax_short_rows_serial")
     np.testing.assert_array_equal(sk.softmax(x, where=mask), expected)  # (the fill: the same bits)
     assert len(calls) == 1
-    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, True)][1] == (None, backend._fill_chunk(x))
+    assert backend._row_plans[((8, 10), 4, backend.MODE_SOFTMAX, (8, 10))][1] == (None, backend._fill_chunk(x))

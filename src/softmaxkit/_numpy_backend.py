@@ -519,21 +519,21 @@ def softmax_last_axis(
     out2 = None if result is x else out2
     sign = dtype.type(-1.0) if negate else None
     if where is not None:
-        if where.shape != x.shape:  # broadcast over the leading axes: _run_rows chooses per call
-            _run_rows(x2, out2, where.reshape(-1, n), sign, t_hi, t_lo, mode, row_mask_of(where.shape, x.shape))
-            return result
-        mask2 = where if x.ndim == 2 else where.reshape(x2.shape)
-        key = (x.shape, x.itemsize, mode, True)
+        if where.shape == x.shape:
+            mask2, mask_rows = (where if x.ndim == 2 else where.reshape(x2.shape)), None
+        else:  # broadcast over the leading axes: the mask's rows, read where they lie
+            mask2, mask_rows = where.reshape(-1, n), row_mask_of(where.shape, x.shape)
+        key = (x.shape, x.itemsize, mode, where.shape)
         masked_plan = _row_plans.get(key)
         if masked_plan is None:
             masked_plan = _masked_row_plan(key, x2, mask2, mode)
         serial, filled = masked_plan  # what _run_rows would run:
         if serial is None:
-            _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode)
+            _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows)
         elif filled is None:  # the general kernels
-            serial(x2, out2, mask2, None, sign, t_hi, t_lo)
+            serial(x2, out2, mask2, mask_rows, sign, t_hi, t_lo)
         else:  # the fill's (the fast path's arrays are C-contiguous, as it needs)
-            serial(x2, mask2, None, out2, filled[0], sign, t_hi, t_lo, filled[1])
+            serial(x2, mask2, mask_rows, out2, filled[0], sign, t_hi, t_lo, filled[1])
         return result
     key = (x.shape, x.itemsize, mode)
     plan = _row_plans.get(key)
@@ -619,11 +619,11 @@ def softmax_other_axis(
 # plan a transform (over another axis 1-1.5 us of a small call's 2.5-4 us, over the last axis
 # 0.1-0.4 us of 1.4-4 us; paired on a Zen 5 VM, one thread).  ``softmax_other_axis``'s by ``(shape,
 # axis, itemsize, mode, in place)``: ``(shape3, small_k, blocks)`` (``_column_plan``); and
-# ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below; a mask of the rows'
-# shape by ``(shape, itemsize, mode, True)``).  Each dict is
-# cleared when it reaches PLANS_MAX entries, and both whenever an attribute of this module or of
-# ``kernels()`` is set (``_Settings``, ``_Kernels``): every choice depends on some of them, and
-# tests and tuning set them.  A plan holds no array (scratch is per thread) and nothing that
+# ``softmax_last_axis``'s by ``(shape, itemsize, mode)`` (``_row_plans``, below; masked rows by
+# ``(shape, itemsize, mode, the mask's shape)``).  Each dict is cleared when it reaches PLANS_MAX
+# entries, and both whenever an attribute of this module or of ``kernels()`` is set
+# (``_Settings``, ``_Kernels``): every choice depends on some of them, and tests and tuning set
+# them.  A plan holds no array (scratch is per thread) and nothing that
 # depends on the thread count or on where an array lies, so any thread may use any plan.
 _column_plans: dict = {}
 PLANS_MAX = 1024
@@ -969,8 +969,9 @@ def _row_plan(key: tuple, x2: np.ndarray, mode: int) -> tuple:
 
 
 def _masked_row_plan(key: tuple, x2: np.ndarray, mask2: np.ndarray, mode: int) -> tuple:
-    """``softmax_last_axis``'s choice for the rows ``x2`` with a mask ``mask2`` of their shape,
-    remembered in ``_row_plans`` (under ``key``, apart from the unmasked plan), where ``_run_rows``
+    """``softmax_last_axis``'s choice for the rows ``x2`` with a mask (``mask2``: its rows, of
+    ``x2``'s or broadcast over the leading axes), remembered in ``_row_plans`` (under ``key``,
+    with the mask's shape: apart from the unmasked plan), where ``_run_rows``
     would run one serial kernel whatever the thread count (below PARALLEL_MIN_ELEMENTS: an RL
     policy's action mask over 8 x 10 logits): ``(serial, None)``, the general kernels' serial
     form, for rows too few for the fill; ``(serial, (width, chunk))``, the fill's
