@@ -805,11 +805,7 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows=None) -> None:
     n_rows = x2.shape[0]
     log = mode == MODE_LOG_SOFTMAX
     k = kernels()
-    if (
-        mask2 is not None
-        and n_rows >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS)
-        and _short_rows(k, x2, None, softmax=not log)
-    ):
+    if mask2 is not None and _fills_masked_rows(k, x2, log):
         _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log, mask_rows)
         return
     serial, parallel, middle, work = _row_kernels(k, x2, mask2, log, mask_rows)
@@ -819,6 +815,15 @@ def _run_rows(x2, out2, mask2, sign, t_hi, t_lo, mode, mask_rows=None) -> None:
         parallel(n_rows, _workers(n_rows), x2, out2, *middle, sign, t_hi, t_lo)
     else:
         _run_general_rows(x2, out2, mask2, sign, t_hi, t_lo, log, mask_rows)
+
+
+def _fills_masked_rows(k, x2, log: bool) -> bool:
+    """Whether masked rows ``x2`` are filled for the unmasked short or packed kernels
+    (``_run_masked_short_rows``): short rows, from MASKED_FILL_MIN_ROWS rows (log_softmax's from
+    MASKED_LOG_FILL_MIN_ROWS)."""
+    return x2.shape[0] >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS) and _short_rows(
+        k, x2, None, softmax=not log
+    )
 
 
 def _run_masked_short_rows(k, x2, out2, mask2, sign, t_hi, t_lo, log: bool, mask_rows=None) -> None:
@@ -980,9 +985,7 @@ def _masked_row_plan(key: tuple, x2: np.ndarray, mask2: np.ndarray, mode: int) -
         _row_plans.clear()
     k = kernels()
     log = mode == MODE_LOG_SOFTMAX
-    if x2.shape[0] >= (MASKED_LOG_FILL_MIN_ROWS if log else MASKED_FILL_MIN_ROWS) and _short_rows(
-        k, x2, None, softmax=not log
-    ):
+    if _fills_masked_rows(k, x2, log):
         serial, _, width, work = _masked_short_kernels(k, x2, log)
         filled = (width, _fill_chunk(x2))
     else:
