@@ -4,8 +4,9 @@ callers, without machine code of their own unless their code reads numba's envir
 Every kernel test runs on such callees; these check the mechanism itself, each in a child process
 with an empty numba cache (a warm cache would load the functions below instead of compiling them):
 which libraries get machine code, that callers work either way, that a later process compiling
-another caller loads the callees from numba's on-disk cache, and that calling a callee from
-Python raises rather than calling numba's null entry point (a crash).
+another caller loads the callees from numba's on-disk cache, as they were compiled (without
+machine code, and the module callers link unchanged), and that calling a callee from Python
+raises rather than calling numba's null entry point (a crash).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 
 from softmaxkit._kernels._fastmath import callee, kernel
@@ -56,13 +58,32 @@ def _second_caller(x):
     return _plus_one(x) * _checked(x)
 
 
+@callee()
+def _sum_of_squares(a):
+    total = 0.0
+    for i in range(a.size):  # a loop: what making machine code rewrites (address modes, induction)
+        total += a[i] * a[i]
+    return total
+
+
+@kernel()
+def _first_squares_caller(a):
+    return _sum_of_squares(a)
+
+
+@kernel()
+def _second_squares_caller(a):
+    return _sum_of_squares(a) + 1.0
+
+
 CALLEES = {"_plus_one": _plus_one, "_pair_sum": _pair_sum, "_checked": _checked, "_through_python": _through_python}
 
 
 def _child(step: str) -> None:
     """Run one step in this (child) process and print what it saw as JSON."""
+    squares = np.arange(5.0)
     if step == "first":
-        result = {"value": _first_caller(2.0)}
+        result = {"value": _first_caller(2.0), "squares": _first_squares_caller(squares)}
         try:
             _first_caller(-1.0)
         except ValueError as error:  # raised in a linked copy of _checked
@@ -73,14 +94,20 @@ def _child(step: str) -> None:
             for cres in function.overloads.values()
         }
     elif step == "second":
-        result = {"value": _second_caller(3.0),
-                  "cache_hits": {name: sum(CALLEES[name].stats.cache_hits.values()) for name in ("_plus_one", "_checked")}}
+        result = {"value": _second_caller(3.0), "squares": _second_squares_caller(squares),
+                  "cache_hits": {name: sum(CALLEES[name].stats.cache_hits.values()) for name in ("_plus_one", "_checked")},
+                  "libraries": {name: [type(cres.library).__name__, getattr(cres.library, "needs_machine_code", True)]
+                                for name in ("_plus_one", "_checked") for cres in CALLEES[name].overloads.values()}}
     else:  # a callee called from Python, after a caller had it compiled (or loaded)
         _second_caller(3.0)
         try:
             _plus_one(1.0)
         except TypeError as error:
             result = {"python_call": str(error)}
+    if step != "python":  # the module callers link of _sum_of_squares, compiled (first) or loaded (second)
+        (cres,) = _sum_of_squares.overloads.values()
+        linked = str(cres.library._get_module_for_linking()).splitlines()
+        result["linked"] = "\n".join(line for line in linked if not line.startswith(("; ModuleID", "source_filename")))
     print(json.dumps(result))
 
 
@@ -118,6 +145,20 @@ def test_another_caller_loads_the_callees_from_the_on_disk_cache(runs):
     _, second = runs
     assert second["value"] == 4.0 * 3.0
     assert second["cache_hits"] == {"_plus_one": 1, "_checked": 1}  # bitcode-only and machine-code entries
+    assert second["squares"] == 30.0 + 1.0
+
+
+def test_a_loaded_callee_gets_machine_code_only_when_its_code_reads_the_environment(runs):
+    _, second = runs
+    # the machine-code entry loads as numba loads it (its library's own kind)
+    assert second["libraries"] == {"_plus_one": ["_LinkOnlyLibrary", False], "_checked": ["JITCodeLibrary", True]}
+
+
+def test_callers_link_the_same_module_of_a_callee_compiled_or_loaded(runs):
+    first, second = runs
+    assert first["squares"] == 30.0
+    assert "_sum_of_squares" in first["linked"]
+    assert second["linked"] == first["linked"]
 
 
 def test_calling_a_callee_from_python_raises(runs, tmp_path):

@@ -27,9 +27,9 @@ from llvmlite import binding as llvm
 from numba import _dynfunc, config, njit
 from numba.core import event, ir_utils, lowering
 from numba.core import sigutils
-from numba.core.caching import FunctionCache, IndexDataCacheFile
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, IndexDataCacheFile
 from numba.core.codegen import JITCodeLibrary
-from numba.core.compiler import Compiler
+from numba.core.compiler import CompileResult, Compiler
 from numba.core.compiler_machinery import register_pass
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import _nrt_python, nrt, nrtdynmod
@@ -133,8 +133,9 @@ class WideVectorCompiler(Compiler):
 #   the optimised module, as LLVM's own link-time optimisation would.  Kernel timings paired on
 #   the VM (aligned buffers, both orders): NCHW softmax/log_softmax/logsumexp 0.99-1.01, rows
 #   0.99-1.00, 8x256x4096 columns within its noise (0.92-1.08 from one pairing to the next).
-# - numba's on-disk cache: it keeps a callee's bitcode only (numba's "bitcode" kind), from which
-#   a later process that compiles another caller gets the machine code numba makes on loading.
+# - numba's on-disk cache: it keeps a callee's bitcode only (numba's "bitcode" kind), which a
+#   later process compiling another caller loads as it was compiled, without machine code
+#   (``_CompileResultCacheImpl``, below).
 # A callee whose code reads its numba environment (an ``objmode`` block, an exception raised with
 # run-time values) gets machine code as before: numba stores the environment's address into the
 # machine code's copy of a global, which callers' linked copies share.
@@ -155,11 +156,15 @@ class _LinkOnlyLibrary(JITCodeLibrary):
     needs_machine_code = True
 
     def _finalize_final_module(self):
-        # the global's definition, plus any use (an unused one is optimised away)
-        self.needs_machine_code = self.env_name is None or str(self._final_module).count(self.env_name) > 1
+        self.needs_machine_code = self.env_name is None or _uses_a_global(self._final_module, (self.env_name,))
         if self.needs_machine_code:
             super()._finalize_final_module()
-            return
+        else:
+            self.finalize_for_linking_only()
+
+    def finalize_for_linking_only(self):
+        """What numba's finalising does before it makes machine code."""
+        self.needs_machine_code = False
         self._finalize_dynamic_globals()
         self._verify_declare_only_symbols()
         self._finalized = True
@@ -197,12 +202,61 @@ def _lower_for_linking_only(lowering_pass, state) -> bool:
     if library.needs_machine_code:
         entry = context.get_executable(library, fndesc, lowered.env)
     else:
-        entry = _dynfunc.make_function(fndesc.lookup_module(), fndesc.qualname.split(".")[-1],
-                                       f"compiled wrapper for {fndesc.qualname!r}", 0, lowered.env, (library,))
+        entry = _null_entry_point(library, fndesc, lowered.env)
     context.insert_user_function(entry, fndesc, [library])
     state.reload_init.extend(library._reload_init)
     state["cr"] = lowered._replace(cfunc=entry)
     return True
+
+
+def _null_entry_point(library, fndesc, env):
+    """The entry point numba keeps for a function without machine code: a null function, as
+    numba's own is for a function without a CPython wrapper."""
+    return _dynfunc.make_function(fndesc.lookup_module(), fndesc.qualname.split(".")[-1],
+                                  f"compiled wrapper for {fndesc.qualname!r}", 0, env, (library,))
+
+
+def _uses_a_global(module, names) -> bool:
+    """Whether ``module``'s code uses one of the globals ``names``: its text names it more than
+    once (the global's definition, plus a use; an unused one is optimised away)."""
+    text = str(module)
+    return any(text.count(name) > 1 for name in names)
+
+
+_ENV_PREFIX = "_ZN08NumbaEnv"  # how numba's environment globals are named (mangled ``NumbaEnv.<function>``)
+
+
+class _CompileResultCacheImpl(CompileResultCacheImpl):
+    """numba's compile results in its on-disk cache, a callee's loaded as it was compiled.
+
+    numba loads a callee's bitcode (its "bitcode" kind, see ``_LinkOnlyLibrary``) into a library
+    of its own kind, which makes machine code of the module, and so rewrites it in place before
+    callers link it.  Two kernels linking one callee, one compiled while the callee came from
+    the cache and one while it was compiled in the process, then linked different modules, and
+    a caller optimising what it links may contract or reassociate them differently: results one
+    ulp apart between paths that must agree.  So a callee's library is loaded as a
+    ``_LinkOnlyLibrary``, without machine code, unless its code uses a numba environment (its
+    own or a linked callee's, which nothing else in the process may have loaded): those load as
+    numba loads them, setting the environments' addresses into the machine code."""
+
+    def rebuild(self, target_context, payload):
+        if len(payload) != 9 or payload[0][1] != "bitcode" or not _LINK_ONLY_PARTS:  # (not a callee's)
+            return super().rebuild(target_context, payload)
+        libdata, fndesc, env, signature, objectmode, lifted, typeann, reload_init, referenced_envs = payload
+        module = llvm.parse_bitcode(libdata[2])
+        if _uses_a_global(module, [g.name for g in module.global_variables if g.name.startswith(_ENV_PREFIX)]):
+            return super().rebuild(target_context, payload)
+        for function in reload_init:
+            function()
+        library = _LinkOnlyLibrary(target_context.codegen(), libdata[0])
+        library.env_name = target_context.get_env_name(fndesc)
+        library._final_module = module
+        library.finalize_for_linking_only()
+        return CompileResult(target_context=target_context, typing_context=target_context.typing_context,
+                             library=library, environment=env, entry_point=_null_entry_point(library, fndesc, env),
+                             fndesc=fndesc, type_annotation=typeann, signature=signature, objectmode=objectmode,
+                             lifted=lifted, typing_error=None, call_helper=None, metadata=None,
+                             reload_init=reload_init, referenced_envs=referenced_envs)
 
 
 def target_cpu() -> str:
@@ -290,7 +344,9 @@ event.register("numba:compile", LABELS_FROM_ZERO)
 
 class _RegistryFreeCache(FunctionCache):
     """numba's on-disk cache of one function, loading without numba's registries, and safe for
-    several processes at once (see below)."""
+    several processes at once (see below); callees load as they were compiled (see above)."""
+
+    _impl_class = _CompileResultCacheImpl
 
     def __init__(self, py_func):
         super().__init__(py_func)
