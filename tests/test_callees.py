@@ -1,5 +1,6 @@
-"""Callees (``_fastmath.callee``) are compiled for linking only: optimised and linked into their
-callers, without machine code of their own unless their code reads numba's environment.
+"""Callees (``_fastmath.callee``) are compiled for linking only: linked into their callers, which
+optimise them, without machine code of their own unless their code reads numba's environment,
+and without being optimised on their own unless marked ``optimised_alone``.
 
 Every kernel test runs on such callees; these check the mechanism itself, each in a child process
 with an empty numba cache (a warm cache would load the functions below instead of compiling them):
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +22,7 @@ import numba
 import numpy as np
 import pytest
 
-from softmaxkit._kernels._fastmath import callee, kernel
+from softmaxkit._kernels._fastmath import callee, kernel, optimised_alone
 
 
 @callee()
@@ -76,6 +78,22 @@ def _second_squares_caller(a):
     return _sum_of_squares(a) + 1.0
 
 
+@callee()
+def _twice_plus_one(x):
+    return _plus_one(x) * 2.0
+
+
+@callee()
+@optimised_alone
+def _twice_plus_one_alone(x):
+    return _plus_one(x) * 2.0
+
+
+@kernel()
+def _third_caller(x):
+    return _twice_plus_one(x) + _twice_plus_one_alone(x)
+
+
 CALLEES = {"_plus_one": _plus_one, "_pair_sum": _pair_sum, "_checked": _checked, "_through_python": _through_python}
 
 
@@ -88,6 +106,13 @@ def _child(step: str) -> None:
             _first_caller(-1.0)
         except ValueError as error:  # raised in a linked copy of _checked
             result["error"] = list(error.args)
+        result["third"] = _third_caller(1.0)
+        # whether a library's module still calls _plus_one (the inliner, a module pass, removes it)
+        result["calls_plus_one"] = {
+            function.__name__: [bool(re.search(r"call .*_plus_one", str(cres.library._final_module)))
+                                for cres in function.overloads.values()]
+            for function in (_twice_plus_one, _twice_plus_one_alone, _third_caller)
+        }
         result["libraries"] = {
             name: [type(cres.library).__name__, getattr(cres.library, "needs_machine_code", True)]
             for name, function in CALLEES.items()
@@ -133,6 +158,13 @@ def test_callees_get_machine_code_only_when_their_code_reads_the_environment(run
         "_checked": ["_LinkOnlyLibrary", True],
         "_through_python": ["_LinkOnlyLibrary", True],
     }
+
+
+def test_callees_are_optimised_by_their_callers_unless_marked_optimised_alone(runs):
+    first, _ = runs
+    assert first["third"] == 8.0
+    # _twice_plus_one's module is left as lowered; the marked one's and the caller's are optimised
+    assert first["calls_plus_one"] == {"_twice_plus_one": [True], "_twice_plus_one_alone": [False], "_third_caller": [False]}
 
 
 def test_callers_run_linked_callees_of_both_kinds(runs):

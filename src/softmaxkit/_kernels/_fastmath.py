@@ -127,12 +127,20 @@ class WideVectorCompiler(Compiler):
 # it through, and compiled callers run their linked copies.  Making it was most of numba's
 # machine-code time on a cold first call: NCHW softmax compiles 39 callees, and on the 2-core
 # Zen 5 VM its cold first call took 4.2-4.4 s without their machine code, 5.1-5.2 s with it.
-# So a callee's library (``_LinkOnlyLibrary``) stops after optimisation.  Two things change:
-# - what callers link: numba linked a callee's module *after* making machine code of it, which
-#   rewrites the module in place (loop strength reduction, address-mode sinking); they now link
-#   the optimised module, as LLVM's own link-time optimisation would.  Kernel timings paired on
-#   the VM (aligned buffers, both orders): NCHW softmax/log_softmax/logsumexp 0.99-1.01, rows
-#   0.99-1.00, 8x256x4096 columns within its noise (0.92-1.08 from one pairing to the next).
+# So a callee's library (``_LinkOnlyLibrary``) makes no machine code, nor (since 2026-12-06) does
+# it optimise its module on its own.  Two things change:
+# - what callers link: numba linked a callee's module after optimising it *and* making machine
+#   code of it, which rewrites the module in place (loop strength reduction, address-mode
+#   sinking).  Callers now link it as lowered (numba's function passes only) and optimise it with
+#   their own module, once, as LLVM's link-time optimisation would.  numba ran LLVM's module
+#   pipeline (twice: a cheap one, then the full one) on every callee's module, then again on
+#   every caller's, which holds its callees: on the 2-vCPU Xeon that was 0.72 s of the 4.2 s of
+#   a cold first call of NCHW log_softmax, and 0.24 s without the callees' own.  Kernel timings
+#   paired there (2 threads, 39 layouts, dtypes and masks): 0.90-1.01, results bit-identical,
+#   except one callee, log_softmax's column writing pass (``write_shifted``, 1.08-1.14 without
+#   its own optimisation).  Such a callee is marked ``optimised_alone`` and optimised as numba
+#   would.  (Until then callers linked the optimised module without machine code; paired on the
+#   Zen 5 VM against numba's: NCHW softmax/log_softmax/logsumexp 0.99-1.01, rows 0.99-1.00.)
 # - numba's on-disk cache: it keeps a callee's bitcode only (numba's "bitcode" kind), which a
 #   later process compiling another caller loads as it was compiled, without machine code
 #   (``_CompileResultCacheImpl``, below).
@@ -149,11 +157,18 @@ _LINK_ONLY_PARTS = all(
 
 
 class _LinkOnlyLibrary(JITCodeLibrary):
-    """A callee's code library: optimised and linked into its callers' libraries, without
-    machine code of its own unless its code reads its numba environment (``env_name``)."""
+    """A callee's code library: linked into its callers' libraries and optimised there, without
+    machine code of its own unless its code reads its numba environment (``env_name``), nor an
+    optimisation of its own unless its function is marked ``optimised_alone``."""
 
     env_name: str | None = None  # the environment global's name, set before finalising
     needs_machine_code = True
+
+    optimised_alone = False  # its function is marked ``optimised_alone``
+
+    def _optimize_final_module(self):
+        if self.optimised_alone:  # (else: left to the callers that link it)
+            super()._optimize_final_module()
 
     def _finalize_final_module(self):
         self.needs_machine_code = self.env_name is None or _uses_a_global(self._final_module, (self.env_name,))
@@ -177,6 +192,17 @@ class _LinkOnlyLibrary(JITCodeLibrary):
         return self.serialize_using_bitcode()
 
 
+_OPTIMISED_ALONE: set = set()  # the code objects of the callees marked ``optimised_alone``
+
+
+def optimised_alone(function):
+    """Mark ``function``, a callee (or an overload's implementation), as one whose module is
+    optimised on its own before callers link it, as numba does: for the few whose callers were
+    measured slower without (see above).  Returns it."""
+    _OPTIMISED_ALONE.add(function.__code__)
+    return function
+
+
 def _compiles_for_linking_only(state) -> bool:
     """A function only compiled functions call (``callee``, ``callee_overload``: neither wrapper)."""
     flags = state.flags
@@ -190,6 +216,7 @@ def _lower_for_linking_only(lowering_pass, state) -> bool:
     own is for a function without a CPython wrapper."""
     library = state.library = _LinkOnlyLibrary(state.targetctx.codegen(), state.func_id.func_qualname)
     library.enable_object_caching()
+    library.optimised_alone = getattr(state.func_id.func, "__code__", None) in _OPTIMISED_ALONE
     state.flags.no_compile = True
     try:
         NativeLowering.run_pass(lowering_pass, state)
