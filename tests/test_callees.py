@@ -97,6 +97,12 @@ def _third_caller(x):
 CALLEES = {"_plus_one": _plus_one, "_pair_sum": _pair_sum, "_checked": _checked, "_through_python": _through_python}
 
 
+def _libraries(names) -> dict:
+    """Each named callee's library: its kind, and whether it got machine code."""
+    return {name: [type(cres.library).__name__, getattr(cres.library, "needs_machine_code", True)]
+            for name in names for cres in CALLEES[name].overloads.values()}
+
+
 def _child(step: str) -> None:
     """Run one step in this (child) process and print what it saw as JSON."""
     squares = np.arange(5.0)
@@ -113,16 +119,11 @@ def _child(step: str) -> None:
                                 for cres in function.overloads.values()]
             for function in (_twice_plus_one, _twice_plus_one_alone, _third_caller)
         }
-        result["libraries"] = {
-            name: [type(cres.library).__name__, getattr(cres.library, "needs_machine_code", True)]
-            for name, function in CALLEES.items()
-            for cres in function.overloads.values()
-        }
+        result["libraries"] = _libraries(CALLEES)
     elif step == "second":
         result = {"value": _second_caller(3.0), "squares": _second_squares_caller(squares),
                   "cache_hits": {name: sum(CALLEES[name].stats.cache_hits.values()) for name in ("_plus_one", "_checked")},
-                  "libraries": {name: [type(cres.library).__name__, getattr(cres.library, "needs_machine_code", True)]
-                                for name in ("_plus_one", "_checked") for cres in CALLEES[name].overloads.values()}}
+                  "libraries": _libraries(("_plus_one", "_checked"))}
     else:  # a callee called from Python, after a caller had it compiled (or loaded)
         _second_caller(3.0)
         try:
